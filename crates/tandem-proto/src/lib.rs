@@ -1,0 +1,89 @@
+//! Tandem's wire protocol as a deterministic, sans-IO state machine.
+//!
+//! This crate is the protocol and nothing else: it never reads a clock, never touches a
+//! socket, never spawns a thread or task. It is what `tandem-net` drives over real UDP
+//! sockets and what `tandem-sim` drives through impaired links in virtual time — the same
+//! code, so a minute of streaming through any network condition replays exactly from a seed.
+//! It does not encode or decode video (that is `tandem-codec`), choose interfaces or
+//! discover peers (`tandem-net`), or authenticate peers (a later layer; the header reserves
+//! a flag for sealed payloads).
+//!
+//! # The run-loop contract
+//!
+//! A [`Sender`] and a [`Receiver`] both implement [`Endpoint`]. The caller owns time and IO:
+//!
+//! 1. Feed every datagram from the peer: [`Endpoint::handle_datagram`]`(now, bytes)`.
+//!    Malformed, foreign-session or other-version datagrams are counted in the stats and
+//!    dropped; nothing else happens.
+//! 2. Feed frames (sender only): [`Sender::send_frame`]`(now, frame)`.
+//! 3. After any call above, drain [`Endpoint::poll_transmit`]`(now)` until `None` and send
+//!    each datagram as is. The sender's media is already paced: `poll_transmit` returns
+//!    `None` until the next datagram's slot.
+//! 4. Drain [`Endpoint::poll_event`]: frames to decode ([`ReceiverEvent::Frame`], each
+//!    marked for display or not), keyframe requests and target bitrates
+//!    ([`SenderEvent`]).
+//! 5. Sleep until [`Endpoint::poll_timeout`] (or the next datagram or frame), then call
+//!    [`Endpoint::handle_timeout`]`(now)` and go back to 3.
+//!
+//! `now` must never go backwards. Every `now` is a [`std::time::Instant`]; in virtual time
+//! the caller builds them as `start + offset`.
+//!
+//! # Modules
+//!
+//! [`packet`] is the datagram format; [`sender`] and [`receiver`] are the endpoints; the
+//! rest are their parts, each one idea: [`pacer`], [`history`] (retransmission), [`fec`],
+//! [`congestion`] (delay gradient, rate, capacity), [`reassembly`], [`nack`], [`jitter`],
+//! [`playout`], [`rtt`] (RTT and clock offset), [`stats`], [`config`].
+
+#![warn(missing_docs)]
+
+use std::time::Instant;
+
+use bytes::Bytes;
+
+pub mod config;
+pub mod congestion;
+pub mod fec;
+pub mod fuzzing;
+pub mod history;
+pub mod jitter;
+pub mod nack;
+pub mod pacer;
+pub mod packet;
+pub mod playout;
+pub mod reassembly;
+pub mod receiver;
+pub mod rtt;
+pub mod sender;
+pub mod stats;
+
+pub use config::{ReceiverConfig, SenderConfig};
+pub use fec::FecMode;
+pub use packet::{Codec, ParseError};
+pub use playout::PlayoutPolicy;
+pub use receiver::{ReceivedFrame, Receiver, ReceiverEvent};
+pub use sender::{OutgoingFrame, SendError, Sender, SenderEvent};
+pub use stats::{DropCounters, ReceiverStats, SenderStats};
+
+/// A datagram to send to the peer.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// The UDP payload.
+    pub contents: Bytes,
+}
+
+/// The sans-IO driving interface shared by [`Sender`] and [`Receiver`].
+pub trait Endpoint {
+    /// What the endpoint reports to its driver.
+    type Event;
+    /// Feeds one datagram received from the peer.
+    fn handle_datagram(&mut self, now: Instant, datagram: Bytes);
+    /// The next datagram to send, if one is ready now.
+    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit>;
+    /// When [`Endpoint::handle_timeout`] should next be called.
+    fn poll_timeout(&self) -> Option<Instant>;
+    /// Runs timers due at `now`.
+    fn handle_timeout(&mut self, now: Instant);
+    /// The next event for the driver.
+    fn poll_event(&mut self) -> Option<Self::Event>;
+}

@@ -1,0 +1,569 @@
+//! The receiving endpoint: datagrams in, decodable frames (marked for display or not) out,
+//! feedback back to the sender.
+//!
+//! Decode order is strict: a delta frame is handed over only after its predecessor, so a
+//! frame that completes early waits (bounded) for the ones before it. A missing frame is
+//! NACKed and, if still missing after the frame timeout, given up: the chain is broken,
+//! later delta frames are undecodable and dropped, and a keyframe is requested (repeated,
+//! rate-limited, until one arrives). A frame flagged discardable breaks no chain and is
+//! simply skipped.
+
+use std::collections::{BTreeMap, VecDeque};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::config::ReceiverConfig;
+use crate::congestion::TrendlineEstimator;
+use crate::jitter::{FrameDelayEstimator, InterarrivalJitter};
+use crate::nack::NackTracker;
+use crate::packet::{
+    Codec, FRAME_DISCARDABLE, KeyframeRequest, MediaFragment, Packet, Payload, ReceiverReport,
+};
+use crate::playout::{PlayoutBuffer, PlayoutPolicy};
+use crate::reassembly::{CompleteFrame, FrameReassembler, Insert};
+use crate::rtt::{Clock, Prober};
+use crate::stats::ReceiverStats;
+use crate::{Endpoint, Transmit};
+
+/// Largest sequence gap repaired by NACK; a bigger jump is left to a keyframe.
+const MAX_NACK_GAP: u32 = 1024;
+
+/// A frame handed to the decoder.
+#[derive(Clone, Debug)]
+pub struct ReceivedFrame {
+    /// Sender's frame id.
+    pub frame_id: u32,
+    /// Codec of `data`.
+    pub codec: Codec,
+    /// Decodable on its own.
+    pub keyframe: bool,
+    /// Capture time on the sender's clock, µs.
+    pub capture_us: u64,
+    /// Encoded bytes.
+    pub data: Bytes,
+    /// Show it (true) or decode it only to keep references current (false).
+    pub display: bool,
+    /// When its last piece arrived.
+    pub completed_at: Instant,
+    /// When playout released it (≥ `completed_at`).
+    pub released_at: Instant,
+    /// Needed a retransmission or parity.
+    pub repaired: bool,
+}
+
+/// What the receiver tells its driver.
+#[derive(Clone, Debug)]
+pub enum ReceiverEvent {
+    /// A frame to decode (and maybe display).
+    Frame(ReceivedFrame),
+}
+
+/// Sans-IO receiving endpoint. See the crate docs for the driving contract.
+#[derive(Debug)]
+pub struct Receiver {
+    config: ReceiverConfig,
+    clock: Clock,
+    next_packet_number: u64,
+    reassembly: FrameReassembler,
+    nack: NackTracker,
+    playout: PlayoutBuffer,
+    ia_jitter: InterarrivalJitter,
+    frame_jitter: FrameDelayEstimator,
+    trend: TrendlineEstimator,
+    prober: Prober,
+    control: VecDeque<Payload>,
+    events: VecDeque<ReceiverEvent>,
+    highest_seq: Option<u32>,
+    newest_frame_seen: Option<u32>,
+    /// The frame decode continuity needs next; `None` while waiting for a keyframe.
+    next_frame: Option<u32>,
+    ready: BTreeMap<u32, CompleteFrame>,
+    ready_bytes: usize,
+    waiting_since: Option<Instant>,
+    keyframe_wanted: bool,
+    last_keyframe_request: Option<Instant>,
+    keyframe_request_id: u32,
+    last_decoded: u32,
+    last_capture_us: Option<u64>,
+    frame_interval: Duration,
+    next_report: Instant,
+    interval_highest: Option<u32>,
+    interval_lost: u64,
+    interval_bytes: u64,
+    interval_start: Instant,
+    interval_delivery_bps: u64,
+    last_now: Instant,
+    stats: ReceiverStats,
+}
+
+impl Receiver {
+    /// A receiver whose clock starts at `now`.
+    pub fn new(config: ReceiverConfig, now: Instant) -> Self {
+        Self {
+            clock: Clock::new(now),
+            next_packet_number: 0,
+            reassembly: FrameReassembler::new(
+                config.max_frames_in_flight,
+                config.max_buffered_bytes,
+                config.fec,
+            ),
+            nack: NackTracker::default(),
+            playout: PlayoutBuffer::new(config.playout),
+            ia_jitter: InterarrivalJitter::default(),
+            frame_jitter: FrameDelayEstimator::default(),
+            trend: TrendlineEstimator::default(),
+            prober: Prober::new(now),
+            control: VecDeque::new(),
+            events: VecDeque::new(),
+            highest_seq: None,
+            newest_frame_seen: None,
+            next_frame: None,
+            ready: BTreeMap::new(),
+            ready_bytes: 0,
+            waiting_since: None,
+            keyframe_wanted: false,
+            last_keyframe_request: None,
+            keyframe_request_id: 0,
+            last_decoded: 0,
+            last_capture_us: None,
+            frame_interval: Duration::from_micros(16_667),
+            next_report: now + config.report_interval,
+            interval_highest: None,
+            interval_lost: 0,
+            interval_bytes: 0,
+            interval_start: now,
+            interval_delivery_bps: 0,
+            last_now: now,
+            stats: ReceiverStats::default(),
+            config,
+        }
+    }
+
+    /// The receiver's clock (µs since creation).
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Changes the playout policy live.
+    pub fn set_playout_policy(&mut self, policy: PlayoutPolicy) {
+        self.config.playout = policy;
+        self.playout.set_policy(policy);
+    }
+
+    /// Sender clock minus receiver clock (µs), once a ping has been answered.
+    pub fn sender_clock_offset_us(&self) -> Option<i64> {
+        self.prober.peer_clock_offset_us()
+    }
+
+    fn rtt(&self) -> Duration {
+        self.prober.rtt().smoothed_or(Duration::from_millis(20))
+    }
+
+    fn frame_timeout(&self) -> Duration {
+        self.config.min_frame_timeout.max(self.rtt() * 3 + Duration::from_millis(20))
+    }
+
+    fn nack_retry_interval(&self) -> Duration {
+        (self.rtt() + Duration::from_millis(2))
+            .clamp(Duration::from_millis(3), Duration::from_millis(200))
+    }
+
+    fn tail_wait(&self) -> Duration {
+        Duration::from_micros(self.ia_jitter.jitter_us() as u64 * 3).max(Duration::from_millis(3))
+    }
+
+    fn on_media(&mut self, now: Instant, f: MediaFragment) {
+        self.stats.media_packets += 1;
+        let now_us = self.clock.us(now);
+        self.ia_jitter.on_packet(now_us, f.frame.capture_us);
+        self.interval_bytes += f.data.len() as u64;
+        let id = f.frame.frame_id;
+        if self.newest_frame_seen.is_none_or(|n| id > n) {
+            self.newest_frame_seen = Some(id);
+            self.trend.on_frame_start(now, now_us, f.frame.capture_us);
+        }
+        let was_missing = self.nack.received(f.seq);
+        if was_missing {
+            self.stats.packets_repaired += 1;
+        }
+        match self.highest_seq {
+            None => self.highest_seq = Some(f.seq),
+            Some(h) if f.seq > h => {
+                let gap = f.seq - h - 1;
+                if gap > 0 {
+                    self.stats.packets_lost += u64::from(gap);
+                    self.interval_lost += u64::from(gap);
+                    if self.config.nack && gap <= MAX_NACK_GAP {
+                        for s in h + 1..f.seq {
+                            self.nack.add(now, s);
+                        }
+                    }
+                }
+                self.highest_seq = Some(f.seq);
+            }
+            Some(_) => {}
+        }
+        let outcome = self.reassembly.insert_fragment(now, f, was_missing);
+        self.on_insert(now, outcome);
+    }
+
+    fn on_insert(&mut self, now: Instant, outcome: Insert) {
+        match outcome {
+            Insert::Stored => {}
+            Insert::Duplicate => self.stats.duplicates += 1,
+            Insert::Stale => self.stats.stale_packets += 1,
+            Insert::Rejected => self.stats.drops.rejected_fragments += 1,
+            Insert::Complete(c) => self.on_complete(now, c),
+        }
+        self.advance(now);
+    }
+
+    fn on_complete(&mut self, _now: Instant, c: CompleteFrame) {
+        self.stats.frames_completed += 1;
+        if c.fec_recovered > 0 {
+            self.stats.frames_fec_recovered += 1;
+            self.stats.fec_fragments_recovered += u64::from(c.fec_recovered);
+        }
+        for i in 0..u32::from(c.info.fragment_count) {
+            self.nack.received(c.first_seq.wrapping_add(i));
+        }
+        self.frame_jitter.on_frame(self.clock.us(c.completed_at), c.info.capture_us, c.data.len());
+        if let Some(bps) = c.delivery_rate_bps {
+            self.interval_delivery_bps = self.interval_delivery_bps.max(bps);
+        }
+        if self.next_frame.is_some_and(|n| c.info.frame_id < n) {
+            self.stats.stale_packets += 1;
+            return;
+        }
+        self.ready_bytes += c.data.len();
+        self.ready.insert(c.info.frame_id, c);
+        while self.ready.len() > self.config.max_frames_in_flight
+            || self.ready_bytes > self.config.max_buffered_bytes
+        {
+            let Some((_, old)) = self.ready.pop_first() else { break };
+            self.ready_bytes -= old.data.len();
+            self.stats.frames_evicted += 1;
+        }
+    }
+
+    fn take_ready(&mut self, id: u32) -> Option<CompleteFrame> {
+        let c = self.ready.remove(&id)?;
+        self.ready_bytes -= c.data.len();
+        Some(c)
+    }
+
+    /// Hands over every frame whose chain is intact, jumping to ready keyframes.
+    fn advance(&mut self, now: Instant) {
+        loop {
+            match self.next_frame {
+                Some(n) => {
+                    if let Some(c) = self.take_ready(n) {
+                        self.deliver(now, c);
+                        continue;
+                    }
+                    let key = self.ready.iter().find(|(_, c)| c.info.is_keyframe()).map(|(k, _)| *k);
+                    if let Some(k) = key {
+                        self.drop_ready_below(k);
+                        self.next_frame = Some(k);
+                        continue;
+                    }
+                    break;
+                }
+                None => {
+                    let key = self.ready.iter().find(|(_, c)| c.info.is_keyframe()).map(|(k, _)| *k);
+                    match key {
+                        Some(k) => {
+                            self.drop_ready_below(k);
+                            self.next_frame = Some(k);
+                        }
+                        None => {
+                            // Deltas without a reference: undecodable.
+                            let n = self.ready.len() as u64;
+                            if n > 0 {
+                                self.stats.frames_undecodable += n;
+                                self.ready.clear();
+                                self.ready_bytes = 0;
+                                self.keyframe_wanted = true;
+                            }
+                            break;
+                        }
+                    }
+                }
+            }
+        }
+        self.waiting_since = match self.next_frame {
+            Some(n) if self.newest_frame_seen.is_some_and(|s| s > n) => {
+                Some(self.waiting_since.unwrap_or(now))
+            }
+            _ => None,
+        };
+    }
+
+    fn drop_ready_below(&mut self, k: u32) {
+        let keep = self.ready.split_off(&k);
+        let dropped = std::mem::replace(&mut self.ready, keep);
+        for (_, c) in dropped {
+            self.ready_bytes -= c.data.len();
+            self.stats.frames_undecodable += 1;
+        }
+        self.reassembly.finish_below(k);
+    }
+
+    fn deliver(&mut self, now: Instant, c: CompleteFrame) {
+        let id = c.info.frame_id;
+        self.next_frame = Some(id.wrapping_add(1));
+        self.last_decoded = id;
+        if c.info.is_keyframe() {
+            self.keyframe_wanted = false;
+        }
+        if let Some(prev) = self.last_capture_us.replace(c.info.capture_us) {
+            let d = Duration::from_micros(c.info.capture_us.saturating_sub(prev));
+            if d >= Duration::from_millis(1) && d <= Duration::from_millis(200) {
+                self.frame_interval = (self.frame_interval * 7 + d) / 8;
+            }
+        }
+        self.reassembly.finish_below(id.wrapping_add(1));
+        self.nack.forget_below(c.first_seq.wrapping_add(u32::from(c.info.fragment_count)));
+        if let Some(offset) = self.prober.peer_clock_offset_us() {
+            let first = self.clock.us(c.first_arrival) as i64;
+            let sent_local = c.info.capture_us as i64 - offset;
+            self.stats.one_way_delay = Some(Duration::from_micros((first - sent_local).max(0) as u64));
+        }
+        let newer = self.newest_frame_seen.is_some_and(|n| n > id);
+        let jitter = Duration::from_micros(self.frame_jitter.jitter_us() as u64);
+        let completed_us = self.clock.us(c.completed_at);
+        self.stats.frames_delivered += 1;
+        self.playout.push(now, c, completed_us, jitter, self.frame_interval, newer);
+    }
+
+    fn release(&mut self, now: Instant) {
+        while let Some(p) = self.playout.poll(now) {
+            if p.display {
+                self.stats.frames_displayed += 1;
+            } else {
+                self.stats.frames_not_displayed += 1;
+            }
+            let f = p.frame;
+            self.events.push_back(ReceiverEvent::Frame(ReceivedFrame {
+                frame_id: f.info.frame_id,
+                codec: f.info.codec,
+                keyframe: f.info.is_keyframe(),
+                capture_us: f.info.capture_us,
+                data: f.data,
+                display: p.display,
+                completed_at: f.completed_at,
+                released_at: p.released_at,
+                repaired: f.repaired,
+            }));
+        }
+    }
+
+    fn give_up_if_overdue(&mut self, now: Instant) {
+        let (Some(n), Some(since)) = (self.next_frame, self.waiting_since) else { return };
+        if now.saturating_duration_since(since) < self.frame_timeout() {
+            return;
+        }
+        self.stats.frames_abandoned += 1;
+        let discardable =
+            self.reassembly.info(n).is_some_and(|i| i.flags & FRAME_DISCARDABLE != 0);
+        self.reassembly.finish_below(n.wrapping_add(1));
+        if discardable {
+            self.next_frame = Some(n.wrapping_add(1));
+        } else {
+            self.next_frame = None;
+            self.keyframe_wanted = true;
+        }
+        self.waiting_since = None;
+        self.advance(now);
+    }
+
+    fn keyframe_request_due(&self) -> Option<Instant> {
+        if !self.keyframe_wanted {
+            return None;
+        }
+        let interval = self.config.keyframe_request_interval.max(self.rtt() * 2);
+        Some(self.last_keyframe_request.map_or(self.clock.instant(0), |t| t + interval))
+    }
+
+    fn tail_check_due(&self) -> Option<Instant> {
+        if !self.config.nack {
+            return None;
+        }
+        self.reassembly.oldest_unchecked_tail().map(|t| t + self.tail_wait())
+    }
+
+    fn run_timers(&mut self, now: Instant) {
+        if self.tail_check_due().is_some_and(|t| t <= now) {
+            let quiet_since = now.checked_sub(self.tail_wait()).unwrap_or(now);
+            for seq in self.reassembly.take_overdue_tails(quiet_since) {
+                self.nack.add(now, seq);
+            }
+        }
+        if self.config.nack {
+            let retry = self.nack_retry_interval();
+            if let Some(nack) = self.nack.poll(now, retry, self.config.max_nack_retries) {
+                self.stats.nacks_sent += 1;
+                self.stats.nacked_seqs +=
+                    nack.ranges.iter().map(|r| u64::from(r.extra) + 1).sum::<u64>();
+                self.control.push_back(Payload::Nack(nack));
+            }
+        }
+        self.give_up_if_overdue(now);
+        if self.keyframe_request_due().is_some_and(|t| t <= now) {
+            if self.last_keyframe_request.is_none_or(|t| {
+                now.saturating_duration_since(t) > self.config.keyframe_request_interval * 4
+            }) {
+                self.keyframe_request_id = self.keyframe_request_id.wrapping_add(1);
+            }
+            self.last_keyframe_request = Some(now);
+            self.stats.keyframe_requests_sent += 1;
+            self.control.push_back(Payload::KeyframeRequest(KeyframeRequest {
+                request_id: self.keyframe_request_id,
+                last_decoded_frame: self.last_decoded,
+            }));
+        }
+        if now >= self.next_report {
+            let report = self.build_report(now);
+            self.control.push_back(Payload::Report(report));
+            self.next_report = now + self.config.report_interval;
+        }
+    }
+
+    fn build_report(&mut self, now: Instant) -> ReceiverReport {
+        let highest = self.highest_seq.unwrap_or(0);
+        let expected = match (self.interval_highest, self.highest_seq) {
+            (Some(a), Some(b)) => u64::from(b.saturating_sub(a)),
+            (None, Some(_)) => u64::from(highest) + 1,
+            _ => 0,
+        };
+        let loss = if expected > 0 {
+            (self.interval_lost.min(expected) as f64 / expected as f64) as f32
+        } else {
+            0.0
+        };
+        let secs = now.saturating_duration_since(self.interval_start).as_secs_f64().max(1e-3);
+        let rate = (self.interval_bytes as f64 * 8.0 / secs) as u64;
+        self.stats.receive_rate_bps = rate;
+        self.stats.loss_fraction = loss;
+        let r = ReceiverReport {
+            highest_seq: highest,
+            cumulative_lost: self.stats.packets_lost.min(u64::from(u32::MAX)) as u32,
+            loss_fraction_q8: (loss * 256.0).min(255.0) as u8,
+            jitter_us: self.ia_jitter.jitter_us() as u32,
+            frame_jitter_us: self.frame_jitter.jitter_us().min(f64::from(u32::MAX)) as u32,
+            receive_rate_kbps: (rate / 1000).min(u64::from(u32::MAX)) as u32,
+            delivery_rate_kbps: (self.interval_delivery_bps / 1000).min(u64::from(u32::MAX)) as u32,
+            delay_trend: self.trend.trend_us_per_s().clamp(-32768.0, 32767.0) as i16,
+            usage: self.trend.usage(),
+            playout_delay_us: self.playout.delay().as_micros().min(u128::from(u32::MAX)) as u32,
+            rtt_us: self.prober.rtt().smoothed().map_or(0, |d| d.as_micros() as u32),
+        };
+        self.interval_highest = self.highest_seq;
+        self.interval_lost = 0;
+        self.interval_bytes = 0;
+        self.interval_delivery_bps = 0;
+        self.interval_start = now;
+        r
+    }
+
+    fn on_packet(&mut self, now: Instant, packet: Packet) {
+        match packet.payload {
+            Payload::Media(f) => self.on_media(now, f),
+            Payload::Parity(s) => {
+                self.stats.parity_packets += 1;
+                let outcome = self.reassembly.insert_parity(now, s);
+                self.on_insert(now, outcome);
+            }
+            Payload::Ping(p) => {
+                self.control.push_back(Payload::Pong(Prober::answer(&p, now, &self.clock)));
+            }
+            Payload::Pong(p) => {
+                if !self.prober.on_pong(&p, now, &self.clock) {
+                    self.stats.drops.unmatched_pongs += 1;
+                }
+            }
+            Payload::Nack(_) | Payload::KeyframeRequest(_) | Payload::Report(_) => {
+                self.stats.drops.unexpected_type += 1;
+            }
+        }
+    }
+
+    /// Statistics snapshot.
+    pub fn stats(&self) -> ReceiverStats {
+        let mut s = self.stats.clone();
+        s.interarrival_jitter = Duration::from_micros(self.ia_jitter.jitter_us() as u64);
+        s.frame_jitter = Duration::from_micros(self.frame_jitter.jitter_us() as u64);
+        s.playout_delay = self.playout.delay();
+        s.rtt = self.prober.rtt().smoothed();
+        s.clock_offset_us = self.prober.peer_clock_offset_us();
+        s.usage = self.trend.usage();
+        s.frames_evicted += self.reassembly.evicted();
+        s.buffered_frames = self.reassembly.frames() + self.ready.len() + self.playout.len();
+        s.buffered_bytes = self.reassembly.bytes() + self.ready_bytes + self.playout.bytes();
+        s
+    }
+}
+
+impl Endpoint for Receiver {
+    type Event = ReceiverEvent;
+
+    fn handle_datagram(&mut self, now: Instant, datagram: Bytes) {
+        self.last_now = self.last_now.max(now);
+        self.stats.datagrams_received += 1;
+        self.stats.bytes_received += datagram.len() as u64;
+        match Packet::parse(datagram, self.config.session_id) {
+            Ok(p) => self.on_packet(now, p),
+            Err(e) => self.stats.drops.count(&e),
+        }
+        if self.config.nack && self.nack.next_due().is_some_and(|t| t <= now) {
+            self.run_timers(now);
+        }
+    }
+
+    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        let payload = match self.control.pop_front() {
+            Some(p) => p,
+            None => Payload::Ping(self.prober.poll_ping(now, &self.clock)?),
+        };
+        let packet = Packet {
+            session_id: self.config.session_id,
+            packet_number: self.next_packet_number,
+            payload,
+        };
+        self.next_packet_number += 1;
+        Some(Transmit { contents: packet.encode() })
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let nack = if self.config.nack { self.nack.next_due() } else { None };
+        let give_up = self.waiting_since.map(|t| t + self.frame_timeout());
+        [
+            Some(self.next_report),
+            Some(self.prober.next_ping_at()),
+            nack,
+            self.tail_check_due(),
+            give_up,
+            self.playout.next_due(),
+            self.keyframe_request_due(),
+        ]
+        .into_iter()
+        .flatten()
+        .min()
+    }
+
+    fn handle_timeout(&mut self, now: Instant) {
+        self.last_now = self.last_now.max(now);
+        self.run_timers(now);
+    }
+
+    /// Frames are released here rather than as they complete, so that frames completing
+    /// in one batch of datagrams (a stall's burst) are due together and only the newest is
+    /// displayed.
+    fn poll_event(&mut self) -> Option<ReceiverEvent> {
+        if self.events.is_empty() {
+            self.release(self.last_now);
+        }
+        self.events.pop_front()
+    }
+}

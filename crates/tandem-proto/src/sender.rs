@@ -1,0 +1,324 @@
+//! The sending endpoint: frames in, paced datagrams out, feedback turned into events.
+
+use std::collections::VecDeque;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+
+use crate::config::SenderConfig;
+use crate::congestion::{CapacityEstimator, RateController};
+use crate::fec::{FecPolicy, encode_parity};
+use crate::history::RetransmitHistory;
+use crate::pacer::Pacer;
+use crate::packet::{
+    Codec, FRAME_DISCARDABLE, FRAME_KEYFRAME, FrameInfo, HEADER_LEN, MAX_FRAGMENTS,
+    MAX_PACKET_NUMBER, MEDIA_HEADER_LEN, MediaFragment, Packet, ParityShard, ParseError, Payload,
+};
+use crate::rtt::{Clock, Prober};
+use crate::stats::{DropCounters, SenderStats};
+use crate::{Endpoint, Transmit};
+
+/// An encoded frame handed to the sender.
+#[derive(Clone, Debug)]
+pub struct OutgoingFrame {
+    /// Encoded bytes (one access unit).
+    pub data: Bytes,
+    /// When the picture was captured (the latency clock starts here).
+    pub capture: Instant,
+    /// Decodable on its own.
+    pub keyframe: bool,
+    /// No later frame references it.
+    pub discardable: bool,
+    /// Codec of `data`.
+    pub codec: Codec,
+}
+
+/// What the sender tells its driver.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum SenderEvent {
+    /// The receiver needs a keyframe; encode the next frame as one.
+    KeyframeRequested,
+    /// The congestion controller's new target bitrate (bit/s) for the encoder.
+    TargetBitrate(u64),
+}
+
+/// Why a frame could not be sent.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum SendError {
+    /// Zero-length frame.
+    #[error("empty frame")]
+    Empty,
+    /// More fragments than the protocol allows at this datagram size.
+    #[error("frame of {bytes} bytes exceeds the {max} bytes one frame may have")]
+    TooLarge {
+        /// Frame size.
+        bytes: usize,
+        /// Largest frame size at the configured datagram size.
+        max: usize,
+    },
+    /// The packet-number space is used up; start a new session.
+    #[error("packet numbers exhausted; start a new session")]
+    Exhausted,
+}
+
+/// Sans-IO sending endpoint. See the crate docs for the driving contract.
+#[derive(Debug)]
+pub struct Sender {
+    config: SenderConfig,
+    clock: Clock,
+    next_packet_number: u64,
+    next_seq: u32,
+    next_frame_id: u32,
+    pacer: Pacer,
+    control: VecDeque<Payload>,
+    history: RetransmitHistory,
+    fec: FecPolicy,
+    rate: RateController,
+    capacity: CapacityEstimator,
+    prober: Prober,
+    events: VecDeque<SenderEvent>,
+    last_capture_us: Option<u64>,
+    frame_interval: Duration,
+    last_keyframe_event: Option<Instant>,
+    loss_ewma: f32,
+    stats: SenderStats,
+}
+
+impl Sender {
+    /// A sender whose clock starts at `now`.
+    pub fn new(config: SenderConfig, now: Instant) -> Self {
+        let rate = RateController::new(
+            config.start_bitrate_bps,
+            config.min_bitrate_bps,
+            config.max_bitrate_bps,
+        );
+        Self {
+            clock: Clock::new(now),
+            next_packet_number: 0,
+            next_seq: 0,
+            next_frame_id: 0,
+            pacer: Pacer::default(),
+            control: VecDeque::new(),
+            history: RetransmitHistory::new(config.history_packets, config.history_max_age),
+            fec: FecPolicy::new(config.fec),
+            capacity: CapacityEstimator::new(config.initial_capacity_bps, 2_000_000),
+            prober: Prober::new(now),
+            events: VecDeque::new(),
+            last_capture_us: None,
+            frame_interval: config.frame_interval_hint,
+            last_keyframe_event: None,
+            loss_ewma: 0.0,
+            stats: SenderStats { target_bitrate_bps: rate.target_bps(), ..SenderStats::default() },
+            rate,
+            config,
+        }
+    }
+
+    /// Bytes of video one media datagram carries.
+    pub fn fragment_payload(&self) -> usize {
+        self.config.max_datagram_size.saturating_sub(HEADER_LEN + MEDIA_HEADER_LEN).max(1)
+    }
+
+    /// The sender's clock (µs since creation), as written into capture timestamps.
+    pub fn clock(&self) -> Clock {
+        self.clock
+    }
+
+    /// Splits `frame` into fragments (plus parity) and queues them for paced sending.
+    /// Returns the frame id.
+    pub fn send_frame(&mut self, now: Instant, frame: OutgoingFrame) -> Result<u32, SendError> {
+        if frame.data.is_empty() {
+            return Err(SendError::Empty);
+        }
+        let per = self.fragment_payload();
+        let max = per * usize::from(MAX_FRAGMENTS);
+        if frame.data.len() > max {
+            return Err(SendError::TooLarge { bytes: frame.data.len(), max });
+        }
+        let count = frame.data.len().div_ceil(per);
+        if self.next_packet_number + count as u64 * 2 > MAX_PACKET_NUMBER {
+            return Err(SendError::Exhausted);
+        }
+        let capture_us = self.clock.us(frame.capture);
+        if let Some(prev) = self.last_capture_us.replace(capture_us) {
+            let d = Duration::from_micros(capture_us.saturating_sub(prev));
+            if d >= Duration::from_millis(1) && d <= Duration::from_millis(200) {
+                self.frame_interval = (self.frame_interval * 7 + d) / 8;
+            }
+        }
+        let mut flags = 0;
+        if frame.keyframe {
+            flags |= FRAME_KEYFRAME;
+        }
+        if frame.discardable {
+            flags |= FRAME_DISCARDABLE;
+        }
+        let info = FrameInfo {
+            frame_id: self.next_frame_id,
+            fragment_count: count as u16,
+            codec: frame.codec,
+            flags,
+            capture_us,
+        };
+        self.next_frame_id = self.next_frame_id.wrapping_add(1);
+        let first_seq = self.next_seq;
+        let mut payloads = Vec::with_capacity(count + 4);
+        let mut chunks = Vec::with_capacity(count);
+        for (i, chunk) in (0..frame.data.len()).step_by(per).enumerate() {
+            let data = frame.data.slice(chunk..(chunk + per).min(frame.data.len()));
+            let fragment =
+                MediaFragment { seq: self.next_seq, frame: info, index: i as u16, data: data.clone() };
+            self.next_seq = self.next_seq.wrapping_add(1);
+            self.history.push(now, fragment.clone());
+            chunks.push(data);
+            payloads.push(Payload::Media(fragment));
+        }
+        let parity = self.fec.parity_for(count, frame.keyframe);
+        let shards = encode_parity(&chunks, parity);
+        let shard_count = shards.len() as u16;
+        for (i, shard) in shards.into_iter().enumerate() {
+            self.stats.parity_packets += 1;
+            payloads.push(Payload::Parity(ParityShard {
+                frame: info,
+                first_seq,
+                index: i as u16,
+                count: shard_count,
+                shard,
+            }));
+        }
+        self.stats.frames_sent += 1;
+        self.stats.media_bytes += frame.data.len() as u64;
+        if frame.keyframe {
+            self.stats.keyframes_sent += 1;
+        }
+        let spread = self.frame_interval.mul_f64(self.config.spread_fraction);
+        let capacity = self.capacity.estimate_bps(now);
+        self.pacer.enqueue_frame(now, payloads, spread, capacity);
+        self.stats.pacing_rate_bps = self.pacer.rate_bps();
+        Ok(info.frame_id)
+    }
+
+    fn on_packet(&mut self, now: Instant, packet: Packet) {
+        match packet.payload {
+            Payload::Nack(nack) => {
+                self.stats.nacks_received += 1;
+                let min_interval = self.prober.rtt().smoothed_or(Duration::from_millis(10)) / 2;
+                for seq in nack.ranges.iter().flat_map(|r| r.iter()) {
+                    match self.history.retransmit(now, seq, min_interval) {
+                        Ok(f) => {
+                            self.stats.retransmissions += 1;
+                            self.pacer.enqueue_urgent(now, Payload::Media(f));
+                        }
+                        Err(_) => self.stats.nack_misses += 1,
+                    }
+                }
+            }
+            Payload::KeyframeRequest(_) => {
+                self.stats.keyframe_requests_received += 1;
+                let limited = self.last_keyframe_event.is_some_and(|t| {
+                    now.saturating_duration_since(t) < self.config.keyframe_request_min_interval
+                });
+                if !limited {
+                    self.last_keyframe_event = Some(now);
+                    self.events.push_back(SenderEvent::KeyframeRequested);
+                }
+            }
+            Payload::Report(r) => {
+                self.stats.reports_received += 1;
+                let loss = f32::from(r.loss_fraction_q8) / 256.0;
+                self.loss_ewma = 0.8 * self.loss_ewma + 0.2 * loss;
+                let rtt = self
+                    .prober
+                    .rtt()
+                    .smoothed()
+                    .or_else(|| (r.rtt_us > 0).then(|| Duration::from_micros(r.rtt_us.into())))
+                    .unwrap_or(Duration::ZERO);
+                self.fec.update(self.loss_ewma, rtt);
+                self.capacity.on_sample(now, u64::from(r.delivery_rate_kbps) * 1000);
+                if let Some(bps) = self.rate.on_report(now, &r) {
+                    self.stats.target_bitrate_bps = bps;
+                    self.events.push_back(SenderEvent::TargetBitrate(bps));
+                }
+                self.stats.last_report = Some(r);
+            }
+            Payload::Ping(p) => self.control.push_back(Payload::Pong(Prober::answer(&p, now, &self.clock))),
+            Payload::Pong(p) => {
+                if !self.prober.on_pong(&p, now, &self.clock) {
+                    self.stats.drops.unmatched_pongs += 1;
+                }
+            }
+            // Media travels the other way; a sender receiving it is misconfigured or attacked.
+            Payload::Media(_) | Payload::Parity(_) => self.stats.drops.unexpected_type += 1,
+        }
+    }
+
+    fn seal(&mut self, payload: Payload) -> Transmit {
+        let packet = Packet {
+            session_id: self.config.session_id,
+            packet_number: self.next_packet_number,
+            payload,
+        };
+        self.next_packet_number += 1;
+        let contents = packet.encode();
+        self.stats.datagrams_sent += 1;
+        self.stats.bytes_sent += contents.len() as u64;
+        Transmit { contents }
+    }
+
+    /// Statistics snapshot.
+    pub fn stats(&self) -> SenderStats {
+        let mut s = self.stats.clone();
+        s.rtt = self.prober.rtt().smoothed();
+        s.fec_ratio = self.fec.ratio();
+        s.queued_datagrams = self.pacer.len();
+        s.history_packets = self.history.len();
+        s
+    }
+}
+
+impl Endpoint for Sender {
+    type Event = SenderEvent;
+
+    fn handle_datagram(&mut self, now: Instant, datagram: Bytes) {
+        self.stats.datagrams_received += 1;
+        match Packet::parse(datagram, self.config.session_id) {
+            Ok(p) => self.on_packet(now, p),
+            Err(e) => self.stats.drops.count(&e),
+        }
+    }
+
+    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        if let Some(p) = self.control.pop_front() {
+            return Some(self.seal(p));
+        }
+        if let Some(ping) = self.prober.poll_ping(now, &self.clock) {
+            return Some(self.seal(Payload::Ping(ping)));
+        }
+        let p = self.pacer.poll(now)?;
+        Some(self.seal(p))
+    }
+
+    fn poll_timeout(&self) -> Option<Instant> {
+        let ping = Some(self.prober.next_ping_at());
+        [ping, self.pacer.next_send_at()].into_iter().flatten().min()
+    }
+
+    fn handle_timeout(&mut self, _now: Instant) {
+        // Every timer the sender has (pings, pacing slots) is served by `poll_transmit`.
+    }
+
+    fn poll_event(&mut self) -> Option<SenderEvent> {
+        self.events.pop_front()
+    }
+}
+
+impl DropCounters {
+    /// Counts one rejected datagram under its parse error.
+    pub fn count(&mut self, e: &ParseError) {
+        match e {
+            ParseError::WrongSession { .. } => self.wrong_session += 1,
+            ParseError::UnsupportedVersion(_) => self.unsupported_version += 1,
+            _ => self.malformed += 1,
+        }
+    }
+}
