@@ -71,7 +71,8 @@ pub struct ReceiverConfig {
     pub report_interval: Duration,
     /// Frames under reassembly at once. Default 64.
     pub max_frames_in_flight: usize,
-    /// Bytes held by reassembly and playout together. Default 8 MiB.
+    /// Bytes held in all: half for reassembly, half for complete frames waiting on a
+    /// predecessor or in playout. Default 8 MiB.
     pub max_buffered_bytes: usize,
     /// Times one sequence number is NACKed before it is given up. Default 10.
     pub max_nack_retries: u32,
@@ -119,9 +120,15 @@ mod tests {
         assert_eq!(c.spread_fraction, 0.1);
         assert_eq!(c.frame_interval_hint, Duration::from_micros(16_667));
         assert_eq!(c.initial_capacity_bps, 100_000_000);
-        assert_eq!((c.start_bitrate_bps, c.min_bitrate_bps, c.max_bitrate_bps), (8_000_000, 300_000, 8_000_000));
+        assert_eq!(
+            (c.start_bitrate_bps, c.min_bitrate_bps, c.max_bitrate_bps),
+            (8_000_000, 300_000, 8_000_000)
+        );
         assert_eq!(c.fec, FecMode::Adaptive);
-        assert_eq!((c.history_packets, c.history_max_age), (4096, Duration::from_secs(1)));
+        assert_eq!(
+            (c.history_packets, c.history_max_age),
+            (4096, Duration::from_secs(1))
+        );
         assert_eq!(c.keyframe_request_min_interval, Duration::from_millis(100));
     }
 
@@ -132,7 +139,10 @@ mod tests {
         assert_eq!(c.playout, PlayoutPolicy::Latency);
         assert!(c.nack && c.fec);
         assert_eq!(c.report_interval, Duration::from_millis(50));
-        assert_eq!((c.max_frames_in_flight, c.max_buffered_bytes), (64, 8 << 20));
+        assert_eq!(
+            (c.max_frames_in_flight, c.max_buffered_bytes),
+            (64, 8 << 20)
+        );
         assert_eq!(c.max_nack_retries, 10);
         assert_eq!(c.min_frame_timeout, Duration::from_millis(50));
         assert_eq!(c.keyframe_request_interval, Duration::from_millis(100));

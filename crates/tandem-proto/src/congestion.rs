@@ -86,10 +86,10 @@ impl TrendlineEstimator {
         if self.history.len() > TREND_WINDOW {
             self.history.pop_front();
         }
-        if self.history.len() == TREND_WINDOW {
-            if let Some(s) = linear_slope(&self.history) {
-                self.slope = s;
-            }
+        if self.history.len() == TREND_WINDOW
+            && let Some(s) = linear_slope(&self.history)
+        {
+            self.slope = s;
         }
         self.detect(now, arrival_us);
     }
@@ -111,12 +111,16 @@ impl TrendlineEstimator {
         self.prev_trend = trend;
         // Adaptive threshold (GCC §5.4): follow the trend slowly, but ignore jumps far
         // beyond it (a Wi-Fi stall must not desensitise the detector for minutes).
-        let dt_ms = self
-            .last_update_us
-            .map_or(0.0, |l| (arrival_us.saturating_sub(l) as f64 / 1e3).min(100.0));
+        let dt_ms = self.last_update_us.map_or(0.0, |l| {
+            (arrival_us.saturating_sub(l) as f64 / 1e3).min(100.0)
+        });
         self.last_update_us = Some(arrival_us);
         if (trend.abs() - self.threshold_ms) <= 15.0 {
-            let k = if trend.abs() < self.threshold_ms { K_DOWN } else { K_UP };
+            let k = if trend.abs() < self.threshold_ms {
+                K_DOWN
+            } else {
+                K_UP
+            };
             self.threshold_ms += k * (trend.abs() - self.threshold_ms) * dt_ms;
             self.threshold_ms = self.threshold_ms.clamp(6.0, 600.0);
         }
@@ -135,7 +139,9 @@ impl TrendlineEstimator {
 
 fn linear_slope(points: &VecDeque<(f64, f64)>) -> Option<f64> {
     let n = points.len() as f64;
-    let (sx, sy) = points.iter().fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
+    let (sx, sy) = points
+        .iter()
+        .fold((0.0, 0.0), |(a, b), (x, y)| (a + x, b + y));
     let (mx, my) = (sx / n, sy / n);
     let (num, den) = points.iter().fold((0.0, 0.0), |(num, den), (x, y)| {
         (num + (x - mx) * (y - my), den + (x - mx) * (x - mx))
@@ -156,7 +162,12 @@ impl RateController {
     /// Starts at `start_bps`, never leaving `[min_bps, max_bps]`.
     pub fn new(start_bps: u64, min_bps: u64, max_bps: u64) -> Self {
         let min_bps = min_bps.min(max_bps);
-        Self { target_bps: start_bps.clamp(min_bps, max_bps), min_bps, max_bps, last_update: None }
+        Self {
+            target_bps: start_bps.clamp(min_bps, max_bps),
+            min_bps,
+            max_bps,
+            last_update: None,
+        }
     }
 
     /// Current target.
@@ -164,12 +175,15 @@ impl RateController {
         self.target_bps
     }
 
-    /// Applies one report; returns the new target if it changed.
-    pub fn on_report(&mut self, now: Instant, report: &ReceiverReport) -> Option<u64> {
-        let dt = self.last_update.map_or(Duration::ZERO, |l| now.saturating_duration_since(l));
+    /// Applies one report; `loss` is the loss fraction smoothed over about a second (a
+    /// single report interval sees too few packets: one 5-packet burst would read as 12 %).
+    /// Returns the new target if it changed.
+    pub fn on_report(&mut self, now: Instant, report: &ReceiverReport, loss: f64) -> Option<u64> {
+        let dt = self
+            .last_update
+            .map_or(Duration::ZERO, |l| now.saturating_duration_since(l));
         self.last_update = Some(now);
         let receive_bps = u64::from(report.receive_rate_kbps) * 1000;
-        let loss = f64::from(report.loss_fraction_q8) / 256.0;
         let mut target = self.target_bps as f64;
         match report.usage {
             BandwidthUsage::Overusing if receive_bps > 0 => {
@@ -177,12 +191,12 @@ impl RateController {
             }
             BandwidthUsage::Overusing | BandwidthUsage::Underusing => {}
             BandwidthUsage::Normal => {
-                // GCC's multiplicative increase: about 8 % per second.
-                target *= 1.08f64.powf(dt.as_secs_f64().min(1.0));
-                // Never run far ahead of what actually gets through.
-                if receive_bps > 0 {
-                    target = target.min(1.5 * receive_bps as f64 + 10_000.0);
-                }
+                // GCC's multiplicative increase, about 8 % per second, but never far ahead of
+                // what actually gets through. The cap only limits growth: a sender that
+                // pauses (nothing received) must not see its target collapse.
+                let grown = target * 1.08f64.powf(dt.as_secs_f64().min(1.0));
+                let cap = 1.5 * receive_bps as f64 + 10_000.0;
+                target = target.max(grown.min(cap));
             }
         }
         if loss > 0.10 {
@@ -213,7 +227,11 @@ const PROBE_GAIN: f64 = 1.25;
 impl CapacityEstimator {
     /// `initial_bps` until the first sample; never below `floor_bps`.
     pub fn new(initial_bps: u64, floor_bps: u64) -> Self {
-        Self { samples: VecDeque::new(), initial_bps, floor_bps }
+        Self {
+            samples: VecDeque::new(),
+            initial_bps,
+            floor_bps,
+        }
     }
 
     /// Records a delivery-rate sample from a report (0 means none).
@@ -229,7 +247,11 @@ impl CapacityEstimator {
 
     /// Current pacing ceiling in bit/s.
     pub fn estimate_bps(&mut self, now: Instant) -> u64 {
-        while self.samples.front().is_some_and(|(t, _)| now.duration_since(*t) > CAPACITY_WINDOW) {
+        while self
+            .samples
+            .front()
+            .is_some_and(|(t, _)| now.duration_since(*t) > CAPACITY_WINDOW)
+        {
             self.samples.pop_front();
         }
         match self.samples.iter().map(|(_, b)| *b).max() {
@@ -269,22 +291,30 @@ mod tests {
             receive_rate_kbps: 6_000,
             ..Default::default()
         };
-        assert_eq!(c.on_report(t0, &over), Some(5_100_000));
-        let lossy = ReceiverReport {
-            loss_fraction_q8: 64,
+        assert_eq!(c.on_report(t0, &over, 0.0), Some(5_100_000));
+        let report = ReceiverReport {
             receive_rate_kbps: 5_000,
             ..Default::default()
         };
-        let after_loss = c.on_report(t0 + Duration::from_millis(100), &lossy).expect("cut");
+        let after_loss = c
+            .on_report(t0 + Duration::from_millis(100), &report, 0.25)
+            .expect("cut");
         assert!(after_loss < 5_100_000);
-        let fine = ReceiverReport { receive_rate_kbps: 5_000, ..Default::default() };
         let mut t = t0 + Duration::from_millis(100);
         for _ in 0..100 {
             t += Duration::from_millis(100);
-            c.on_report(t, &fine);
+            c.on_report(t, &report, 0.0);
         }
-        assert!(c.target_bps() > after_loss, "recovers when the path is fine");
+        assert!(
+            c.target_bps() > after_loss,
+            "recovers when the path is fine"
+        );
         assert!(c.target_bps() <= 8_000_000);
+        // Nothing received (the sender paused): the target holds.
+        let before = c.target_bps();
+        let idle = ReceiverReport::default();
+        c.on_report(t + Duration::from_millis(100), &idle, 0.0);
+        assert_eq!(c.target_bps(), before);
     }
 
     #[test]

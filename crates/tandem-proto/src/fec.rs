@@ -165,7 +165,11 @@ impl FecPolicy {
             return 0;
         }
         // Keyframes are large and costly to lose (the whole chain waits for them).
-        let ratio = if keyframe { (self.ratio * 1.5).min(MAX_RATIO) } else { self.ratio };
+        let ratio = if keyframe {
+            (self.ratio * 1.5).min(MAX_RATIO)
+        } else {
+            self.ratio
+        };
         ((fragments as f32 * ratio).ceil() as usize).max(1)
     }
 }

@@ -80,7 +80,11 @@ impl FrameDelayEstimator {
     /// Feeds one completed frame: arrival (receiver µs), capture (sender µs), size in bytes.
     pub fn on_frame(&mut self, arrival_us: u64, capture_us: u64, size: usize) {
         let size = size as f64;
-        self.avg_size = if self.samples == 0 { size } else { 0.97 * self.avg_size + 0.03 * size };
+        self.avg_size = if self.samples == 0 {
+            size
+        } else {
+            0.97 * self.avg_size + 0.03 * size
+        };
         self.max_size = (0.9999 * self.max_size).max(size);
         let Some((pa, pc, ps)) = self.prev.replace((arrival_us, capture_us, size)) else {
             self.samples += 1;
@@ -105,7 +109,10 @@ impl FrameDelayEstimator {
         self.var_noise = (alpha * self.var_noise + (1.0 - alpha) * dev * dev).max(1.0);
         // Update: observation vector h = [ds, 1].
         let h = [ds, 1.0];
-        let ph = [self.p[0][0] * h[0] + self.p[0][1], self.p[1][0] * h[0] + self.p[1][1]];
+        let ph = [
+            self.p[0][0] * h[0] + self.p[0][1],
+            self.p[1][0] * h[0] + self.p[1][1],
+        ];
         let s = h[0] * ph[0] + ph[1] + self.var_noise;
         if s <= 0.0 || !s.is_finite() {
             return;
@@ -115,8 +122,8 @@ impl FrameDelayEstimator {
         self.theta[1] += k[1] * clamped;
         let p = self.p;
         for (i, ki) in k.iter().enumerate() {
-            for j in 0..2 {
-                self.p[i][j] = p[i][j] - ki * (h[0] * p[0][j] + p[1][j]);
+            for (j, cell) in self.p[i].iter_mut().enumerate() {
+                *cell = p[i][j] - ki * (h[0] * p[0][j] + p[1][j]);
             }
         }
         // A negative per-byte cost is unphysical: clamp rather than let it cancel noise.
@@ -169,11 +176,19 @@ mod tests {
             let noise = (noisy_seed >> 33) % 3_000; // 0..3 ms uniform
             e.on_frame(arrival + noise, capture, size);
         }
-        assert!((quiet.us_per_byte() - 0.08).abs() < 0.01, "{}", quiet.us_per_byte());
+        assert!(
+            (quiet.us_per_byte() - 0.08).abs() < 0.01,
+            "{}",
+            quiet.us_per_byte()
+        );
         // Quiet: only the size term (0.08 × ~20 kB ≈ 1.6 ms) remains.
         assert!(quiet.jitter_us() < 2_500.0, "{}", quiet.jitter_us());
         // Noisy: uniform 0–3 ms noise → frame-to-frame σ ≈ 1.22 ms, estimate ≈ 1.6 + 2.85 ms.
-        assert!(e.jitter_us() > 3_000.0 && e.jitter_us() < 6_500.0, "{}", e.jitter_us());
+        assert!(
+            e.jitter_us() > 3_000.0 && e.jitter_us() < 6_500.0,
+            "{}",
+            e.jitter_us()
+        );
     }
 
     #[test]

@@ -14,7 +14,9 @@
 //!
 //! 1. Feed every datagram from the peer: [`Endpoint::handle_datagram`]`(now, bytes)`.
 //!    Malformed, foreign-session or other-version datagrams are counted in the stats and
-//!    dropped; nothing else happens.
+//!    dropped; nothing else happens. Pass each datagram in a buffer of its own exact size:
+//!    fragments are kept as zero-copy slices of it while their frame is reassembled, and
+//!    the memory bounds charge each piece its datagram's length.
 //! 2. Feed frames (sender only): [`Sender::send_frame`]`(now, frame)`.
 //! 3. After any call above, drain [`Endpoint::poll_transmit`]`(now)` until `None` and send
 //!    each datagram as is. The sender's media is already paced: `poll_transmit` returns

@@ -3,9 +3,10 @@
 //! A number becomes missing when a later one arrives (a gap) or when its frame's tail is
 //! overdue. It is NACKed at once — on a LAN one round trip is a few milliseconds, cheaper
 //! than waiting to tell reordering from loss — then again each `retry_interval` (about one
-//! RTT) until it arrives, its frame is finished, or `max_retries` is reached. The set is
-//! bounded; a gap larger than the bound is not worth repairing packet by packet (the
-//! receiver asks for a keyframe instead).
+//! RTT) until it arrives, its frame is finished, or `max_retries` is reached.
+//!
+//! The set is bounded; a gap larger than the bound is not worth repairing packet by packet
+//! (the receiver asks for a keyframe instead).
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
@@ -35,7 +36,13 @@ impl NackTracker {
         if self.missing.len() >= MAX_TRACKED || self.missing.contains_key(&seq) {
             return false;
         }
-        self.missing.insert(seq, Missing { next_at: now, retries: 0 });
+        self.missing.insert(
+            seq,
+            Missing {
+                next_at: now,
+                retries: 0,
+            },
+        );
         true
     }
 
@@ -49,10 +56,18 @@ impl NackTracker {
         self.missing = self.missing.split_off(&seq);
     }
 
-    /// Builds a NACK of everything due, and schedules the next retry of each.
-    pub fn poll(&mut self, now: Instant, retry_interval: Duration, max_retries: u32) -> Option<Nack> {
+    /// Builds a NACK of everything due, and schedules the next retry of each. The flag says
+    /// whether it repeats an earlier request (the caller sends repeats redundantly: the
+    /// feedback path loses in bursts too).
+    pub fn poll(
+        &mut self,
+        now: Instant,
+        retry_interval: Duration,
+        max_retries: u32,
+    ) -> Option<(Nack, bool)> {
         let mut due = Vec::new();
         let mut dead = Vec::new();
+        let mut repeat = false;
         for (&seq, m) in self.missing.iter_mut() {
             if m.next_at > now {
                 continue;
@@ -61,6 +76,7 @@ impl NackTracker {
                 dead.push(seq);
                 continue;
             }
+            repeat |= m.retries > 0;
             m.retries += 1;
             m.next_at = now + retry_interval;
             due.push(seq);
@@ -72,18 +88,24 @@ impl NackTracker {
         let mut ranges: Vec<SeqRange> = Vec::new();
         for seq in due {
             match ranges.last_mut() {
-                Some(r) if r.first.wrapping_add(u32::from(r.extra) + 1) == seq && r.extra < u16::MAX => {
+                Some(r)
+                    if r.first.wrapping_add(u32::from(r.extra) + 1) == seq
+                        && r.extra < u16::MAX =>
+                {
                     r.extra += 1;
                 }
                 _ => {
                     if ranges.len() == usize::from(MAX_NACK_RANGES) {
                         break;
                     }
-                    ranges.push(SeqRange { first: seq, extra: 0 });
+                    ranges.push(SeqRange {
+                        first: seq,
+                        extra: 0,
+                    });
                 }
             }
         }
-        (!ranges.is_empty()).then_some(Nack { ranges })
+        (!ranges.is_empty()).then_some((Nack { ranges }, repeat))
     }
 
     /// When the next NACK is due.
@@ -119,11 +141,23 @@ mod tests {
         for s in [3, 4, 5, 9] {
             n.add(t0, s);
         }
-        let first = n.poll(t0, rtt, 2).expect("due now");
-        assert_eq!(first.ranges, vec![SeqRange { first: 3, extra: 2 }, SeqRange { first: 9, extra: 0 }]);
-        assert!(n.poll(t0 + Duration::from_millis(1), rtt, 2).is_none(), "not before the retry");
+        let (first, repeat) = n.poll(t0, rtt, 2).expect("due now");
+        assert!(!repeat);
+        assert_eq!(
+            first.ranges,
+            vec![
+                SeqRange { first: 3, extra: 2 },
+                SeqRange { first: 9, extra: 0 }
+            ]
+        );
+        assert!(
+            n.poll(t0 + Duration::from_millis(1), rtt, 2).is_none(),
+            "not before the retry"
+        );
         assert!(n.received(4));
-        let second = n.poll(t0 + rtt, rtt, 2).expect("retry");
+        assert_eq!(n.next_due(), Some(t0 + rtt));
+        let (second, repeat) = n.poll(t0 + rtt, rtt, 2).expect("retry");
+        assert!(repeat);
         assert_eq!(second.ranges.len(), 3);
         assert!(n.poll(t0 + rtt * 2, rtt, 2).is_none());
         assert_eq!(n.given_up(), 3);
@@ -140,7 +174,7 @@ mod tests {
         assert_eq!(n.len(), MAX_TRACKED);
         n.forget_below(2000);
         assert_eq!(n.len(), MAX_TRACKED - 2000);
-        let nack = n.poll(t0, Duration::from_millis(1), 5).expect("due");
+        let (nack, _) = n.poll(t0, Duration::from_millis(1), 5).expect("due");
         assert!(nack.ranges.len() <= usize::from(MAX_NACK_RANGES));
     }
 }

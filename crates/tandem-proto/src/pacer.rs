@@ -27,7 +27,12 @@ pub struct Pacer {
 
 impl Default for Pacer {
     fn default() -> Self {
-        Self { queue: VecDeque::new(), next_send: None, rate_bps: 1, bytes_queued: 0 }
+        Self {
+            queue: VecDeque::new(),
+            next_send: None,
+            rate_bps: 1,
+            bytes_queued: 0,
+        }
     }
 }
 
@@ -91,7 +96,11 @@ impl Pacer {
 
     /// When the next queued payload may go, if any is queued.
     pub fn next_send_at(&self) -> Option<Instant> {
-        if self.queue.is_empty() { None } else { self.next_send }
+        if self.queue.is_empty() {
+            None
+        } else {
+            self.next_send
+        }
     }
 
     /// Current pacing rate, bit/s.
@@ -178,7 +187,12 @@ mod tests {
     fn a_late_caller_catches_up_but_idle_time_earns_no_burst() {
         let t0 = Instant::now();
         let mut p = Pacer::default();
-        p.enqueue_frame(t0, (0..4).map(|i| frag(i, 1169)).collect(), Duration::from_millis(4), u64::MAX);
+        p.enqueue_frame(
+            t0,
+            (0..4).map(|i| frag(i, 1169)).collect(),
+            Duration::from_millis(4),
+            u64::MAX,
+        );
         // Woken 3 ms late: three slots are owed and go at once, the fourth waits.
         let late = t0 + Duration::from_millis(3);
         assert!(p.poll(late).is_some());
@@ -188,8 +202,16 @@ mod tests {
         assert!(p.is_empty());
         // After an idle second, a new frame starts from now, not from the old slots.
         let later = t0 + Duration::from_secs(1);
-        p.enqueue_frame(later, (0..2).map(|i| frag(i, 1169)).collect(), Duration::from_millis(2), u64::MAX);
+        p.enqueue_frame(
+            later,
+            (0..2).map(|i| frag(i, 1169)).collect(),
+            Duration::from_millis(2),
+            u64::MAX,
+        );
         assert!(p.poll(later).is_some());
-        assert!(p.poll(later).is_none(), "the second datagram waits its slot");
+        assert!(
+            p.poll(later).is_none(),
+            "the second datagram waits its slot"
+        );
     }
 }

@@ -395,7 +395,10 @@ impl ParseError {
 
 fn need(buf: &Bytes, n: usize) -> Result<(), ParseError> {
     if buf.len() < n {
-        Err(ParseError::TooShort { len: buf.len(), need: n })
+        Err(ParseError::TooShort {
+            len: buf.len(),
+            need: n,
+        })
     } else {
         Ok(())
     }
@@ -404,13 +407,18 @@ fn need(buf: &Bytes, n: usize) -> Result<(), ParseError> {
 fn exact(buf: &Bytes, n: usize) -> Result<(), ParseError> {
     need(buf, n)?;
     if buf.len() > n {
-        return Err(ParseError::TrailingBytes { extra: buf.len() - n });
+        return Err(ParseError::TrailingBytes {
+            extra: buf.len() - n,
+        });
     }
     Ok(())
 }
 
 fn invalid(field: &'static str, value: impl Into<u64>) -> ParseError {
-    ParseError::InvalidField { field, value: value.into() }
+    ParseError::InvalidField {
+        field,
+        value: value.into(),
+    }
 }
 
 fn put_u48(out: &mut BytesMut, v: u64) {
@@ -442,7 +450,13 @@ fn get_frame_info(buf: &mut Bytes) -> Result<FrameInfo, ParseError> {
     if flags & !(FRAME_KEYFRAME | FRAME_DISCARDABLE) != 0 {
         return Err(invalid("frame_flags", flags));
     }
-    Ok(FrameInfo { frame_id, fragment_count, codec: Codec::from_nibble(cf >> 4), flags, capture_us })
+    Ok(FrameInfo {
+        frame_id,
+        fragment_count,
+        codec: Codec::from_nibble(cf >> 4),
+        flags,
+        capture_us,
+    })
 }
 
 impl Packet {
@@ -537,7 +551,10 @@ impl Packet {
     pub fn parse(datagram: Bytes, expected_session: u32) -> Result<Packet, ParseError> {
         let (header, mut buf) = parse_header(datagram)?;
         if header.session_id != expected_session {
-            return Err(ParseError::WrongSession { got: header.session_id, expected: expected_session });
+            return Err(ParseError::WrongSession {
+                got: header.session_id,
+                expected: expected_session,
+            });
         }
         let payload = match header.packet_type {
             PacketType::Media => {
@@ -565,7 +582,12 @@ impl Packet {
                     flags,
                     capture_us,
                 };
-                Payload::Media(MediaFragment { seq, frame, index, data: buf })
+                Payload::Media(MediaFragment {
+                    seq,
+                    frame,
+                    index,
+                    data: buf,
+                })
             }
             PacketType::Parity => {
                 need(&buf, PARITY_HEADER_LEN + 4)?;
@@ -582,7 +604,13 @@ impl Packet {
                 if buf.len() % 2 != 0 {
                     return Err(invalid("shard_len", buf.len() as u64));
                 }
-                Payload::Parity(ParityShard { frame, first_seq, index, count, shard: buf })
+                Payload::Parity(ParityShard {
+                    frame,
+                    first_seq,
+                    index,
+                    count,
+                    shard: buf,
+                })
             }
             PacketType::Nack => {
                 need(&buf, 2)?;
@@ -592,7 +620,10 @@ impl Packet {
                 }
                 exact(&buf, 6 * usize::from(count))?;
                 let ranges = (0..count)
-                    .map(|_| SeqRange { first: buf.get_u32(), extra: buf.get_u16() })
+                    .map(|_| SeqRange {
+                        first: buf.get_u32(),
+                        extra: buf.get_u16(),
+                    })
                     .collect();
                 Payload::Nack(Nack { ranges })
             }
@@ -628,7 +659,10 @@ impl Packet {
             }
             PacketType::Ping => {
                 exact(&buf, 12)?;
-                Payload::Ping(Ping { ping_id: buf.get_u32(), sent_us: buf.get_u64() })
+                Payload::Ping(Ping {
+                    ping_id: buf.get_u32(),
+                    sent_us: buf.get_u64(),
+                })
             }
             PacketType::Pong => {
                 exact(&buf, 20)?;
@@ -639,7 +673,11 @@ impl Packet {
                 })
             }
         };
-        Ok(Packet { session_id: header.session_id, packet_number: header.packet_number, payload })
+        Ok(Packet {
+            session_id: header.session_id,
+            packet_number: header.packet_number,
+            payload,
+        })
     }
 }
 
@@ -661,7 +699,14 @@ pub fn parse_header(mut datagram: Bytes) -> Result<(Header, Bytes), ParseError> 
     let packet_type = PacketType::from_nibble(tf & 0x0f)?;
     let session_id = datagram.get_u32();
     let packet_number = get_u48(&mut datagram);
-    Ok((Header { packet_type, session_id, packet_number }, datagram))
+    Ok((
+        Header {
+            packet_type,
+            session_id,
+            packet_number,
+        },
+        datagram,
+    ))
 }
 
 #[cfg(test)]
@@ -696,7 +741,11 @@ mod tests {
         assert_eq!(wire[1], 1);
         assert_eq!(&wire[2..6], &7u32.to_be_bytes());
         assert_eq!(&wire[6..12], &[0xff; 6]);
-        assert_eq!(wire[12 + 12], 0x11, "codec H264=1 in the high nibble, keyframe flag low");
+        assert_eq!(
+            wire[12 + 12],
+            0x11,
+            "codec H264=1 in the high nibble, keyframe flag low"
+        );
         assert_eq!(Packet::parse(wire, 7), Ok(p));
     }
 
@@ -705,17 +754,26 @@ mod tests {
         let wire = media().encode();
         assert_eq!(
             Packet::parse(wire.clone(), 8),
-            Err(ParseError::WrongSession { got: 7, expected: 8 })
+            Err(ParseError::WrongSession {
+                got: 7,
+                expected: 8
+            })
         );
         let mut w = wire.to_vec();
         w[0] = 0xD2;
-        assert_eq!(Packet::parse(w.into(), 7), Err(ParseError::UnsupportedVersion(2)));
+        assert_eq!(
+            Packet::parse(w.into(), 7),
+            Err(ParseError::UnsupportedVersion(2))
+        );
         let mut w = wire.to_vec();
         w[0] = 0x17;
         assert_eq!(Packet::parse(w.into(), 7), Err(ParseError::BadMagic(0x17)));
         let mut w = wire.to_vec();
         w[1] = 0x11;
-        assert_eq!(Packet::parse(w.into(), 7), Err(ParseError::UnsupportedFlags(FLAG_SEALED)));
+        assert_eq!(
+            Packet::parse(w.into(), 7),
+            Err(ParseError::UnsupportedFlags(FLAG_SEALED))
+        );
         let mut w = wire.to_vec();
         w[1] = 0x08;
         assert_eq!(Packet::parse(w.into(), 7), Err(ParseError::UnknownType(8)));
@@ -736,7 +794,10 @@ mod tests {
         w[12 + 8..12 + 10].copy_from_slice(&2u16.to_be_bytes());
         assert_eq!(
             Packet::parse(w.into(), 7),
-            Err(ParseError::InvalidField { field: "fragment_index", value: 2 })
+            Err(ParseError::InvalidField {
+                field: "fragment_index",
+                value: 2
+            })
         );
     }
 
@@ -745,10 +806,16 @@ mod tests {
         let p = Packet {
             session_id: 1,
             packet_number: 1,
-            payload: Payload::Ping(Ping { ping_id: 1, sent_us: 2 }),
+            payload: Payload::Ping(Ping {
+                ping_id: 1,
+                sent_us: 2,
+            }),
         };
         let mut w = p.encode().to_vec();
         w.push(0);
-        assert_eq!(Packet::parse(w.into(), 1), Err(ParseError::TrailingBytes { extra: 1 }));
+        assert_eq!(
+            Packet::parse(w.into(), 1),
+            Err(ParseError::TrailingBytes { extra: 1 })
+        );
     }
 }

@@ -7,11 +7,10 @@
 //!
 //! - [`PlayoutPolicy::Latency`] hands each frame over the moment it is decodable. After a
 //!   stall the held frames arrive in a burst; each is still handed over (the decoder needs
-//!   it as a reference) but marked not-to-display when it is more than half a frame
-//!   interval behind schedule and a newer frame is already arriving — or more than a whole
-//!   interval behind, since then the next frame's slot has passed too and it is queued
-//!   right behind. The delay returns to baseline with the burst instead of being carried
-//!   forward.
+//!   it as a reference) but marked not-to-display when it is more than one frame interval
+//!   behind schedule: the next frame's slot has then passed too, so that frame is queued
+//!   right behind it. The delay returns to baseline with the burst instead of being
+//!   carried forward.
 //! - [`PlayoutPolicy::Smooth`] holds each frame until `capture + base + D`, where `D`
 //!   follows the jitter estimate: up at once when jitter grows, down by at most
 //!   [`SMOOTH_DECAY_PER_S`] per second, always within the app's bounds.
@@ -51,7 +50,10 @@ pub enum PlayoutPolicy {
 impl PlayoutPolicy {
     /// `Smooth` with bounds 0–100 ms.
     pub fn smooth() -> Self {
-        PlayoutPolicy::Smooth { min: Duration::ZERO, max: Duration::from_millis(100) }
+        PlayoutPolicy::Smooth {
+            min: Duration::ZERO,
+            max: Duration::from_millis(100),
+        }
     }
 }
 
@@ -129,7 +131,10 @@ impl PlayoutBuffer {
             self.base.pop_back();
         }
         self.base.push_back((now, transit));
-        while self.base.front().is_some_and(|(t, _)| now.saturating_duration_since(*t) > BASE_WINDOW)
+        while self
+            .base
+            .front()
+            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > BASE_WINDOW)
         {
             self.base.pop_front();
         }
@@ -138,8 +143,7 @@ impl PlayoutBuffer {
     /// Takes a decodable frame.
     ///
     /// `completed_us` is its completion on the receiver clock; `jitter` the current
-    /// frame-delay jitter estimate; `frame_interval` the sender's frame spacing; `newer_arriving`
-    /// whether datagrams of a newer frame have already arrived.
+    /// frame-delay jitter estimate; `frame_interval` the sender's frame spacing.
     pub fn push(
         &mut self,
         now: Instant,
@@ -147,7 +151,6 @@ impl PlayoutBuffer {
         completed_us: u64,
         jitter: Duration,
         frame_interval: Duration,
-        newer_arriving: bool,
     ) {
         let transit = completed_us as i64 - frame.info.capture_us as i64;
         self.note_transit(now, transit);
@@ -156,29 +159,39 @@ impl PlayoutBuffer {
         self.update_smooth(now, jitter);
         let (due, display) = match self.policy {
             // Behind by more than a frame interval means the next frame's slot has passed
-            // too, so it is in the same burst: this one is already stale.
-            PlayoutPolicy::Latency => {
-                let stale = behind > frame_interval / 2 && (newer_arriving || behind > frame_interval);
-                (now, !stale)
-            }
+            // too, so it is in the same burst: this one is already stale. A frame repaired
+            // by one retransmission is a few milliseconds late, and still worth showing.
+            PlayoutPolicy::Latency => (now, behind <= frame_interval),
             PlayoutPolicy::Smooth { .. } | PlayoutPolicy::Fixed(_) => {
                 // Scheduled time relative to completion: (base + delay) − transit.
                 let target = Duration::from_micros(base.max(0) as u64) + self.delay();
                 let ahead = target.as_micros() as i64 - transit.max(0);
-                let due = if ahead > 0 { now + Duration::from_micros(ahead as u64) } else { now };
+                let due = if ahead > 0 {
+                    now + Duration::from_micros(ahead as u64)
+                } else {
+                    now
+                };
                 (due, true)
             }
         };
         let due = self.last_due.map_or(due, |l| due.max(l));
         self.last_due = Some(due);
         self.held_bytes += frame.data.len();
-        self.held.push_back(Held { frame, due, display });
+        self.held.push_back(Held {
+            frame,
+            due,
+            display,
+        });
     }
 
     fn update_smooth(&mut self, now: Instant, jitter: Duration) {
-        let PlayoutPolicy::Smooth { min, max } = self.policy else { return };
+        let PlayoutPolicy::Smooth { min, max } = self.policy else {
+            return;
+        };
         let target = jitter.clamp(min, max);
-        let dt = self.smooth_updated.map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
+        let dt = self
+            .smooth_updated
+            .map_or(Duration::ZERO, |t| now.saturating_duration_since(t));
         self.smooth_updated = Some(now);
         self.smooth_delay = if target >= self.smooth_delay {
             target
@@ -199,7 +212,11 @@ impl PlayoutBuffer {
         let h = self.held.pop_front()?;
         self.held_bytes -= h.frame.data.len();
         let newer_due = self.held.front().is_some_and(|n| n.due <= now);
-        Some(PlayoutFrame { frame: h.frame, display: h.display && !newer_due, released_at: now })
+        Some(PlayoutFrame {
+            frame: h.frame,
+            display: h.display && !newer_due,
+            released_at: now,
+        })
     }
 
     /// When the next held frame is due.
@@ -231,7 +248,13 @@ mod tests {
 
     fn frame(id: u32, capture_us: u64, at: Instant) -> CompleteFrame {
         CompleteFrame {
-            info: FrameInfo { frame_id: id, fragment_count: 1, codec: Codec::Av1, flags: 0, capture_us },
+            info: FrameInfo {
+                frame_id: id,
+                fragment_count: 1,
+                codec: Codec::Av1,
+                flags: 0,
+                capture_us,
+            },
             first_seq: id,
             data: Bytes::from_static(b"f"),
             first_arrival: at,
@@ -249,29 +272,33 @@ mod tests {
         let t0 = Instant::now();
         let mut p = PlayoutBuffer::new(PlayoutPolicy::Latency);
         // On schedule: 2 ms transit.
-        p.push(t0, frame(0, 0, t0), 2_000, Duration::ZERO, IV, false);
+        p.push(t0, frame(0, 0, t0), 2_000, Duration::ZERO, IV);
         let f = p.poll(t0).expect("immediate");
         assert!(f.display);
-        // A frame 30 ms behind with a newer frame already arriving: decode only.
+        // A frame 30 ms behind: the next one's slot has passed too; decode only.
         let t1 = t0 + Duration::from_millis(50);
-        p.push(t1, frame(1, 18_000, t1), 50_000, Duration::ZERO, IV, true);
+        p.push(t1, frame(1, 18_000, t1), 50_000, Duration::ZERO, IV);
         assert!(!p.poll(t1).expect("immediate").display);
-        // The newest of the burst, with nothing newer arriving, is shown.
-        p.push(t1, frame(2, 34_000, t1), 50_000, Duration::ZERO, IV, false);
+        // The newest of the burst, 14 ms behind, is shown.
+        p.push(t1, frame(2, 34_000, t1), 50_000, Duration::ZERO, IV);
         assert!(p.poll(t1).expect("immediate").display);
+        // A frame repaired by a retransmission, 9 ms late, is shown.
+        let t2 = t0 + Duration::from_millis(60);
+        p.push(t2, frame(3, 50_000, t2), 61_000, Duration::ZERO, IV);
+        assert!(p.poll(t2).expect("immediate").display);
     }
 
     #[test]
     fn fixed_holds_until_capture_plus_base_plus_delay() {
         let t0 = Instant::now();
         let mut p = PlayoutBuffer::new(PlayoutPolicy::Fixed(Duration::from_millis(50)));
-        p.push(t0, frame(0, 0, t0), 2_000, Duration::ZERO, IV, false);
+        p.push(t0, frame(0, 0, t0), 2_000, Duration::ZERO, IV);
         assert!(p.poll(t0 + Duration::from_millis(49)).is_none());
         assert_eq!(p.next_due(), Some(t0 + Duration::from_millis(50)));
         assert!(p.poll(t0 + Duration::from_millis(50)).expect("due").display);
         // A frame that took 10 ms longer than base is held 10 ms less.
         let t1 = t0 + Duration::from_millis(28_667 / 1000);
-        p.push(t1, frame(1, 16_667, t1), 28_667, Duration::ZERO, IV, false);
+        p.push(t1, frame(1, 16_667, t1), 28_667, Duration::ZERO, IV);
         assert_eq!(p.next_due(), Some(t1 + Duration::from_millis(40)));
     }
 
@@ -279,8 +306,8 @@ mod tests {
     fn several_due_at_once_show_only_the_newest() {
         let t0 = Instant::now();
         let mut p = PlayoutBuffer::new(PlayoutPolicy::Fixed(Duration::from_millis(10)));
-        p.push(t0, frame(0, 0, t0), 1_000, Duration::ZERO, IV, false);
-        p.push(t0, frame(1, 1_000, t0), 2_000, Duration::ZERO, IV, false);
+        p.push(t0, frame(0, 0, t0), 1_000, Duration::ZERO, IV);
+        p.push(t0, frame(1, 1_000, t0), 2_000, Duration::ZERO, IV);
         let late = t0 + Duration::from_millis(100);
         assert!(!p.poll(late).expect("due").display);
         assert!(p.poll(late).expect("due").display);
@@ -289,15 +316,30 @@ mod tests {
     #[test]
     fn smooth_grows_at_once_and_shrinks_slowly_within_bounds() {
         let t0 = Instant::now();
-        let bounds = PlayoutPolicy::Smooth { min: Duration::from_millis(2), max: Duration::from_millis(40) };
+        let bounds = PlayoutPolicy::Smooth {
+            min: Duration::from_millis(2),
+            max: Duration::from_millis(40),
+        };
         let mut p = PlayoutBuffer::new(bounds);
-        p.push(t0, frame(0, 0, t0), 1_000, Duration::from_millis(30), IV, false);
+        p.push(t0, frame(0, 0, t0), 1_000, Duration::from_millis(30), IV);
         assert_eq!(p.delay(), Duration::from_millis(30));
         let t1 = t0 + Duration::from_secs(1);
-        p.push(t1, frame(1, 1_000_000, t1), 1_001_000, Duration::from_millis(1), IV, false);
+        p.push(
+            t1,
+            frame(1, 1_000_000, t1),
+            1_001_000,
+            Duration::from_millis(1),
+            IV,
+        );
         assert_eq!(p.delay(), Duration::from_millis(20), "10 ms/s decay");
         let t2 = t1 + Duration::from_millis(100);
-        p.push(t2, frame(2, 1_100_000, t2), 1_101_000, Duration::from_millis(90), IV, false);
+        p.push(
+            t2,
+            frame(2, 1_100_000, t2),
+            1_101_000,
+            Duration::from_millis(90),
+            IV,
+        );
         assert_eq!(p.delay(), Duration::from_millis(40), "clamped to max");
     }
 }

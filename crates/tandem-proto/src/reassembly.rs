@@ -13,11 +13,16 @@ use std::time::Instant;
 use bytes::{Bytes, BytesMut};
 
 use crate::fec;
-use crate::packet::{FrameInfo, MediaFragment, ParityShard};
+use crate::packet::{
+    FrameInfo, HEADER_LEN, MEDIA_HEADER_LEN, MediaFragment, PARITY_HEADER_LEN, ParityShard,
+};
 
 /// Frame ids further than this ahead of the newest frame are refused.
 pub const FRAME_ID_WINDOW: u32 = 4096;
 const SLOT_COST: usize = std::mem::size_of::<Option<Bytes>>();
+/// Charged per stored piece on top of its whole datagram (which the zero-copy slice keeps
+/// alive): bookkeeping, so a flood of one-byte fragments is not nearly free.
+const PIECE_OVERHEAD: usize = 64;
 
 /// A fully reassembled frame.
 #[derive(Clone, Debug)]
@@ -105,10 +110,11 @@ impl FrameReassembler {
         if self.floor.is_some_and(|f| id < f) {
             return Err(Insert::Stale);
         }
-        if let Some(n) = self.newest {
-            if id > n.saturating_add(FRAME_ID_WINDOW) {
-                return Err(Insert::Rejected);
-            }
+        if self
+            .newest
+            .is_some_and(|n| id > n.saturating_add(FRAME_ID_WINDOW))
+        {
+            return Err(Insert::Rejected);
         }
         if !self.frames.contains_key(&id) {
             let slots = usize::from(info.fragment_count) * SLOT_COST;
@@ -155,7 +161,12 @@ impl FrameReassembler {
     }
 
     /// Adds a media fragment. `retransmitted` marks a fragment the receiver had NACKed.
-    pub fn insert_fragment(&mut self, now: Instant, f: MediaFragment, retransmitted: bool) -> Insert {
+    pub fn insert_fragment(
+        &mut self,
+        now: Instant,
+        f: MediaFragment,
+        retransmitted: bool,
+    ) -> Insert {
         let max_bytes = self.max_bytes;
         let total = self.bytes;
         let p = match self.admit(now, &f.frame) {
@@ -170,7 +181,8 @@ impl FrameReassembler {
         if p.fragments[i].is_some() {
             return Insert::Duplicate;
         }
-        if total + f.data.len() > max_bytes {
+        let cost = f.data.len() + HEADER_LEN + MEDIA_HEADER_LEN + PIECE_OVERHEAD;
+        if total + cost > max_bytes {
             return Insert::Rejected;
         }
         p.first_seq = Some(first_seq);
@@ -181,11 +193,10 @@ impl FrameReassembler {
             p.last_arrival = now;
         }
         p.repaired |= retransmitted;
-        p.bytes += f.data.len();
+        p.bytes += cost;
         p.received += 1;
-        let len = f.data.len();
         p.fragments[i] = Some(f.data);
-        self.bytes += len;
+        self.bytes += cost;
         self.try_complete(now, f.frame.frame_id)
     }
 
@@ -208,39 +219,45 @@ impl FrameReassembler {
         if p.parity.iter().any(|(i, _)| *i == usize::from(s.index)) {
             return Insert::Duplicate;
         }
-        if total + s.shard.len() > max_bytes {
+        let cost = s.shard.len() + HEADER_LEN + PARITY_HEADER_LEN + PIECE_OVERHEAD;
+        if total + cost > max_bytes {
             return Insert::Rejected;
         }
         p.first_seq = Some(s.first_seq);
         p.parity_count = s.count;
-        p.bytes += s.shard.len();
-        let len = s.shard.len();
+        p.bytes += cost;
         p.parity.push((usize::from(s.index), s.shard));
-        self.bytes += len;
+        self.bytes += cost;
         self.try_complete(now, s.frame.frame_id)
     }
 
     fn try_complete(&mut self, now: Instant, id: u32) -> Insert {
-        let Some(p) = self.frames.get_mut(&id) else { return Insert::Stored };
+        let Some(p) = self.frames.get_mut(&id) else {
+            return Insert::Stored;
+        };
         let mut fec_recovered = 0;
         let count = usize::from(p.info.fragment_count);
-        if usize::from(p.received) < count && usize::from(p.received) + p.parity.len() >= count {
-            if let Some(rebuilt) = fec::recover(&p.fragments, usize::from(p.parity_count), &p.parity)
-            {
-                for (i, b) in rebuilt {
-                    if p.fragments[i].is_none() {
-                        p.fragments[i] = Some(b);
-                        p.received += 1;
-                        fec_recovered += 1;
-                    }
+        let missing = usize::from(p.received) < count;
+        if missing
+            && usize::from(p.received) + p.parity.len() >= count
+            && let Some(rebuilt) =
+                fec::recover(&p.fragments, usize::from(p.parity_count), &p.parity)
+        {
+            for (i, b) in rebuilt {
+                if p.fragments[i].is_none() {
+                    p.fragments[i] = Some(b);
+                    p.received += 1;
+                    fec_recovered += 1;
                 }
-                p.repaired = true;
             }
+            p.repaired = true;
         }
         if usize::from(p.received) < count {
             return Insert::Stored;
         }
-        let Some(p) = self.frames.remove(&id) else { return Insert::Stored };
+        let Some(p) = self.frames.remove(&id) else {
+            return Insert::Stored;
+        };
         self.bytes -= p.bytes;
         let span = p.last_arrival.saturating_duration_since(p.first_arrival);
         let delivery_rate_bps = (!p.repaired && count >= 4 && span.as_micros() >= 100)

@@ -60,7 +60,7 @@ impl RttEstimator {
                 self.rttvar = rtt / 2;
             }
             Some(s) => {
-                let dev = if s > rtt { s - rtt } else { rtt - s };
+                let dev = s.abs_diff(rtt);
                 self.rttvar = (self.rttvar * 3 + dev) / 4;
                 self.srtt = Some((s * 7 + rtt) / 8);
             }
@@ -121,7 +121,10 @@ impl Prober {
             return None;
         }
         self.next_ping = now + PING_INTERVAL;
-        let ping = Ping { ping_id: self.next_id, sent_us: clock.us(now) };
+        let ping = Ping {
+            ping_id: self.next_id,
+            sent_us: clock.us(now),
+        };
         self.next_id = self.next_id.wrapping_add(1);
         if self.outstanding.len() == OUTSTANDING {
             self.outstanding.pop_front();
@@ -132,7 +135,11 @@ impl Prober {
 
     /// The answer to a peer's ping.
     pub fn answer(ping: &Ping, now: Instant, clock: &Clock) -> Pong {
-        Pong { ping_id: ping.ping_id, echoed_sent_us: ping.sent_us, responder_us: clock.us(now) }
+        Pong {
+            ping_id: ping.ping_id,
+            echoed_sent_us: ping.sent_us,
+            responder_us: clock.us(now),
+        }
     }
 
     /// Feeds a pong; returns false (and changes nothing) if it answers no ping of ours.
@@ -164,7 +171,10 @@ impl Prober {
 
     /// Peer clock minus local clock, µs, from the lowest-RTT recent probe.
     pub fn peer_clock_offset_us(&self) -> Option<i64> {
-        self.offsets.iter().min_by_key(|(rtt, _)| *rtt).map(|&(_, off)| off)
+        self.offsets
+            .iter()
+            .min_by_key(|(rtt, _)| *rtt)
+            .map(|&(_, off)| off)
     }
 }
 
@@ -187,7 +197,11 @@ mod tests {
         assert_eq!(p.peer_clock_offset_us(), Some(5_000_000));
         // A replay of the same pong, or a forged one, is ignored.
         assert!(!p.on_pong(&pong, t0 + Duration::from_millis(7), &local));
-        let forged = Pong { ping_id: 99, echoed_sent_us: 0, responder_us: 0 };
+        let forged = Pong {
+            ping_id: 99,
+            echoed_sent_us: 0,
+            responder_us: 0,
+        };
         assert!(!p.on_pong(&forged, t0 + Duration::from_millis(7), &local));
     }
 

@@ -108,7 +108,10 @@ impl Sender {
             frame_interval: config.frame_interval_hint,
             last_keyframe_event: None,
             loss_ewma: 0.0,
-            stats: SenderStats { target_bitrate_bps: rate.target_bps(), ..SenderStats::default() },
+            stats: SenderStats {
+                target_bitrate_bps: rate.target_bps(),
+                ..SenderStats::default()
+            },
             rate,
             config,
         }
@@ -116,7 +119,10 @@ impl Sender {
 
     /// Bytes of video one media datagram carries.
     pub fn fragment_payload(&self) -> usize {
-        self.config.max_datagram_size.saturating_sub(HEADER_LEN + MEDIA_HEADER_LEN).max(1)
+        self.config
+            .max_datagram_size
+            .saturating_sub(HEADER_LEN + MEDIA_HEADER_LEN)
+            .max(1)
     }
 
     /// The sender's clock (µs since creation), as written into capture timestamps.
@@ -133,7 +139,10 @@ impl Sender {
         let per = self.fragment_payload();
         let max = per * usize::from(MAX_FRAGMENTS);
         if frame.data.len() > max {
-            return Err(SendError::TooLarge { bytes: frame.data.len(), max });
+            return Err(SendError::TooLarge {
+                bytes: frame.data.len(),
+                max,
+            });
         }
         let count = frame.data.len().div_ceil(per);
         if self.next_packet_number + count as u64 * 2 > MAX_PACKET_NUMBER {
@@ -166,8 +175,12 @@ impl Sender {
         let mut chunks = Vec::with_capacity(count);
         for (i, chunk) in (0..frame.data.len()).step_by(per).enumerate() {
             let data = frame.data.slice(chunk..(chunk + per).min(frame.data.len()));
-            let fragment =
-                MediaFragment { seq: self.next_seq, frame: info, index: i as u16, data: data.clone() };
+            let fragment = MediaFragment {
+                seq: self.next_seq,
+                frame: info,
+                index: i as u16,
+                data: data.clone(),
+            };
             self.next_seq = self.next_seq.wrapping_add(1);
             self.history.push(now, fragment.clone());
             chunks.push(data);
@@ -205,9 +218,11 @@ impl Sender {
                 let min_interval = self.prober.rtt().smoothed_or(Duration::from_millis(10)) / 2;
                 for seq in nack.ranges.iter().flat_map(|r| r.iter()) {
                     match self.history.retransmit(now, seq, min_interval) {
-                        Ok(f) => {
-                            self.stats.retransmissions += 1;
-                            self.pacer.enqueue_urgent(now, Payload::Media(f));
+                        Ok((f, copies)) => {
+                            for _ in 0..copies {
+                                self.stats.retransmissions += 1;
+                                self.pacer.enqueue_urgent(now, Payload::Media(f.clone()));
+                            }
                         }
                         Err(_) => self.stats.nack_misses += 1,
                     }
@@ -225,8 +240,9 @@ impl Sender {
             }
             Payload::Report(r) => {
                 self.stats.reports_received += 1;
+                // Reports come every ~50 ms; weight 1/16 smooths loss over about a second.
                 let loss = f32::from(r.loss_fraction_q8) / 256.0;
-                self.loss_ewma = 0.8 * self.loss_ewma + 0.2 * loss;
+                self.loss_ewma += (loss - self.loss_ewma) / 16.0;
                 let rtt = self
                     .prober
                     .rtt()
@@ -234,14 +250,18 @@ impl Sender {
                     .or_else(|| (r.rtt_us > 0).then(|| Duration::from_micros(r.rtt_us.into())))
                     .unwrap_or(Duration::ZERO);
                 self.fec.update(self.loss_ewma, rtt);
-                self.capacity.on_sample(now, u64::from(r.delivery_rate_kbps) * 1000);
-                if let Some(bps) = self.rate.on_report(now, &r) {
+                self.capacity
+                    .on_sample(now, u64::from(r.delivery_rate_kbps) * 1000);
+                if let Some(bps) = self.rate.on_report(now, &r, f64::from(self.loss_ewma)) {
                     self.stats.target_bitrate_bps = bps;
                     self.events.push_back(SenderEvent::TargetBitrate(bps));
                 }
                 self.stats.last_report = Some(r);
             }
-            Payload::Ping(p) => self.control.push_back(Payload::Pong(Prober::answer(&p, now, &self.clock))),
+            Payload::Ping(p) => {
+                self.control
+                    .push_back(Payload::Pong(Prober::answer(&p, now, &self.clock)))
+            }
             Payload::Pong(p) => {
                 if !self.prober.on_pong(&p, now, &self.clock) {
                     self.stats.drops.unmatched_pongs += 1;
@@ -300,7 +320,10 @@ impl Endpoint for Sender {
 
     fn poll_timeout(&self) -> Option<Instant> {
         let ping = Some(self.prober.next_ping_at());
-        [ping, self.pacer.next_send_at()].into_iter().flatten().min()
+        [ping, self.pacer.next_send_at()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     fn handle_timeout(&mut self, _now: Instant) {

@@ -87,16 +87,23 @@ impl Pair {
             }
             if self.next_frame <= now {
                 let keyframe = std::mem::take(&mut self.pending_keyframe);
-                let size = if keyframe { self.frame_size * 4 } else { self.frame_size };
+                let size = if keyframe {
+                    self.frame_size * 4
+                } else {
+                    self.frame_size
+                };
                 let data: Bytes = (0..size).map(|i| (i as u32 ^ size as u32) as u8).collect();
                 self.tx
-                    .send_frame(now, OutgoingFrame {
-                        data,
-                        capture: now,
-                        keyframe,
-                        discardable: false,
-                        codec: Codec::Av1,
-                    })
+                    .send_frame(
+                        now,
+                        OutgoingFrame {
+                            data,
+                            capture: now,
+                            keyframe,
+                            discardable: false,
+                            codec: Codec::Av1,
+                        },
+                    )
                     .expect("frame accepted");
                 self.next_frame += FPS_INTERVAL;
             }
@@ -117,7 +124,8 @@ impl Pair {
                 }
             }
             while let Some(t) = self.rx.poll_transmit(now) {
-                self.back.push_back((now + Duration::from_millis(1), t.contents));
+                self.back
+                    .push_back((now + Duration::from_millis(1), t.contents));
             }
             while let Some(e) = self.tx.poll_event() {
                 match e {
@@ -149,7 +157,11 @@ fn one_ms() -> Script {
 
 #[test]
 fn clean_link_delivers_every_frame_intact_and_fast() {
-    let mut p = Pair::new(SenderConfig::new(SESSION), ReceiverConfig::new(SESSION), one_ms());
+    let mut p = Pair::new(
+        SenderConfig::new(SESSION),
+        ReceiverConfig::new(SESSION),
+        one_ms(),
+    );
     p.run_until(p.t0 + Duration::from_secs(2));
     assert!(p.shown.len() >= 119, "{} shown", p.shown.len());
     assert!(p.hidden.is_empty());
@@ -157,7 +169,12 @@ fn clean_link_delivers_every_frame_intact_and_fast() {
         assert_eq!(f.frame_id, i as u32, "in order, none missing");
         let size = if f.keyframe { 48_000 } else { 12_000 };
         assert_eq!(f.data.len(), size);
-        assert!(f.data.iter().enumerate().all(|(j, b)| *b == (j as u32 ^ size as u32) as u8));
+        assert!(
+            f.data
+                .iter()
+                .enumerate()
+                .all(|(j, b)| *b == (j as u32 ^ size as u32) as u8)
+        );
         if !f.keyframe {
             // 1 ms link + 12 kB spread over 10 % of the frame interval.
             let l = p.latency_of(f, *at);
@@ -166,11 +183,17 @@ fn clean_link_delivers_every_frame_intact_and_fast() {
     }
     let s = p.rx.stats();
     assert_eq!(s.packets_lost, 0);
-    assert!(s.rtt.is_some_and(|r| r >= Duration::from_millis(2) && r < Duration::from_millis(4)));
+    assert!(
+        s.rtt
+            .is_some_and(|r| r >= Duration::from_millis(2) && r < Duration::from_millis(4))
+    );
     // The receiver clock started 3 s before the sender's: sender − receiver = −3 s.
     let off = s.clock_offset_us.expect("pinged");
     assert!((off + 3_000_000).abs() < 100, "{off}");
-    assert!(s.one_way_delay.is_some_and(|d| d < Duration::from_micros(1_300)));
+    assert!(
+        s.one_way_delay
+            .is_some_and(|d| d < Duration::from_micros(1_300))
+    );
 }
 
 #[test]
@@ -180,7 +203,7 @@ fn nack_repairs_random_losses_including_frame_tails() {
         n += 1;
         // Every 7th original media datagram is lost; retransmissions get through.
         match &pkt.payload {
-            Payload::Media(_) if !retransmit && n % 7 == 0 => None,
+            Payload::Media(_) if !retransmit && n.is_multiple_of(7) => None,
             _ => Some(Duration::from_millis(1)),
         }
     });
@@ -194,7 +217,12 @@ fn nack_repairs_random_losses_including_frame_tails() {
     assert!(s.packets_repaired > 100, "{s:?}");
     assert_eq!(s.frames_abandoned, 0);
     assert!(p.tx.stats().retransmissions >= s.packets_repaired);
-    let worst = p.shown.iter().map(|(f, at)| p.latency_of(f, *at)).max().expect("frames");
+    let worst = p
+        .shown
+        .iter()
+        .map(|(f, at)| p.latency_of(f, *at))
+        .max()
+        .expect("frames");
     // Repair costs one RTT (2 ms) plus the tail wait (3 ms) at most.
     assert!(worst < Duration::from_millis(12), "{worst:?}");
 }
@@ -213,7 +241,10 @@ fn fec_alone_repairs_one_loss_per_frame() {
     p.run_until(p.t0 + Duration::from_secs(1));
     let s = p.rx.stats();
     assert!(p.shown.len() >= 59, "{} shown, {s:?}", p.shown.len());
-    assert_eq!(s.frames_fec_recovered as usize, p.shown.len() + p.hidden.len());
+    assert_eq!(
+        s.frames_fec_recovered as usize,
+        p.shown.len() + p.hidden.len()
+    );
     assert_eq!(s.nacks_sent, 0);
 }
 
@@ -235,28 +266,57 @@ fn an_unrecoverable_frame_is_skipped_and_a_keyframe_restores_the_stream() {
     assert!(p.keyframe_requests >= 1);
     let ids: Vec<u32> = p.shown.iter().map(|(f, _)| f.frame_id).collect();
     assert!(!ids.contains(&30));
-    let resumed = p.shown.iter().find(|(f, _)| f.frame_id > 30).expect("stream resumed");
-    assert!(resumed.0.keyframe, "first frame after the gap is the requested keyframe");
+    let resumed = p
+        .shown
+        .iter()
+        .find(|(f, _)| f.frame_id > 30)
+        .expect("stream resumed");
+    assert!(
+        resumed.0.keyframe,
+        "first frame after the gap is the requested keyframe"
+    );
     // Freeze = wait for timeout (50 ms) + request + next capture + keyframe transfer.
-    let before = p.shown.iter().rfind(|(f, _)| f.frame_id < 30).expect("frames before").1;
-    assert!(resumed.1 - before < Duration::from_millis(110), "{:?}", resumed.1 - before);
+    let before = p
+        .shown
+        .iter()
+        .rfind(|(f, _)| f.frame_id < 30)
+        .expect("frames before")
+        .1;
+    assert!(
+        resumed.1 - before < Duration::from_millis(110),
+        "{:?}",
+        resumed.1 - before
+    );
     assert!(ids.len() >= 110);
 }
 
 #[test]
 fn latency_policy_shows_only_the_newest_frame_of_a_stall_burst() {
-    let mut p = Pair::new(SenderConfig::new(SESSION), ReceiverConfig::new(SESSION), one_ms());
+    let mut p = Pair::new(
+        SenderConfig::new(SESSION),
+        ReceiverConfig::new(SESSION),
+        one_ms(),
+    );
     let t0 = p.t0;
     // All forward traffic sent between 500 and 545 ms is held until 545 ms.
     p.script = Box::new(move |now, _, _| {
         let at = now - t0;
         let (s, e) = (Duration::from_millis(500), Duration::from_millis(545));
-        Some(if at >= s && at < e { e - at + Duration::from_millis(1) } else { Duration::from_millis(1) })
+        Some(if at >= s && at < e {
+            e - at + Duration::from_millis(1)
+        } else {
+            Duration::from_millis(1)
+        })
     });
     p.run_until(t0 + Duration::from_secs(1));
     // Frames captured at 500, 516.7, 533.3 ms were held: the first two are decode-only.
     assert_eq!(p.hidden, vec![30, 31], "hidden {:?}", p.hidden);
-    let after: Vec<_> = p.shown.iter().filter(|(f, _)| f.frame_id >= 32).take(3).collect();
+    let after: Vec<_> = p
+        .shown
+        .iter()
+        .filter(|(f, _)| f.frame_id >= 32)
+        .take(3)
+        .collect();
     assert_eq!(after[0].0.frame_id, 32);
     // The next frame after the stall is back to baseline latency.
     assert!(p.latency_of(&after[1].0, after[1].1) < Duration::from_millis(3));
@@ -268,7 +328,12 @@ fn fixed_policy_delays_every_frame_by_the_buffer() {
     rx.playout = PlayoutPolicy::Fixed(Duration::from_millis(50));
     let mut p = Pair::new(SenderConfig::new(SESSION), rx, one_ms());
     p.run_until(p.t0 + Duration::from_secs(2));
-    let mut lat: Vec<_> = p.shown.iter().skip(5).map(|(f, at)| p.latency_of(f, *at)).collect();
+    let mut lat: Vec<_> = p
+        .shown
+        .iter()
+        .skip(5)
+        .map(|(f, at)| p.latency_of(f, *at))
+        .collect();
     lat.sort();
     assert!(lat[0] >= Duration::from_millis(50), "{:?}", lat[0]);
     assert!(lat[lat.len() / 2] < Duration::from_millis(53));

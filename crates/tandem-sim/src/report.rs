@@ -1,0 +1,250 @@
+//! Figures from a run, as the report prints them. Virtual time makes them exact.
+//!
+//! Definitions (each figure's name is its JSON key):
+//! - `latency_ms`: capture → display, over displayed frames; percentiles by nearest rank.
+//! - `frames_shown`: frames displayed. `frames_skipped`: captured but never displayed
+//!   (decode-only in a burst, given up, undecodable, or never arrived).
+//! - `frames_late`: displayed more than one frame interval after their *slot*, where a
+//!   frame's slot is its capture time plus the run's median latency (the latency that
+//!   policy delivers when nothing goes wrong).
+//! - `frames_late_outside_stalls`: the late frames among those captured more than one
+//!   frame interval away from every stall window; `frames_outside_stalls` is how many
+//!   frames were captured there, the denominator of the target.
+//! - `freezes_over_100ms`: gaps over 100 ms between consecutive displayed frames.
+//! - `recovery_ms_p99`: per stall, the settling time — from the stall's end until the
+//!   last frame of the run of out-of-band frames displayed right after it, where
+//!   out-of-band means latency more than 2 ms above the baseline (the median latency of
+//!   frames captured away from stalls); 0 when the first frame displayed after the stall
+//!   is already in band. Only frames the stall can have affected count: those captured
+//!   before its end plus one frame interval (the same margin that defines "away from
+//!   stalls"). Frames that needed a loss repair (retransmission or parity) are passed
+//!   over — their delay belongs to the loss, which `frames_late` already charges — and
+//!   `recovery_ms_p99_with_repairs` gives the figure with them counted. The 99th
+//!   percentile over the run's stalls.
+//! - `bytes_payload`: encoded video bytes; `bytes_overhead_pct`: every other UDP-payload
+//!   byte in both directions (headers, parity, retransmissions, feedback, probes) as a
+//!   percentage of it. IP and UDP headers are not counted.
+
+use std::time::Duration;
+
+use serde::Serialize;
+use tandem_proto::PlayoutPolicy;
+
+use crate::runner::{FrameRecord, RunResult};
+
+/// Latency percentiles in milliseconds.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Serialize)]
+pub struct Percentiles {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+    /// Maximum.
+    pub max: f64,
+}
+
+/// One policy's figures.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Figures {
+    /// Impairment profile name or spec.
+    pub profile: String,
+    /// Playout policy (`latency`, `smooth:MIN-MAX`, `fixed:MS`).
+    pub policy: String,
+    /// Loss recovery: `nack+fec` or `none`.
+    pub recovery: String,
+    /// Virtual seconds simulated.
+    pub seconds: f64,
+    /// Frames captured.
+    pub frames_sent: u64,
+    /// Frames displayed.
+    pub frames_shown: u64,
+    /// Displayed more than one frame interval after their slot.
+    pub frames_late: u64,
+    /// Late frames among those captured away from stalls.
+    pub frames_late_outside_stalls: u64,
+    /// Frames captured more than one frame interval away from every stall.
+    pub frames_outside_stalls: u64,
+    /// Captured but never displayed.
+    pub frames_skipped: u64,
+    /// Display gaps over 100 ms.
+    pub freezes_over_100ms: u64,
+    /// Capture-to-display latency.
+    pub latency_ms: Percentiles,
+    /// Stall settling time, 99th percentile over stalls (repaired frames passed over).
+    pub recovery_ms_p99: f64,
+    /// The same with repaired frames counted like any other.
+    pub recovery_ms_p99_with_repairs: f64,
+    /// Stalls in the run.
+    pub stalls: u64,
+    /// Encoded video bytes.
+    pub bytes_payload: u64,
+    /// Non-video bytes as a percentage of video bytes.
+    pub bytes_overhead_pct: f64,
+    /// Media datagrams the receiver found missing (before repair).
+    pub packets_lost: u64,
+    /// Fragments retransmitted.
+    pub retransmissions: u64,
+    /// Fragments rebuilt from parity.
+    pub fec_recovered: u64,
+    /// Keyframes the sender encoded (the first one included).
+    pub keyframes: u64,
+    /// Real milliseconds the simulation took.
+    pub wall_ms: f64,
+}
+
+/// Formats a policy the way the CLI accepts it.
+pub fn policy_name(p: &PlayoutPolicy) -> String {
+    match p {
+        PlayoutPolicy::Latency => "latency".into(),
+        PlayoutPolicy::Smooth { min, max } => {
+            format!("smooth:{}-{}", min.as_millis(), max.as_millis())
+        }
+        PlayoutPolicy::Fixed(d) => format!("fixed:{}", d.as_millis()),
+    }
+}
+
+fn ms(d: Duration) -> f64 {
+    d.as_secs_f64() * 1e3
+}
+
+/// Nearest-rank percentile of sorted values.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
+fn near_stall(capture: Duration, stalls: &[(Duration, Duration)], margin: Duration) -> bool {
+    stalls
+        .iter()
+        .any(|&(s, e)| capture + margin >= s && capture <= e + margin)
+}
+
+/// Computes the figures of `run`, labelled with `profile`.
+pub fn figures(run: &RunResult, profile: &str) -> Figures {
+    let interval = run.scenario.frame_interval();
+    let shown: Vec<&FrameRecord> = run.frames.iter().filter(|f| f.shown_at.is_some()).collect();
+    let mut lat: Vec<f64> = shown.iter().filter_map(|f| f.latency()).map(ms).collect();
+    lat.sort_by(f64::total_cmp);
+    let p50 = percentile(&lat, 0.50);
+    let late_threshold = p50 + ms(interval);
+    let is_late = |f: &FrameRecord| f.latency().is_some_and(|l| ms(l) > late_threshold);
+    let stalls = &run.stall_windows;
+    let outside: Vec<&FrameRecord> = run
+        .frames
+        .iter()
+        .filter(|f| !near_stall(f.capture, stalls, interval))
+        .collect();
+    let mut outside_lat: Vec<f64> = outside.iter().filter_map(|f| f.latency()).map(ms).collect();
+    outside_lat.sort_by(f64::total_cmp);
+    let baseline = if outside_lat.is_empty() {
+        p50
+    } else {
+        percentile(&outside_lat, 0.5)
+    };
+
+    let mut displays: Vec<&FrameRecord> = shown.clone();
+    displays.sort_by_key(|f| f.shown_at);
+    let freezes = displays
+        .windows(2)
+        .filter(|w| match (w[0].shown_at, w[1].shown_at) {
+            (Some(a), Some(b)) => b - a > Duration::from_millis(100),
+            _ => false,
+        })
+        .count();
+    let settle_times = |skip_repaired: bool| {
+        let mut v: Vec<f64> = stalls
+            .iter()
+            .enumerate()
+            .map(|(i, &(_, end))| {
+                let next_start = stalls.get(i + 1).map_or(Duration::MAX, |s| s.0);
+                let mut settle = 0.0;
+                for f in displays.iter().filter(|f| !(skip_repaired && f.repaired)) {
+                    let (Some(at), Some(l)) = (f.shown_at, f.latency()) else {
+                        continue;
+                    };
+                    if at <= end || at >= next_start || f.capture >= end + interval {
+                        continue;
+                    }
+                    if ms(l) > baseline + 2.0 {
+                        settle = ms(at - end);
+                    } else {
+                        break;
+                    }
+                }
+                settle
+            })
+            .collect();
+        v.sort_by(f64::total_cmp);
+        percentile(&v, 0.99)
+    };
+
+    let overhead = run.bytes_wire.saturating_sub(run.bytes_payload) as f64;
+    Figures {
+        profile: profile.to_string(),
+        policy: policy_name(&run.scenario.policy),
+        recovery: if run.scenario.recovery {
+            "nack+fec"
+        } else {
+            "none"
+        }
+        .into(),
+        seconds: run.scenario.duration.as_secs_f64(),
+        frames_sent: run.frames.len() as u64,
+        frames_shown: shown.len() as u64,
+        frames_late: shown.iter().filter(|f| is_late(f)).count() as u64,
+        frames_late_outside_stalls: outside.iter().filter(|f| is_late(f)).count() as u64,
+        frames_outside_stalls: outside.len() as u64,
+        frames_skipped: (run.frames.len() - shown.len()) as u64,
+        freezes_over_100ms: freezes as u64,
+        latency_ms: Percentiles {
+            p50,
+            p95: percentile(&lat, 0.95),
+            p99: percentile(&lat, 0.99),
+            max: lat.last().copied().unwrap_or(0.0),
+        },
+        recovery_ms_p99: settle_times(true),
+        recovery_ms_p99_with_repairs: settle_times(false),
+        stalls: stalls.len() as u64,
+        bytes_payload: run.bytes_payload,
+        bytes_overhead_pct: if run.bytes_payload > 0 {
+            overhead * 100.0 / run.bytes_payload as f64
+        } else {
+            0.0
+        },
+        packets_lost: run.receiver.packets_lost,
+        retransmissions: run.sender.retransmissions,
+        fec_recovered: run.receiver.fec_fragments_recovered,
+        keyframes: run.sender.keyframes_sent,
+        wall_ms: ms(run.wall),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(percentile(&v, 0.5), 50.0);
+        assert_eq!(percentile(&v, 0.99), 99.0);
+        assert_eq!(percentile(&v, 1.0), 100.0);
+        assert_eq!(percentile(&[], 0.5), 0.0);
+        assert_eq!(percentile(&[3.0], 0.01), 3.0);
+    }
+
+    #[test]
+    fn stall_proximity_uses_one_frame_interval_margin() {
+        let iv = Duration::from_millis(16);
+        let stalls = [(Duration::from_millis(100), Duration::from_millis(140))];
+        assert!(near_stall(Duration::from_millis(85), &stalls, iv));
+        assert!(!near_stall(Duration::from_millis(83), &stalls, iv));
+        assert!(near_stall(Duration::from_millis(156), &stalls, iv));
+        assert!(!near_stall(Duration::from_millis(157), &stalls, iv));
+    }
+}
