@@ -113,22 +113,10 @@ impl RetransmitHistory {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::{Codec, FrameInfo};
-    use bytes::Bytes;
+    use crate::packet::test_fragment;
 
     fn frag(seq: u32) -> MediaFragment {
-        MediaFragment {
-            seq,
-            frame: FrameInfo {
-                frame_id: 0,
-                fragment_count: 1,
-                codec: Codec::Av1,
-                flags: 0,
-                capture_us: 0,
-            },
-            index: 0,
-            data: Bytes::from_static(b"x"),
-        }
+        test_fragment(seq, 1)
     }
 
     #[test]

@@ -30,6 +30,11 @@
 //! `now` must never go backwards. Every `now` is a [`std::time::Instant`]; in virtual time
 //! the caller builds them as `start + offset`.
 //!
+//! One endpoint talks to one peer, so unlike the outline in `DESIGN.md`,
+//! `handle_datagram` takes no source address: the driver owns sockets and paths, and only
+//! hands an endpoint the datagrams from its peer (a path change is the driver's business,
+//! and the session id still rejects strays).
+//!
 //! # Modules
 //!
 //! [`packet`] is the datagram format; [`sender`] and [`receiver`] are the endpoints; the

@@ -127,22 +127,10 @@ impl Pacer {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::packet::{Codec, FrameInfo, MediaFragment};
-    use bytes::Bytes;
+    use crate::packet::test_fragment;
 
     fn frag(seq: u32, len: usize) -> Payload {
-        Payload::Media(MediaFragment {
-            seq,
-            frame: FrameInfo {
-                frame_id: 0,
-                fragment_count: 1,
-                codec: Codec::Av1,
-                flags: 0,
-                capture_us: 0,
-            },
-            index: 0,
-            data: Bytes::from(vec![0u8; len]),
-        })
+        Payload::Media(test_fragment(seq, len))
     }
 
     fn drain(p: &mut Pacer, t0: Instant) -> Vec<Duration> {

@@ -709,6 +709,23 @@ pub fn parse_header(mut datagram: Bytes) -> Result<(Header, Bytes), ParseError> 
     ))
 }
 
+/// A one-fragment AV1 delta frame's fragment with sequence number `seq`, for unit tests.
+#[cfg(test)]
+pub(crate) fn test_fragment(seq: u32, len: usize) -> MediaFragment {
+    MediaFragment {
+        seq,
+        frame: FrameInfo {
+            frame_id: 0,
+            fragment_count: 1,
+            codec: Codec::Av1,
+            flags: 0,
+            capture_us: 0,
+        },
+        index: 0,
+        data: Bytes::from(vec![0u8; len]),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

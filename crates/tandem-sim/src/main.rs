@@ -132,8 +132,15 @@ fn print_table(rows: &[Figures]) {
     }
 }
 
-fn main() -> Result<()> {
-    let args = Args::parse();
+fn main() {
+    // The error chain names the argument and what it accepts; a backtrace would bury it.
+    if let Err(e) = run_cli(Args::parse()) {
+        eprintln!("tandem-sim: {e:#}");
+        std::process::exit(2);
+    }
+}
+
+fn run_cli(args: Args) -> Result<()> {
     let profile = args.impair.clone().unwrap_or(args.profile.clone());
     let link = parse_profile_or_spec(&profile).with_context(|| format!("--profile {profile:?}"))?;
     if !(args.seconds > 0.0 && args.seconds <= 24.0 * 3600.0) {

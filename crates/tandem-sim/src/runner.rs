@@ -273,29 +273,23 @@ pub fn run(scenario: &Scenario) -> RunResult {
         if rx.poll_timeout().is_some_and(|t| t <= instant) {
             rx.handle_timeout(instant);
         }
-        while let Some(t) = tx.poll_transmit(instant) {
-            bytes_wire += t.contents.len() as u64;
-            for arrival in forward.send(now, t.contents.len()) {
+        let mut put_on_link = |link: &mut Link, data: Bytes, to_receiver: bool| {
+            bytes_wire += data.len() as u64;
+            for at in link.send(now, data.len()) {
                 order += 1;
                 in_flight.push(Reverse(InFlight {
-                    at: arrival,
+                    at,
                     order,
-                    to_receiver: true,
-                    data: t.contents.clone(),
+                    to_receiver,
+                    data: data.clone(),
                 }));
             }
+        };
+        while let Some(t) = tx.poll_transmit(instant) {
+            put_on_link(&mut forward, t.contents, true);
         }
         while let Some(t) = rx.poll_transmit(instant) {
-            bytes_wire += t.contents.len() as u64;
-            for arrival in reverse.send(now, t.contents.len()) {
-                order += 1;
-                in_flight.push(Reverse(InFlight {
-                    at: arrival,
-                    order,
-                    to_receiver: false,
-                    data: t.contents.clone(),
-                }));
-            }
+            put_on_link(&mut reverse, t.contents, false);
         }
         while let Some(e) = tx.poll_event() {
             match e {
