@@ -11,7 +11,10 @@
 //! The sender's [`RateController`] turns reports into a target bitrate: multiplicative
 //! decrease to 85 % of the receive rate on overuse, hold while underusing, and a gentle
 //! multiplicative increase otherwise; loss above 10 % also cuts the rate
-//! (rate × (1 − loss/2)), as in GCC's loss-based controller. [`CapacityEstimator`] keeps the
+//! (rate × (1 − loss/2)), as in GCC's loss-based controller. Unlike GCC, it also acts on
+//! the standing queue the receiver measures: 85 % of the link rate drains a 500 ms
+//! drop-tail queue in seconds, which for interactive video is a freeze, so while a queue
+//! stands the target drops to the rate that drains it within [`QUEUE_DRAIN_TIME`]. [`CapacityEstimator`] keeps the
 //! pacer from bursting faster than the path can drain.
 
 use std::collections::VecDeque;
@@ -149,6 +152,14 @@ fn linear_slope(points: &VecDeque<(f64, f64)>) -> Option<f64> {
     (den > 0.0).then(|| num / den)
 }
 
+/// A standing queue longer than this is drained by the rate controller.
+pub const QUEUE_DRAIN_THRESHOLD: Duration = Duration::from_millis(20);
+/// How fast a standing queue is drained.
+pub const QUEUE_DRAIN_TIME: Duration = Duration::from_millis(500);
+
+/// Shortest gap between two loss-based decreases.
+pub const LOSS_CUT_INTERVAL: Duration = Duration::from_millis(300);
+
 /// Sender-side target bitrate from receiver reports.
 #[derive(Debug)]
 pub struct RateController {
@@ -156,6 +167,7 @@ pub struct RateController {
     min_bps: u64,
     max_bps: u64,
     last_update: Option<Instant>,
+    last_loss_cut: Option<Instant>,
 }
 
 impl RateController {
@@ -167,6 +179,7 @@ impl RateController {
             min_bps,
             max_bps,
             last_update: None,
+            last_loss_cut: None,
         }
     }
 
@@ -199,8 +212,21 @@ impl RateController {
                 target = target.max(grown.min(cap));
             }
         }
-        if loss > 0.10 {
+        // The smoothed loss stays high for a while after one lossy episode; cutting on every
+        // 50 ms report would compound the same loss into a collapse.
+        let cut_allowed = self
+            .last_loss_cut
+            .is_none_or(|t| now.saturating_duration_since(t) >= LOSS_CUT_INTERVAL);
+        if loss > 0.10 && cut_allowed {
             target *= 1.0 - 0.5 * loss;
+            self.last_loss_cut = Some(now);
+        }
+        let queue = Duration::from_micros(u64::from(report.queue_delay_us));
+        if queue > QUEUE_DRAIN_THRESHOLD && receive_bps > 0 {
+            // Sending at r·(1 − q/T) empties a queue of q seconds within T.
+            let factor =
+                (1.0 - queue.as_secs_f64() / QUEUE_DRAIN_TIME.as_secs_f64()).clamp(0.3, 0.85);
+            target = target.min(receive_bps as f64 * factor);
         }
         let new = (target as u64).clamp(self.min_bps, self.max_bps);
         let changed = new != self.target_bps;
@@ -310,6 +336,14 @@ mod tests {
             "recovers when the path is fine"
         );
         assert!(c.target_bps() <= 8_000_000);
+        // A standing 250 ms queue at 5 Mbit/s: half the rate drains it in 0.5 s.
+        let queued = ReceiverReport {
+            receive_rate_kbps: 5_000,
+            queue_delay_us: 250_000,
+            ..Default::default()
+        };
+        t += Duration::from_millis(50);
+        assert_eq!(c.on_report(t, &queued, 0.0), Some(2_500_000));
         // Nothing received (the sender paused): the target holds.
         let before = c.target_bps();
         let idle = ReceiverReport::default();

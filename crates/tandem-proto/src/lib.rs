@@ -40,7 +40,7 @@
 //! [`packet`] is the datagram format; [`sender`] and [`receiver`] are the endpoints; the
 //! rest are their parts, each one idea: [`pacer`], [`history`] (retransmission), [`fec`],
 //! [`congestion`] (delay gradient, rate, capacity), [`reassembly`], [`nack`], [`jitter`],
-//! [`playout`], [`rtt`] (RTT and clock offset), [`stats`], [`config`].
+//! [`playout`], [`rtt`] (RTT and clock offset), [`window`], [`stats`], [`config`].
 
 #![warn(missing_docs)]
 
@@ -63,6 +63,7 @@ pub mod receiver;
 pub mod rtt;
 pub mod sender;
 pub mod stats;
+pub mod window;
 
 pub use config::{ReceiverConfig, SenderConfig};
 pub use fec::FecMode;

@@ -23,7 +23,7 @@
 //!
 //! NACK (2 B + 6 B per range)          count u16 | count × (first seq u32, extra u16)
 //! keyframe request (8 B)              request id u32 | newest decoded frame id u32
-//! receiver report (36 B)              see [`ReceiverReport`]
+//! receiver report (40 B)              see [`ReceiverReport`]
 //! ping (12 B)                         ping id u32 | sent µs u64 (pinger's clock)
 //! pong (20 B)                         ping id u32 | echoed sent µs u64 | responder µs u64
 //! ```
@@ -45,7 +45,7 @@ pub const MEDIA_HEADER_LEN: usize = 19;
 /// Bytes a parity shard adds to the header before its shard.
 pub const PARITY_HEADER_LEN: usize = 21;
 /// Length of a receiver report payload.
-pub const REPORT_LEN: usize = 36;
+pub const REPORT_LEN: usize = 40;
 /// Largest packet number representable on the wire (48 bits).
 pub const MAX_PACKET_NUMBER: u64 = (1 << 48) - 1;
 /// Most fragments one frame may have; bounds reassembly memory per frame.
@@ -241,10 +241,10 @@ pub enum BandwidthUsage {
 
 /// Receiver → sender feedback, sent every report interval.
 ///
-/// Layout (36 B): highest seq u32 | cumulative lost u32 | loss fraction u8 (×256) |
+/// Layout (40 B): highest seq u32 | cumulative lost u32 | loss fraction u8 (×256) |
 /// interarrival jitter µs u32 | frame delay jitter µs u32 | receive rate kbit/s u32 |
 /// delivery rate kbit/s u32 | delay trend i16 (µs per s) | usage u8 | playout delay µs u32 |
-/// RTT µs u32.
+/// RTT µs u32 | standing queue delay µs u32.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ReceiverReport {
     /// Highest media sequence number seen.
@@ -269,6 +269,10 @@ pub struct ReceiverReport {
     pub playout_delay_us: u32,
     /// Receiver's RTT estimate (0 = none yet).
     pub rtt_us: u32,
+    /// Standing queue: the smallest transit above the path's base over the report
+    /// interval. A queue that persists for a whole interval is congestion; a stall's burst
+    /// is not (the frames after it are back at base).
+    pub queue_delay_us: u32,
 }
 
 /// RTT probe.
@@ -532,6 +536,7 @@ impl Packet {
                 });
                 out.put_u32(r.playout_delay_us);
                 out.put_u32(r.rtt_us);
+                out.put_u32(r.queue_delay_us);
             }
             Payload::Ping(p) => {
                 out.put_u32(p.ping_id);
@@ -655,6 +660,7 @@ impl Packet {
                 };
                 r.playout_delay_us = buf.get_u32();
                 r.rtt_us = buf.get_u32();
+                r.queue_delay_us = buf.get_u32();
                 Payload::Report(r)
             }
             PacketType::Ping => {

@@ -23,6 +23,7 @@ use std::collections::VecDeque;
 use std::time::{Duration, Instant};
 
 use crate::reassembly::CompleteFrame;
+use crate::window::WindowedMin;
 
 /// How long a base-transit sample counts (long enough to span stalls, short enough to
 /// follow clock drift).
@@ -81,7 +82,7 @@ pub struct PlayoutBuffer {
     policy: PlayoutPolicy,
     held: VecDeque<Held>,
     held_bytes: usize,
-    base: VecDeque<(Instant, i64)>,
+    base: WindowedMin,
     smooth_delay: Duration,
     smooth_updated: Option<Instant>,
     last_due: Option<Instant>,
@@ -94,7 +95,7 @@ impl PlayoutBuffer {
             policy,
             held: VecDeque::new(),
             held_bytes: 0,
-            base: VecDeque::new(),
+            base: WindowedMin::new(BASE_WINDOW),
             smooth_delay: Duration::ZERO,
             smooth_updated: None,
             last_due: None,
@@ -122,22 +123,7 @@ impl PlayoutBuffer {
 
     /// Base transit in µs (receiver clock minus sender clock), if known.
     pub fn base_transit_us(&self) -> Option<i64> {
-        self.base.iter().map(|(_, t)| *t).min()
-    }
-
-    fn note_transit(&mut self, now: Instant, transit: i64) {
-        // Monotonic deque: the front is the window minimum.
-        while self.base.back().is_some_and(|(_, t)| *t >= transit) {
-            self.base.pop_back();
-        }
-        self.base.push_back((now, transit));
-        while self
-            .base
-            .front()
-            .is_some_and(|(t, _)| now.saturating_duration_since(*t) > BASE_WINDOW)
-        {
-            self.base.pop_front();
-        }
+        self.base.min()
     }
 
     /// Takes a decodable frame.
@@ -153,7 +139,7 @@ impl PlayoutBuffer {
         frame_interval: Duration,
     ) {
         let transit = completed_us as i64 - frame.info.capture_us as i64;
-        self.note_transit(now, transit);
+        self.base.push(now, transit);
         let base = self.base_transit_us().unwrap_or(transit);
         let behind = Duration::from_micros((transit - base).max(0) as u64);
         self.update_smooth(now, jitter);

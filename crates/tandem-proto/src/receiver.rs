@@ -24,6 +24,7 @@ use crate::playout::{PlayoutBuffer, PlayoutPolicy};
 use crate::reassembly::{CompleteFrame, FrameReassembler, Insert};
 use crate::rtt::{Clock, Prober};
 use crate::stats::ReceiverStats;
+use crate::window::WindowedMin;
 use crate::{Endpoint, Transmit};
 
 /// Largest sequence gap repaired by NACK; a bigger jump is left to a keyframe.
@@ -94,6 +95,10 @@ pub struct Receiver {
     interval_start: Instant,
     interval_delivery_bps: u64,
     last_now: Instant,
+    /// Smallest first-datagram transit per frame over [`crate::playout::BASE_WINDOW`].
+    base_first_transit: WindowedMin,
+    /// Smallest excess transit seen this report interval.
+    interval_queue_us: Option<u64>,
     stats: ReceiverStats,
 }
 
@@ -137,6 +142,8 @@ impl Receiver {
             interval_start: now,
             interval_delivery_bps: 0,
             last_now: now,
+            base_first_transit: WindowedMin::new(crate::playout::BASE_WINDOW),
+            interval_queue_us: None,
             stats: ReceiverStats::default(),
             config,
         }
@@ -189,6 +196,10 @@ impl Receiver {
         if self.newest_frame_seen.is_none_or(|n| id > n) {
             self.newest_frame_seen = Some(id);
             self.trend.on_frame_start(now, now_us, f.frame.capture_us);
+            let transit = now_us as i64 - f.frame.capture_us as i64;
+            self.base_first_transit.push(now, transit);
+            let excess = (transit - self.base_first_transit.min().unwrap_or(transit)).max(0) as u64;
+            self.interval_queue_us = Some(self.interval_queue_us.map_or(excess, |q| q.min(excess)));
         }
         let was_missing = self.nack.received(f.seq);
         if was_missing {
@@ -513,7 +524,9 @@ impl Receiver {
                 .rtt()
                 .smoothed()
                 .map_or(0, |d| d.as_micros() as u32),
+            queue_delay_us: self.interval_queue_us.unwrap_or(0).min(u64::from(u32::MAX)) as u32,
         };
+        self.interval_queue_us = None;
         self.interval_highest = self.highest_seq;
         self.interval_lost = 0;
         self.interval_bytes = 0;

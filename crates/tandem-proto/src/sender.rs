@@ -285,6 +285,19 @@ impl Sender {
         Transmit { contents }
     }
 
+    /// How long the datagrams now waiting in the pacer will take to leave. An encoder
+    /// should skip capturing (not encode, so no reference chain breaks) while this exceeds
+    /// about a frame interval: the frame could only add to the delay.
+    pub fn queue_delay(&self) -> Duration {
+        let bits = self.pacer.bytes_queued() as f64 * 8.0;
+        Duration::from_secs_f64(bits / self.pacer.rate_bps().max(1) as f64)
+    }
+
+    /// Average spacing of the frames handed in so far.
+    pub fn frame_interval(&self) -> Duration {
+        self.frame_interval
+    }
+
     /// Statistics snapshot.
     pub fn stats(&self) -> SenderStats {
         let mut s = self.stats.clone();

@@ -84,7 +84,7 @@ fn payload() -> impl Strategy<Value = Payload> {
                 last_decoded_frame,
             })
         }),
-        (any::<[u32; 8]>(), any::<u8>(), any::<i16>(), 0u8..3).prop_map(|(v, l, t, u)| {
+        (any::<[u32; 9]>(), any::<u8>(), any::<i16>(), 0u8..3).prop_map(|(v, l, t, u)| {
             Payload::Report(ReceiverReport {
                 highest_seq: v[0],
                 cumulative_lost: v[1],
@@ -101,6 +101,7 @@ fn payload() -> impl Strategy<Value = Payload> {
                 ][usize::from(u)],
                 playout_delay_us: v[6],
                 rtt_us: v[7],
+                queue_delay_us: v[8],
             })
         }),
         (any::<u32>(), any::<u64>())

@@ -72,7 +72,9 @@ impl Scenario {
 
 /// Synthetic encoder: delta frames of `bitrate / fps` bytes varying ±20 %, keyframes 10×
 /// a delta frame, a keyframe at start and whenever requested, and a target bitrate that
-/// follows the congestion controller.
+/// follows the congestion controller. Like a real-time encoder's frame dropper, the runner
+/// skips a capture (before encoding, so no reference breaks) while the sender's pacer
+/// still holds more than a frame interval of data.
 #[derive(Debug)]
 pub struct EncoderModel {
     fps: u32,
@@ -123,8 +125,10 @@ impl EncoderModel {
 /// What happened to one captured frame.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct FrameRecord {
-    /// Frame id.
+    /// Frame id (`u32::MAX` when the encoder skipped the capture).
     pub frame_id: u32,
+    /// Skipped before encoding because the sender's queue was too long.
+    pub skipped_by_encoder: bool,
     /// Capture time since the start of the run.
     pub capture: Duration,
     /// When it was displayed, if it was.
@@ -190,7 +194,6 @@ pub fn run(scenario: &Scenario) -> RunResult {
     tx_config.start_bitrate_bps = scenario.bitrate_bps;
     tx_config.max_bitrate_bps = scenario.bitrate_bps;
     tx_config.frame_interval_hint = scenario.frame_interval();
-    tx_config.initial_capacity_bps = scenario.forward.capacity_bps;
     let mut rx_config = ReceiverConfig::new(SESSION);
     rx_config.playout = scenario.policy;
     if !scenario.recovery {
@@ -208,6 +211,7 @@ pub fn run(scenario: &Scenario) -> RunResult {
     let mut in_flight: BinaryHeap<Reverse<InFlight>> = BinaryHeap::new();
     let mut order = 0u64;
     let mut frames: Vec<FrameRecord> = Vec::new();
+    let mut index_of: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
     let mut bytes_payload = 0u64;
     let mut bytes_wire = 0u64;
     let interval = scenario.frame_interval();
@@ -245,26 +249,37 @@ pub fn run(scenario: &Scenario) -> RunResult {
             }
         }
         if next_capture <= now && next_capture < end {
-            let (data, keyframe) = encoder.next_frame();
-            bytes_payload += data.len() as u64;
-            let frame = OutgoingFrame {
-                data,
-                capture: at(next_capture),
-                keyframe,
-                discardable: false,
-                codec: Codec::Av1,
+            let mut record = FrameRecord {
+                frame_id: u32::MAX,
+                skipped_by_encoder: true,
+                capture: next_capture,
+                shown_at: None,
+                decoded: false,
+                completed_at: None,
+                repaired: false,
+                keyframe: false,
             };
-            if let Ok(id) = tx.send_frame(instant, frame) {
-                frames.push(FrameRecord {
-                    frame_id: id,
-                    capture: next_capture,
-                    shown_at: None,
-                    decoded: false,
-                    completed_at: None,
-                    repaired: false,
+            if tx.queue_delay() <= interval {
+                let (data, keyframe) = encoder.next_frame();
+                bytes_payload += data.len() as u64;
+                let frame = OutgoingFrame {
+                    data,
+                    capture: at(next_capture),
                     keyframe,
-                });
+                    discardable: false,
+                    codec: Codec::Av1,
+                };
+                if let Ok(id) = tx.send_frame(instant, frame) {
+                    index_of.insert(id, frames.len());
+                    record = FrameRecord {
+                        frame_id: id,
+                        skipped_by_encoder: false,
+                        keyframe,
+                        ..record
+                    };
+                }
             }
+            frames.push(record);
             next_capture += interval;
         }
         if tx.poll_timeout().is_some_and(|t| t <= instant) {
@@ -298,8 +313,7 @@ pub fn run(scenario: &Scenario) -> RunResult {
             }
         }
         while let Some(ReceiverEvent::Frame(f)) = rx.poll_event() {
-            // Frame ids are consecutive from 0, so the id indexes the record.
-            if let Some(rec) = frames.get_mut(f.frame_id as usize) {
+            if let Some(rec) = index_of.get(&f.frame_id).and_then(|&i| frames.get_mut(i)) {
                 rec.decoded = true;
                 rec.completed_at = Some(f.completed_at.saturating_duration_since(t0));
                 rec.repaired = f.repaired;

@@ -159,3 +159,21 @@ fn a_minute_simulates_within_two_seconds_of_wall_time() {
         assert!(f.wall_ms <= 2_000.0, "wall {} ms", f.wall_ms);
     }
 }
+
+#[test]
+fn a_link_slower_than_the_encoder_keeps_latency_bounded() {
+    // 8 Mbit/s video into a 6 Mbit/s link: without congestion control the queue (500 ms
+    // drop-tail) fills and latency runs to seconds. The sender must learn the capacity
+    // itself (the runner does not tell it), cut the bitrate, and skip captures while its
+    // own queue is long.
+    let link = "wifi,capacity=6mbit".parse().expect("spec");
+    let mut s = Scenario::new(link, 1);
+    s.duration = Duration::from_secs(30);
+    let f = figures(&run(&s), "wifi,capacity=6mbit");
+    println!("{f:?}");
+    let shown = f.frames_shown as f64 / f.frames_sent as f64;
+    let kbps = f.bytes_payload as f64 * 8.0 / 30.0 / 1000.0;
+    assert!(f.latency_ms.p95 <= 40.0, "p95 {}", f.latency_ms.p95);
+    assert!(shown >= 0.8, "shown {shown}");
+    assert!(kbps < 6_000.0, "{kbps} kbit/s sent into a 6 Mbit/s link");
+}
