@@ -34,6 +34,9 @@ pub struct SenderConfig {
     pub history_max_age: Duration,
     /// Shortest gap between two keyframe-request events surfaced to the app. Default 100 ms.
     pub keyframe_request_min_interval: Duration,
+    /// Most data the pacer may hold, as time to send it; a frame beyond it is refused
+    /// ([`crate::SendError::QueueFull`]). Default 1 s.
+    pub max_queue_delay: Duration,
 }
 
 impl SenderConfig {
@@ -52,6 +55,7 @@ impl SenderConfig {
             history_packets: 4096,
             history_max_age: Duration::from_secs(1),
             keyframe_request_min_interval: Duration::from_millis(100),
+            max_queue_delay: Duration::from_secs(1),
         }
     }
 }
@@ -130,6 +134,7 @@ mod tests {
             (4096, Duration::from_secs(1))
         );
         assert_eq!(c.keyframe_request_min_interval, Duration::from_millis(100));
+        assert_eq!(c.max_queue_delay, Duration::from_secs(1));
     }
 
     #[test]

@@ -59,6 +59,14 @@ pub enum SendError {
     /// The packet-number space is used up; start a new session.
     #[error("packet numbers exhausted; start a new session")]
     Exhausted,
+    /// The pacer already holds more than `max_queue_delay` of data: the path is far slower
+    /// than the encoder. The frame is refused (so memory stays bounded), which breaks the
+    /// reference chain: a [`SenderEvent::KeyframeRequested`] follows.
+    #[error("send queue full: {queued:?} of data waiting")]
+    QueueFull {
+        /// Time the queued data needs to leave.
+        queued: Duration,
+    },
 }
 
 /// Sans-IO sending endpoint. See the crate docs for the driving contract.
@@ -143,6 +151,11 @@ impl Sender {
                 bytes: frame.data.len(),
                 max,
             });
+        }
+        let queued = self.queue_delay();
+        if queued > self.config.max_queue_delay {
+            self.push_event(SenderEvent::KeyframeRequested);
+            return Err(SendError::QueueFull { queued });
         }
         let count = frame.data.len().div_ceil(per);
         if self.next_packet_number + count as u64 * 2 > MAX_PACKET_NUMBER {
@@ -235,7 +248,7 @@ impl Sender {
                 });
                 if !limited {
                     self.last_keyframe_event = Some(now);
-                    self.events.push_back(SenderEvent::KeyframeRequested);
+                    self.push_event(SenderEvent::KeyframeRequested);
                 }
             }
             Payload::Report(r) => {
@@ -254,7 +267,7 @@ impl Sender {
                     .on_sample(now, u64::from(r.delivery_rate_kbps) * 1000);
                 if let Some(bps) = self.rate.on_report(now, &r, f64::from(self.loss_ewma)) {
                     self.stats.target_bitrate_bps = bps;
-                    self.events.push_back(SenderEvent::TargetBitrate(bps));
+                    self.push_event(SenderEvent::TargetBitrate(bps));
                 }
                 self.stats.last_report = Some(r);
             }
@@ -270,6 +283,14 @@ impl Sender {
             // Media travels the other way; a sender receiving it is misconfigured or attacked.
             Payload::Media(_) | Payload::Parity(_) => self.stats.drops.unexpected_type += 1,
         }
+    }
+
+    /// Queues an event, keeping at most one of each kind (the newest bitrate wins), so an
+    /// app that polls rarely never accumulates a backlog.
+    fn push_event(&mut self, event: SenderEvent) {
+        self.events
+            .retain(|e| std::mem::discriminant(e) != std::mem::discriminant(&event));
+        self.events.push_back(event);
     }
 
     fn seal(&mut self, payload: Payload) -> Transmit {

@@ -354,3 +354,40 @@ fn malformed_and_foreign_datagrams_are_counted_and_change_nothing() {
     assert_eq!(s.media_packets, 0);
     assert!(rx.poll_event().is_none());
 }
+
+#[test]
+fn the_send_queue_is_bounded_and_events_do_not_pile_up() {
+    let t0 = Instant::now();
+    let mut c = SenderConfig::new(SESSION);
+    c.initial_capacity_bps = 10_000_000;
+    let mut tx = Sender::new(c, t0);
+    let frame = |at| OutgoingFrame {
+        data: Bytes::from(vec![1u8; 200_000]),
+        capture: at,
+        keyframe: false,
+        discardable: false,
+        codec: Codec::Av1,
+    };
+    // 200 kB frames into a 10 Mbit/s pacer and nobody sending: 160 ms each.
+    let mut refused = 0;
+    for i in 0..20u64 {
+        let at = t0 + Duration::from_millis(16 * i);
+        match tx.send_frame(at, frame(at)) {
+            Ok(_) => {}
+            Err(tandem_proto::SendError::QueueFull { queued }) => {
+                assert!(queued > Duration::from_secs(1));
+                refused += 1;
+            }
+            Err(e) => panic!("unexpected {e}"),
+        }
+    }
+    assert!(refused >= 12, "{refused} refused");
+    assert!(
+        tx.queue_delay() <= Duration::from_millis(1200),
+        "{:?}",
+        tx.queue_delay()
+    );
+    // Many refusals, one keyframe request waiting.
+    let events: Vec<_> = std::iter::from_fn(|| tx.poll_event()).collect();
+    assert_eq!(events, vec![SenderEvent::KeyframeRequested]);
+}
