@@ -40,7 +40,8 @@
 //! [`packet`] is the datagram format; [`sender`] and [`receiver`] are the endpoints; the
 //! rest are their parts, each one idea: [`pacer`], [`history`] (retransmission), [`fec`],
 //! [`congestion`] (delay gradient, rate, capacity), [`reassembly`], [`nack`], [`jitter`],
-//! [`playout`], [`rtt`] (RTT and clock offset), [`window`], [`stats`], [`config`].
+//! [`playout`], [`rtt`] (RTT and clock offset), [`cadence`], [`window`], [`stats`],
+//! [`config`].
 
 #![warn(missing_docs)]
 
@@ -48,6 +49,7 @@ use std::time::Instant;
 
 use bytes::Bytes;
 
+pub mod cadence;
 pub mod config;
 pub mod congestion;
 pub mod fec;

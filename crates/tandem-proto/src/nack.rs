@@ -51,6 +51,16 @@ impl NackTracker {
         self.missing.remove(&seq).is_some()
     }
 
+    /// The `count` numbers from `first` are all accounted for (their frame is complete).
+    pub fn received_all(&mut self, first: u32, count: u32) {
+        if self.missing.is_empty() {
+            return;
+        }
+        for i in 0..count {
+            self.missing.remove(&first.wrapping_add(i));
+        }
+    }
+
     /// Stops tracking everything below `seq` (its frames are finished).
     pub fn forget_below(&mut self, seq: u32) {
         self.missing = self.missing.split_off(&seq);

@@ -381,22 +381,6 @@ pub enum ParseError {
     },
 }
 
-impl ParseError {
-    /// Short stable name for counters.
-    pub fn kind(&self) -> &'static str {
-        match self {
-            ParseError::TooShort { .. } => "too_short",
-            ParseError::TrailingBytes { .. } => "trailing_bytes",
-            ParseError::BadMagic(_) => "bad_magic",
-            ParseError::UnsupportedVersion(_) => "unsupported_version",
-            ParseError::UnknownType(_) => "unknown_type",
-            ParseError::UnsupportedFlags(_) => "unsupported_flags",
-            ParseError::WrongSession { .. } => "wrong_session",
-            ParseError::InvalidField { .. } => "invalid_field",
-        }
-    }
-}
-
 fn need(buf: &Bytes, n: usize) -> Result<(), ParseError> {
     if buf.len() < n {
         Err(ParseError::TooShort {
@@ -442,25 +426,35 @@ fn put_frame_info(out: &mut BytesMut, f: &FrameInfo) {
     put_u48(out, f.capture_us);
 }
 
-fn get_frame_info(buf: &mut Bytes) -> Result<FrameInfo, ParseError> {
-    let frame_id = buf.get_u32();
-    let fragment_count = buf.get_u16();
-    let cf = buf.get_u8();
-    let capture_us = get_u48(buf);
+/// Validates the per-frame fields, whichever order a packet type carries them in.
+fn frame_info(
+    frame_id: u32,
+    fragment_count: u16,
+    codec_flags: u8,
+    capture_us: u64,
+) -> Result<FrameInfo, ParseError> {
     if fragment_count == 0 || fragment_count > MAX_FRAGMENTS {
         return Err(invalid("fragment_count", fragment_count));
     }
-    let flags = cf & 0x0f;
+    let flags = codec_flags & 0x0f;
     if flags & !(FRAME_KEYFRAME | FRAME_DISCARDABLE) != 0 {
         return Err(invalid("frame_flags", flags));
     }
+    let codec = Codec::from_nibble(codec_flags >> 4);
     Ok(FrameInfo {
         frame_id,
         fragment_count,
-        codec: Codec::from_nibble(cf >> 4),
+        codec,
         flags,
         capture_us,
     })
+}
+
+fn get_frame_info(buf: &mut Bytes) -> Result<FrameInfo, ParseError> {
+    let frame_id = buf.get_u32();
+    let fragment_count = buf.get_u16();
+    let codec_flags = buf.get_u8();
+    frame_info(frame_id, fragment_count, codec_flags, get_u48(buf))
 }
 
 impl Packet {
@@ -568,25 +562,11 @@ impl Packet {
                 let frame_id = buf.get_u32();
                 let index = buf.get_u16();
                 let fragment_count = buf.get_u16();
-                let cf = buf.get_u8();
-                let capture_us = get_u48(&mut buf);
-                if fragment_count == 0 || fragment_count > MAX_FRAGMENTS {
-                    return Err(invalid("fragment_count", fragment_count));
-                }
+                let codec_flags = buf.get_u8();
+                let frame = frame_info(frame_id, fragment_count, codec_flags, get_u48(&mut buf))?;
                 if index >= fragment_count {
                     return Err(invalid("fragment_index", index));
                 }
-                let flags = cf & 0x0f;
-                if flags & !(FRAME_KEYFRAME | FRAME_DISCARDABLE) != 0 {
-                    return Err(invalid("frame_flags", flags));
-                }
-                let frame = FrameInfo {
-                    frame_id,
-                    fragment_count,
-                    codec: Codec::from_nibble(cf >> 4),
-                    flags,
-                    capture_us,
-                };
                 Payload::Media(MediaFragment {
                     seq,
                     frame,

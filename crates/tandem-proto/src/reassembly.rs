@@ -322,11 +322,6 @@ impl FrameReassembler {
             .min()
     }
 
-    /// Whether frame `id` has any part buffered.
-    pub fn contains(&self, id: u32) -> bool {
-        self.frames.contains_key(&id)
-    }
-
     /// Info of a buffered frame.
     pub fn info(&self, id: u32) -> Option<FrameInfo> {
         self.frames.get(&id).map(|p| p.info)

@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::cadence::FrameCadence;
 use crate::config::ReceiverConfig;
 use crate::congestion::TrendlineEstimator;
 use crate::jitter::{FrameDelayEstimator, InterarrivalJitter};
@@ -86,8 +87,9 @@ pub struct Receiver {
     last_keyframe_request: Option<Instant>,
     keyframe_request_id: u32,
     last_decoded: u32,
-    last_capture_us: Option<u64>,
-    frame_interval: Duration,
+    cadence: FrameCadence,
+    /// A sequence gap was found in the datagram being handled: NACK before returning.
+    gap_found: bool,
     next_report: Instant,
     interval_highest: Option<u32>,
     interval_lost: u64,
@@ -133,8 +135,8 @@ impl Receiver {
             last_keyframe_request: None,
             keyframe_request_id: 0,
             last_decoded: 0,
-            last_capture_us: None,
-            frame_interval: Duration::from_micros(16_667),
+            cadence: FrameCadence::new(Duration::from_micros(16_667)),
+            gap_found: false,
             next_report: now + config.report_interval,
             interval_highest: None,
             interval_lost: 0,
@@ -216,6 +218,7 @@ impl Receiver {
                         for s in h + 1..f.seq {
                             self.nack.add(now, s);
                         }
+                        self.gap_found = true;
                     }
                 }
                 self.highest_seq = Some(f.seq);
@@ -232,20 +235,19 @@ impl Receiver {
             Insert::Duplicate => self.stats.duplicates += 1,
             Insert::Stale => self.stats.stale_packets += 1,
             Insert::Rejected => self.stats.drops.rejected_fragments += 1,
-            Insert::Complete(c) => self.on_complete(now, c),
+            Insert::Complete(c) => self.on_complete(c),
         }
         self.advance(now);
     }
 
-    fn on_complete(&mut self, _now: Instant, c: CompleteFrame) {
+    fn on_complete(&mut self, c: CompleteFrame) {
         self.stats.frames_completed += 1;
         if c.fec_recovered > 0 {
             self.stats.frames_fec_recovered += 1;
             self.stats.fec_fragments_recovered += u64::from(c.fec_recovered);
         }
-        for i in 0..u32::from(c.info.fragment_count) {
-            self.nack.received(c.first_seq.wrapping_add(i));
-        }
+        self.nack
+            .received_all(c.first_seq, u32::from(c.info.fragment_count));
         // As libwebrtc does, frames delayed by a repair do not feed the jitter estimate: the
         // repair's round trip is not path jitter, and a buffer sized for it would cost every
         // frame that delay.
@@ -285,49 +287,31 @@ impl Receiver {
     /// Hands over every frame whose chain is intact, jumping to ready keyframes.
     fn advance(&mut self, now: Instant) {
         loop {
-            match self.next_frame {
-                Some(n) => {
-                    if let Some(c) = self.take_ready(n) {
-                        self.deliver(now, c);
-                        continue;
-                    }
-                    let key = self
-                        .ready
-                        .iter()
-                        .find(|(_, c)| c.info.is_keyframe())
-                        .map(|(k, _)| *k);
-                    if let Some(k) = key {
-                        self.drop_ready_below(k);
-                        self.next_frame = Some(k);
-                        continue;
-                    }
-                    break;
-                }
-                None => {
-                    let key = self
-                        .ready
-                        .iter()
-                        .find(|(_, c)| c.info.is_keyframe())
-                        .map(|(k, _)| *k);
-                    match key {
-                        Some(k) => {
-                            self.drop_ready_below(k);
-                            self.next_frame = Some(k);
-                        }
-                        None => {
-                            // Deltas without a reference: undecodable.
-                            let n = self.ready.len() as u64;
-                            if n > 0 {
-                                self.stats.frames_undecodable += n;
-                                self.ready.clear();
-                                self.ready_bytes = 0;
-                                self.keyframe_wanted = true;
-                            }
-                            break;
-                        }
-                    }
-                }
+            if let Some(n) = self.next_frame
+                && let Some(c) = self.take_ready(n)
+            {
+                self.deliver(now, c);
+                continue;
             }
+            // Nothing continues the chain: the oldest ready keyframe restarts it.
+            let key = self
+                .ready
+                .iter()
+                .find(|(_, c)| c.info.is_keyframe())
+                .map(|(k, _)| *k);
+            if let Some(k) = key {
+                self.drop_ready_below(k);
+                self.next_frame = Some(k);
+                continue;
+            }
+            if self.next_frame.is_none() && !self.ready.is_empty() {
+                // Deltas without a reference: undecodable.
+                self.stats.frames_undecodable += self.ready.len() as u64;
+                self.ready.clear();
+                self.ready_bytes = 0;
+                self.keyframe_wanted = true;
+            }
+            break;
         }
         self.waiting_since = match self.next_frame {
             Some(n) if self.newest_frame_seen.is_some_and(|s| s > n) => {
@@ -354,12 +338,7 @@ impl Receiver {
         if c.info.is_keyframe() {
             self.keyframe_wanted = false;
         }
-        if let Some(prev) = self.last_capture_us.replace(c.info.capture_us) {
-            let d = Duration::from_micros(c.info.capture_us.saturating_sub(prev));
-            if d >= Duration::from_millis(1) && d <= Duration::from_millis(200) {
-                self.frame_interval = (self.frame_interval * 7 + d) / 8;
-            }
-        }
+        self.cadence.on_capture(c.info.capture_us);
         self.reassembly.finish_below(id.wrapping_add(1));
         self.nack
             .forget_below(c.first_seq.wrapping_add(u32::from(c.info.fragment_count)));
@@ -372,8 +351,8 @@ impl Receiver {
         let jitter = Duration::from_micros(self.frame_jitter.jitter_us() as u64);
         let completed_us = self.clock.us(c.completed_at);
         self.stats.frames_delivered += 1;
-        self.playout
-            .push(now, c, completed_us, jitter, self.frame_interval);
+        let interval = self.cadence.interval();
+        self.playout.push(now, c, completed_us, jitter, interval);
     }
 
     fn release(&mut self, now: Instant) {
@@ -585,7 +564,8 @@ impl Endpoint for Receiver {
             Ok(p) => self.on_packet(now, p),
             Err(e) => self.stats.drops.count(&e),
         }
-        if self.config.nack && self.nack.next_due().is_some_and(|t| t <= now) {
+        // A gap is NACKed at once; retries come due through `poll_timeout`.
+        if std::mem::take(&mut self.gap_found) {
             self.run_timers(now);
         }
     }

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::cadence::FrameCadence;
 use crate::config::SenderConfig;
 use crate::congestion::{CapacityEstimator, RateController};
 use crate::fec::{FecPolicy, encode_parity};
@@ -12,10 +13,10 @@ use crate::history::RetransmitHistory;
 use crate::pacer::Pacer;
 use crate::packet::{
     Codec, FRAME_DISCARDABLE, FRAME_KEYFRAME, FrameInfo, HEADER_LEN, MAX_FRAGMENTS,
-    MAX_PACKET_NUMBER, MEDIA_HEADER_LEN, MediaFragment, Packet, ParityShard, ParseError, Payload,
+    MAX_PACKET_NUMBER, MEDIA_HEADER_LEN, MediaFragment, Packet, ParityShard, Payload,
 };
 use crate::rtt::{Clock, Prober};
-use crate::stats::{DropCounters, SenderStats};
+use crate::stats::SenderStats;
 use crate::{Endpoint, Transmit};
 
 /// An encoded frame handed to the sender.
@@ -85,8 +86,7 @@ pub struct Sender {
     capacity: CapacityEstimator,
     prober: Prober,
     events: VecDeque<SenderEvent>,
-    last_capture_us: Option<u64>,
-    frame_interval: Duration,
+    cadence: FrameCadence,
     last_keyframe_event: Option<Instant>,
     loss_ewma: f32,
     stats: SenderStats,
@@ -112,8 +112,7 @@ impl Sender {
             capacity: CapacityEstimator::new(config.initial_capacity_bps, 2_000_000),
             prober: Prober::new(now),
             events: VecDeque::new(),
-            last_capture_us: None,
-            frame_interval: config.frame_interval_hint,
+            cadence: FrameCadence::new(config.frame_interval_hint),
             last_keyframe_event: None,
             loss_ewma: 0.0,
             stats: SenderStats {
@@ -162,12 +161,7 @@ impl Sender {
             return Err(SendError::Exhausted);
         }
         let capture_us = self.clock.us(frame.capture);
-        if let Some(prev) = self.last_capture_us.replace(capture_us) {
-            let d = Duration::from_micros(capture_us.saturating_sub(prev));
-            if d >= Duration::from_millis(1) && d <= Duration::from_millis(200) {
-                self.frame_interval = (self.frame_interval * 7 + d) / 8;
-            }
-        }
+        self.cadence.on_capture(capture_us);
         let mut flags = 0;
         if frame.keyframe {
             flags |= FRAME_KEYFRAME;
@@ -217,7 +211,7 @@ impl Sender {
         if frame.keyframe {
             self.stats.keyframes_sent += 1;
         }
-        let spread = self.frame_interval.mul_f64(self.config.spread_fraction);
+        let spread = self.cadence.interval().mul_f64(self.config.spread_fraction);
         let capacity = self.capacity.estimate_bps(now);
         self.pacer.enqueue_frame(now, payloads, spread, capacity);
         self.stats.pacing_rate_bps = self.pacer.rate_bps();
@@ -316,7 +310,7 @@ impl Sender {
 
     /// Average spacing of the frames handed in so far.
     pub fn frame_interval(&self) -> Duration {
-        self.frame_interval
+        self.cadence.interval()
     }
 
     /// Statistics snapshot.
@@ -366,16 +360,5 @@ impl Endpoint for Sender {
 
     fn poll_event(&mut self) -> Option<SenderEvent> {
         self.events.pop_front()
-    }
-}
-
-impl DropCounters {
-    /// Counts one rejected datagram under its parse error.
-    pub fn count(&mut self, e: &ParseError) {
-        match e {
-            ParseError::WrongSession { .. } => self.wrong_session += 1,
-            ParseError::UnsupportedVersion(_) => self.unsupported_version += 1,
-            _ => self.malformed += 1,
-        }
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::packet::{BandwidthUsage, ReceiverReport};
+use crate::packet::{BandwidthUsage, ParseError, ReceiverReport};
 
 /// Datagrams rejected before reaching protocol state, by cause.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
@@ -22,6 +22,15 @@ pub struct DropCounters {
 }
 
 impl DropCounters {
+    /// Counts one rejected datagram under its parse error.
+    pub fn count(&mut self, e: &ParseError) {
+        match e {
+            ParseError::WrongSession { .. } => self.wrong_session += 1,
+            ParseError::UnsupportedVersion(_) => self.unsupported_version += 1,
+            _ => self.malformed += 1,
+        }
+    }
+
     /// All rejected datagrams.
     pub fn total(&self) -> u64 {
         self.malformed
