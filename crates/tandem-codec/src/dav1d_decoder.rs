@@ -1,0 +1,252 @@
+//! `Dav1dDecoder`: AV1 temporal units in, I420 [`Frame`]s out, through libdav1d.
+//!
+//! Settings: `max_frame_delay` 1 (a frame comes out of the call that fed it, instead of
+//! after frame-threading's pipeline fills), a thread count, film grain not applied (the
+//! encoders here never signal it, and it would cost time), and a frame-size limit so a
+//! hostile sequence header cannot make dav1d allocate gigabytes.
+//!
+//! Errors: corrupt or truncated data returns [`CodecError::Decode`] and the decoder stays
+//! usable; frames that depend on what was lost keep failing (or decode with artefacts, as
+//! AV1 allows) until the next keyframe, which always recovers. Nothing here panics on input:
+//! dav1d's `EAGAIN` protocol (output must be taken before more input is accepted) is
+//! followed to the letter, and only 8-bit 4:2:0 pictures are copied out (others are an
+//! error naming the format).
+
+use std::time::Instant;
+
+use bytes::Bytes;
+use dav1d::{PixelLayout, PlanarImageComponent, Settings};
+
+use crate::error::CodecError;
+use crate::frame::Frame;
+
+/// Decoder settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DecoderConfig {
+    /// Worker threads. Default: the machine's available parallelism, at most 4 (dav1d gains
+    /// little from more threads at these sizes with one frame in flight).
+    pub threads: u32,
+    /// Frames dav1d may hold for frame threading. Default 1: no added latency.
+    pub max_frame_delay: u32,
+    /// Largest picture accepted, in pixels. Default 8192 × 8192.
+    pub max_pixels: u32,
+}
+
+impl Default for DecoderConfig {
+    fn default() -> Self {
+        DecoderConfig {
+            threads: std::thread::available_parallelism()
+                .map_or(2, |n| n.get())
+                .min(4) as u32,
+            max_frame_delay: 1,
+            max_pixels: 8192 * 8192,
+        }
+    }
+}
+
+/// Counters the decoder keeps.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DecoderStats {
+    /// Temporal units submitted.
+    pub units_in: u64,
+    /// Pictures returned.
+    pub frames_out: u64,
+    /// Units rejected as corrupt, truncated or unsupported.
+    pub errors: u64,
+    /// Time inside dav1d, µs.
+    pub decode_us: u64,
+    /// Time copying pictures out, µs.
+    pub copy_us: u64,
+}
+
+/// The dav1d AV1 decoder.
+pub struct Dav1dDecoder {
+    dec: dav1d::Decoder,
+    config: DecoderConfig,
+    stats: DecoderStats,
+}
+
+impl std::fmt::Debug for Dav1dDecoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Dav1dDecoder")
+            .field("config", &self.config)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+fn decode_error(what: &str, e: dav1d::Error) -> CodecError {
+    CodecError::Decode(format!("{what}: {e}"))
+}
+
+impl Dav1dDecoder {
+    /// Opens a decoder with `config`.
+    pub fn new(config: &DecoderConfig) -> Result<Dav1dDecoder, CodecError> {
+        let mut s = Settings::new();
+        s.set_n_threads(config.threads);
+        s.set_max_frame_delay(config.max_frame_delay);
+        s.set_apply_grain(false);
+        s.set_frame_size_limit(config.max_pixels);
+        let dec = dav1d::Decoder::with_settings(&s).map_err(|e| decode_error("opening", e))?;
+        Ok(Dav1dDecoder {
+            dec,
+            config: config.clone(),
+            stats: DecoderStats::default(),
+        })
+    }
+
+    /// Counters.
+    pub fn stats(&self) -> DecoderStats {
+        self.stats
+    }
+
+    /// Decodes one temporal unit and returns the picture it completes, if any, carrying
+    /// `frame_id` and `capture_us` (dav1d passes them through with the picture, so a held
+    /// frame comes out with its own metadata).
+    pub fn decode(
+        &mut self,
+        data: Bytes,
+        frame_id: u32,
+        capture_us: u64,
+    ) -> Result<Option<Frame>, CodecError> {
+        let Some(pic) = self.decode_picture(data, frame_id, capture_us)? else {
+            return Ok(None);
+        };
+        let started = Instant::now();
+        let frame = copy_out(&pic);
+        self.stats.copy_us += started.elapsed().as_micros() as u64;
+        if frame.is_err() {
+            self.stats.errors += 1;
+        } else {
+            self.stats.frames_out += 1;
+        }
+        frame.map(Some)
+    }
+
+    /// Decodes one temporal unit and returns dav1d's picture without copying it.
+    pub fn decode_picture(
+        &mut self,
+        data: Bytes,
+        frame_id: u32,
+        capture_us: u64,
+    ) -> Result<Option<dav1d::Picture>, CodecError> {
+        self.stats.units_in += 1;
+        if data.is_empty() {
+            self.stats.errors += 1;
+            return Err(CodecError::Decode("empty temporal unit".into()));
+        }
+        let started = Instant::now();
+        let result = self.feed(data, frame_id, capture_us);
+        self.stats.decode_us += started.elapsed().as_micros() as u64;
+        if result.is_err() {
+            self.stats.errors += 1;
+        }
+        result
+    }
+
+    fn feed(
+        &mut self,
+        data: Bytes,
+        frame_id: u32,
+        capture_us: u64,
+    ) -> Result<Option<dav1d::Picture>, CodecError> {
+        let capture = i64::try_from(capture_us).unwrap_or(i64::MAX);
+        let mut picture = None;
+        let mut sent = self
+            .dec
+            .send_data(data, Some(i64::from(frame_id)), Some(capture), None);
+        // EAGAIN from send: dav1d kept the rest of the data and wants a picture taken first.
+        // Bounded: each round either takes a picture or dav1d consumes data.
+        for _ in 0..64 {
+            match sent {
+                Ok(()) => break,
+                Err(e) if e.is_again() => match self.dec.get_picture() {
+                    Ok(p) => {
+                        picture = Some(p);
+                        sent = self.dec.send_pending_data();
+                    }
+                    Err(e) if e.is_again() => {
+                        sent = self.dec.send_pending_data();
+                        if sent.as_ref().is_err_and(|e| e.is_again()) {
+                            // No picture to take and the data still not accepted: dav1d is
+                            // stuck on this unit. Drop it (and the decoder's state) rather
+                            // than spin; the next keyframe starts clean.
+                            self.dec.flush();
+                            return Err(CodecError::Decode(
+                                "decoder accepted neither data nor output; reset".into(),
+                            ));
+                        }
+                    }
+                    Err(e) => {
+                        self.dec.flush();
+                        return Err(decode_error("decoding", e));
+                    }
+                },
+                Err(e) => return Err(decode_error("decoding", e)),
+            }
+        }
+        if sent.is_err() {
+            self.dec.flush();
+            return Err(CodecError::Decode(
+                "decoder did not accept the unit; reset".into(),
+            ));
+        }
+        match self.dec.get_picture() {
+            Ok(p) => picture = Some(p),
+            Err(e) if e.is_again() => {}
+            Err(e) => return Err(decode_error("decoding", e)),
+        }
+        Ok(picture)
+    }
+}
+
+/// Copies a dav1d picture into a [`Frame`], keeping dav1d's row padding out of it.
+///
+/// One copy per plane row; the frame's strides equal its widths.
+pub fn copy_out(pic: &dav1d::Picture) -> Result<Frame, CodecError> {
+    if pic.bit_depth() != 8 {
+        return Err(CodecError::Decode(format!(
+            "{}-bit pictures are not supported: Tandem handles 8-bit 4:2:0",
+            pic.bit_depth()
+        )));
+    }
+    if pic.pixel_layout() != PixelLayout::I420 {
+        return Err(CodecError::Decode(format!(
+            "pixel layout {:?} is not supported: Tandem handles 8-bit 4:2:0",
+            pic.pixel_layout()
+        )));
+    }
+    let (w, h) = (pic.width(), pic.height());
+    let (cw, ch) = crate::frame::chroma_size(w, h);
+    // Filled by appending rows: no zeroing pass before the copy.
+    let mut planes: [Vec<u8>; 3] = Default::default();
+    for ((plane_out, c), (pw, ph)) in planes
+        .iter_mut()
+        .zip([
+            PlanarImageComponent::Y,
+            PlanarImageComponent::U,
+            PlanarImageComponent::V,
+        ])
+        .zip([(w, h), (cw, ch), (cw, ch)])
+    {
+        let (pw, ph) = (pw as usize, ph as usize);
+        let plane = pic.plane(c);
+        let src: &[u8] = plane.as_ref();
+        let stride = pic.stride(c) as usize;
+        plane_out.reserve_exact(pw * ph);
+        for y in 0..ph {
+            let row = src.get(y * stride..y * stride + pw).ok_or_else(|| {
+                CodecError::Decode(format!("plane {c:?} row {y} is outside dav1d's buffer"))
+            })?;
+            plane_out.extend_from_slice(row);
+        }
+    }
+    let (w_us, cw_us) = (w as usize, cw as usize);
+    let frame = Frame::from_planes(w, h, planes, [w_us, cw_us, cw_us])?;
+    let id = u32::try_from(pic.offset()).unwrap_or(0);
+    let capture = pic
+        .timestamp()
+        .and_then(|t| u64::try_from(t).ok())
+        .unwrap_or(0);
+    Ok(frame.with_meta(id, capture))
+}

@@ -1,0 +1,266 @@
+//! Encode with each encoder, decode with dav1d: pictures, metadata, lag, keyframes, bitrate.
+
+use bytes::Bytes;
+use tandem_codec::{
+    Dav1dDecoder, DecoderConfig, Encoder, EncoderConfig, EncoderKind, Frame, PlaneIndex,
+    new_encoder, psnr,
+};
+
+/// Smooth moving content (no dependency on the test pattern, so these tests isolate the
+/// codecs).
+fn moving(w: u32, h: u32, n: u32) -> Frame {
+    let mut f = Frame::black(w, h).with_meta(n, u64::from(n) * 33_333);
+    for y in 0..h as usize {
+        for (x, p) in f.row_mut(PlaneIndex::Y, y).iter_mut().enumerate() {
+            let v = (x * 3 + y * 2 + n as usize * 4) % 512;
+            // Texture that pans with the picture, so every frame costs bits.
+            let t = ((x + n as usize * 3) as u32).wrapping_mul(2_654_435_761) ^ (y as u32 * 40_503);
+            *p = 16 + (if v < 256 { v } else { 511 - v } * 180 / 255) as u8 + (t >> 27) as u8;
+        }
+    }
+    for p in [PlaneIndex::U, PlaneIndex::V] {
+        let (_, ch) = f.plane_size(p);
+        for y in 0..ch {
+            for (x, s) in f.row_mut(p, y).iter_mut().enumerate() {
+                *s = 100 + ((x + y + n as usize) % 56) as u8;
+            }
+        }
+    }
+    f
+}
+
+fn roundtrip(kind: EncoderKind, w: u32, h: u32, frames: u32) -> (Vec<f64>, u32, Vec<u32>) {
+    let config = EncoderConfig::new(w, h, 30).with_kind(kind);
+    let mut enc = new_encoder(&config).expect("encoder opens");
+    let mut dec = Dav1dDecoder::new(&DecoderConfig::default()).expect("decoder opens");
+    let sources: Vec<Frame> = (0..frames).map(|n| moving(w, h, n)).collect();
+    let mut out = Vec::new();
+    for f in &sources {
+        out.extend(enc.encode(f).expect("encodes"));
+    }
+    out.extend(enc.finish().expect("finishes"));
+    assert_eq!(
+        out.len(),
+        frames as usize,
+        "{kind}: every frame comes out once"
+    );
+    assert!(out[0].keyframe, "{kind}: the stream starts with a keyframe");
+    let mut scores = Vec::new();
+    let mut ids = Vec::new();
+    for e in out {
+        let pic = dec
+            .decode(e.data.clone(), e.frame_id, e.capture_us)
+            .expect("decodes")
+            .expect("one picture per unit");
+        assert_eq!((pic.width(), pic.height()), (w, h));
+        assert_eq!(pic.capture_us, u64::from(pic.id) * 33_333);
+        scores.push(psnr(&sources[pic.id as usize], &pic).expect("same size"));
+        ids.push(pic.id);
+    }
+    (scores, enc.lag_frames(), ids)
+}
+
+#[test]
+fn aom_round_trip_has_no_lag_and_good_quality() {
+    let (scores, lag, ids) = roundtrip(EncoderKind::Aom, 320, 180, 30);
+    assert_eq!(lag, 0);
+    assert_eq!(ids, (0..30).collect::<Vec<_>>());
+    let min = scores.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(min > 30.0, "worst PSNR {min:.1} dB");
+}
+
+#[test]
+fn rav1e_round_trip_reports_its_lag() {
+    let (scores, lag, ids) = roundtrip(EncoderKind::Rav1e, 320, 180, 20);
+    assert!(lag >= 1, "rav1e holds frames back; measured lag {lag}");
+    assert_eq!(ids, (0..20).collect::<Vec<_>>());
+    let min = scores.iter().copied().fold(f64::INFINITY, f64::min);
+    assert!(min > 30.0, "worst PSNR {min:.1} dB");
+}
+
+#[test]
+fn odd_sizes_and_padded_input_strides_survive() {
+    for kind in [EncoderKind::Aom, EncoderKind::Rav1e] {
+        let (w, h) = (99u32, 67u32);
+        let tight = moving(w, h, 3);
+        // The same picture with 13 bytes of padding on every row.
+        let planes = [PlaneIndex::Y, PlaneIndex::U, PlaneIndex::V].map(|p| {
+            let (pw, ph) = tight.plane_size(p);
+            let mut v = vec![0xEEu8; (pw + 13) * ph];
+            for y in 0..ph {
+                v[y * (pw + 13)..y * (pw + 13) + pw].copy_from_slice(tight.row(p, y));
+            }
+            v
+        });
+        let strides =
+            [PlaneIndex::Y, PlaneIndex::U, PlaneIndex::V].map(|p| tight.plane_size(p).0 + 13);
+        let padded = Frame::from_planes(w, h, planes, strides).expect("valid planes");
+        let mut enc = new_encoder(&EncoderConfig::new(w, h, 30).with_kind(kind)).expect("opens");
+        let mut units = enc.encode(&padded).expect("encodes");
+        units.extend(enc.finish().expect("finishes"));
+        let mut dec = Dav1dDecoder::new(&DecoderConfig::default()).expect("opens");
+        let pic = dec
+            .decode(units[0].data.clone(), 0, 0)
+            .expect("decodes")
+            .expect("a picture");
+        assert!(pic.is_tight());
+        let q = psnr(&tight, &pic).expect("same size");
+        // Had the 0xEE padding leaked into the picture, PSNR would collapse.
+        assert!(q > 30.0, "{kind}: {q:.1} dB");
+    }
+}
+
+#[test]
+fn forced_keyframes_arrive_on_the_requested_frame() {
+    for kind in [EncoderKind::Aom, EncoderKind::Rav1e] {
+        let mut enc = new_encoder(&EncoderConfig::new(160, 96, 30).with_kind(kind)).expect("opens");
+        let mut out = Vec::new();
+        for n in 0..20 {
+            if n == 10 {
+                enc.force_keyframe();
+            }
+            out.extend(enc.encode(&moving(160, 96, n)).expect("encodes"));
+        }
+        out.extend(enc.finish().expect("finishes"));
+        let keys: Vec<u32> = out
+            .iter()
+            .filter(|e| e.keyframe)
+            .map(|e| e.frame_id)
+            .collect();
+        assert_eq!(keys, vec![0, 10], "{kind}");
+        assert_eq!(enc.stats().forced_keyframes, 1, "{kind}");
+    }
+}
+
+#[test]
+fn size_mismatch_and_encode_after_finish_are_errors() {
+    let mut enc = new_encoder(&EncoderConfig::new(160, 96, 30)).expect("opens");
+    let err = enc.encode(&Frame::black(320, 180)).expect_err("wrong size");
+    assert!(err.to_string().contains("320×180"), "{err}");
+    enc.finish().expect("finishes");
+    assert!(enc.encode(&Frame::black(160, 96)).is_err());
+}
+
+/// Bytes per frame over frames `range` of a stream whose bitrate drops from 2000 to 500
+/// kbit/s before frame 30.
+fn bytes_around_bitrate_drop(kind: EncoderKind) -> (f64, f64) {
+    let mut enc = new_encoder(
+        &EncoderConfig::new(320, 180, 30)
+            .with_kind(kind)
+            .with_bitrate_kbps(2000),
+    )
+    .expect("opens");
+    let mut sizes = vec![0usize; 90];
+    for n in 0..90u32 {
+        if n == 30 {
+            enc.set_target_bitrate(500).expect("valid bitrate");
+        }
+        for e in enc
+            .encode(&moving(320, 180, n * 3).with_meta(n, 0))
+            .expect("encodes")
+        {
+            sizes[e.frame_id as usize] += e.data.len();
+        }
+    }
+    let mean =
+        |r: std::ops::Range<usize>| sizes[r.clone()].iter().sum::<usize>() as f64 / r.len() as f64;
+    (mean(10..30), mean(50..80))
+}
+
+#[test]
+fn bitrate_changes_take_effect_within_a_few_frames() {
+    for kind in [EncoderKind::Aom, EncoderKind::Rav1e] {
+        let (before, after) = bytes_around_bitrate_drop(kind);
+        // 2000 → 500 kbit/s at 30 fps is 8333 → 2083 bytes per frame.
+        assert!(
+            after < before * 0.5,
+            "{kind}: {before:.0} B/frame before, {after:.0} after"
+        );
+    }
+}
+
+#[test]
+fn corrupt_and_truncated_units_are_errors_and_the_next_keyframe_recovers() {
+    let mut enc = new_encoder(&EncoderConfig::new(320, 180, 30)).expect("opens");
+    let mut units = Vec::new();
+    for n in 0..40 {
+        if n == 20 {
+            enc.force_keyframe();
+        }
+        units.extend(enc.encode(&moving(320, 180, n)).expect("encodes"));
+    }
+    let mut dec = Dav1dDecoder::new(&DecoderConfig::default()).expect("opens");
+    let mut errors = 0;
+    let mut after_keyframe = Vec::new();
+    let mut seed = 0x2545_F491_4F6C_DD1Du64;
+    for (i, u) in units.iter().enumerate() {
+        let data = match i {
+            // Frames 5..15: truncated at random points or with flipped bits.
+            5..=9 => u.data.slice(..u.data.len() * (i - 4) / 7),
+            10..=14 => {
+                let mut v = u.data.to_vec();
+                for _ in 0..8 {
+                    seed ^= seed << 13;
+                    seed ^= seed >> 7;
+                    seed ^= seed << 17;
+                    let bit = (seed % (v.len() as u64 * 8)) as usize;
+                    v[bit / 8] ^= 1 << (bit % 8);
+                }
+                Bytes::from(v)
+            }
+            _ => u.data.clone(),
+        };
+        match dec.decode(data, u.frame_id, u.capture_us) {
+            Ok(Some(pic)) if i >= 20 => after_keyframe.push(pic),
+            Ok(_) => {}
+            Err(_) => errors += 1,
+        }
+    }
+    assert!(errors > 0, "damaged units were not all accepted silently");
+    assert_eq!(dec.stats().errors, errors);
+    // From the keyframe at 20 on, the damaged decoder's pictures equal a clean decoder's.
+    let mut fresh = Dav1dDecoder::new(&DecoderConfig::default()).expect("opens");
+    assert_eq!(
+        after_keyframe.len(),
+        20,
+        "every frame after the keyframe decodes"
+    );
+    for (u, got) in units[20..].iter().zip(&after_keyframe) {
+        let clean = fresh
+            .decode(u.data.clone(), u.frame_id, 0)
+            .expect("clean stream");
+        let clean = clean.expect("a picture");
+        assert!(
+            got.same_picture(&clean),
+            "frame {} differs after the keyframe",
+            u.frame_id
+        );
+    }
+}
+
+#[test]
+fn garbage_and_empty_input_never_panic() {
+    let mut dec = Dav1dDecoder::new(&DecoderConfig::default()).expect("opens");
+    assert!(dec.decode(Bytes::new(), 0, 0).is_err());
+    let mut seed = 7u64;
+    for len in [1usize, 2, 3, 7, 16, 100, 1000, 10_000] {
+        let v: Vec<u8> = (0..len)
+            .map(|_| {
+                seed = seed
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                (seed >> 56) as u8
+            })
+            .collect();
+        let _ = dec.decode(Bytes::from(v), 0, 0);
+    }
+    // A sequence header claiming a picture far over the limit is refused, not allocated.
+    let mut enc = new_encoder(&EncoderConfig::new(320, 180, 30)).expect("opens");
+    let unit = enc.encode(&moving(320, 180, 0)).expect("encodes").remove(0);
+    let small = Dav1dDecoder::new(&DecoderConfig {
+        max_pixels: 100 * 100,
+        ..DecoderConfig::default()
+    });
+    let mut small = small.expect("opens");
+    assert!(small.decode(unit.data, 0, 0).is_err());
+}
