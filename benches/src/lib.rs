@@ -2,10 +2,15 @@
 //!
 //! `benches/proto.rs` measures the protocol's data path on one core: packetize →
 //! serialize → parse → reassemble throughput, and the receiver's cost per datagram. The
-//! virtual-time latency report is `tandem-sim`'s binary; the codec, network and
-//! glass-to-glass reports join this crate with their crates.
+//! virtual-time latency report is `tandem-sim`'s binary. `benches/codec.rs` measures
+//! encode and decode time per frame; the `codec-report` binary feeds both encoders at a live
+//! rate and prints latency, lag, bitrate, quality and the wrappers' cost against libaom and
+//! dav1d called directly ([`raw_aom`]). The network and glass-to-glass reports join this
+//! crate with their crates.
 
 #![warn(missing_docs)]
+
+pub mod raw_aom;
 
 use std::time::{Duration, Instant};
 

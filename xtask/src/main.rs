@@ -15,8 +15,20 @@ use std::process::Command;
 use anyhow::{Context, Result, bail};
 
 /// Debian packages the workspace needs to build and test, with the reason for each.
-const SYSTEM_PACKAGES: &[(&str, &str)] =
-    &[("pkg-config", "locates system libraries for -sys crates")];
+const SYSTEM_PACKAGES: &[(&str, &str)] = &[
+    ("pkg-config", "locates system libraries for -sys crates"),
+    ("nasm", "assembles rav1e's x86 kernels"),
+    ("libaom-dev", "libaom, the realtime AV1 encoder (aom-sys)"),
+    ("libdav1d-dev", "libdav1d 1.0, the AV1 decoder (dav1d-sys)"),
+    (
+        "libclang-dev",
+        "libclang, loaded by bindgen when aom-sys generates its bindings",
+    ),
+    (
+        "dav1d",
+        "the dav1d command-line player, which a test uses to read our IVF files",
+    ),
+];
 
 /// Fuzz targets of `crates/tandem-proto/fuzz`.
 const FUZZ_TARGETS: &[&str] = &["parse_datagram", "receiver_state"];

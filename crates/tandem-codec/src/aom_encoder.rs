@@ -7,7 +7,8 @@
 //!   (the engine decides which frames to skip, not the rate control);
 //! - error resilient, no order hints, no temporal dependency model: frames decode after a
 //!   loss without state the decoder may have missed;
-//! - cpu-used from [`EncoderConfig::speed`] (10 by default), row multithreading and tiles
+//! - cpu-used from [`EncoderConfig::speed`] (10 by default, 9 from 720p up: see
+//!   [`default_speed`](crate::encoder::default_speed)), row multithreading and tiles
 //!   from [`EncoderConfig::tiles_log2`];
 //! - cyclic-refresh adaptive quantisation (aq-mode 3) as libaom's own realtime examples use;
 //! - keyframes on request (`AOM_EFLAG_FORCE_KF`) or every `keyframe_interval` frames;

@@ -9,8 +9,8 @@ pub mod encoder;
 pub mod error;
 pub mod frame;
 pub mod ivf;
-//pub mod pattern;
-//pub mod pixelcode;
+pub mod pattern;
+pub mod pixelcode;
 pub mod rav1e_encoder;
 pub mod y4m;
 
@@ -18,10 +18,12 @@ pub use aom_encoder::AomEncoder;
 pub use dav1d_decoder::{Dav1dDecoder, DecoderConfig, DecoderStats};
 pub use encoder::{
     ContentKind, EncodedFrame, Encoder, EncoderConfig, EncoderKind, EncoderStats,
-    default_bitrate_kbps, new_encoder,
+    default_bitrate_kbps, default_speed, new_encoder,
 };
 pub use error::CodecError;
 pub use frame::{Frame, PlaneIndex, psnr};
 pub use ivf::{IvfReader, IvfWriter};
+pub use pattern::TestPattern;
+pub use pixelcode::PixelCode;
 pub use rav1e_encoder::Rav1eEncoder;
 pub use y4m::{Y4mSource, Y4mWriter};

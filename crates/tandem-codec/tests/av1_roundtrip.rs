@@ -2,8 +2,7 @@
 
 use bytes::Bytes;
 use tandem_codec::{
-    Dav1dDecoder, DecoderConfig, Encoder, EncoderConfig, EncoderKind, Frame, PlaneIndex,
-    new_encoder, psnr,
+    Dav1dDecoder, DecoderConfig, EncoderConfig, EncoderKind, Frame, PlaneIndex, new_encoder, psnr,
 };
 
 /// Smooth moving content (no dependency on the test pattern, so these tests isolate the

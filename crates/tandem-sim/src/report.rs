@@ -45,6 +45,25 @@ pub struct Percentiles {
     pub max: f64,
 }
 
+impl Percentiles {
+    /// The percentiles of `sorted` (ascending; empty gives zeros).
+    pub fn of_sorted(sorted: &[f64]) -> Percentiles {
+        Percentiles {
+            p50: percentile(sorted, 0.50),
+            p95: percentile(sorted, 0.95),
+            p99: percentile(sorted, 0.99),
+            max: sorted.last().copied().unwrap_or(0.0),
+        }
+    }
+
+    /// The percentiles of `values`, in any order.
+    pub fn of(values: &[f64]) -> Percentiles {
+        let mut v = values.to_vec();
+        v.sort_by(f64::total_cmp);
+        Self::of_sorted(&v)
+    }
+}
+
 /// One policy's figures.
 #[derive(Clone, Debug, PartialEq, Serialize)]
 pub struct Figures {
@@ -201,12 +220,7 @@ pub fn figures(run: &RunResult, profile: &str) -> Figures {
         frames_outside_stalls: outside.len() as u64,
         frames_skipped: (run.frames.len() - shown.len()) as u64,
         freezes_over_100ms: freezes as u64,
-        latency_ms: Percentiles {
-            p50,
-            p95: percentile(&lat, 0.95),
-            p99: percentile(&lat, 0.99),
-            max: lat.last().copied().unwrap_or(0.0),
-        },
+        latency_ms: Percentiles::of_sorted(&lat),
         recovery_ms_p99: settle_times(true),
         recovery_ms_p99_with_repairs: settle_times(false),
         stalls: stalls.len() as u64,
