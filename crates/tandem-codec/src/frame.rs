@@ -4,8 +4,14 @@
 //! 64 bytes or more) and capture APIs do the same; a frame never assumes `stride == width`.
 //! Odd sizes are allowed: chroma planes are `ceil(width / 2) × ceil(height / 2)`.
 //!
+//! Plane storage is either owned (`Vec<u8>`, what sources and conversions produce) or shared
+//! (`Bytes`, for example a decoder's own picture buffer wrapped without a copy). Writing to a
+//! shared plane first copies it ([`Frame::plane_mut`]), so sharing is never observable.
+//!
 //! The RGB helpers use BT.601 limited range (Y 16–235, U/V 16–240), which is what the
 //! encoders signal by default; they exist for display and for tests, not for the hot path.
+
+use bytes::Bytes;
 
 use crate::error::CodecError;
 
@@ -20,12 +26,38 @@ pub enum PlaneIndex {
     V = 2,
 }
 
+/// One plane's bytes: owned, or shared with whoever produced them.
+#[derive(Clone, PartialEq, Eq)]
+enum PlaneData {
+    Owned(Vec<u8>),
+    Shared(Bytes),
+}
+
+impl PlaneData {
+    fn as_slice(&self) -> &[u8] {
+        match self {
+            PlaneData::Owned(v) => v,
+            PlaneData::Shared(b) => b,
+        }
+    }
+
+    fn make_mut(&mut self) -> &mut [u8] {
+        if let PlaneData::Shared(b) = self {
+            *self = PlaneData::Owned(b.to_vec());
+        }
+        match self {
+            PlaneData::Owned(v) => v,
+            PlaneData::Shared(_) => unreachable!("converted to owned above"),
+        }
+    }
+}
+
 /// An 8-bit I420 picture.
 #[derive(Clone, PartialEq, Eq)]
 pub struct Frame {
     width: u32,
     height: u32,
-    planes: [Vec<u8>; 3],
+    planes: [PlaneData; 3],
     strides: [usize; 3],
     /// The frame's sequence number as the source numbered it.
     pub id: u32,
@@ -71,9 +103,9 @@ impl Frame {
             width,
             height,
             planes: [
-                vec![yuv[0]; w * h],
-                vec![yuv[1]; cw * ch],
-                vec![yuv[2]; cw * ch],
+                PlaneData::Owned(vec![yuv[0]; w * h]),
+                PlaneData::Owned(vec![yuv[1]; cw * ch]),
+                PlaneData::Owned(vec![yuv[2]; cw * ch]),
             ],
             strides: [w, cw, cw],
             id: 0,
@@ -81,8 +113,7 @@ impl Frame {
         }
     }
 
-    /// A frame built from plane buffers with the given strides (copied only if `planes` is
-    /// borrowed by the caller; here it is moved).
+    /// A frame that owns `planes`, laid out with `strides`.
     ///
     /// Each plane must hold `stride × (rows - 1) + row width` bytes at least, and each stride
     /// must be at least that plane's width.
@@ -90,6 +121,26 @@ impl Frame {
         width: u32,
         height: u32,
         planes: [Vec<u8>; 3],
+        strides: [usize; 3],
+    ) -> Result<Frame, CodecError> {
+        Self::from_plane_data(width, height, planes.map(PlaneData::Owned), strides)
+    }
+
+    /// A frame over shared buffers (for example a decoder's picture, wrapped without a copy),
+    /// with the same layout rules as [`Frame::from_planes`]. Writing to a plane copies it.
+    pub fn from_shared_planes(
+        width: u32,
+        height: u32,
+        planes: [Bytes; 3],
+        strides: [usize; 3],
+    ) -> Result<Frame, CodecError> {
+        Self::from_plane_data(width, height, planes.map(PlaneData::Shared), strides)
+    }
+
+    fn from_plane_data(
+        width: u32,
+        height: u32,
+        planes: [PlaneData; 3],
         strides: [usize; 3],
     ) -> Result<Frame, CodecError> {
         if width == 0 || height == 0 {
@@ -107,10 +158,10 @@ impl Frame {
                 )));
             }
             let need = stride * (h - 1) + w;
-            if plane.len() < need {
+            let len = plane.as_slice().len();
+            if len < need {
                 return Err(CodecError::InvalidFrame(format!(
-                    "plane {i}: {} bytes, {w}×{h} with stride {stride} needs {need}",
-                    plane.len()
+                    "plane {i}: {len} bytes, {w}×{h} with stride {stride} needs {need}"
                 )));
             }
         }
@@ -159,26 +210,32 @@ impl Frame {
 
     /// The whole buffer of `plane`, padding included.
     pub fn plane(&self, plane: PlaneIndex) -> &[u8] {
-        &self.planes[plane as usize]
+        self.planes[plane as usize].as_slice()
     }
 
-    /// The whole buffer of `plane`, padding included, for writing.
+    /// The whole buffer of `plane`, padding included, for writing (a shared plane is copied
+    /// first).
     pub fn plane_mut(&mut self, plane: PlaneIndex) -> &mut [u8] {
-        &mut self.planes[plane as usize]
+        self.planes[plane as usize].make_mut()
+    }
+
+    /// Whether `plane` is shared with its producer rather than owned.
+    pub fn is_shared(&self, plane: PlaneIndex) -> bool {
+        matches!(self.planes[plane as usize], PlaneData::Shared(_))
     }
 
     /// Row `y` of `plane`, without padding.
     pub fn row(&self, plane: PlaneIndex, y: usize) -> &[u8] {
         let (w, _) = self.plane_size(plane);
         let s = self.strides[plane as usize];
-        &self.planes[plane as usize][y * s..y * s + w]
+        &self.planes[plane as usize].as_slice()[y * s..y * s + w]
     }
 
     /// Row `y` of `plane`, without padding, for writing.
     pub fn row_mut(&mut self, plane: PlaneIndex, y: usize) -> &mut [u8] {
         let (w, _) = self.plane_size(plane);
         let s = self.strides[plane as usize];
-        &mut self.planes[plane as usize][y * s..y * s + w]
+        &mut self.planes[plane as usize].make_mut()[y * s..y * s + w]
     }
 
     /// Whether every stride equals its plane's width (planes are contiguous).

@@ -38,10 +38,6 @@ use crate::frame::{Frame, PlaneIndex};
 /// keyframe).
 const MIN_BITRATE_CHANGE: f64 = 0.10;
 
-/// rav1e's largest accepted keyframe interval (its config validation says so), standing in
-/// for "keyframes only on request".
-const MAX_KEYFRAME_INTERVAL: u64 = 715_827_882;
-
 /// rav1e's encoder configuration for `config` at `kbps`.
 pub fn rav1e_encoder_config(config: &EncoderConfig, kbps: u32) -> rav1e::EncoderConfig {
     let mut speed = SpeedSettings::from_preset(config.speed);
@@ -57,10 +53,12 @@ pub fn rav1e_encoder_config(config: &EncoderConfig, kbps: u32) -> rav1e::Encoder
         low_latency: true,
         error_resilient: true,
         bitrate: i32::try_from(u64::from(kbps) * 1000).unwrap_or(i32::MAX),
+        // In bitrate mode a quantizer below 255 is only a quality cap; 255 makes the bitrate
+        // the per-frame budget (`RCState::select_qi` in rav1e's rate.rs).
+        quantizer: 255,
         min_key_frame_interval: 0,
-        max_key_frame_interval: config
-            .keyframe_interval
-            .map_or(MAX_KEYFRAME_INTERVAL, u64::from),
+        // 0: no periodic keyframes (rav1e's "infinite").
+        max_key_frame_interval: config.keyframe_interval.map_or(0, u64::from),
         tile_cols: cols as usize,
         tile_rows: rows as usize,
         speed_settings: speed,
