@@ -6,7 +6,7 @@
 use std::hint::black_box;
 use std::time::Duration;
 
-use criterion::{Criterion, criterion_group, criterion_main};
+use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use tandem_codec::{
     Dav1dDecoder, DecoderConfig, EncoderConfig, EncoderKind, Frame, TestPattern, new_encoder,
 };
@@ -21,6 +21,11 @@ fn frames(w: u32, h: u32, fps: u32, n: u32) -> Vec<Frame> {
 fn encode(c: &mut Criterion) {
     let mut g = c.benchmark_group("encode_frame");
     g.measurement_time(Duration::from_secs(8));
+    // Flat sampling: each sample times the same number of calls. With linear sampling a
+    // lagging encoder (rav1e returns nothing for several calls, then works in bursts) skews
+    // the regression slope far below the real per-frame cost.
+    g.sampling_mode(SamplingMode::Flat);
+    g.sample_size(20);
     for kind in [EncoderKind::Aom, EncoderKind::Rav1e] {
         for (w, h, fps) in SIZES {
             if kind == EncoderKind::Rav1e && w > 640 {

@@ -1,5 +1,9 @@
-//! Checks, before aom-sys and dav1d-sys try, that the system libraries are installed, so a
-//! missing one is reported by package name instead of as a pkg-config or bindgen failure.
+//! Checks that the system libraries are installed and names the package for a missing one.
+//!
+//! Cargo runs dav1d-sys's build script before this one (it declares `links`), so when
+//! libdav1d itself is missing, dav1d-sys's pkg-config error comes first; and aom-sys's may
+//! race this one. `cargo xtask setup` (run by both README commands) makes the same check
+//! before anything builds; this script covers builds that skip it.
 
 use std::process::Command;
 

@@ -70,6 +70,38 @@ fn is_root() -> bool {
         .is_ok_and(|o| o.stdout.starts_with(b"0"))
 }
 
+/// C libraries found through pkg-config: (pkg-config name, minimum version, Debian package,
+/// Homebrew formula).
+const PKG_CONFIG_LIBRARIES: &[(&str, &str, &str, &str)] = &[
+    ("aom", "3.0.0", "libaom-dev", "aom"),
+    ("dav1d", "1.0.0", "libdav1d-dev", "dav1d"),
+];
+
+/// Checks that pkg-config finds every C library, naming the package for each one it does
+/// not. Cargo builds dav1d-sys (and may build aom-sys) before tandem-codec's own build
+/// script can say this, and their failure names a `.pc` file, not a package.
+fn check_libraries() -> Result<()> {
+    let mut missing = Vec::new();
+    for (name, min, deb, brew) in PKG_CONFIG_LIBRARIES {
+        let found = Command::new("pkg-config")
+            .args([&format!("--atleast-version={min}"), *name])
+            .status()
+            .is_ok_and(|s| s.success());
+        if !found {
+            missing.push(format!(
+                "{name} >= {min} (Debian/Ubuntu: apt-get install {deb}; macOS: brew install {brew})"
+            ));
+        }
+    }
+    if !missing.is_empty() {
+        bail!(
+            "system libraries not found by pkg-config:\n  {}",
+            missing.join("\n  ")
+        );
+    }
+    Ok(())
+}
+
 fn setup() -> Result<()> {
     if !Path::new("/usr/bin/dpkg-query").exists() {
         eprintln!(
@@ -80,7 +112,7 @@ fn setup() -> Result<()> {
                 .collect::<Vec<_>>()
                 .join(", ")
         );
-        return Ok(());
+        return check_libraries();
     }
     let missing: Vec<&str> = SYSTEM_PACKAGES
         .iter()
@@ -88,7 +120,7 @@ fn setup() -> Result<()> {
         .filter(|p| !installed(p))
         .collect();
     if missing.is_empty() {
-        return Ok(());
+        return check_libraries();
     }
     for (p, why) in SYSTEM_PACKAGES.iter().filter(|(p, _)| missing.contains(p)) {
         eprintln!("xtask: missing {p} ({why})");
@@ -103,7 +135,8 @@ fn setup() -> Result<()> {
     run(Command::new("apt-get")
         .args(["install", "-y", "-q", "--no-install-recommends"])
         .args(&missing)
-        .env("DEBIAN_FRONTEND", "noninteractive"))
+        .env("DEBIAN_FRONTEND", "noninteractive"))?;
+    check_libraries()
 }
 
 fn test() -> Result<()> {
