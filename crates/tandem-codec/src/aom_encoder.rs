@@ -193,36 +193,28 @@ pub fn wrap_image(frame: &Frame) -> Result<sys::aom_image_t, CodecError> {
     Ok(img)
 }
 
-/// libaom realtime AV1 encoder. See the module docs for its settings.
-pub struct AomEncoder {
+/// An initialised libaom encoder context with the realtime settings applied, destroyed on
+/// drop. [`AomEncoder`] drives one; the codec report's raw-libaom baseline drives another
+/// directly, so both start from the same state.
+pub struct AomContext {
     // Boxed so the context's address never changes: libaom keeps pointers into it.
     ctx: Box<sys::aom_codec_ctx_t>,
     cfg: Box<sys::aom_codec_enc_cfg>,
-    config: EncoderConfig,
-    in_flight: InFlight,
-    force_keyframe: bool,
-    finished: bool,
-    /// Frames since the last keyframe, for `keyframe_interval`.
-    since_keyframe: u64,
-    stats: EncoderStats,
 }
 
-// SAFETY: a libaom context has no thread affinity; `&mut self` on every call keeps use to one
+// SAFETY: a libaom context has no thread affinity; `&mut self` on every use keeps it to one
 // thread at a time.
-unsafe impl Send for AomEncoder {}
+unsafe impl Send for AomContext {}
 
-impl std::fmt::Debug for AomEncoder {
+impl std::fmt::Debug for AomContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("AomEncoder")
-            .field("config", &self.config)
-            .field("stats", &self.stats)
-            .finish_non_exhaustive()
+        f.debug_struct("AomContext").finish_non_exhaustive()
     }
 }
 
-impl AomEncoder {
-    /// Opens a realtime libaom encoder for `config` (whose `kind` is ignored).
-    pub fn new(config: &EncoderConfig) -> Result<AomEncoder, CodecError> {
+impl AomContext {
+    /// Initialises libaom with [`realtime_enc_cfg`] and applies [`realtime_controls`].
+    pub fn open(config: &EncoderConfig) -> Result<AomContext, CodecError> {
         let cfg = Box::new(realtime_enc_cfg(config)?);
         // SAFETY: plain data, initialised by aom_codec_enc_init_ver below.
         let mut ctx: Box<sys::aom_codec_ctx_t> = Box::new(unsafe { std::mem::zeroed() });
@@ -241,9 +233,86 @@ impl AomEncoder {
             // SAFETY: after a failed init libaom still fills the context's error fields.
             return Err(unsafe { last_error(&mut *ctx, "initialising") });
         }
-        let mut enc = AomEncoder {
+        let mut opened = AomContext { ctx, cfg };
+        for (id, value) in realtime_controls(config) {
+            opened.control(id, value)?;
+        }
+        Ok(opened)
+    }
+
+    /// The context, for aom-sys calls.
+    pub fn as_ptr(&mut self) -> *mut sys::aom_codec_ctx_t {
+        &mut *self.ctx
+    }
+
+    /// Applies one `aom_codec_control` that takes an int.
+    pub fn control(&mut self, id: u32, value: c_int) -> Result<(), CodecError> {
+        // SAFETY: initialised context; every control used here takes one int argument.
+        let err = unsafe { sys::aom_codec_control(self.as_ptr(), id as c_int, value) };
+        if err != sys::aom_codec_err_t::AOM_CODEC_OK {
+            // SAFETY: initialised context.
+            return Err(unsafe { last_error(self.as_ptr(), &format!("control {id}")) });
+        }
+        Ok(())
+    }
+
+    /// Changes the target bitrate from the next frame.
+    pub fn set_bitrate(&mut self, kbps: u32) -> Result<(), CodecError> {
+        let previous = self.cfg.rc_target_bitrate;
+        self.cfg.rc_target_bitrate = kbps;
+        // SAFETY: initialised context and a valid configuration that outlives the call.
+        let err = unsafe { sys::aom_codec_enc_config_set(&mut *self.ctx, &*self.cfg) };
+        if err != sys::aom_codec_err_t::AOM_CODEC_OK {
+            self.cfg.rc_target_bitrate = previous;
+            // SAFETY: initialised context.
+            return Err(unsafe { last_error(self.as_ptr(), "changing the bitrate") });
+        }
+        Ok(())
+    }
+
+    /// libaom's last error on this context.
+    pub fn last_error(&mut self, what: &str) -> CodecError {
+        // SAFETY: initialised context.
+        unsafe { last_error(self.as_ptr(), what) }
+    }
+}
+
+impl Drop for AomContext {
+    fn drop(&mut self) {
+        // SAFETY: the context was initialised in `open` and is destroyed once.
+        unsafe {
+            sys::aom_codec_destroy(&mut *self.ctx);
+        }
+    }
+}
+
+/// libaom realtime AV1 encoder. See the module docs for its settings.
+pub struct AomEncoder {
+    ctx: AomContext,
+    config: EncoderConfig,
+    in_flight: InFlight,
+    force_keyframe: bool,
+    finished: bool,
+    /// Frames since the last keyframe, for `keyframe_interval`.
+    since_keyframe: u64,
+    stats: EncoderStats,
+}
+
+impl std::fmt::Debug for AomEncoder {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AomEncoder")
+            .field("config", &self.config)
+            .field("stats", &self.stats)
+            .finish_non_exhaustive()
+    }
+}
+
+impl AomEncoder {
+    /// Opens a realtime libaom encoder for `config` (whose `kind` is ignored).
+    pub fn new(config: &EncoderConfig) -> Result<AomEncoder, CodecError> {
+        let ctx = AomContext::open(config)?;
+        Ok(AomEncoder {
             ctx,
-            cfg,
             config: config.clone(),
             in_flight: InFlight::default(),
             // The first frame is a keyframe: forcing it makes it take the keyframe path.
@@ -254,21 +323,7 @@ impl AomEncoder {
                 target_kbps: config.bitrate_kbps,
                 ..EncoderStats::default()
             },
-        };
-        for (id, value) in realtime_controls(config) {
-            enc.control(id, value)?;
-        }
-        Ok(enc)
-    }
-
-    fn control(&mut self, id: u32, value: c_int) -> Result<(), CodecError> {
-        // SAFETY: initialised context; every control used here takes one int argument.
-        let err = unsafe { sys::aom_codec_control(&mut *self.ctx, id as c_int, value) };
-        if err != sys::aom_codec_err_t::AOM_CODEC_OK {
-            // SAFETY: initialised context.
-            return Err(unsafe { last_error(&mut *self.ctx, &format!("control {id}")) });
-        }
-        Ok(())
+        })
     }
 
     /// Submits one image (or null to flush) and collects the packets libaom finished.
@@ -282,16 +337,16 @@ impl AomEncoder {
         let img_ptr = img.map_or(ptr::null(), |i| i as *const _);
         // SAFETY: initialised context; `img_ptr` is null (flush) or an image whose planes are
         // alive for this call (the caller's borrowed frame).
-        let err = unsafe { sys::aom_codec_encode(&mut *self.ctx, img_ptr, pts, 1, flags) };
+        let err = unsafe { sys::aom_codec_encode(self.ctx.as_ptr(), img_ptr, pts, 1, flags) };
         if err != sys::aom_codec_err_t::AOM_CODEC_OK {
             // SAFETY: initialised context.
-            return Err(unsafe { last_error(&mut *self.ctx, "encoding") });
+            return Err(self.ctx.last_error("encoding"));
         }
         let mut out = Vec::with_capacity(1);
         let mut iter: sys::aom_codec_iter_t = ptr::null();
         loop {
             // SAFETY: initialised context; `iter` is the iterator libaom asks for.
-            let pkt = unsafe { sys::aom_codec_get_cx_data(&mut *self.ctx, &mut iter) };
+            let pkt = unsafe { sys::aom_codec_get_cx_data(self.ctx.as_ptr(), &mut iter) };
             if pkt.is_null() {
                 break;
             }
@@ -350,11 +405,12 @@ impl Encoder for AomEncoder {
         let speed = self.config.speed;
         use sys::aome_enc_control_id::AOME_SET_CPUUSED;
         if speed != KEYFRAME_SPEED {
-            self.control(AOME_SET_CPUUSED, c_int::from(KEYFRAME_SPEED))?;
+            self.ctx
+                .control(AOME_SET_CPUUSED, c_int::from(KEYFRAME_SPEED))?;
         }
         let out = self.submit(Some(&img), pts as i64, i64::from(sys::AOM_EFLAG_FORCE_KF));
         if speed != KEYFRAME_SPEED {
-            self.control(AOME_SET_CPUUSED, c_int::from(speed))?;
+            self.ctx.control(AOME_SET_CPUUSED, c_int::from(speed))?;
         }
         out
     }
@@ -376,22 +432,11 @@ impl Encoder for AomEncoder {
         if kbps == self.config.bitrate_kbps {
             return Ok(());
         }
-        self.cfg.rc_target_bitrate = kbps;
-        // SAFETY: initialised context and a valid configuration that outlives the call.
-        let err = unsafe { sys::aom_codec_enc_config_set(&mut *self.ctx, &*self.cfg) };
-        if err != sys::aom_codec_err_t::AOM_CODEC_OK {
-            self.cfg.rc_target_bitrate = self.config.bitrate_kbps;
-            // SAFETY: initialised context.
-            return Err(unsafe { last_error(&mut *self.ctx, "changing the bitrate") });
-        }
+        self.ctx.set_bitrate(kbps)?;
         self.config.bitrate_kbps = kbps;
         self.stats.target_kbps = kbps;
         self.stats.bitrate_changes += 1;
         Ok(())
-    }
-
-    fn lag_frames(&self) -> u32 {
-        self.stats.max_lag_frames
     }
 
     fn stats(&self) -> EncoderStats {
@@ -400,14 +445,5 @@ impl Encoder for AomEncoder {
 
     fn config(&self) -> &EncoderConfig {
         &self.config
-    }
-}
-
-impl Drop for AomEncoder {
-    fn drop(&mut self) {
-        // SAFETY: the context was initialised in `new` and is destroyed once.
-        unsafe {
-            sys::aom_codec_destroy(&mut *self.ctx);
-        }
     }
 }

@@ -264,7 +264,9 @@ pub trait Encoder: Send {
     fn set_target_bitrate(&mut self, kbps: u32) -> Result<(), CodecError>;
 
     /// Frames submitted but not yet returned, at most, so far: the encoder's lag, measured.
-    fn lag_frames(&self) -> u32;
+    fn lag_frames(&self) -> u32 {
+        self.stats().max_lag_frames
+    }
 
     /// Counters.
     fn stats(&self) -> EncoderStats;

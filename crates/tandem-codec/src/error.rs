@@ -46,3 +46,15 @@ pub enum CodecError {
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),
 }
+
+impl CodecError {
+    /// The message of a [`CodecError::Format`] error about `format`; panics on any other
+    /// error (a test helper for the stream parsers).
+    #[cfg(test)]
+    pub(crate) fn format_message(self, format: &str) -> String {
+        match self {
+            CodecError::Format { format: f, message } if f == format => message,
+            other => panic!("expected a {format} format error, got {other:?}"),
+        }
+    }
+}

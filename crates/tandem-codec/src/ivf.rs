@@ -306,13 +306,7 @@ mod tests {
     use std::io::Cursor;
 
     fn message(err: CodecError) -> String {
-        match err {
-            CodecError::Format { format, message } => {
-                assert_eq!(format, "IVF");
-                message
-            }
-            other => panic!("expected an IVF format error, got {other:?}"),
-        }
+        err.format_message("IVF")
     }
 
     fn header(sig: &[u8; 4], version: u16, len: u16, fourcc: &[u8; 4], frames: u32) -> Vec<u8> {

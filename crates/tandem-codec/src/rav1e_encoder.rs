@@ -265,10 +265,6 @@ impl Encoder for Rav1eEncoder {
         Ok(())
     }
 
-    fn lag_frames(&self) -> u32 {
-        self.stats.max_lag_frames
-    }
-
     fn stats(&self) -> EncoderStats {
         self.stats
     }

@@ -456,13 +456,7 @@ mod tests {
     use std::io::Cursor;
 
     fn message(err: CodecError) -> String {
-        match err {
-            CodecError::Format { format, message } => {
-                assert_eq!(format, "Y4M");
-                message
-            }
-            other => panic!("expected a Y4M format error, got {other:?}"),
-        }
+        err.format_message("Y4M")
     }
 
     fn open(bytes: &[u8]) -> Result<Y4mSource<Cursor<&[u8]>>, CodecError> {
