@@ -9,6 +9,7 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 
 use crate::error::CodecError;
+use crate::read_fill::fill;
 
 /// Size of the IVF file header.
 pub const FILE_HEADER_LEN: usize = 32;
@@ -31,21 +32,6 @@ fn format_error(message: impl Into<String>) -> CodecError {
         format: "IVF",
         message: message.into(),
     }
-}
-
-/// Fills `buf` as far as the stream allows; returns how many bytes were read, which is less
-/// than `buf.len()` only at end of stream.
-fn fill<R: Read>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match reader.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 fn le_u16(b: &[u8], at: usize) -> u16 {

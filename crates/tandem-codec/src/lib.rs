@@ -74,6 +74,7 @@ pub mod ivf;
 pub mod pattern;
 pub mod pixelcode;
 pub mod rav1e_encoder;
+mod read_fill;
 pub mod y4m;
 
 pub use aom_encoder::AomEncoder;

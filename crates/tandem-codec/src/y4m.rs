@@ -10,6 +10,7 @@ use std::io::{BufRead, Read, Write};
 
 use crate::error::CodecError;
 use crate::frame::{Frame, PlaneIndex, chroma_size};
+use crate::read_fill::fill;
 
 /// Longest header or `FRAME` line accepted, newline excluded. Real headers are well under
 /// 100 bytes; the cap stops a non-Y4M file without newlines from being buffered whole.
@@ -67,21 +68,6 @@ fn read_line<R: BufRead>(reader: &mut R, buf: &mut Vec<u8>) -> std::io::Result<L
         return Ok(Line::TooLong);
     }
     Ok(Line::Unterminated(n))
-}
-
-/// Fills `buf` as far as the stream allows; returns how many bytes were read, which is less
-/// than `buf.len()` only at end of stream.
-fn fill<R: Read>(reader: &mut R, buf: &mut [u8]) -> std::io::Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match reader.read(&mut buf[got..]) {
-            Ok(0) => break,
-            Ok(n) => got += n,
-            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
-            Err(e) => return Err(e),
-        }
-    }
-    Ok(got)
 }
 
 /// Plain decimal only: `u32::from_str` would also take a leading `+`, which no writer emits.
