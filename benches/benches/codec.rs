@@ -1,4 +1,5 @@
-//! Encode and decode time per frame, on the test pattern at the default bitrates.
+//! Encode and decode time per frame, on the test pattern at the default bitrates, and the
+//! test pattern's own render time.
 //!
 //! Encoders run on a stream (each iteration encodes the next frame), as they do live; the
 //! decoder decodes a pre-encoded stream in a loop, restarting at its keyframe.
@@ -74,5 +75,20 @@ fn decode(c: &mut Criterion) {
     g.finish();
 }
 
-criterion_group!(benches, encode, decode);
+fn render(c: &mut Criterion) {
+    let mut g = c.benchmark_group("render_pattern");
+    for (w, h) in [(640, 360), (1280, 720), (1920, 1080)] {
+        let pattern = TestPattern::new(w, h, 60, 1).expect("pattern size");
+        g.bench_function(format!("{w}x{h}"), |b| {
+            let mut n = 0u32;
+            b.iter(|| {
+                n = n.wrapping_add(1);
+                black_box(pattern.frame_at(n))
+            });
+        });
+    }
+    g.finish();
+}
+
+criterion_group!(benches, render, encode, decode);
 criterion_main!(benches);

@@ -24,15 +24,14 @@
 //!
 //! Rendering writes every sample once or twice, mostly through `copy_from_slice` and simple
 //! vectorisable loops; per-pixel work on sprites is limited to the pixels they cover. Measured
-//! with the ignored test `render_cost` (`cargo test --release -p tandem-codec render_cost --
-//! --ignored --nocapture`): mean over 600 frames, one core, allocating each frame included,
-//! release build on a shared 2-vCPU AMD EPYC VM, three runs:
+//! by `cargo bench -p tandem-benches --bench codec -- render_pattern` (one core, allocating
+//! each frame included, shared 2-vCPU AMD EPYC VM, ranges over runs):
 //!
 //! | size      | time per frame    |
 //! |-----------|-------------------|
 //! | 640×360   | 0.09–0.14 ms      |
 //! | 1280×720  | 0.31–0.40 ms      |
-//! | 1920×1080 | 0.64–0.70 ms      |
+//! | 1920×1080 | 0.64–0.85 ms      |
 //!
 //! Building a `TestPattern` (noise tiles and HUD) is a one-off of 10–16 ms.
 
@@ -1006,25 +1005,5 @@ mod tests {
             })
             .sum();
         assert!(diff > 10_000, "V barely changed in half a second: {diff}");
-    }
-
-    /// Render cost, for the numbers in the module docs; timing is not asserted because shared
-    /// CI machines are noisy. Run with `cargo test --release -- --ignored --nocapture`.
-    #[test]
-    #[ignore]
-    fn render_cost() {
-        for (w, h) in [(640, 360), (1280, 720), (1920, 1080)] {
-            let start = std::time::Instant::now();
-            let p = TestPattern::new(w, h, 60, 1).expect("valid size");
-            println!("{w}×{h}: new() took {:?}", start.elapsed());
-            let frames = 600u32;
-            let start = std::time::Instant::now();
-            let mut check = 0u64;
-            for n in 0..frames {
-                check += u64::from(p.frame_at(n).row(PlaneIndex::Y, 0)[0]);
-            }
-            let per = start.elapsed() / frames;
-            println!("{w}×{h}: {per:?} per frame (checksum {check})");
-        }
     }
 }
