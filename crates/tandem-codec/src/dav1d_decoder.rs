@@ -55,6 +55,9 @@ pub struct DecoderStats {
     pub errors: u64,
     /// Time inside dav1d, µs.
     pub decode_us: u64,
+    /// Pictures decoded but not returned because the same call's data completed a later one
+    /// (data holding more than one temporal unit; the newest picture wins).
+    pub superseded: u64,
     /// Time turning dav1d's pictures into [`Frame`]s (no copy: see [`wrap_picture`]), µs.
     pub output_us: u64,
 }
@@ -102,7 +105,9 @@ impl Dav1dDecoder {
 
     /// Decodes one temporal unit and returns the picture it completes, if any, carrying
     /// `frame_id` and `capture_us` (dav1d passes them through with the picture, so a held
-    /// frame comes out with its own metadata).
+    /// frame comes out with its own metadata). Data holding several temporal units returns
+    /// the newest picture and counts the others in [`DecoderStats::superseded`], which is what
+    /// a latency-first receiver shows anyway.
     pub fn decode(
         &mut self,
         data: Bytes,
@@ -162,6 +167,7 @@ impl Dav1dDecoder {
                 Ok(()) => break,
                 Err(e) if e.is_again() => match self.dec.get_picture() {
                     Ok(p) => {
+                        self.stats.superseded += u64::from(picture.is_some());
                         picture = Some(p);
                         sent = self.dec.send_pending_data();
                     }
@@ -191,12 +197,18 @@ impl Dav1dDecoder {
                 "decoder did not accept the unit; reset".into(),
             ));
         }
-        match self.dec.get_picture() {
-            Ok(p) => picture = Some(p),
-            Err(e) if e.is_again() => {}
-            Err(e) => return Err(decode_error("decoding", e)),
+        // Take every picture ready: with max_frame_delay 1 nothing is gained by leaving one
+        // in dav1d, and a unit that held several frames would otherwise return them late.
+        loop {
+            match self.dec.get_picture() {
+                Ok(p) => {
+                    self.stats.superseded += u64::from(picture.is_some());
+                    picture = Some(p);
+                }
+                Err(e) if e.is_again() => return Ok(picture),
+                Err(e) => return Err(decode_error("decoding", e)),
+            }
         }
-        Ok(picture)
     }
 }
 

@@ -219,7 +219,8 @@ impl Encoder for Rav1eEncoder {
             }
         }
         // The first frame of a context is a keyframe anyway.
-        let forced = std::mem::take(&mut self.force_keyframe) && self.frames_since_rebuild > 0;
+        let requested = std::mem::take(&mut self.force_keyframe);
+        let forced = requested && self.frames_since_rebuild > 0;
         let params = FrameParameters {
             frame_type_override: if forced {
                 FrameTypeOverride::Key
@@ -232,7 +233,7 @@ impl Encoder for Rav1eEncoder {
             })),
             ..Default::default()
         };
-        self.stats.forced_keyframes += u64::from(forced);
+        self.stats.forced_keyframes += u64::from(requested);
         let started = Instant::now();
         let sent = self.ctx.send_frame((pic, params));
         self.stats.encode_us += started.elapsed().as_micros() as u64;
@@ -271,5 +272,47 @@ impl Encoder for Rav1eEncoder {
 
     fn config(&self) -> &EncoderConfig {
         &self.config
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn encode_n(enc: &mut Rav1eEncoder, n: u32) {
+        for _ in 0..n {
+            enc.encode(&Frame::black(64, 64)).expect("encodes");
+        }
+    }
+
+    #[test]
+    fn bitrate_changes_rebuild_only_when_worth_a_keyframe() {
+        let config = EncoderConfig::new(64, 64, 10).with_threads(1);
+        let mut enc = Rav1eEncoder::new(&config).expect("opens");
+        assert_eq!(config.bitrate_kbps, 300);
+        encode_n(&mut enc, 3);
+        // Under 10 %: ignored for good.
+        enc.set_target_bitrate(320).expect("valid");
+        encode_n(&mut enc, 12);
+        assert_eq!(enc.stats().bitrate_changes, 0);
+        // A decrease applies at the next frame.
+        enc.set_target_bitrate(200).expect("valid");
+        encode_n(&mut enc, 1);
+        assert_eq!(enc.stats().bitrate_changes, 1);
+        // An increase waits for a second of frames (10 at 10 fps) since that rebuild.
+        enc.set_target_bitrate(600).expect("valid");
+        encode_n(&mut enc, 9);
+        assert_eq!(enc.stats().bitrate_changes, 1);
+        encode_n(&mut enc, 2);
+        assert_eq!(enc.stats().bitrate_changes, 2);
+        // A forced keyframe carries a held increase with it.
+        enc.set_target_bitrate(1000).expect("valid");
+        enc.force_keyframe();
+        encode_n(&mut enc, 1);
+        assert_eq!(enc.stats().bitrate_changes, 3);
+        assert_eq!(enc.stats().forced_keyframes, 1);
+        let out = enc.finish().expect("finishes");
+        assert!(!out.is_empty());
+        assert_eq!(enc.stats().frames_out, enc.stats().frames_in);
     }
 }

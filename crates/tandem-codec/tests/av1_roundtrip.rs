@@ -267,3 +267,40 @@ fn garbage_and_empty_input_never_panic() {
     let mut small = small.expect("opens");
     assert!(small.decode(unit.data, 0, 0).is_err());
 }
+
+#[test]
+fn several_units_in_one_call_return_the_newest_picture() {
+    let mut enc = new_encoder(&EncoderConfig::new(160, 96, 30)).expect("opens");
+    let units: Vec<_> = (0..6)
+        .flat_map(|n| enc.encode(&moving(160, 96, n)).expect("encodes"))
+        .collect();
+    let mut dec = Dav1dDecoder::new(&DecoderConfig::default()).expect("opens");
+    // Units 0, 1 and 2 in one buffer: three pictures from one call (dav1d may answer
+    // EAGAIN to the send until earlier pictures are taken).
+    let joined: Vec<u8> = units[..3].iter().flat_map(|u| u.data.to_vec()).collect();
+    let pic = dec
+        .decode(Bytes::from(joined), 2, 0)
+        .expect("decodes")
+        .expect("a picture");
+    assert_eq!(dec.stats().superseded, 2);
+    let mut reference = Dav1dDecoder::new(&DecoderConfig::default()).expect("opens");
+    let mut expected = None;
+    for u in &units[..3] {
+        expected = reference
+            .decode(u.data.clone(), u.frame_id, 0)
+            .expect("decodes");
+    }
+    assert!(pic.same_picture(&expected.expect("a picture")));
+    // The decoder carries on with the next unit as if nothing happened.
+    for u in &units[3..] {
+        let a = dec
+            .decode(u.data.clone(), u.frame_id, 0)
+            .expect("decodes")
+            .expect("picture");
+        let b = reference
+            .decode(u.data.clone(), u.frame_id, 0)
+            .expect("decodes")
+            .expect("picture");
+        assert!(a.same_picture(&b));
+    }
+}
