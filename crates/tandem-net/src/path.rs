@@ -1,0 +1,362 @@
+//! `PathPreference` and `choose_path`: which interface and local address a session uses.
+//!
+//! Infrastructure Wi-Fi (or a wire) goes through an access point; peer-to-peer (AWDL,
+//! Wi-Fi Direct) goes device to device but stalls periodically while the radio visits the
+//! infrastructure channel (see `tandem-sim`'s AWDL profiles). `Automatic` prefers a wire,
+//! then infrastructure Wi-Fi, then peer-to-peer, because the stall pattern costs more than
+//! the extra hop; but it always takes the interface the peer was discovered on or whose
+//! subnet holds the peer's address, since another one cannot reach it.
+
+use std::fmt;
+use std::net::{IpAddr, SocketAddr, SocketAddrV6};
+use std::num::NonZeroU32;
+
+use crate::iface::{Interface, InterfaceKind};
+
+/// Which kind of link a session should use.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum PathPreference {
+    /// Through the access point (or a wire): Wi-Fi infrastructure or wired interfaces.
+    Infrastructure,
+    /// Device to device: AWDL or Wi-Fi Direct interfaces.
+    PeerToPeer,
+    /// Whatever reaches the peer, preferring wired, then infrastructure, then peer-to-peer.
+    /// The default.
+    #[default]
+    Automatic,
+}
+
+impl std::str::FromStr for PathPreference {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "infrastructure" => Ok(PathPreference::Infrastructure),
+            "peer-to-peer" | "p2p" => Ok(PathPreference::PeerToPeer),
+            "auto" | "automatic" => Ok(PathPreference::Automatic),
+            other => Err(format!(
+                "path `{other}` is unknown (expected infrastructure, peer-to-peer or auto)"
+            )),
+        }
+    }
+}
+
+impl fmt::Display for PathPreference {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            PathPreference::Infrastructure => "infrastructure",
+            PathPreference::PeerToPeer => "peer-to-peer",
+            PathPreference::Automatic => "auto",
+        })
+    }
+}
+
+impl PathPreference {
+    /// Whether this preference may use an interface of `kind`, and how much it likes it
+    /// (lower is better).
+    fn rank(self, kind: InterfaceKind) -> Option<u8> {
+        use InterfaceKind as K;
+        match (self, kind) {
+            (PathPreference::Infrastructure, K::Wired) => Some(0),
+            (PathPreference::Infrastructure, K::WifiInfrastructure) => Some(1),
+            (PathPreference::PeerToPeer, K::PeerToPeer) => Some(0),
+            (PathPreference::Automatic, K::Wired) => Some(0),
+            (PathPreference::Automatic, K::WifiInfrastructure) => Some(1),
+            (PathPreference::Automatic, K::PeerToPeer) => Some(2),
+            (PathPreference::Automatic, K::Other) => Some(3),
+            _ => None,
+        }
+    }
+}
+
+/// The interface and local address chosen for a session.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ChosenPath {
+    /// Interface name.
+    pub interface: String,
+    /// Interface index, for binding the socket.
+    pub index: NonZeroU32,
+    /// What kind of link it is.
+    pub kind: InterfaceKind,
+    /// Local address to bind (port 0); an IPv6 link-local address carries the interface as
+    /// scope.
+    pub local: SocketAddr,
+}
+
+/// Why no path could be chosen.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum PathError {
+    /// No usable interface matches the preference.
+    #[error("no usable {preference} interface (usable interfaces: {available})")]
+    NoInterface {
+        /// The preference asked for.
+        preference: PathPreference,
+        /// The usable interfaces there are, `name (kind)`, or "none".
+        available: String,
+    },
+    /// Interfaces match, but none reaches the peer's address.
+    #[error("no {preference} interface reaches {peer}")]
+    Unreachable {
+        /// The preference asked for.
+        preference: PathPreference,
+        /// The peer's address.
+        peer: IpAddr,
+    },
+}
+
+/// Where the peer is, as far as the caller knows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct PeerHint {
+    /// The peer's address.
+    pub addr: Option<IpAddr>,
+    /// The interface the peer was discovered on (its index), or the scope id of its IPv6
+    /// link-local address.
+    pub interface: Option<u32>,
+}
+
+/// Picks the interface and local address for `preference`, given what is known of the peer.
+///
+/// Among usable interfaces the preference allows: one the peer was seen on wins, then one
+/// whose subnet holds the peer's address, then the preference's order. The local address
+/// is of the peer's family (IPv4 when unknown); on a peer-to-peer link, or for a link-local
+/// peer, an IPv6 link-local address scoped to the interface.
+pub fn choose_path(
+    interfaces: &[Interface],
+    preference: PathPreference,
+    peer: PeerHint,
+) -> Result<ChosenPath, PathError> {
+    let loopback_peer = peer.addr.is_some_and(|a| a.is_loopback());
+    let allowed = |i: &&Interface| {
+        i.usable()
+            && (if loopback_peer {
+                i.kind == InterfaceKind::Loopback
+            } else {
+                preference.rank(i.kind).is_some()
+            })
+    };
+    let candidates: Vec<&Interface> = interfaces.iter().filter(allowed).collect();
+    if candidates.is_empty() {
+        let available: Vec<String> = interfaces
+            .iter()
+            .filter(|i| i.usable())
+            .map(|i| format!("{} ({:?})", i.name, i.kind))
+            .collect();
+        return Err(PathError::NoInterface {
+            preference,
+            available: if available.is_empty() {
+                "none".into()
+            } else {
+                available.join(", ")
+            },
+        });
+    }
+    let reaches = |i: &Interface| match peer.addr {
+        Some(a) => i.addrs.iter().any(|x| x.contains(a)) || link_local(a),
+        None => true,
+    };
+    let score = |i: &Interface| {
+        let seen_there = peer.interface == Some(i.index);
+        let same_subnet = peer
+            .addr
+            .is_some_and(|a| i.addrs.iter().any(|x| x.contains(a)));
+        (
+            !seen_there,
+            !same_subnet,
+            preference.rank(i.kind).unwrap_or(u8::MAX),
+            i.index,
+        )
+    };
+    let best = candidates
+        .iter()
+        .copied()
+        .filter(|i| peer.interface == Some(i.index) || reaches(i))
+        .min_by_key(|i| score(i))
+        .ok_or(PathError::Unreachable {
+            preference,
+            peer: peer.addr.unwrap_or(IpAddr::from([0, 0, 0, 0])),
+        })?;
+    let index = NonZeroU32::new(best.index).ok_or_else(|| PathError::NoInterface {
+        preference,
+        available: format!("{} has no interface index", best.name),
+    })?;
+    let want_v6 = match peer.addr {
+        Some(a) => a.is_ipv6(),
+        None => best.kind == InterfaceKind::PeerToPeer,
+    };
+    let want_link_local =
+        best.kind == InterfaceKind::PeerToPeer || peer.addr.is_some_and(link_local);
+    let pick = best
+        .addrs
+        .iter()
+        .filter(|a| a.ip.is_ipv6() == want_v6)
+        .min_by_key(|a| {
+            (
+                a.is_link_local_v6() != want_link_local,
+                !peer_matches(a.ip, peer),
+            )
+        })
+        .ok_or_else(|| PathError::NoInterface {
+            preference,
+            available: format!(
+                "{} has no IPv{} address",
+                best.name,
+                if want_v6 { 6 } else { 4 }
+            ),
+        })?;
+    let local = match pick.ip {
+        IpAddr::V6(v6) => {
+            let scope = if pick.is_link_local_v6() {
+                best.index
+            } else {
+                0
+            };
+            SocketAddr::V6(SocketAddrV6::new(v6, 0, 0, scope))
+        }
+        IpAddr::V4(v4) => SocketAddr::from((v4, 0)),
+    };
+    Ok(ChosenPath {
+        interface: best.name.clone(),
+        index,
+        kind: best.kind,
+        local,
+    })
+}
+
+fn link_local(a: IpAddr) -> bool {
+    matches!(a, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+}
+
+fn peer_matches(ip: IpAddr, peer: PeerHint) -> bool {
+    peer.addr.is_some_and(|p| p.is_ipv6() == ip.is_ipv6())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::iface::InterfaceAddr;
+
+    fn iface(name: &str, index: u32, kind: InterfaceKind, addrs: &[(&str, u8)]) -> Interface {
+        Interface {
+            name: name.into(),
+            index,
+            mtu: Some(1500),
+            up: true,
+            running: true,
+            multicast: true,
+            addrs: addrs
+                .iter()
+                .map(|(a, p)| InterfaceAddr {
+                    ip: a.parse().expect("address"),
+                    prefix_len: *p,
+                })
+                .collect(),
+            kind,
+        }
+    }
+
+    fn host() -> Vec<Interface> {
+        vec![
+            iface(
+                "lo",
+                1,
+                InterfaceKind::Loopback,
+                &[("127.0.0.1", 8), ("::1", 128)],
+            ),
+            iface(
+                "wlan0",
+                2,
+                InterfaceKind::WifiInfrastructure,
+                &[("192.168.1.20", 24), ("fe80::20", 64)],
+            ),
+            iface("awdl0", 3, InterfaceKind::PeerToPeer, &[("fe80::a", 64)]),
+            iface("eth0", 4, InterfaceKind::Wired, &[("10.0.0.5", 8)]),
+        ]
+    }
+
+    #[test]
+    fn each_preference_picks_its_kind() {
+        let h = host();
+        let p = choose_path(&h, PathPreference::PeerToPeer, PeerHint::default()).expect("p2p");
+        assert_eq!(p.interface, "awdl0");
+        assert_eq!(p.local, "[fe80::a%3]:0".parse().expect("addr"));
+        let p = choose_path(&h, PathPreference::Infrastructure, PeerHint::default())
+            .expect("infrastructure");
+        assert_eq!(p.interface, "eth0", "a wire beats Wi-Fi");
+        let p = choose_path(&h, PathPreference::Automatic, PeerHint::default()).expect("auto");
+        assert_eq!(p.interface, "eth0");
+    }
+
+    #[test]
+    fn the_peers_subnet_or_discovery_interface_wins() {
+        let h = host();
+        let peer = PeerHint {
+            addr: Some("192.168.1.77".parse().expect("v4")),
+            interface: None,
+        };
+        let p = choose_path(&h, PathPreference::Automatic, peer).expect("auto");
+        assert_eq!(p.interface, "wlan0");
+        assert_eq!(p.local, "192.168.1.20:0".parse().expect("addr"));
+        // Seen over AWDL with a link-local address: automatic follows it there.
+        let peer = PeerHint {
+            addr: Some("fe80::77".parse().expect("v6")),
+            interface: Some(3),
+        };
+        let p = choose_path(&h, PathPreference::Automatic, peer).expect("auto");
+        assert_eq!(
+            (p.interface.as_str(), p.kind),
+            ("awdl0", InterfaceKind::PeerToPeer)
+        );
+        assert_eq!(p.local, "[fe80::a%3]:0".parse().expect("addr"));
+        // Infrastructure insists: the Wi-Fi interface, whose link-local subnet holds the
+        // peer's address, with its own link-local address.
+        let p = choose_path(&h, PathPreference::Infrastructure, peer).expect("infrastructure");
+        assert_eq!(p.interface, "wlan0");
+        assert_eq!(p.local, "[fe80::20%2]:0".parse().expect("addr"));
+    }
+
+    #[test]
+    fn loopback_peers_use_loopback() {
+        let peer = PeerHint {
+            addr: Some("127.0.0.1".parse().expect("v4")),
+            interface: None,
+        };
+        let p = choose_path(&host(), PathPreference::Automatic, peer).expect("loopback");
+        assert_eq!(p.interface, "lo");
+        assert_eq!(p.local, "127.0.0.1:0".parse().expect("addr"));
+    }
+
+    #[test]
+    fn errors_name_what_is_missing() {
+        let only_wifi = vec![iface(
+            "wlan0",
+            2,
+            InterfaceKind::WifiInfrastructure,
+            &[("192.168.1.20", 24)],
+        )];
+        let e = choose_path(&only_wifi, PathPreference::PeerToPeer, PeerHint::default())
+            .expect_err("no p2p");
+        assert_eq!(
+            e.to_string(),
+            "no usable peer-to-peer interface (usable interfaces: wlan0 (WifiInfrastructure))"
+        );
+        let peer = PeerHint {
+            addr: Some("172.16.0.9".parse().expect("v4")),
+            interface: None,
+        };
+        let e = choose_path(&only_wifi, PathPreference::Infrastructure, peer).expect_err("far");
+        assert_eq!(
+            e.to_string(),
+            "no infrastructure interface reaches 172.16.0.9"
+        );
+        let mut down = only_wifi.clone();
+        down[0].running = false;
+        let e =
+            choose_path(&down, PathPreference::Automatic, PeerHint::default()).expect_err("down");
+        assert!(e.to_string().contains("usable interfaces: none"), "{e}");
+        assert_eq!(
+            "p2p".parse::<PathPreference>(),
+            Ok(PathPreference::PeerToPeer)
+        );
+        assert!("wifi".parse::<PathPreference>().is_err());
+        assert_eq!(PathPreference::default(), PathPreference::Automatic);
+    }
+}
