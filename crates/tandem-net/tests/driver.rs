@@ -1,0 +1,97 @@
+//! A real sender and receiver, each on its own driver task and socket, over loopback.
+
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tandem_net::{DriverConfig, spawn_driver};
+use tandem_proto::{
+    Codec, OutgoingFrame, Receiver, ReceiverConfig, ReceiverEvent, Sender, SenderConfig,
+};
+
+const SESSION: u32 = 0x7e57;
+
+fn frame_bytes(n: u32) -> Bytes {
+    // 20 kB, different per frame so a mix-up shows.
+    Bytes::from(
+        (0..20_000u32)
+            .map(|i| (i.wrapping_mul(31) ^ n) as u8)
+            .collect::<Vec<_>>(),
+    )
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn frames_cross_real_sockets_in_order_and_intact() {
+    let start = Instant::now();
+    let rx = spawn_driver(
+        Receiver::new(ReceiverConfig::new(SESSION), start),
+        DriverConfig::new("127.0.0.1:0".parse().expect("addr"), None),
+    )
+    .expect("receiver driver");
+    let tx = spawn_driver(
+        Sender::new(SenderConfig::new(SESSION), start),
+        DriverConfig::new("127.0.0.1:0".parse().expect("addr"), Some(rx.local_addr())),
+    )
+    .expect("sender driver");
+
+    // A stranger sends junk to the receiver once the stream is under way.
+    let stranger = std::net::UdpSocket::bind("127.0.0.1:0").expect("stranger");
+    let frames = 120u32;
+    let rx_addr = rx.local_addr();
+    let mut rx = rx;
+    let interval = Duration::from_micros(16_667);
+    let collector = tokio::spawn(async move {
+        let mut got = Vec::new();
+        while got.len() < frames as usize {
+            match tokio::time::timeout(Duration::from_secs(5), rx.events.recv()).await {
+                Ok(Some(ReceiverEvent::Frame(f))) => got.push((f.frame_id, f.data)),
+                Ok(Some(_)) => {}
+                Ok(None) | Err(_) => break,
+            }
+        }
+        (got, rx)
+    });
+    for n in 0..frames {
+        tokio::time::sleep_until((start + interval * n).into()).await;
+        if n == 30 {
+            for _ in 0..100 {
+                stranger.send_to(b"not tandem", rx_addr).expect("junk sent");
+            }
+        }
+        let data = frame_bytes(n);
+        let sent = tx
+            .call(move |s: &mut Sender, now| {
+                s.send_frame(
+                    now,
+                    OutgoingFrame {
+                        data,
+                        capture: now,
+                        keyframe: n == 0,
+                        discardable: false,
+                        codec: Codec::Av1,
+                    },
+                )
+            })
+            .await
+            .expect("driver running");
+        assert!(sent.is_ok(), "frame {n}: {sent:?}");
+    }
+    let (got, rx) = collector.await.expect("collector");
+    assert_eq!(got.len(), frames as usize, "every frame arrives");
+    for (i, (id, data)) in got.iter().enumerate() {
+        assert_eq!(*id, i as u32);
+        assert_eq!(*data, frame_bytes(i as u32), "frame {i} intact");
+    }
+    let rs = rx.stats();
+    assert_eq!(
+        rs.strays, 100,
+        "junk from another address is counted and dropped"
+    );
+    assert!(rs.datagrams_in >= u64::from(frames) * 17, "{rs:?}");
+    let ts = tx.stats();
+    assert_eq!(ts.send_errors, 0, "{ts:?}");
+    assert_eq!(ts.events_dropped, 0);
+    let sender = tx.shutdown().await.expect("sender stops");
+    let receiver = rx.shutdown().await.expect("receiver stops");
+    assert!(sender.stats().frames_sent >= u64::from(frames));
+    assert_eq!(receiver.stats().frames_completed, u64::from(frames));
+}
