@@ -44,7 +44,6 @@ async fn frames_cross_real_sockets_in_order_and_intact() {
         while got.len() < frames as usize {
             match tokio::time::timeout(Duration::from_secs(5), rx.events.recv()).await {
                 Ok(Some(ReceiverEvent::Frame(f))) => got.push((f.frame_id, f.data)),
-                Ok(Some(_)) => {}
                 Ok(None) | Err(_) => break,
             }
         }
