@@ -1,0 +1,121 @@
+//! The relay between two real sockets on loopback.
+
+use std::net::UdpSocket;
+use std::time::{Duration, Instant};
+
+use tandem_relay::{RelayConfig, start};
+use tandem_sim::profile::parse_profile_or_spec;
+
+fn socket() -> UdpSocket {
+    let s = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    s.set_read_timeout(Some(Duration::from_millis(500)))
+        .expect("timeout");
+    s
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn clean_profile_delivers_everything_both_ways_and_never_early() {
+    let target = socket();
+    let relay = start(RelayConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        target: target.local_addr().expect("addr"),
+        link: parse_profile_or_spec("clean").expect("profile"),
+        seed: 1,
+    })
+    .await
+    .expect("relay starts");
+    let relay_addr = relay.local_addr();
+    let count = 300u32;
+    let rtts = tokio::task::spawn_blocking(move || {
+        let client = socket();
+        // The target echoes everything back through the relay.
+        let echo = std::thread::spawn(move || {
+            let mut buf = [0u8; 64];
+            let mut echoed = 0;
+            while let Ok((n, from)) = target.recv_from(&mut buf) {
+                target.send_to(&buf[..n], from).expect("echo");
+                echoed += 1;
+            }
+            echoed
+        });
+        let mut rtts = Vec::new();
+        let mut buf = [0u8; 64];
+        for i in 0..count {
+            let sent = Instant::now();
+            client.send_to(&i.to_be_bytes(), relay_addr).expect("send");
+            let (n, _) = client.recv_from(&mut buf).expect("echo arrives");
+            assert_eq!(&buf[..n], &i.to_be_bytes());
+            rtts.push(sent.elapsed());
+        }
+        (rtts, echo.join().expect("echo thread"))
+    })
+    .await
+    .expect("client");
+    let (rtts, echoed) = rtts;
+    assert_eq!(echoed, count);
+    // 0.5 ms each way: no datagram may come back sooner than 1 ms.
+    let fastest = rtts.iter().min().copied().expect("samples");
+    assert!(
+        fastest >= Duration::from_millis(1),
+        "fastest round trip {fastest:?}"
+    );
+    let c = relay.counters();
+    assert_eq!(c.upstream.forwarded, u64::from(count));
+    assert_eq!(c.downstream.forwarded, u64::from(count));
+    assert_eq!(c.upstream.link.datagrams_in, u64::from(count));
+    assert_eq!(c.strays, 0);
+    assert_eq!(c.lateness_us.len(), 2 * count as usize);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn loss_follows_the_link_model_exactly_and_strays_are_counted() {
+    let target = socket();
+    let relay = start(RelayConfig {
+        listen: "127.0.0.1:0".parse().expect("addr"),
+        target: target.local_addr().expect("addr"),
+        link: parse_profile_or_spec("delay=1ms,loss=20%").expect("spec"),
+        seed: 7,
+    })
+    .await
+    .expect("relay starts");
+    let relay_addr = relay.local_addr();
+    let received = tokio::task::spawn_blocking(move || {
+        // The target reads while the client sends, as a real receiver does.
+        let reader = std::thread::spawn(move || {
+            let mut got = 0u64;
+            let mut buf = [0u8; 16];
+            while target.recv_from(&mut buf).is_ok() {
+                got += 1;
+            }
+            got
+        });
+        let client = socket();
+        let stranger = socket();
+        for i in 0..1000u32 {
+            client.send_to(&i.to_be_bytes(), relay_addr).expect("send");
+            if i % 100 == 0 {
+                stranger.send_to(b"x", relay_addr).expect("stray");
+            }
+            if i % 20 == 0 {
+                // About 10 Mbit/s of small datagrams: a stream, not a flood.
+                std::thread::sleep(Duration::from_micros(500));
+            }
+        }
+        reader.join().expect("reader")
+    })
+    .await
+    .expect("client");
+    let c = relay.counters();
+    assert_eq!(c.upstream.link.datagrams_in, 1000);
+    assert!(
+        c.upstream.link.dropped_random > 100,
+        "{:?}",
+        c.upstream.link
+    );
+    assert_eq!(
+        received, c.upstream.link.delivered,
+        "delivered exactly what the model said"
+    );
+    assert_eq!(c.upstream.forwarded, received);
+    assert_eq!(c.strays, 10);
+}
