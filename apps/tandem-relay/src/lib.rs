@@ -10,18 +10,23 @@
 //! [`RelayCounters`] keep each link's counters and how late the relay itself was: the time
 //! from a datagram's scheduled delivery to its actual send, which is what the relay adds
 //! beyond the profile.
+//!
+//! Threads, not tokio: tokio's timer has millisecond granularity, which made the relay
+//! 1.4 ms late at p99 (measured at 50 Mbit/s on `clean`). Here one thread per socket
+//! receives and schedules, and one thread sends, sleeping on a condition variable until the
+//! next delivery with the thread's timer slack lowered to 1 µs on Linux.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, VecDeque};
 use std::io;
-use std::net::SocketAddr;
-use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Instant;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tandem_sim::impair::{Link, LinkConfig, LinkCounters};
-use tokio::net::UdpSocket;
-use tokio::task::JoinHandle;
 
 /// Relay settings.
 #[derive(Debug, Clone, PartialEq)]
@@ -72,17 +77,45 @@ enum Direction {
     Down,
 }
 
-/// A running relay. Dropping it stops the relay.
+/// A running relay. Dropping it stops the relay and joins its threads.
 #[derive(Debug)]
 pub struct Relay {
     local: SocketAddr,
-    counters: Arc<Mutex<RelayCounters>>,
-    task: JoinHandle<io::Result<()>>,
+    shared: Arc<Shared>,
+    threads: Vec<JoinHandle<()>>,
+}
+
+#[derive(Debug)]
+struct State {
+    up: Link,
+    down: Link,
+    queue: BinaryHeap<Reverse<Pending>>,
+    client: Option<SocketAddr>,
+    seq: u64,
+    counters: RelayCounters,
+}
+
+#[derive(Debug)]
+struct Shared {
+    state: Mutex<State>,
+    wake: Condvar,
+    stop: AtomicBool,
+    start: Instant,
+}
+
+impl Shared {
+    fn lock(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
 }
 
 impl Drop for Relay {
     fn drop(&mut self) {
-        self.task.abort();
+        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.wake.notify_all();
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
     }
 }
 
@@ -94,46 +127,190 @@ impl Relay {
 
     /// A snapshot of the counters.
     pub fn counters(&self) -> RelayCounters {
-        self.counters
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone()
+        self.shared.lock().counters.clone()
     }
 
-    /// Whether the relay task has stopped (only on a socket error).
+    /// Whether a relay thread has stopped (only on a socket error).
     pub fn is_finished(&self) -> bool {
-        self.task.is_finished()
+        self.threads.iter().any(|t| t.is_finished())
     }
 }
 
-/// Binds the sockets and starts relaying on the current tokio runtime.
-pub async fn start(config: RelayConfig) -> io::Result<Relay> {
-    let front = UdpSocket::bind(config.listen)
-        .await
-        .map_err(|e| io::Error::new(e.kind(), format!("binding {}: {e}", config.listen)))?;
-    let back_addr: SocketAddr = if config.target.is_ipv6() {
-        "[::]:0".parse().map_err(io::Error::other)?
-    } else {
-        "0.0.0.0:0".parse().map_err(io::Error::other)?
-    };
-    let back = UdpSocket::bind(back_addr).await?;
+/// How long a blocking receive waits before checking whether the relay is stopping.
+const POLL_STOP: Duration = Duration::from_millis(100);
+
+fn bound(addr: SocketAddr) -> io::Result<UdpSocket> {
+    let s = UdpSocket::bind(addr)
+        .map_err(|e| io::Error::new(e.kind(), format!("binding {addr}: {e}")))?;
     // Bursts (a keyframe, a stall's release) must queue in the kernel, not be dropped there:
     // the link model decides what is lost. A smaller grant is accepted.
-    for s in [&front, &back] {
-        let r = socket2::SockRef::from(s);
-        let _ = r.set_recv_buffer_size(RELAY_BUFFER);
-        let _ = r.set_send_buffer_size(RELAY_BUFFER);
-    }
+    let r = socket2::SockRef::from(&s);
+    let _ = r.set_recv_buffer_size(RELAY_BUFFER);
+    let _ = r.set_send_buffer_size(RELAY_BUFFER);
+    s.set_read_timeout(Some(POLL_STOP))?;
+    Ok(s)
+}
+
+/// Binds the sockets and starts relaying.
+pub fn start(config: RelayConfig) -> io::Result<Relay> {
+    let front = Arc::new(bound(config.listen)?);
+    let back_addr: SocketAddr = if config.target.is_ipv6() {
+        (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
+    } else {
+        (std::net::Ipv4Addr::UNSPECIFIED, 0).into()
+    };
+    let back = Arc::new(bound(back_addr)?);
     let local = front.local_addr()?;
-    let counters = Arc::new(Mutex::new(RelayCounters::default()));
-    let task = tokio::spawn(run(front, back, config, Arc::clone(&counters)));
+    let shared = Arc::new(Shared {
+        state: Mutex::new(State {
+            up: Link::with_stall_seed(&config.link, config.seed, config.seed),
+            down: Link::with_stall_seed(&config.link, config.seed ^ 0x5eed_d0e5, config.seed),
+            queue: BinaryHeap::new(),
+            client: None,
+            seq: 0,
+            counters: RelayCounters::default(),
+        }),
+        wake: Condvar::new(),
+        stop: AtomicBool::new(false),
+        start: Instant::now(),
+    });
+    let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
+        std::thread::Builder::new().name(name.into()).spawn(f)
+    };
+    let threads = vec![
+        spawn("relay-up", {
+            let (shared, front) = (Arc::clone(&shared), Arc::clone(&front));
+            Box::new(move || receive(&shared, &front, Direction::Up, None))
+        })?,
+        spawn("relay-down", {
+            let (shared, back) = (Arc::clone(&shared), Arc::clone(&back));
+            let target = config.target;
+            Box::new(move || receive(&shared, &back, Direction::Down, Some(target)))
+        })?,
+        spawn("relay-send", {
+            let shared = Arc::clone(&shared);
+            let target = config.target;
+            Box::new(move || deliver(&shared, &front, &back, target))
+        })?,
+    ];
     Ok(Relay {
         local,
-        counters,
-        task,
+        shared,
+        threads,
     })
 }
 
+/// Receives on `socket` and schedules each datagram through its direction's link. Only
+/// `from` (the target) is accepted downstream; upstream, the first sender is the client.
+fn receive(shared: &Shared, socket: &UdpSocket, direction: Direction, from: Option<SocketAddr>) {
+    let mut buf = vec![0u8; 65_536];
+    while !shared.stop.load(Ordering::Relaxed) {
+        let (n, sender) = match socket.recv_from(&mut buf) {
+            Ok(x) => x,
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    io::ErrorKind::WouldBlock
+                        | io::ErrorKind::TimedOut
+                        | io::ErrorKind::ConnectionRefused
+                        | io::ErrorKind::Interrupted
+                ) =>
+            {
+                continue;
+            }
+            Err(_) => return,
+        };
+        let now = Instant::now();
+        let data = Bytes::copy_from_slice(&buf[..n]);
+        let mut st = shared.lock();
+        let expected = match direction {
+            Direction::Up => *st.client.get_or_insert(sender),
+            Direction::Down => from.unwrap_or(sender),
+        };
+        if sender != expected {
+            st.counters.strays += 1;
+            continue;
+        }
+        let State {
+            up,
+            down,
+            queue,
+            seq,
+            counters,
+            ..
+        } = &mut *st;
+        let link = match direction {
+            Direction::Up => up,
+            Direction::Down => down,
+        };
+        for at in link.send(now - shared.start, n) {
+            *seq += 1;
+            queue.push(Reverse(Pending {
+                due: shared.start + at,
+                seq: *seq,
+                direction,
+                data: data.clone(),
+            }));
+        }
+        match direction {
+            Direction::Up => counters.upstream.link = link.counters(),
+            Direction::Down => counters.downstream.link = link.counters(),
+        }
+        drop(st);
+        shared.wake.notify_one();
+    }
+}
+
+/// Sends each queued datagram at its delivery time.
+fn deliver(shared: &Shared, front: &UdpSocket, back: &UdpSocket, target: SocketAddr) {
+    // The default 50 µs slack would make every wake-up up to 50 µs late.
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_timerslack(1_000);
+    let mut st = shared.lock();
+    while !shared.stop.load(Ordering::Relaxed) {
+        let now = Instant::now();
+        match st.queue.peek().map(|Reverse(p)| p.due) {
+            Some(due) if due <= now => {
+                let Some(Reverse(p)) = st.queue.pop() else {
+                    continue;
+                };
+                let sent = match p.direction {
+                    Direction::Up => back.send_to(&p.data, target),
+                    Direction::Down => match st.client {
+                        Some(c) => front.send_to(&p.data, c),
+                        None => Err(io::Error::other("no client yet")),
+                    },
+                };
+                let late = Instant::now().saturating_duration_since(p.due);
+                let c = &mut st.counters;
+                let d = match p.direction {
+                    Direction::Up => &mut c.upstream,
+                    Direction::Down => &mut c.downstream,
+                };
+                if sent.is_ok() {
+                    d.forwarded += 1;
+                } else {
+                    d.send_errors += 1;
+                }
+                if c.lateness_us.len() >= LATENESS_SAMPLES {
+                    c.lateness_us.pop_front();
+                }
+                c.lateness_us
+                    .push_back(u32::try_from(late.as_micros()).unwrap_or(u32::MAX));
+            }
+            next => {
+                let wait = next.map_or(POLL_STOP, |d| d - now);
+                st = shared
+                    .wake
+                    .wait_timeout(st, wait)
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .0;
+            }
+        }
+    }
+}
+
+#[derive(Debug)]
 struct Pending {
     due: Instant,
     seq: u64,
@@ -156,112 +333,4 @@ impl Ord for Pending {
     fn cmp(&self, other: &Self) -> std::cmp::Ordering {
         (self.due, self.seq).cmp(&(other.due, other.seq))
     }
-}
-
-async fn run(
-    front: UdpSocket,
-    back: UdpSocket,
-    config: RelayConfig,
-    counters: Arc<Mutex<RelayCounters>>,
-) -> io::Result<()> {
-    let start = Instant::now();
-    let mut up = Link::with_stall_seed(&config.link, config.seed, config.seed);
-    let mut down = Link::with_stall_seed(&config.link, config.seed ^ 0x5eed_d0e5, config.seed);
-    let mut queue: BinaryHeap<Reverse<Pending>> = BinaryHeap::new();
-    let mut client: Option<SocketAddr> = None;
-    let mut seq = 0u64;
-    let mut front_buf = vec![0u8; 65_536];
-    let mut back_buf = vec![0u8; 65_536];
-    loop {
-        let next_due = queue.peek().map(|Reverse(p)| p.due);
-        let sleep = async {
-            match next_due {
-                Some(d) => tokio::time::sleep_until(d.into()).await,
-                None => std::future::pending().await,
-            }
-        };
-        tokio::select! {
-            biased;
-            () = sleep => {
-                let now = Instant::now();
-                while let Some(Reverse(p)) = queue.peek() {
-                    if p.due > now {
-                        break;
-                    }
-                    let Some(Reverse(p)) = queue.pop() else { break };
-                    let sent = match p.direction {
-                        Direction::Up => back.try_send_to(&p.data, config.target),
-                        Direction::Down => match client {
-                            Some(c) => front.try_send_to(&p.data, c),
-                            None => Err(io::Error::other("no client yet")),
-                        },
-                    };
-                    let late = Instant::now().saturating_duration_since(p.due);
-                    let mut c = counters.lock().unwrap_or_else(PoisonError::into_inner);
-                    let d = match p.direction {
-                        Direction::Up => &mut c.upstream,
-                        Direction::Down => &mut c.downstream,
-                    };
-                    if sent.is_ok() {
-                        d.forwarded += 1;
-                    } else {
-                        d.send_errors += 1;
-                    }
-                    if c.lateness_us.len() >= LATENESS_SAMPLES {
-                        c.lateness_us.pop_front();
-                    }
-                    c.lateness_us.push_back(u32::try_from(late.as_micros()).unwrap_or(u32::MAX));
-                }
-            }
-            r = front.recv_from(&mut front_buf) => {
-                let (n, from) = match r {
-                    Ok(x) => x,
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
-                    Err(e) => return Err(e),
-                };
-                if *client.get_or_insert(from) != from {
-                    counters.lock().unwrap_or_else(PoisonError::into_inner).strays += 1;
-                    continue;
-                }
-                seq = schedule(&mut up, Direction::Up, &front_buf[..n], start, seq, &mut queue);
-                counters.lock().unwrap_or_else(PoisonError::into_inner).upstream.link = up.counters();
-            }
-            r = back.recv_from(&mut back_buf) => {
-                let (n, from) = match r {
-                    Ok(x) => x,
-                    Err(e) if e.kind() == io::ErrorKind::ConnectionRefused => continue,
-                    Err(e) => return Err(e),
-                };
-                if from != config.target {
-                    counters.lock().unwrap_or_else(PoisonError::into_inner).strays += 1;
-                    continue;
-                }
-                seq = schedule(&mut down, Direction::Down, &back_buf[..n], start, seq, &mut queue);
-                counters.lock().unwrap_or_else(PoisonError::into_inner).downstream.link = down.counters();
-            }
-        }
-    }
-}
-
-/// Puts one datagram through `link` and queues each copy at its delivery time.
-fn schedule(
-    link: &mut Link,
-    direction: Direction,
-    data: &[u8],
-    start: Instant,
-    mut seq: u64,
-    queue: &mut BinaryHeap<Reverse<Pending>>,
-) -> u64 {
-    let now = Instant::now();
-    let data = Bytes::copy_from_slice(data);
-    for at in link.send(now - start, data.len()) {
-        seq += 1;
-        queue.push(Reverse(Pending {
-            due: start + at,
-            seq,
-            direction,
-            data: data.clone(),
-        }));
-    }
-    seq
 }

@@ -33,28 +33,26 @@ fn parse_link(s: &str) -> Result<tandem_sim::impair::LinkConfig, String> {
     parse_profile_or_spec(s).map_err(|e| e.to_string())
 }
 
-#[tokio::main(flavor = "current_thread")]
-async fn main() {
+fn main() {
     let args = Args::parse();
-    if let Err(e) = run(args).await {
+    if let Err(e) = run(args) {
         eprintln!("tandem-relay: {e:#}");
         std::process::exit(1);
     }
 }
 
-async fn run(args: Args) -> Result<()> {
+fn run(args: Args) -> Result<()> {
     let relay = start(RelayConfig {
         listen: args.listen,
         target: args.to,
         link: args.profile,
         seed: args.seed,
     })
-    .await
     .context("starting the relay")?;
     eprintln!("tandem-relay: {} -> {}", relay.local_addr(), args.to);
     let mut elapsed = 0u64;
     loop {
-        tokio::time::sleep(Duration::from_secs(1)).await;
+        std::thread::sleep(Duration::from_secs(1));
         elapsed += 1;
         let c = relay.counters();
         let mut late: Vec<f64> = c.lateness_us.iter().map(|&v| f64::from(v)).collect();

@@ -13,8 +13,8 @@ fn socket() -> UdpSocket {
     s
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn clean_profile_delivers_everything_both_ways_and_never_early() {
+#[test]
+fn clean_profile_delivers_everything_both_ways_and_never_early() {
     let target = socket();
     let relay = start(RelayConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
@@ -22,11 +22,10 @@ async fn clean_profile_delivers_everything_both_ways_and_never_early() {
         link: parse_profile_or_spec("clean").expect("profile"),
         seed: 1,
     })
-    .await
     .expect("relay starts");
     let relay_addr = relay.local_addr();
     let count = 300u32;
-    let rtts = tokio::task::spawn_blocking(move || {
+    let rtts = {
         let client = socket();
         // The target echoes everything back through the relay.
         let echo = std::thread::spawn(move || {
@@ -48,9 +47,7 @@ async fn clean_profile_delivers_everything_both_ways_and_never_early() {
             rtts.push(sent.elapsed());
         }
         (rtts, echo.join().expect("echo thread"))
-    })
-    .await
-    .expect("client");
+    };
     let (rtts, echoed) = rtts;
     assert_eq!(echoed, count);
     // 0.5 ms each way: no datagram may come back sooner than 1 ms.
@@ -67,8 +64,8 @@ async fn clean_profile_delivers_everything_both_ways_and_never_early() {
     assert_eq!(c.lateness_us.len(), 2 * count as usize);
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn loss_follows_the_link_model_exactly_and_strays_are_counted() {
+#[test]
+fn loss_follows_the_link_model_exactly_and_strays_are_counted() {
     let target = socket();
     let relay = start(RelayConfig {
         listen: "127.0.0.1:0".parse().expect("addr"),
@@ -76,10 +73,9 @@ async fn loss_follows_the_link_model_exactly_and_strays_are_counted() {
         link: parse_profile_or_spec("delay=1ms,loss=20%").expect("spec"),
         seed: 7,
     })
-    .await
     .expect("relay starts");
     let relay_addr = relay.local_addr();
-    let received = tokio::task::spawn_blocking(move || {
+    let received = {
         // The target reads while the client sends, as a real receiver does.
         let reader = std::thread::spawn(move || {
             let mut got = 0u64;
@@ -102,9 +98,7 @@ async fn loss_follows_the_link_model_exactly_and_strays_are_counted() {
             }
         }
         reader.join().expect("reader")
-    })
-    .await
-    .expect("client");
+    };
     let c = relay.counters();
     assert_eq!(c.upstream.link.datagrams_in, 1000);
     assert!(
