@@ -7,7 +7,7 @@ use bytes::Bytes;
 use criterion::{Criterion, Throughput, criterion_group, criterion_main};
 use tandem_benches::{Loopback, SESSION};
 use tandem_proto::{
-    Codec, Endpoint, FecMode, OutgoingFrame, Receiver, ReceiverConfig, Sender, SenderConfig,
+    Endpoint, FecMode, OutgoingFrame, Receiver, ReceiverConfig, Sender, SenderConfig,
 };
 
 fn pipeline(c: &mut Criterion) {
@@ -34,13 +34,7 @@ fn receiver_per_packet(c: &mut Criterion) {
     let mut datagrams = Vec::new();
     for i in 0..2_000u32 {
         let now = t0 + Duration::from_micros(16_667 * u64::from(i));
-        let frame = OutgoingFrame {
-            data: Bytes::from(vec![7u8; 16_667]),
-            capture: now,
-            keyframe: i == 0,
-            discardable: false,
-            codec: Codec::Av1,
-        };
+        let frame = OutgoingFrame::av1(Bytes::from(vec![7u8; 16_667]), now, i == 0);
         tx.send_frame(now, frame).expect("frame fits");
         let later = now + Duration::from_millis(10);
         while let Some(t) = tx.poll_transmit(later) {

@@ -16,8 +16,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tandem_proto::{
-    Codec, Endpoint, FecMode, OutgoingFrame, Receiver, ReceiverConfig, ReceiverEvent, Sender,
-    SenderConfig,
+    Endpoint, FecMode, OutgoingFrame, Receiver, ReceiverConfig, ReceiverEvent, Sender, SenderConfig,
 };
 
 /// Session id used by the benchmarks.
@@ -57,13 +56,7 @@ impl Loopback {
     /// Sends one frame through serialize → parse → reassemble; returns the bytes delivered.
     pub fn frame(&mut self, data: Bytes, keyframe: bool) -> usize {
         self.now += Duration::from_micros(16_667);
-        let frame = OutgoingFrame {
-            data,
-            capture: self.now,
-            keyframe,
-            discardable: false,
-            codec: Codec::Av1,
-        };
+        let frame = OutgoingFrame::av1(data, self.now, keyframe);
         if self.tx.send_frame(self.now, frame).is_err() {
             return 0;
         }

@@ -24,9 +24,9 @@ use bytes::Bytes;
 use clap::Parser;
 use serde::Serialize;
 use tandem_net::socket::{SocketConfig, open_udp};
-use tandem_net::{DriverConfig, spawn_driver};
+use tandem_net::{DriverConfig, DriverHandle, DriverStopped, spawn_driver};
 use tandem_proto::{
-    Codec, FecMode, OutgoingFrame, Receiver, ReceiverConfig, ReceiverEvent, SendError, Sender,
+    FecMode, OutgoingFrame, Receiver, ReceiverConfig, ReceiverEvent, SendError, Sender,
     SenderConfig,
 };
 use tandem_sim::report::Percentiles;
@@ -122,10 +122,10 @@ fn sender_config() -> SenderConfig {
     c
 }
 
-/// Frames through two driver tasks as fast as the sender accepts them.
-async fn driver_throughput(seconds: f64) -> Result<Throughput> {
+/// A sender and a listening receiver, each on its own driver task, on loopback.
+fn driver_pair() -> Result<(DriverHandle<Sender>, DriverHandle<Receiver>)> {
     let t0 = Instant::now();
-    let mut rx = spawn_driver(
+    let rx = spawn_driver(
         Receiver::new(ReceiverConfig::new(SESSION), t0),
         DriverConfig::new("127.0.0.1:0".parse()?, None),
     )?;
@@ -133,6 +133,22 @@ async fn driver_throughput(seconds: f64) -> Result<Throughput> {
         Sender::new(sender_config(), t0),
         DriverConfig::new("127.0.0.1:0".parse()?, Some(rx.local_addr())),
     )?;
+    Ok((tx, rx))
+}
+
+/// Hands the sender one AV1 frame captured now.
+async fn send(
+    tx: &DriverHandle<Sender>,
+    data: Bytes,
+    keyframe: bool,
+) -> Result<Result<u32, SendError>, DriverStopped> {
+    tx.call(move |s: &mut Sender, now| s.send_frame(now, OutgoingFrame::av1(data, now, keyframe)))
+        .await
+}
+
+/// Frames through two driver tasks as fast as the sender accepts them.
+async fn driver_throughput(seconds: f64) -> Result<Throughput> {
+    let (tx, mut rx) = driver_pair()?;
     let frame = Bytes::from(vec![0x33u8; 100 * PAYLOAD]);
     let stop = Arc::new(AtomicBool::new(false));
     let counter = {
@@ -154,20 +170,7 @@ async fn driver_throughput(seconds: f64) -> Result<Throughput> {
     while start.elapsed().as_secs_f64() < seconds {
         let data = frame.clone();
         let keyframe = std::mem::take(&mut first);
-        let r = tx
-            .call(move |s: &mut Sender, now| {
-                s.send_frame(
-                    now,
-                    OutgoingFrame {
-                        data,
-                        capture: now,
-                        keyframe,
-                        discardable: false,
-                        codec: Codec::Av1,
-                    },
-                )
-            })
-            .await?;
+        let r = send(&tx, data, keyframe).await?;
         if let Err(SendError::QueueFull { .. }) = r {
             tokio::time::sleep(Duration::from_micros(200)).await;
         }
@@ -221,15 +224,7 @@ fn plain_one_way(mbit: f64, count: u32) -> Result<Vec<f64>> {
 
 /// One-datagram frames through the drivers at `mbit`: `send_frame` call to frame event.
 async fn driver_one_way(mbit: f64, count: u32) -> Result<Vec<f64>> {
-    let t0 = Instant::now();
-    let mut rx = spawn_driver(
-        Receiver::new(ReceiverConfig::new(SESSION), t0),
-        DriverConfig::new("127.0.0.1:0".parse()?, None),
-    )?;
-    let tx = spawn_driver(
-        Sender::new(sender_config(), t0),
-        DriverConfig::new("127.0.0.1:0".parse()?, Some(rx.local_addr())),
-    )?;
+    let (tx, mut rx) = driver_pair()?;
     let interval = Duration::from_secs_f64(PAYLOAD as f64 * 8.0 / (mbit * 1e6));
     let collector = tokio::spawn(async move {
         let mut arrivals = Vec::new();
@@ -250,20 +245,7 @@ async fn driver_one_way(mbit: f64, count: u32) -> Result<Vec<f64>> {
         }
         let d = data.clone();
         let at = Instant::now();
-        let id = tx
-            .call(move |s: &mut Sender, now| {
-                s.send_frame(
-                    now,
-                    OutgoingFrame {
-                        data: d,
-                        capture: now,
-                        keyframe: i == 0,
-                        discardable: false,
-                        codec: Codec::Av1,
-                    },
-                )
-            })
-            .await?;
+        let id = send(&tx, d, i == 0).await?;
         if let Ok(id) = id {
             sent_at.push((id, at));
         }

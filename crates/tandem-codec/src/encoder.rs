@@ -283,40 +283,6 @@ pub fn new_encoder(config: &EncoderConfig) -> Result<Box<dyn Encoder>, CodecErro
     })
 }
 
-/// Tracks source frames between submission and output, for encoders that return frames
-/// late; the encoders share it so lag is counted one way.
-#[derive(Debug, Default)]
-pub(crate) struct InFlight {
-    frames: std::collections::VecDeque<(u64, u32, u64)>,
-    next_pts: u64,
-}
-
-impl InFlight {
-    /// Records a submitted frame; returns its presentation index.
-    pub(crate) fn submit(&mut self, frame: &Frame) -> u64 {
-        let pts = self.next_pts;
-        self.next_pts += 1;
-        self.frames.push_back((pts, frame.id, frame.capture_us));
-        pts
-    }
-
-    /// Takes the metadata of frame `pts`, dropping older entries the encoder skipped.
-    pub(crate) fn complete(&mut self, pts: u64) -> Option<(u32, u64)> {
-        while let Some(&(p, id, capture)) = self.frames.front() {
-            self.frames.pop_front();
-            if p == pts {
-                return Some((id, capture));
-            }
-        }
-        None
-    }
-
-    /// Frames submitted and not yet returned.
-    pub(crate) fn len(&self) -> u32 {
-        u32::try_from(self.frames.len()).unwrap_or(u32::MAX)
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -388,20 +354,5 @@ mod tests {
         assert_eq!(t(1280, 720, 2), (1, 0));
         assert_eq!(t(1280, 720, 8), (2, 1));
         assert_eq!(t(200, 100, 8), (0, 0));
-    }
-
-    #[test]
-    fn in_flight_matches_out_of_order_skips() {
-        let mut q = InFlight::default();
-        for id in 10..14 {
-            q.submit(&Frame::black(16, 16).with_meta(id, u64::from(id) * 100));
-        }
-        assert_eq!(q.len(), 4);
-        assert_eq!(q.complete(0), Some((10, 1000)));
-        // Frame 1 was dropped by the encoder: completing 2 discards it.
-        assert_eq!(q.complete(2), Some((12, 1200)));
-        assert_eq!(q.len(), 1);
-        assert_eq!(q.complete(9), None);
-        assert_eq!(q.len(), 0);
     }
 }

@@ -205,23 +205,19 @@ async fn run<E: Endpoint>(
                 stats.send_errors.fetch_add(1, Ordering::Relaxed);
                 continue;
             };
-            match socket.try_send_to(&t.contents, to) {
+            let mut sent = socket.try_send_to(&t.contents, to);
+            if sent
+                .as_ref()
+                .is_err_and(|e| e.kind() == io::ErrorKind::WouldBlock)
+            {
+                // The send buffer is full: wait for room rather than drop media.
+                socket.writable().await?;
+                sent = socket.try_send_to(&t.contents, to);
+            }
+            match sent {
                 Ok(n) => {
                     stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
                     stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-                }
-                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    // The send buffer is full: wait for room rather than drop media.
-                    socket.writable().await?;
-                    match socket.try_send_to(&t.contents, to) {
-                        Ok(n) => {
-                            stats.datagrams_out.fetch_add(1, Ordering::Relaxed);
-                            stats.bytes_out.fetch_add(n as u64, Ordering::Relaxed);
-                        }
-                        Err(_) => {
-                            stats.send_errors.fetch_add(1, Ordering::Relaxed);
-                        }
-                    }
                 }
                 Err(_) => {
                     stats.send_errors.fetch_add(1, Ordering::Relaxed);

@@ -4,9 +4,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tandem_net::{DriverConfig, spawn_driver};
-use tandem_proto::{
-    Codec, OutgoingFrame, Receiver, ReceiverConfig, ReceiverEvent, Sender, SenderConfig,
-};
+use tandem_proto::{OutgoingFrame, Receiver, ReceiverConfig, ReceiverEvent, Sender, SenderConfig};
 
 const SESSION: u32 = 0x7e57;
 
@@ -59,16 +57,7 @@ async fn frames_cross_real_sockets_in_order_and_intact() {
         let data = frame_bytes(n);
         let sent = tx
             .call(move |s: &mut Sender, now| {
-                s.send_frame(
-                    now,
-                    OutgoingFrame {
-                        data,
-                        capture: now,
-                        keyframe: n == 0,
-                        discardable: false,
-                        codec: Codec::Av1,
-                    },
-                )
+                s.send_frame(now, OutgoingFrame::av1(data, now, n == 0))
             })
             .await
             .expect("driver running");

@@ -34,6 +34,19 @@ pub struct OutgoingFrame {
     pub codec: Codec,
 }
 
+impl OutgoingFrame {
+    /// An AV1 frame captured at `capture` that later frames may reference (not discardable).
+    pub fn av1(data: Bytes, capture: Instant, keyframe: bool) -> OutgoingFrame {
+        OutgoingFrame {
+            data,
+            capture,
+            keyframe,
+            discardable: false,
+            codec: Codec::Av1,
+        }
+    }
+}
+
 /// What the sender tells its driver.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum SenderEvent {

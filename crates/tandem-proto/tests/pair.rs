@@ -7,8 +7,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tandem_proto::packet::{Packet, Payload};
 use tandem_proto::{
-    Codec, Endpoint, FecMode, OutgoingFrame, PlayoutPolicy, ReceivedFrame, Receiver,
-    ReceiverConfig, ReceiverEvent, Sender, SenderConfig, SenderEvent,
+    Endpoint, FecMode, OutgoingFrame, PlayoutPolicy, ReceivedFrame, Receiver, ReceiverConfig,
+    ReceiverEvent, Sender, SenderConfig, SenderEvent,
 };
 
 const SESSION: u32 = 0x5e55;
@@ -94,16 +94,7 @@ impl Pair {
                 };
                 let data: Bytes = (0..size).map(|i| (i as u32 ^ size as u32) as u8).collect();
                 self.tx
-                    .send_frame(
-                        now,
-                        OutgoingFrame {
-                            data,
-                            capture: now,
-                            keyframe,
-                            discardable: false,
-                            codec: Codec::Av1,
-                        },
-                    )
+                    .send_frame(now, OutgoingFrame::av1(data, now, keyframe))
                     .expect("frame accepted");
                 self.next_frame += FPS_INTERVAL;
             }
@@ -361,13 +352,7 @@ fn the_send_queue_is_bounded_and_events_do_not_pile_up() {
     let mut c = SenderConfig::new(SESSION);
     c.initial_capacity_bps = 10_000_000;
     let mut tx = Sender::new(c, t0);
-    let frame = |at| OutgoingFrame {
-        data: Bytes::from(vec![1u8; 200_000]),
-        capture: at,
-        keyframe: false,
-        discardable: false,
-        codec: Codec::Av1,
-    };
+    let frame = |at| OutgoingFrame::av1(Bytes::from(vec![1u8; 200_000]), at, false);
     // 200 kB frames into a 10 Mbit/s pacer and nobody sending: 160 ms each.
     let mut refused = 0;
     for i in 0..20u64 {

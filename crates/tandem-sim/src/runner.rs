@@ -19,8 +19,8 @@ use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tandem_proto::{
-    Codec, Endpoint, FecMode, OutgoingFrame, PlayoutPolicy, ReceiverConfig, ReceiverEvent,
-    ReceiverStats, Sender, SenderConfig, SenderEvent, SenderStats,
+    Endpoint, FecMode, OutgoingFrame, PlayoutPolicy, ReceiverConfig, ReceiverEvent, ReceiverStats,
+    Sender, SenderConfig, SenderEvent, SenderStats,
 };
 
 use crate::impair::{Link, LinkConfig, LinkCounters};
@@ -262,13 +262,7 @@ pub fn run(scenario: &Scenario) -> RunResult {
             if tx.queue_delay() <= interval {
                 let (data, keyframe) = encoder.next_frame();
                 bytes_payload += data.len() as u64;
-                let frame = OutgoingFrame {
-                    data,
-                    capture: at(next_capture),
-                    keyframe,
-                    discardable: false,
-                    codec: Codec::Av1,
-                };
+                let frame = OutgoingFrame::av1(data, at(next_capture), keyframe);
                 if let Ok(id) = tx.send_frame(instant, frame) {
                     index_of.insert(id, frames.len());
                     record = FrameRecord {
