@@ -56,8 +56,14 @@ impl InterfaceAddr {
     /// Whether this is an IPv6 link-local address (`fe80::/10`), usable only with the
     /// interface as scope.
     pub fn is_link_local_v6(&self) -> bool {
-        matches!(self.ip, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
+        is_link_local_v6(self.ip)
     }
+}
+
+/// Whether `ip` is an IPv6 link-local address (`fe80::/10`), usable only with an interface
+/// as scope.
+pub fn is_link_local_v6(ip: IpAddr) -> bool {
+    matches!(ip, IpAddr::V6(a) if a.segments()[0] & 0xffc0 == 0xfe80)
 }
 
 /// One network interface.

@@ -12,12 +12,17 @@
 
 #[cfg(target_vendor = "apple")]
 mod apple;
+pub mod discovery;
 pub mod driver;
 pub mod iface;
 pub mod path;
 pub mod socket;
 
+pub use discovery::{
+    Advertisement, BrowseOptions, Browser, Discovery, DiscoveryError, DiscoveryEvent, MdnsSd,
+    NativeDnsSd, Peer, PeerAddress, PeerTxt, Registration,
+};
 pub use driver::{DriverConfig, DriverHandle, DriverStats, DriverStopped, spawn_driver};
 pub use iface::{Interface, InterfaceAddr, InterfaceKind, KindOverrides, classify, interfaces};
-pub use path::{ChosenPath, PathError, PathPreference, PeerHint, choose_path};
+pub use path::{ChosenPath, PathError, PathPreference, PeerHint, choose_path, plan_connection};
 pub use socket::{OpenedSocket, SocketConfig, TrafficClass, open_udp};

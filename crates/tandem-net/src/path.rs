@@ -11,7 +11,8 @@ use std::fmt;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::num::NonZeroU32;
 
-use crate::iface::{Interface, InterfaceKind};
+use crate::discovery::Peer;
+use crate::iface::{Interface, InterfaceKind, is_link_local_v6};
 
 /// Which kind of link a session should use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -101,6 +102,16 @@ pub enum PathError {
         /// The peer's address.
         peer: IpAddr,
     },
+    /// The discovered peer was not seen on any usable interface the preference allows.
+    #[error("peer `{peer}` was not seen on a usable {preference} interface (seen on: {seen_on})")]
+    NotSeenOn {
+        /// The preference asked for.
+        preference: PathPreference,
+        /// The peer's instance name.
+        peer: String,
+        /// The interfaces it was seen on, `name (kind)`, or "none".
+        seen_on: String,
+    },
 }
 
 /// Where the peer is, as far as the caller knows.
@@ -150,7 +161,7 @@ pub fn choose_path(
         });
     }
     let reaches = |i: &Interface| match peer.addr {
-        Some(a) => i.addrs.iter().any(|x| x.contains(a)) || link_local(a),
+        Some(a) => i.addrs.iter().any(|x| x.contains(a)) || is_link_local_v6(a),
         None => true,
     };
     let score = |i: &Interface| {
@@ -183,7 +194,7 @@ pub fn choose_path(
         None => best.kind == InterfaceKind::PeerToPeer,
     };
     let want_link_local =
-        best.kind == InterfaceKind::PeerToPeer || peer.addr.is_some_and(link_local);
+        best.kind == InterfaceKind::PeerToPeer || peer.addr.is_some_and(is_link_local_v6);
     let pick = best
         .addrs
         .iter()
@@ -221,8 +232,67 @@ pub fn choose_path(
     })
 }
 
-fn link_local(a: IpAddr) -> bool {
-    matches!(a, IpAddr::V6(v6) if v6.segments()[0] & 0xffc0 == 0xfe80)
+/// Picks the path and the peer address for a peer found by discovery.
+///
+/// Among the interfaces the peer was seen on that are usable and that `preference` allows,
+/// the best-ranked wins; a loopback sighting (the peer is on this host) wins over all. On a
+/// peer-to-peer link the peer's IPv6 link-local address is used (AWDL carries nothing
+/// else), elsewhere IPv4 first. The socket then binds to that interface, so the session
+/// cannot drift onto another link.
+pub fn plan_connection(
+    peer: &Peer,
+    interfaces: &[Interface],
+    preference: PathPreference,
+) -> Result<(ChosenPath, SocketAddr), PathError> {
+    let kind_of = |index: u32| interfaces.iter().find(|i| i.index == index && i.usable());
+    let best = peer
+        .addresses
+        .iter()
+        .filter_map(|a| {
+            let iface = kind_of(a.interface)?;
+            let rank = if iface.kind == InterfaceKind::Loopback {
+                0
+            } else {
+                1 + preference.rank(iface.kind)?
+            };
+            let family = if iface.kind == InterfaceKind::PeerToPeer {
+                !is_link_local_v6(a.addr.ip())
+            } else {
+                a.addr.is_ipv6()
+            };
+            Some(((rank, family, a.interface), a))
+        })
+        .min_by_key(|(score, _)| *score)
+        .map(|(_, a)| a);
+    let Some(address) = best else {
+        let seen_on: Vec<String> = peer
+            .addresses
+            .iter()
+            .map(
+                |a| match interfaces.iter().find(|i| i.index == a.interface) {
+                    Some(i) => format!("{} ({:?})", i.name, i.kind),
+                    None => format!("index {}", a.interface),
+                },
+            )
+            .collect::<std::collections::BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        return Err(PathError::NotSeenOn {
+            preference,
+            peer: peer.instance.clone(),
+            seen_on: if seen_on.is_empty() {
+                "none".into()
+            } else {
+                seen_on.join(", ")
+            },
+        });
+    };
+    let hint = PeerHint {
+        addr: Some(address.addr.ip()),
+        interface: Some(address.interface),
+    };
+    let path = choose_path(interfaces, preference, hint)?;
+    Ok((path, address.addr))
 }
 
 fn peer_matches(ip: IpAddr, peer: PeerHint) -> bool {
@@ -311,6 +381,62 @@ mod tests {
         let p = choose_path(&h, PathPreference::Infrastructure, peer).expect("infrastructure");
         assert_eq!(p.interface, "wlan0");
         assert_eq!(p.local, "[fe80::20%2]:0".parse().expect("addr"));
+    }
+
+    fn discovered(addresses: &[(&str, u32)]) -> Peer {
+        Peer {
+            instance: "Desk".into(),
+            host: "desk.local.".into(),
+            port: 5000,
+            txt: crate::discovery::PeerTxt {
+                protocol_version: 1,
+                peer_id: "d".into(),
+                device_name: "Desk".into(),
+                codecs: vec![],
+            },
+            addresses: addresses
+                .iter()
+                .map(|(a, i)| crate::discovery::PeerAddress {
+                    addr: a.parse().expect("address"),
+                    interface: *i,
+                })
+                .collect(),
+        }
+    }
+
+    #[test]
+    fn discovered_peers_get_the_preferred_sighting() {
+        let h = host();
+        let peer = discovered(&[
+            ("192.168.1.77:5000", 2),
+            ("[fe80::77%2]:5000", 2),
+            ("[fe80::77%3]:5000", 3),
+        ]);
+        let (p, to) = plan_connection(&peer, &h, PathPreference::PeerToPeer).expect("p2p");
+        assert_eq!(
+            (p.interface.as_str(), to),
+            ("awdl0", "[fe80::77%3]:5000".parse().expect("a"))
+        );
+        assert_eq!(p.local, "[fe80::a%3]:0".parse().expect("addr"));
+        let (p, to) =
+            plan_connection(&peer, &h, PathPreference::Infrastructure).expect("infrastructure");
+        assert_eq!(
+            (p.interface.as_str(), to),
+            ("wlan0", "192.168.1.77:5000".parse().expect("a"))
+        );
+        assert_eq!(p.local, "192.168.1.20:0".parse().expect("addr"));
+        let (p, _) = plan_connection(&peer, &h, PathPreference::Automatic).expect("auto");
+        assert_eq!(p.interface, "wlan0", "infrastructure before peer-to-peer");
+        let wifi_only = discovered(&[("192.168.1.77:5000", 2)]);
+        let e = plan_connection(&wifi_only, &h, PathPreference::PeerToPeer).expect_err("no p2p");
+        assert_eq!(
+            e.to_string(),
+            "peer `Desk` was not seen on a usable peer-to-peer interface \
+             (seen on: wlan0 (WifiInfrastructure))"
+        );
+        let local = discovered(&[("192.168.1.77:5000", 2), ("127.0.0.1:5000", 1)]);
+        let (p, to) = plan_connection(&local, &h, PathPreference::Infrastructure).expect("lo");
+        assert_eq!((p.interface.as_str(), to.port()), ("lo", 5000));
     }
 
     #[test]
