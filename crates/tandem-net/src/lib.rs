@@ -12,17 +12,23 @@
 
 #[cfg(target_vendor = "apple")]
 mod apple;
+pub mod batch;
 pub mod discovery;
 pub mod driver;
 pub mod iface;
 pub mod path;
 pub mod socket;
+pub mod timer;
+pub mod watch;
 
 pub use discovery::{
     Advertisement, BrowseOptions, Browser, Discovery, DiscoveryError, DiscoveryEvent, MdnsSd,
     NativeDnsSd, Peer, PeerAddress, PeerTxt, Registration,
 };
-pub use driver::{DriverConfig, DriverHandle, DriverStats, DriverStopped, spawn_driver};
+pub use driver::{
+    DriverConfig, DriverError, DriverHandle, DriverStats, DriverStopped, spawn_driver,
+};
 pub use iface::{Interface, InterfaceAddr, InterfaceKind, KindOverrides, classify, interfaces};
 pub use path::{ChosenPath, PathError, PathPreference, PeerHint, choose_path, plan_connection};
 pub use socket::{OpenedSocket, SocketConfig, TrafficClass, open_udp};
+pub use watch::{PathEvent, PathMonitor, PathMonitorConfig, PathStatus};

@@ -40,7 +40,7 @@ async fn frames_cross_real_sockets_in_order_and_intact() {
     let collector = tokio::spawn(async move {
         let mut got = Vec::new();
         while got.len() < frames as usize {
-            match tokio::time::timeout(Duration::from_secs(5), rx.events.recv()).await {
+            match tokio::time::timeout(Duration::from_secs(5), rx.next_event()).await {
                 Ok(Some(ReceiverEvent::Frame(f))) => got.push((f.frame_id, f.data)),
                 Ok(None) | Err(_) => break,
             }
