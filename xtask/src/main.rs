@@ -1,10 +1,12 @@
 //! `cargo xtask <command>`: the project's set-up, demo and test entry points.
 //!
-//! - `setup`: installs the Debian packages the workspace needs (as root, with apt-get), or
-//!   names them when it cannot.
+//! - `setup`: installs the Debian packages the workspace and its tests need (as root, with
+//!   apt-get), or names them when it cannot.
 //! - `test`: setup, then format check, clippy with warnings denied, the fuzz harnesses'
 //!   build, and every test of the workspace (release profile: the virtual-time target tests
-//!   simulate minutes of streaming and are exact, not timed).
+//!   simulate minutes of streaming and are exact, not timed). Tests that need root, network
+//!   namespaces or avahi-daemon start what they need themselves, and skip with a printed
+//!   reason where they cannot.
 //! - `demo`: setup, then streams through the simulator on the embedded defaults.
 //! - `bench`: the criterion benchmarks.
 //! - `fuzz --seconds N`: every cargo-fuzz target for N seconds each (needs cargo-fuzz).
@@ -14,7 +16,7 @@ use std::process::Command;
 
 use anyhow::{Context, Result, bail};
 
-/// Debian packages the workspace needs to build and test, with the reason for each.
+/// Debian packages the workspace needs to build and run, with the reason for each.
 const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("pkg-config", "locates system libraries for -sys crates"),
     ("nasm", "assembles rav1e's x86 kernels"),
@@ -24,9 +26,30 @@ const SYSTEM_PACKAGES: &[(&str, &str)] = &[
         "libclang-dev",
         "libclang, loaded by bindgen when aom-sys generates its bindings",
     ),
+];
+
+/// Debian packages only the tests need.
+const TEST_PACKAGES: &[(&str, &str)] = &[
     (
         "dav1d",
         "the dav1d command-line player, which a test uses to read our IVF files",
+    ),
+    (
+        "iproute2",
+        "`ip netns` and veth links for the two-host tests",
+    ),
+    ("dbus", "the system bus avahi-daemon registers on"),
+    (
+        "avahi-daemon",
+        "a real mDNS responder for the discovery interop tests",
+    ),
+    (
+        "avahi-utils",
+        "avahi-browse and avahi-publish, the interop tests' other side",
+    ),
+    (
+        "libavahi-compat-libdnssd1",
+        "libdns_sd.so.1, the dns_sd.h API that the native DNS-SD backend loads on Linux",
     ),
 ];
 
@@ -102,11 +125,13 @@ fn check_libraries() -> Result<()> {
     Ok(())
 }
 
-fn setup() -> Result<()> {
+/// Installs what is missing of `packages` (as root, with apt-get), or names it.
+fn setup(packages: &[&[(&str, &str)]]) -> Result<()> {
+    let wanted: Vec<(&str, &str)> = packages.iter().flat_map(|p| p.iter().copied()).collect();
     if !Path::new("/usr/bin/dpkg-query").exists() {
         eprintln!(
             "xtask: not a Debian system; make sure these are installed: {}",
-            SYSTEM_PACKAGES
+            wanted
                 .iter()
                 .map(|(p, _)| *p)
                 .collect::<Vec<_>>()
@@ -114,7 +139,7 @@ fn setup() -> Result<()> {
         );
         return check_libraries();
     }
-    let missing: Vec<&str> = SYSTEM_PACKAGES
+    let missing: Vec<&str> = wanted
         .iter()
         .map(|(p, _)| *p)
         .filter(|p| !installed(p))
@@ -122,7 +147,7 @@ fn setup() -> Result<()> {
     if missing.is_empty() {
         return check_libraries();
     }
-    for (p, why) in SYSTEM_PACKAGES.iter().filter(|(p, _)| missing.contains(p)) {
+    for (p, why) in wanted.iter().filter(|(p, _)| missing.contains(p)) {
         eprintln!("xtask: missing {p} ({why})");
     }
     if !is_root() {
@@ -140,7 +165,7 @@ fn setup() -> Result<()> {
 }
 
 fn test() -> Result<()> {
-    setup()?;
+    setup(&[SYSTEM_PACKAGES, TEST_PACKAGES])?;
     run(cargo().args(["fmt", "--all", "--check"]))?;
     run(cargo().args([
         "clippy",
@@ -204,7 +229,7 @@ fn test_with_summary(cmd: &mut Command) -> Result<()> {
 }
 
 fn demo() -> Result<()> {
-    setup()?;
+    setup(&[SYSTEM_PACKAGES])?;
     eprintln!(
         "xtask: the real-socket sender/receiver pair arrives with the engine (crates/tandem);\n\
          until then the demo streams through the virtual-time simulator: 20 s of 60 fps\n\
@@ -258,7 +283,7 @@ fn fuzz(seconds: u64) -> Result<()> {
 fn main() -> Result<()> {
     let args: Vec<String> = std::env::args().skip(1).collect();
     match args.first().map(String::as_str) {
-        Some("setup") => setup(),
+        Some("setup") => setup(&[SYSTEM_PACKAGES, TEST_PACKAGES]),
         Some("test") => test(),
         Some("demo") => demo(),
         Some("bench") => run(cargo().args(["bench", "-p", "tandem-benches"])),

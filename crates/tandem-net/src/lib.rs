@@ -1,14 +1,25 @@
-//! Tandem's network side: the tokio task that drives a `tandem-proto` endpoint over UDP
-//! ([`spawn_driver`]), the socket it runs on ([`open_udp`]: buffers, traffic class,
-//! interface binding), the host's interfaces ([`interfaces`], classified as
-//! loopback, wired, Wi-Fi infrastructure, peer-to-peer or other) and the choice of path
-//! ([`choose_path`] for a [`PathPreference`]).
+//! Tandem's network side: everything between a `tandem-proto` endpoint and the network.
+//! It is where sockets, interfaces, clocks and discovery live; it is not the protocol
+//! (`tandem-proto`), the impairment models (`tandem-sim`) or the media pipeline (`tandem`).
 //!
-//! Everything here is a plain function over system facts, so it is tested on Linux; the
-//! Apple-only calls (`SO_NET_SERVICE_TYPE`, the MTU ioctl) are a thin shim in `apple.rs`.
+//! - [`driver`]: the tokio task that runs one endpoint over a UDP socket
+//!   ([`spawn_driver`]), with [`batch`]ed sends (UDP GSO on Linux), a microsecond
+//!   [`timer`] for the pacer's slots, and a path check that ends a session whose interface
+//!   is gone.
+//! - [`socket`]: the socket itself ([`open_udp`]: buffers, traffic class — DSCP AF41, or
+//!   `SO_NET_SERVICE_TYPE` on Apple — and interface binding).
+//! - [`iface`], [`path`], [`watch`]: the host's interfaces, classified as loopback, wired,
+//!   Wi-Fi infrastructure, peer-to-peer or other; the choice of interface and addresses for
+//!   a [`PathPreference`] ([`choose_path`], [`plan_connection`] for a discovered peer); and
+//!   [`PathEvent`]s as interfaces come, go and change.
+//! - [`discovery`]: advertising and browsing `_tandem._udp` through `mdns-sd` (the
+//!   embedded default) or the system's `dns_sd.h` (Bonjour on Apple, Avahi on Linux).
 //!
-//! Status (issue 4 in progress): batched sends (sendmmsg/GSO), Bonjour discovery,
-//! path-change events and the impairment relay are not here yet.
+//! Decisions are plain functions over system facts, so they are tested on Linux; the
+//! Apple-only calls (`SO_NET_SERVICE_TYPE`, the MTU ioctl, linking `dns_sd.h` from
+//! libSystem) are thin shims behind `cfg(target_vendor = "apple")`.
+
+#![warn(missing_docs)]
 
 #[cfg(target_vendor = "apple")]
 mod apple;
