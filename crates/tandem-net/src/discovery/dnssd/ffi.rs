@@ -145,27 +145,26 @@ mod load {
     static LOADED: OnceLock<Result<(Library, Api), String>> = OnceLock::new();
 
     pub(in super::super) fn api() -> Result<&'static Api, String> {
-        match LOADED.get_or_init(open) {
+        match LOADED.get_or_init(|| open(LIBRARY)) {
             Ok((_, api)) => Ok(api),
             Err(e) => Err(e.clone()),
         }
     }
 
-    fn open() -> Result<(Library, Api), String> {
+    /// Opens `soname` and reads the table from it.
+    pub(super) fn open(soname: &str) -> Result<(Library, Api), String> {
         // SAFETY: opening runs the library's initialisers; Avahi's compatibility library
         // has none beyond the C runtime's.
-        let lib = unsafe { Library::new(LIBRARY) }.map_err(|e| {
-            tracing::debug!(%e, "opening {LIBRARY}");
-            format!(
-                "{LIBRARY} not found (Debian/Ubuntu: apt-get install libavahi-compat-libdnssd1)"
-            )
+        let lib = unsafe { Library::new(soname) }.map_err(|e| {
+            tracing::debug!(%e, "opening {soname}");
+            format!("{soname} not found (Debian/Ubuntu: apt-get install libavahi-compat-libdnssd1)")
         })?;
         macro_rules! symbol {
             ($name:literal) => {
                 // SAFETY: the type each symbol is read as is its prototype in dns_sd.h, and
                 // the pointer is used only while `lib` is open (forever, see LOADED).
                 *unsafe { lib.get(concat!($name, "\0").as_bytes()) }
-                    .map_err(|e| format!("{LIBRARY} lacks {}: {e}", $name))?
+                    .map_err(|e| format!("{soname} lacks {}: {e}", $name))?
             };
         }
         let api = Api {
@@ -620,4 +619,214 @@ unsafe extern "C" fn query_reply(
             ip,
         });
     });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn context(slot: &Slot) -> *mut c_void {
+        ptr::from_ref(slot).cast_mut().cast()
+    }
+
+    #[cfg(all(unix, not(target_vendor = "apple")))]
+    #[test]
+    fn a_missing_library_names_its_package() {
+        let e = load::open("libtandem-absent.so.1").expect_err("no such library");
+        assert_eq!(
+            e,
+            "libtandem-absent.so.1 not found (Debian/Ubuntu: apt-get install libavahi-compat-libdnssd1)"
+        );
+    }
+
+    #[test]
+    fn callbacks_copy_their_arguments() {
+        let slot = Slot::default();
+        let ctx = context(&slot);
+        let txt = b"\x03v=1";
+        // SAFETY: valid strings, `txt.len()` bytes at `txt`, and a live slot as context.
+        unsafe {
+            resolve_reply(
+                ptr::null_mut(),
+                0,
+                3,
+                0,
+                c"Desk._tandem._udp.local.".as_ptr(),
+                c"desk.local.".as_ptr(),
+                7000u16.to_be(),
+                txt.len() as u16,
+                txt.as_ptr(),
+                ctx,
+            );
+            browse_reply(
+                ptr::null_mut(),
+                super::super::FLAGS_ADD | 0x1,
+                3,
+                0,
+                c"Ana's iPad".as_ptr(),
+                c"_tandem._udp.".as_ptr(),
+                c"local.".as_ptr(),
+                ctx,
+            );
+            browse_reply(
+                ptr::null_mut(),
+                0,
+                3,
+                0,
+                c"Ana's iPad".as_ptr(),
+                c"_tandem._udp.".as_ptr(),
+                c"local.".as_ptr(),
+                ctx,
+            );
+            query_reply(
+                ptr::null_mut(),
+                super::super::FLAGS_ADD,
+                3,
+                0,
+                c"desk.local.".as_ptr(),
+                super::super::TYPE_A,
+                1,
+                4,
+                [10u8, 0, 0, 2].as_ptr().cast(),
+                120,
+                ctx,
+            );
+            register_reply(
+                ptr::null_mut(),
+                0,
+                0,
+                c"Desk (2)".as_ptr(),
+                c"_tandem._udp.".as_ptr(),
+                c"local.".as_ptr(),
+                ctx,
+            );
+        }
+        assert_eq!(
+            slot.replies.take(),
+            vec![
+                Reply::Resolved {
+                    interface: 3,
+                    host: "desk.local.".into(),
+                    port: 7000,
+                    txt: txt.to_vec(),
+                },
+                Reply::Browse {
+                    add: true,
+                    interface: 3,
+                    instance: "Ana's iPad".into(),
+                    domain: "local.".into(),
+                },
+                Reply::Browse {
+                    add: false,
+                    interface: 3,
+                    instance: "Ana's iPad".into(),
+                    domain: "local.".into(),
+                },
+                Reply::Address {
+                    add: true,
+                    interface: 3,
+                    ip: IpAddr::from([10, 0, 0, 2]),
+                },
+                Reply::Registered {
+                    name: "Desk (2)".into()
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn callbacks_skip_what_they_cannot_use_and_pass_errors_on() {
+        let slot = Slot::default();
+        let ctx = context(&slot);
+        let not_utf8 = b"caf\xe9\0";
+        // SAFETY: valid (if not UTF-8) strings or nulls, and a live slot or null as context.
+        unsafe {
+            browse_reply(
+                ptr::null_mut(),
+                super::super::FLAGS_ADD,
+                3,
+                0,
+                not_utf8.as_ptr().cast(),
+                c"_tandem._udp.".as_ptr(),
+                c"local.".as_ptr(),
+                ctx,
+            );
+            browse_reply(
+                ptr::null_mut(),
+                0,
+                0,
+                -65537,
+                ptr::null(),
+                ptr::null(),
+                ptr::null(),
+                ctx,
+            );
+            // An address record of the wrong size, and one with no data.
+            query_reply(
+                ptr::null_mut(),
+                super::super::FLAGS_ADD,
+                3,
+                0,
+                c"h.local.".as_ptr(),
+                super::super::TYPE_AAAA,
+                1,
+                4,
+                [1u8, 2, 3, 4].as_ptr().cast(),
+                120,
+                ctx,
+            );
+            query_reply(
+                ptr::null_mut(),
+                0,
+                3,
+                0,
+                c"h.local.".as_ptr(),
+                super::super::TYPE_A,
+                1,
+                0,
+                ptr::null(),
+                0,
+                ctx,
+            );
+            // A resolve with no TXT record at all, and a reply with no context.
+            resolve_reply(
+                ptr::null_mut(),
+                0,
+                2,
+                0,
+                c"x".as_ptr(),
+                c"h.local.".as_ptr(),
+                9u16.to_be(),
+                0,
+                ptr::null(),
+                ctx,
+            );
+            register_reply(
+                ptr::null_mut(),
+                0,
+                0,
+                c"n".as_ptr(),
+                ptr::null(),
+                ptr::null(),
+                ptr::null_mut(),
+            );
+        }
+        assert_eq!(
+            slot.replies.take(),
+            vec![
+                Reply::Failed(-65537),
+                Reply::Resolved {
+                    interface: 2,
+                    host: "h.local.".into(),
+                    port: 9,
+                    txt: Vec::new(),
+                },
+            ]
+        );
+    }
+
+    #[test]
+    fn a_panicking_callback_body_does_not_unwind() {
+        guarded(|| panic!("inside a callback"));
+    }
 }

@@ -14,6 +14,8 @@
 //! and AAAA queries on both platforms), it reports a service once per IP protocol, and it
 //! says `kDNSServiceErr_Unknown` when avahi-daemon is not running. It also prints a warning
 //! about the compatibility layer on first use (silenced by `AVAHI_COMPAT_NOWARN=1`).
+// Off Unix only the type and its error remain; the helpers below serve the Unix parts.
+#![cfg_attr(not(unix), allow(dead_code))]
 
 #[cfg(unix)]
 mod browse;
@@ -163,7 +165,6 @@ fn peer_address(ip: IpAddr, port: u16, scope: u32, interface: u32) -> PeerAddres
 
 /// What one callback reported, copied out of its C arguments.
 #[derive(Debug, Clone, PartialEq, Eq)]
-#[cfg_attr(not(unix), allow(dead_code))]
 enum Reply {
     /// The service is registered under `name` (the one asked for, or a rename of it).
     Registered { name: String },
@@ -192,6 +193,13 @@ enum Reply {
 }
 
 /// Discovery through `dns_sd.h`. See the module docs.
+///
+/// If the daemon goes away (avahi-daemon stopped), a running browse ends ([`Browser::next`]
+/// returns `None`) and an advertisement is withdrawn with a warning in the log; its
+/// [`Registration`] stays valid to drop. Later calls fail with
+/// [`DiscoveryError::Unavailable`] until the daemon is back. A browse resolves each peer
+/// once per appearance: a TXT record or address changed later is seen when the peer
+/// reappears, not while it stays.
 #[derive(Debug)]
 pub struct NativeDnsSd {
     #[cfg(unix)]
