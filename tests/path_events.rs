@@ -15,7 +15,7 @@ use tandem_net::{
     spawn_driver,
 };
 use tandem_proto::{OutgoingFrame, Sender, SenderConfig};
-use tandem_tests::netns::{self, Netns, run, veth};
+use tandem_tests::netns::{self, Netns, VethEnd, VethPair, run, run_in};
 
 fn runtime() -> tokio::runtime::Runtime {
     tokio::runtime::Builder::new_multi_thread()
@@ -92,13 +92,9 @@ fn interfaces_coming_and_going_are_reported_and_end_bound_sessions() {
             assert!(baseline.iter().all(|i| i.name != "wlan-t"), "{baseline:?}");
 
             // Appeared (and, as it comes up with an address, possibly changed).
-            veth(
-                &a,
-                "wlan-t",
-                &["10.202.0.1/24"],
-                &b,
-                "wlan-tb",
-                &["10.202.0.2/24"],
+            let _link = VethPair::new(
+                VethEnd::new("wlan-t").in_ns(&a).addr("10.202.0.1/24"),
+                VethEnd::new("wlan-tb").in_ns(&b).addr("10.202.0.2/24"),
             )
             .expect("veth");
             let index = a.index_of("wlan-t").expect("index");
@@ -116,8 +112,7 @@ fn interfaces_coming_and_going_are_reported_and_end_bound_sessions() {
             ));
             tokio::time::sleep(Duration::from_millis(300)).await;
             let down_at = Instant::now();
-            a.exec(&["ip", "link", "set", "wlan-t", "down"])
-                .expect("down");
+            run_in(&a, &["ip", "link", "set", "wlan-t", "down"]).expect("down");
             loop {
                 match next_path_event(&mut monitor).await {
                     PathEvent::Changed { old, new }
@@ -145,7 +140,7 @@ fn interfaces_coming_and_going_are_reported_and_end_bound_sessions() {
             assert!(after < Duration::from_secs(3), "soon after it");
 
             // Vanished: a session on a deleted interface ends at once.
-            a.exec(&["ip", "link", "set", "wlan-t", "up"]).expect("up");
+            run_in(&a, &["ip", "link", "set", "wlan-t", "up"]).expect("up");
             tokio::time::sleep(Duration::from_millis(200)).await;
             while monitor.events.try_recv().is_ok() {}
             let session = tokio::spawn(stream_until_the_path_fails(
@@ -155,7 +150,7 @@ fn interfaces_coming_and_going_are_reported_and_end_bound_sessions() {
             ));
             tokio::time::sleep(Duration::from_millis(300)).await;
             let deleted_at = Instant::now();
-            run("ip", &["-n", a.name(), "link", "del", "wlan-t"]).expect("delete");
+            run(&["ip", "-n", a.name(), "link", "del", "wlan-t"]).expect("delete");
             let (e, ended) = session.await.expect("session task");
             let msg = e.to_string();
             println!(

@@ -23,7 +23,7 @@ use tandem_net::{
     plan_connection, spawn_driver,
 };
 use tandem_proto::{OutgoingFrame, Receiver, ReceiverConfig, ReceiverEvent, Sender, SenderConfig};
-use tandem_tests::netns::{self, Netns, veth};
+use tandem_tests::netns::{self, Netns, VethEnd, VethPair};
 
 const SESSION: u32 = 0x2_7a7;
 const FRAMES: u32 = 60;
@@ -163,16 +163,16 @@ fn each_path_preference_streams_over_its_own_link() {
     let tag = std::process::id() % 100_000;
     let a = Netns::new(&format!("tnd-a-{tag}")).expect("namespace A");
     let b = Netns::new(&format!("tnd-b-{tag}")).expect("namespace B");
-    veth(
-        &a,
-        "infra-a",
-        &["10.201.0.1/24"],
-        &b,
-        "infra-b",
-        &["10.201.0.2/24"],
+    let _infra_link = VethPair::new(
+        VethEnd::new("infra-a").in_ns(&a).addr("10.201.0.1/24"),
+        VethEnd::new("infra-b").in_ns(&b).addr("10.201.0.2/24"),
     )
     .expect("infrastructure link");
-    veth(&a, "p2p-a0", &["fe80::a/64"], &b, "p2p-b0", &["fe80::b/64"]).expect("peer-to-peer link");
+    let _p2p_link = VethPair::new(
+        VethEnd::new("p2p-a0").in_ns(&a).addr("fe80::a/64"),
+        VethEnd::new("p2p-b0").in_ns(&b).addr("fe80::b/64"),
+    )
+    .expect("peer-to-peer link");
     let infra = a.index_of("infra-a").expect("index");
     let p2p = a.index_of("p2p-a0").expect("index");
 

@@ -211,6 +211,7 @@ pub(crate) fn validate(ad: &Advertisement) -> Result<(), DiscoveryError> {
 /// A live advertisement; dropping it withdraws the service.
 pub struct Registration {
     instance: String,
+    registered: Option<Arc<Mutex<Option<String>>>>,
     _guard: Box<dyn Any + Send>,
 }
 
@@ -218,6 +219,7 @@ impl fmt::Debug for Registration {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("Registration")
             .field("instance", &self.instance)
+            .field("registered_name", &self.registered_name())
             .finish_non_exhaustive()
     }
 }
@@ -227,13 +229,30 @@ impl Registration {
     pub(crate) fn new(instance: String, guard: Box<dyn Any + Send>) -> Registration {
         Registration {
             instance,
+            registered: None,
             _guard: guard,
         }
+    }
+
+    /// For a backend whose responder confirms the registration: it writes the name it was
+    /// registered under into `name`.
+    pub(crate) fn reporting_name(mut self, name: Arc<Mutex<Option<String>>>) -> Registration {
+        self.registered = Some(name);
+        self
     }
 
     /// The instance name asked for.
     pub fn instance(&self) -> &str {
         &self.instance
+    }
+
+    /// The name the responder confirmed it registered, which differs from
+    /// [`Registration::instance`] if it renamed the service after a conflict. `None` until
+    /// it has confirmed, and always for backends that do not confirm (`mdns-sd`).
+    pub fn registered_name(&self) -> Option<String> {
+        self.registered
+            .as_ref()
+            .and_then(|n| n.lock().unwrap_or_else(PoisonError::into_inner).clone())
     }
 }
 
