@@ -16,14 +16,7 @@ use tandem_net::{
 };
 use tandem_proto::{OutgoingFrame, Sender, SenderConfig};
 use tandem_tests::netns::{self, Netns, VethEnd, VethPair, run, run_in};
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
+use tandem_tests::runtime;
 
 async fn next_path_event(monitor: &mut PathMonitor) -> PathEvent {
     tokio::time::timeout(Duration::from_secs(5), monitor.events.recv())

@@ -24,18 +24,11 @@ use tandem_net::{
 };
 use tandem_proto::{OutgoingFrame, Receiver, ReceiverConfig, ReceiverEvent, Sender, SenderConfig};
 use tandem_tests::netns::{self, Netns, VethEnd, VethPair};
+use tandem_tests::runtime;
 
 const SESSION: u32 = 0x2_7a7;
 const FRAMES: u32 = 60;
 const FRAME_BYTES: usize = 20_000;
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(2)
-        .enable_all()
-        .build()
-        .expect("tokio runtime")
-}
 
 /// Counts the frames a receiver's driver delivers.
 fn count_frames(mut rx: DriverHandle<Receiver>, frames: Arc<AtomicU32>) {

@@ -230,6 +230,32 @@ pub fn interfaces(overrides: &KindOverrides) -> io::Result<Vec<Interface>> {
     Ok(out)
 }
 
+/// An interface for tests elsewhere in the crate: up, running, MTU 1500.
+#[cfg(test)]
+pub(crate) fn test_interface(
+    name: &str,
+    index: u32,
+    kind: InterfaceKind,
+    addrs: &[(&str, u8)],
+) -> Interface {
+    Interface {
+        name: name.into(),
+        index,
+        mtu: Some(1500),
+        up: true,
+        running: true,
+        multicast: true,
+        addrs: addrs
+            .iter()
+            .map(|(a, p)| InterfaceAddr {
+                ip: a.parse().expect("address"),
+                prefix_len: *p,
+            })
+            .collect(),
+        kind,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

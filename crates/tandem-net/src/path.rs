@@ -302,26 +302,8 @@ fn peer_matches(ip: IpAddr, peer: PeerHint) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::iface::InterfaceAddr;
 
-    fn iface(name: &str, index: u32, kind: InterfaceKind, addrs: &[(&str, u8)]) -> Interface {
-        Interface {
-            name: name.into(),
-            index,
-            mtu: Some(1500),
-            up: true,
-            running: true,
-            multicast: true,
-            addrs: addrs
-                .iter()
-                .map(|(a, p)| InterfaceAddr {
-                    ip: a.parse().expect("address"),
-                    prefix_len: *p,
-                })
-                .collect(),
-            kind,
-        }
-    }
+    use crate::iface::test_interface as iface;
 
     fn host() -> Vec<Interface> {
         vec![
@@ -388,12 +370,7 @@ mod tests {
             instance: "Desk".into(),
             host: "desk.local.".into(),
             port: 5000,
-            txt: crate::discovery::PeerTxt {
-                protocol_version: 1,
-                peer_id: "d".into(),
-                device_name: "Desk".into(),
-                codecs: vec![],
-            },
+            txt: crate::discovery::txt::test_txt("d"),
             addresses: addresses
                 .iter()
                 .map(|(a, i)| crate::discovery::PeerAddress {

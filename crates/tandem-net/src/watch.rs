@@ -200,25 +200,11 @@ impl Drop for PathMonitor {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::iface::{InterfaceAddr, InterfaceKind};
+    use crate::iface::{InterfaceKind, test_interface};
 
     fn iface(name: &str, index: u32, addrs: &[&str]) -> Interface {
-        Interface {
-            name: name.into(),
-            index,
-            mtu: Some(1500),
-            up: true,
-            running: true,
-            multicast: true,
-            addrs: addrs
-                .iter()
-                .map(|a| InterfaceAddr {
-                    ip: a.parse().expect("address"),
-                    prefix_len: 24,
-                })
-                .collect(),
-            kind: InterfaceKind::WifiInfrastructure,
-        }
+        let addrs: Vec<(&str, u8)> = addrs.iter().map(|a| (*a, 24)).collect();
+        test_interface(name, index, InterfaceKind::WifiInfrastructure, &addrs)
     }
 
     #[test]

@@ -232,7 +232,7 @@ fn handle(sink: &BrowseSink, options: &BrowseOptions, event: ServiceEvent) {
     match event {
         ServiceEvent::ServiceResolved(service) => resolved(sink, options, &service),
         ServiceEvent::ServiceRemoved(_, fullname) => {
-            sink.removed(&unescape(instance_of(&fullname)), None);
+            sink.update(|t| t.removed(&unescape(instance_of(&fullname)), None));
         }
         _ => {}
     }
@@ -255,7 +255,7 @@ fn resolved(sink: &BrowseSink, options: &BrowseOptions, service: &ResolvedServic
         .into_iter()
         .filter(|a| options.interface.is_none_or(|i| a.interface == i))
         .collect();
-    sink.resolved_all(&instance, &service.host, service.port, txt, addresses);
+    sink.update(|t| t.resolved_all(&instance, &service.host, service.port, txt, addresses));
 }
 
 /// Every (address, interface) pair `mdns-sd` saw, link-local IPv6 scoped to its interface.

@@ -33,7 +33,7 @@ pub use dnssd::{NativeDnsSd, dns_service_flags};
 pub use mdns::MdnsSd;
 pub use txt::{PeerTxt, TxtError};
 
-use table::PeerTable;
+pub(crate) use table::PeerTable;
 
 /// The DNS-SD service type Tandem advertises and browses (RFC 6763 §7: `_name._udp`).
 pub const SERVICE_TYPE: &str = "_tandem._udp";
@@ -303,40 +303,9 @@ impl BrowseSink {
         self.shared.malformed.fetch_add(1, Ordering::Relaxed);
     }
 
-    /// See [`PeerTable::resolved_on`].
-    pub(crate) fn resolved_on(
-        &self,
-        interface: u32,
-        instance: &str,
-        host: &str,
-        port: u16,
-        txt: PeerTxt,
-        addresses: Vec<PeerAddress>,
-    ) {
-        let e = self
-            .table()
-            .resolved_on(interface, instance, host, port, txt, addresses);
-        self.emit(e);
-    }
-
-    /// See [`PeerTable::resolved_all`].
-    pub(crate) fn resolved_all(
-        &self,
-        instance: &str,
-        host: &str,
-        port: u16,
-        txt: PeerTxt,
-        addresses: Vec<PeerAddress>,
-    ) {
-        let e = self
-            .table()
-            .resolved_all(instance, host, port, txt, addresses);
-        self.emit(e);
-    }
-
-    /// See [`PeerTable::removed`].
-    pub(crate) fn removed(&self, instance: &str, interface: Option<u32>) {
-        let e = self.table().removed(instance, interface);
+    /// Applies one change to the peer table and reports the event it makes, if any.
+    pub(crate) fn update(&self, change: impl FnOnce(&mut PeerTable) -> Option<DiscoveryEvent>) {
+        let e = change(&mut self.table());
         self.emit(e);
     }
 
@@ -465,7 +434,7 @@ mod tests {
                 addr: SocketAddr::from(([10, 0, 0, 2], port)),
                 interface: 2,
             };
-            sink.resolved_all("a", "a.local.", port, txt.clone(), vec![addr]);
+            sink.update(|t| t.resolved_all("a", "a.local.", port, txt.clone(), vec![addr]));
         }
         assert_eq!(browser.stats().events_dropped, 2);
         assert!(matches!(browser.try_next(), Some(DiscoveryEvent::Found(_))));

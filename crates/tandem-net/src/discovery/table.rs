@@ -56,21 +56,15 @@ impl PeerTable {
         txt: PeerTxt,
         addresses: Vec<PeerAddress>,
     ) -> Option<DiscoveryEvent> {
-        if self.ignored(&txt) {
-            return None;
-        }
-        let before = self.peer(instance);
         let sighting = Sighting {
             host: host.to_owned(),
             port,
             txt,
             addresses,
         };
-        self.peers
-            .entry(instance.to_owned())
-            .or_default()
-            .insert(interface, sighting);
-        self.change(instance, before)
+        self.change_sightings(instance, &sighting.txt.clone(), |s| {
+            s.insert(interface, sighting);
+        })
     }
 
     /// `instance` as resolved everywhere at once: addresses are grouped by the interface
@@ -83,27 +77,38 @@ impl PeerTable {
         txt: PeerTxt,
         addresses: Vec<PeerAddress>,
     ) -> Option<DiscoveryEvent> {
-        if self.ignored(&txt) {
+        self.change_sightings(instance, &txt.clone(), |sightings| {
+            sightings.clear();
+            for a in addresses {
+                sightings
+                    .entry(a.interface)
+                    .or_insert_with(|| Sighting {
+                        host: host.to_owned(),
+                        port,
+                        txt: txt.clone(),
+                        addresses: Vec::new(),
+                    })
+                    .addresses
+                    .push(a);
+            }
+        })
+    }
+
+    /// Changes `instance`'s sightings (unless `txt` is ours) and says what that changed.
+    fn change_sightings(
+        &mut self,
+        instance: &str,
+        txt: &PeerTxt,
+        change: impl FnOnce(&mut BTreeMap<u32, Sighting>),
+    ) -> Option<DiscoveryEvent> {
+        if self.ignore_peer_id.as_deref() == Some(txt.peer_id.as_str()) {
             return None;
         }
         let before = self.peer(instance);
-        let mut by_interface: BTreeMap<u32, Sighting> = BTreeMap::new();
-        for a in addresses {
-            by_interface
-                .entry(a.interface)
-                .or_insert_with(|| Sighting {
-                    host: host.to_owned(),
-                    port,
-                    txt: txt.clone(),
-                    addresses: Vec::new(),
-                })
-                .addresses
-                .push(a);
-        }
-        if by_interface.is_empty() {
+        let sightings = self.peers.entry(instance.to_owned()).or_default();
+        change(sightings);
+        if sightings.is_empty() {
             self.peers.remove(instance);
-        } else {
-            self.peers.insert(instance.to_owned(), by_interface);
         }
         self.change(instance, before)
     }
@@ -129,10 +134,6 @@ impl PeerTable {
             }
         }
         self.change(instance, before)
-    }
-
-    fn ignored(&self, txt: &PeerTxt) -> bool {
-        self.ignore_peer_id.as_deref() == Some(txt.peer_id.as_str())
     }
 
     fn peer(&self, instance: &str) -> Option<Peer> {
@@ -177,14 +178,7 @@ mod tests {
     use super::*;
     use std::net::SocketAddr;
 
-    fn txt(id: &str) -> PeerTxt {
-        PeerTxt {
-            protocol_version: 1,
-            peer_id: id.into(),
-            device_name: "dev".into(),
-            codecs: vec![tandem_proto::Codec::Av1],
-        }
-    }
+    use crate::discovery::txt::test_txt as txt;
 
     fn addr(s: &str, interface: u32) -> PeerAddress {
         PeerAddress {

@@ -227,6 +227,17 @@ impl fmt::Display for PeerTxt {
     }
 }
 
+/// A valid record for tests elsewhere in the crate: protocol 1, AV1, device "Desk".
+#[cfg(test)]
+pub(crate) fn test_txt(peer_id: &str) -> PeerTxt {
+    PeerTxt {
+        protocol_version: 1,
+        peer_id: peer_id.into(),
+        device_name: "Desk".into(),
+        codecs: vec![Codec::Av1],
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

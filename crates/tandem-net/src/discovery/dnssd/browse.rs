@@ -162,7 +162,7 @@ impl BrowseState {
         if let Some(e) = self.entries.remove(&key) {
             self.stop_all(&e.phase);
         }
-        sink.removed(&key.0, Some(key.1));
+        sink.update(|t| t.removed(&key.0, Some(key.1)));
     }
 
     /// A request answered.
@@ -381,18 +381,20 @@ impl BrowseState {
         if !changed {
             return;
         }
-        if addresses.is_empty() {
-            sink.removed(&key.0, Some(key.1));
-        } else {
-            sink.resolved_on(
-                key.1,
-                &key.0,
-                &service.host,
-                service.port,
-                service.txt.clone(),
-                addresses.iter().copied().collect(),
-            );
-        }
+        sink.update(|t| {
+            if addresses.is_empty() {
+                t.removed(&key.0, Some(key.1))
+            } else {
+                t.resolved_on(
+                    key.1,
+                    &key.0,
+                    &service.host,
+                    service.port,
+                    service.txt.clone(),
+                    addresses.iter().copied().collect(),
+                )
+            }
+        });
     }
 }
 
@@ -402,14 +404,7 @@ mod tests {
     use super::*;
     use std::net::{IpAddr, SocketAddr};
 
-    fn txt(id: &str) -> PeerTxt {
-        PeerTxt {
-            protocol_version: 1,
-            peer_id: id.into(),
-            device_name: "Desk".into(),
-            codecs: vec![tandem_proto::Codec::Av1],
-        }
-    }
+    use crate::discovery::txt::test_txt as txt;
 
     fn resolved(port: u16, txt: &PeerTxt) -> Reply {
         Reply::Resolved {

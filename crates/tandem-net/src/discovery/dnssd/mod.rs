@@ -63,6 +63,7 @@ const TYPE_AAAA: u16 = 28;
 const ERR_UNKNOWN: i32 = -65537;
 const ERR_BAD_PARAM: i32 = -65540;
 const ERR_SERVICE_NOT_RUNNING: i32 = -65563;
+const ERR_POLICY_DENIED: i32 = -65570;
 
 /// The `kDNSServiceErr_*` names, for messages.
 const ERROR_NAMES: [(i32, &str); 33] = [
@@ -98,14 +99,26 @@ const ERROR_NAMES: [(i32, &str); 33] = [
     (-65567, "PollingMode"),
     (-65568, "Timeout"),
     (-65569, "DefunctConnection"),
-    (-65570, "PolicyDenied"),
+    (ERR_POLICY_DENIED, "PolicyDenied"),
 ];
 
-/// A `DNSServiceErrorType` for a message: `kDNSServiceErr_BadParam (-65540)`.
+/// A `DNSServiceErrorType` for a message: `kDNSServiceErr_BadParam (-65540)`, with what to
+/// do where there is something to do.
 fn describe(code: i32) -> String {
-    match ERROR_NAMES.iter().find(|(c, _)| *c == code) {
+    let named = match ERROR_NAMES.iter().find(|(c, _)| *c == code) {
         Some((_, name)) => format!("kDNSServiceErr_{name} ({code})"),
         None => format!("error {code}"),
+    };
+    if code == ERR_POLICY_DENIED {
+        // iOS 14+ and macOS 15+ answer this when the user has not allowed Local Network
+        // access, or the app's Info.plist does not declare the service.
+        format!(
+            "{named}: Local Network access is off for this app (Settings > Privacy & \
+             Security > Local Network), or its Info.plist lacks NSLocalNetworkUsageDescription \
+             or `_tandem._udp` in NSBonjourServices"
+        )
+    } else {
+        named
     }
 }
 
@@ -321,6 +334,8 @@ mod tests {
             ),
             "{e}"
         );
+        let e = request_error("browsing", ERR_POLICY_DENIED);
+        assert!(e.to_string().contains("Local Network access is off"), "{e}");
         let e = request_error("browsing", ERR_BAD_PARAM);
         assert_eq!(
             e.to_string(),
