@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tandem_net::{
-    DriverConfig, DriverError, PathEvent, PathMonitor, PathMonitorConfig, SocketConfig,
-    spawn_driver,
+    DriverConfig, DriverError, DriverStopped, PathEvent, PathMonitor, PathMonitorConfig,
+    SocketConfig, spawn_driver,
 };
 use tandem_proto::{OutgoingFrame, Sender, SenderConfig};
 use tandem_tests::netns::{self, Netns, VethEnd, VethPair, run, run_in};
@@ -50,15 +50,18 @@ async fn stream_until_the_path_fails(
     let mut n = 0u32;
     while !tx.is_finished() {
         let data = Bytes::from(vec![1u8; 3000]);
-        let _ = tx
-            .call(move |s: &mut Sender, now| {
-                s.send_frame(now, OutgoingFrame::av1(data, now, n == 0))
-            })
-            .await;
+        let _ = tx.call(move |s: &mut Sender, now| {
+            s.send_frame(now, OutgoingFrame::av1(data, now, n == 0))
+        });
         n += 1;
         tokio::time::sleep(Duration::from_millis(16)).await;
     }
     let ended = Instant::now();
+    assert_eq!(
+        tx.call(|s: &mut Sender, _| s.stats().frames_sent).err(),
+        Some(DriverStopped),
+        "calls after the end are refused"
+    );
     let e = tx.shutdown().await.expect_err("the path failed");
     (e, ended)
 }

@@ -135,7 +135,6 @@ fn stream(
             tx.call(move |s: &mut Sender, now| {
                 s.send_frame(now, OutgoingFrame::av1(data, now, n == 0))
             })
-            .await
             .expect("driver running")
             .expect("frame accepted");
         }

@@ -27,6 +27,10 @@ struct Args {
     /// Stop after this many seconds (default: run until interrupted).
     #[arg(long)]
     seconds: Option<u64>,
+    /// Microseconds before each delivery that the relay spins instead of sleeping, to be on
+    /// time (0: never spin, save the CPU).
+    #[arg(long, default_value_t = tandem_relay::DEFAULT_SPIN_WINDOW.as_micros() as u64)]
+    spin_us: u64,
 }
 
 fn parse_link(s: &str) -> Result<tandem_sim::impair::LinkConfig, String> {
@@ -43,10 +47,9 @@ fn main() {
 
 fn run(args: Args) -> Result<()> {
     let relay = start(RelayConfig {
-        listen: args.listen,
-        target: args.to,
-        link: args.profile,
         seed: args.seed,
+        spin_window: Duration::from_micros(args.spin_us),
+        ..RelayConfig::new(args.listen, args.to, args.profile)
     })
     .context("starting the relay")?;
     eprintln!("tandem-relay: {} -> {}", relay.local_addr(), args.to);

@@ -16,12 +16,11 @@ fn socket() -> UdpSocket {
 #[test]
 fn clean_profile_delivers_everything_both_ways_and_never_early() {
     let target = socket();
-    let relay = start(RelayConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        target: target.local_addr().expect("addr"),
-        link: parse_profile_or_spec("clean").expect("profile"),
-        seed: 1,
-    })
+    let relay = start(RelayConfig::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        target.local_addr().expect("addr"),
+        parse_profile_or_spec("clean").expect("profile"),
+    ))
     .expect("relay starts");
     let relay_addr = relay.local_addr();
     let count = 300u32;
@@ -68,10 +67,12 @@ fn clean_profile_delivers_everything_both_ways_and_never_early() {
 fn loss_follows_the_link_model_exactly_and_strays_are_counted() {
     let target = socket();
     let relay = start(RelayConfig {
-        listen: "127.0.0.1:0".parse().expect("addr"),
-        target: target.local_addr().expect("addr"),
-        link: parse_profile_or_spec("delay=1ms,loss=20%").expect("spec"),
         seed: 7,
+        ..RelayConfig::new(
+            "127.0.0.1:0".parse().expect("addr"),
+            target.local_addr().expect("addr"),
+            parse_profile_or_spec("delay=1ms,loss=20%").expect("spec"),
+        )
     })
     .expect("relay starts");
     let relay_addr = relay.local_addr();
@@ -112,4 +113,19 @@ fn loss_follows_the_link_model_exactly_and_strays_are_counted() {
     );
     assert_eq!(c.upstream.forwarded, received);
     assert_eq!(c.strays, 10);
+}
+
+#[test]
+fn config_defaults_are_documented_values() {
+    let c = RelayConfig::new(
+        "127.0.0.1:1".parse().expect("addr"),
+        "127.0.0.1:2".parse().expect("addr"),
+        parse_profile_or_spec("clean").expect("profile"),
+    );
+    assert_eq!(c.seed, 1);
+    assert_eq!(c.spin_window, tandem_relay::DEFAULT_SPIN_WINDOW);
+    assert_eq!(
+        tandem_relay::DEFAULT_SPIN_WINDOW,
+        std::time::Duration::from_micros(120)
+    );
 }

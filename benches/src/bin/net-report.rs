@@ -14,7 +14,8 @@
 //!   frame interval (14 datagrams, one every 119 µs): frame latency beyond the pacer's own
 //!   schedule for the last datagram shows whether the drivers keep the pacer's slots.
 //! - `relay`: the plain loop's stamped datagrams through `tandem-relay` with the `clean`
-//!   profile at 50 Mbit/s: the one-way time it adds over the plain loop's, and its own
+//!   profile at 50 Mbit/s: the one-way time it adds over the plain loop's beyond the
+//!   profile's own delay (0.5 ms and 96 µs of serialization at 100 Mbit/s), and its own
 //!   counter of how late it sent each datagram past the delivery time the profile scheduled.
 //!
 //! Targets (issue 4): driver ≥ 60 % of the plain loop and ≥ 1 Gbit/s; added latency p99
@@ -30,6 +31,7 @@ use bytes::Bytes;
 use clap::Parser;
 use serde::Serialize;
 use tandem_net::socket::{SocketConfig, open_udp};
+use tandem_net::timer::PreciseTimer;
 use tandem_net::{DriverConfig, DriverHandle, DriverStopped, spawn_driver};
 use tandem_proto::{
     FecMode, OutgoingFrame, Receiver, ReceiverConfig, ReceiverEvent, SendError, Sender,
@@ -87,6 +89,9 @@ struct Report {
     paced_frame_us: Percentiles,
     paced_overrun_us: Added,
     relay_one_way_us: Percentiles,
+    /// What the profile itself delays one datagram on an idle link (base delay and
+    /// serialization at its capacity), subtracted from the relay's one-way time.
+    relay_profile_delay_us: f64,
     relay_added_us: Added,
     relay_lateness_us: Percentiles,
 }
@@ -168,13 +173,12 @@ fn driver_pair(frame_interval: Duration) -> Result<(DriverHandle<Sender>, Driver
 }
 
 /// Hands the sender one AV1 frame captured now.
-async fn send(
+fn send(
     tx: &DriverHandle<Sender>,
     data: Bytes,
     keyframe: bool,
 ) -> Result<Result<u32, SendError>, DriverStopped> {
     tx.call(move |s: &mut Sender, now| s.send_frame(now, OutgoingFrame::av1(data, now, keyframe)))
-        .await
 }
 
 /// Frames the application keeps in flight (sent, not yet received) in the throughput run.
@@ -205,7 +209,7 @@ async fn driver_throughput(seconds: f64) -> Result<(Throughput, f64)> {
                 }
             }
             if std::env::var_os("NET_REPORT_DEBUG").is_some() {
-                let st = rx.call(|r: &mut Receiver, _| r.stats()).await;
+                let st = rx.call(|r: &mut Receiver, _| r.stats());
                 eprintln!("receiver: {st:?}\ndriver: {:?}", rx.stats());
             }
             (bytes, rx.stats().datagrams_in)
@@ -230,7 +234,7 @@ async fn driver_throughput(seconds: f64) -> Result<(Throughput, f64)> {
             }
             continue;
         }
-        match send(&tx, frame.clone(), keyframe_due).await? {
+        match send(&tx, frame.clone(), keyframe_due)? {
             Ok(id) => {
                 next = id + 1;
                 keyframe_due = false;
@@ -248,7 +252,7 @@ async fn driver_throughput(seconds: f64) -> Result<(Throughput, f64)> {
     let (bytes, datagrams) = counter.await?;
     let sent = tx.stats();
     if std::env::var_os("NET_REPORT_DEBUG").is_some() {
-        let st = tx.call(|s: &mut Sender, _| s.stats()).await;
+        let st = tx.call(|s: &mut Sender, _| s.stats());
         eprintln!("sender: {st:?}\ndriver: {sent:?}");
     }
     let batched = sent.batched_sends as f64 * 1000.0 / sent.datagrams_out.max(1) as f64;
@@ -269,13 +273,12 @@ fn stamped_one_way(mbit: f64, count: u32, relay: bool) -> Result<(Vec<f64>, Vec<
     let rx = plain_socket()?;
     let tx = plain_socket()?;
     let relay = if relay {
-        Some(tandem_relay::start(tandem_relay::RelayConfig {
-            listen: "127.0.0.1:0".parse()?,
-            target: rx.local_addr()?,
-            link: tandem_sim::profile::parse_profile_or_spec("clean")
+        Some(tandem_relay::start(tandem_relay::RelayConfig::new(
+            "127.0.0.1:0".parse()?,
+            rx.local_addr()?,
+            tandem_sim::profile::parse_profile_or_spec("clean")
                 .map_err(|e| anyhow::anyhow!("{e}"))?,
-            seed: 1,
-        })?)
+        ))?)
     } else {
         None
     };
@@ -299,10 +302,15 @@ fn stamped_one_way(mbit: f64, count: u32, relay: bool) -> Result<(Vec<f64>, Vec<
     });
     let interval = Duration::from_secs_f64(PAYLOAD as f64 * 8.0 / (mbit * 1e6));
     let mut payload = vec![0u8; PAYLOAD];
+    // Sleep, not spin: on two cores a spinning sender would leave the relay's threads and
+    // the reader one core between them. The stamp is taken after waking, so a late wake
+    // shifts a datagram, not its one-way time.
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_timerslack(1_000);
     for i in 0..count {
         let due = base + interval * i;
-        while Instant::now() < due {
-            std::hint::spin_loop();
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
         }
         payload[..8].copy_from_slice(&(base.elapsed().as_nanos() as u64).to_be_bytes());
         let _ = tx.send_to(&payload, to);
@@ -341,15 +349,15 @@ async fn frame_latencies(interval: Duration, size: usize, count: u32) -> Result<
     });
     let data = Bytes::from(vec![0x11u8; size]);
     let mut sent_at = Vec::new();
+    // Frames handed over on time: tokio's 1 ms sleep would bunch 192 µs frames into bursts
+    // that the pacer then rightly spreads, which measures the burst, not the driver.
+    let timer = PreciseTimer::new()?;
     let start = Instant::now();
     for i in 0..count {
-        let due = start + interval * i;
-        if let Some(w) = due.checked_duration_since(Instant::now()) {
-            tokio::time::sleep(w).await;
-        }
+        timer.wait(Some(start + interval * i)).await;
         let d = data.clone();
         let at = Instant::now();
-        let id = send(&tx, d, i == 0).await?;
+        let id = send(&tx, d, i == 0)?;
         if let Ok(id) = id {
             sent_at.push((id, at));
         }
@@ -363,6 +371,19 @@ async fn frame_latencies(interval: Duration, size: usize, count: u32) -> Result<
                 .map(|s| at.duration_since(*s).as_secs_f64() * 1e6)
         })
         .collect())
+}
+
+/// The delay `profile` gives one datagram on an idle link, µs (`clean` has no jitter, so
+/// this is every datagram's at the report's rate).
+fn profile_delay_us(profile: &str) -> Result<f64> {
+    let config =
+        tandem_sim::profile::parse_profile_or_spec(profile).map_err(|e| anyhow::anyhow!("{e}"))?;
+    let mut link = tandem_sim::impair::Link::new(&config, 1);
+    let at = link.send(Duration::ZERO, PAYLOAD);
+    let first = at
+        .first()
+        .ok_or_else(|| anyhow::anyhow!("profile {profile} dropped the probe"))?;
+    Ok(first.as_secs_f64() * 1e6)
 }
 
 fn main() {
@@ -386,7 +407,10 @@ fn run(args: &Args) -> Result<()> {
     eprintln!("net-report: latency at 50 Mbit/s");
     let count = (50e6 * 2.0 / (PAYLOAD as f64 * 8.0)) as u32;
     let plain_lat = Percentiles::of(&stamped_one_way(50.0, count, false)?.0);
-    let driver_lat = Percentiles::of(&runtime.block_on(driver_one_way(50.0, count))?);
+    let single = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()?;
+    let driver_lat = Percentiles::of(&single.block_on(driver_one_way(50.0, count))?);
     eprintln!("net-report: paced 60 fps frames of 16.7 kB");
     let frame_interval = Duration::from_micros(16_667);
     let paced = Percentiles::of(&runtime.block_on(frame_latencies(
@@ -398,6 +422,7 @@ fn run(args: &Args) -> Result<()> {
     eprintln!("net-report: relay at 50 Mbit/s");
     let (relay_one_way, relay_lateness) = stamped_one_way(50.0, count, true)?;
     let relay_one_way = Percentiles::of(&relay_one_way);
+    let profile = profile_delay_us("clean")?;
     let report = Report {
         driver_over_plain: driver.mbit_per_s / plain.mbit_per_s,
         driver_batched_sends_per_1000_datagrams: batched,
@@ -415,9 +440,10 @@ fn run(args: &Args) -> Result<()> {
         },
         plain_one_way_us: plain_lat,
         driver_one_way_us: driver_lat,
+        relay_profile_delay_us: profile,
         relay_added_us: Added {
-            p50: relay_one_way.p50 - plain_lat.p50,
-            p99: relay_one_way.p99 - plain_lat.p99,
+            p50: relay_one_way.p50 - plain_lat.p50 - profile,
+            p99: relay_one_way.p99 - plain_lat.p99 - profile,
         },
         relay_one_way_us: relay_one_way,
         relay_lateness_us: Percentiles::of(&relay_lateness),

@@ -59,7 +59,6 @@ async fn frames_cross_real_sockets_in_order_and_intact() {
             .call(move |s: &mut Sender, now| {
                 s.send_frame(now, OutgoingFrame::av1(data, now, n == 0))
             })
-            .await
             .expect("driver running");
         assert!(sent.is_ok(), "frame {n}: {sent:?}");
     }
@@ -82,4 +81,46 @@ async fn frames_cross_real_sockets_in_order_and_intact() {
     let receiver = rx.shutdown().await.expect("receiver stops");
     assert!(sender.stats().frames_sent >= u64::from(frames));
     assert_eq!(receiver.stats().frames_completed, u64::from(frames));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encoder_thread_hands_frames_straight_to_the_socket() {
+    let start = Instant::now();
+    let mut rx = spawn_driver(
+        Receiver::new(ReceiverConfig::new(SESSION), start),
+        DriverConfig::new("127.0.0.1:0".parse().expect("addr"), None),
+    )
+    .expect("receiver driver");
+    let tx = spawn_driver(
+        Sender::new(SenderConfig::new(SESSION), start),
+        DriverConfig::new("127.0.0.1:0".parse().expect("addr"), Some(rx.local_addr())),
+    )
+    .expect("sender driver");
+    // A plain thread, no runtime: what an encoder thread is.
+    let encoder = std::thread::spawn(move || {
+        for n in 0..30u32 {
+            let data = frame_bytes(n);
+            let sent = tx.call(move |s: &mut Sender, now| {
+                s.send_frame(now, OutgoingFrame::av1(data, now, n == 0))
+            });
+            assert!(matches!(sent, Ok(Ok(id)) if id == n), "frame {n}: {sent:?}");
+            std::thread::sleep(Duration::from_millis(16));
+        }
+        tx
+    });
+    for n in 0..30u32 {
+        let e = tokio::time::timeout(Duration::from_secs(5), rx.next_event())
+            .await
+            .expect("frame within 5 s");
+        assert!(
+            matches!(e, Some(ReceiverEvent::Frame(ref f)) if f.frame_id == n),
+            "{e:?}"
+        );
+    }
+    let tx = tokio::task::spawn_blocking(move || encoder.join())
+        .await
+        .expect("join")
+        .expect("encoder thread");
+    let sender = tx.shutdown().await.expect("sender stops");
+    assert_eq!(sender.stats().frames_sent, 30);
 }
