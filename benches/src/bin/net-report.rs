@@ -55,17 +55,20 @@ const PAYLOAD: usize = 1200;
 const PACED_FRAME: usize = 16_667;
 
 /// When the pacer releases the last datagram of a [`PACED_FRAME`], µs after the first: the
-/// frame's wire bytes at the rate that drains them in the spread, less the last datagram's
-/// own slot.
+/// pacer drains the frame's wire bytes (headers included) in the spread, so the last
+/// datagram goes once every full one before it has had its slot.
 fn paced_schedule_us(frame_interval: Duration) -> f64 {
+    use tandem_proto::packet::{HEADER_LEN, MEDIA_HEADER_LEN};
     let config = sender_config(frame_interval);
-    let payload = config.max_datagram_size
-        - tandem_proto::packet::HEADER_LEN
-        - tandem_proto::packet::MEDIA_HEADER_LEN;
+    let header = HEADER_LEN + MEDIA_HEADER_LEN;
+    let payload = config.max_datagram_size - header;
     let datagrams = PACED_FRAME.div_ceil(payload);
+    let wire_total = PACED_FRAME + datagrams * header;
+    let before_last = (datagrams - 1) * config.max_datagram_size;
     let spread = frame_interval.as_secs_f64() * config.spread_fraction * 1e6;
-    spread * (datagrams - 1) as f64 / datagrams as f64
+    spread * before_last as f64 / wire_total as f64
 }
+
 const SESSION: u32 = 0x0e7;
 
 #[derive(Serialize, Debug)]
