@@ -69,6 +69,13 @@ pub struct DriverConfig {
     /// re-add an address; a session should ride both out. A deleted interface ends it at
     /// once.
     pub path_down_grace: Duration,
+    /// When the peer has sent nothing for this long, a datagram from another address makes
+    /// that address the peer (counted in [`DriverStats::peer_changes`]): a peer that
+    /// restarted on a new port, or moved to a new address, is followed instead of ignored.
+    /// `None` keeps the first peer forever. Default 1 s, well past any Wi-Fi stall, so a
+    /// stranger cannot take over a live session (the protocol's session id and, later,
+    /// authentication reject strangers anyway).
+    pub adopt_new_peer_after: Option<Duration>,
 }
 
 impl DriverConfig {
@@ -83,6 +90,7 @@ impl DriverConfig {
             max_datagram: 2048,
             path_check: Some(Duration::from_millis(250)),
             path_down_grace: Duration::from_secs(3),
+            adopt_new_peer_after: Some(Duration::from_secs(1)),
         }
     }
 }
@@ -105,6 +113,9 @@ pub struct DriverStats {
     pub send_errors: u64,
     /// Events dropped because the application's channel was full.
     pub events_dropped: u64,
+    /// Times a silent peer was replaced by a new address (see
+    /// [`DriverConfig::adopt_new_peer_after`]).
+    pub peer_changes: u64,
 }
 
 #[derive(Debug, Default)]
@@ -116,6 +127,7 @@ struct SharedStats {
     strays: AtomicU64,
     send_errors: AtomicU64,
     events_dropped: AtomicU64,
+    peer_changes: AtomicU64,
 }
 
 impl SharedStats {
@@ -129,6 +141,7 @@ impl SharedStats {
             strays: get(&self.strays),
             send_errors: get(&self.send_errors),
             events_dropped: get(&self.events_dropped),
+            peer_changes: get(&self.peer_changes),
         }
     }
 
@@ -164,6 +177,9 @@ struct Core<E: Endpoint> {
     out: VecDeque<Bytes>,
     batch: BatchSender,
     peer: Option<SocketAddr>,
+    /// When the peer last sent a datagram.
+    heard_at: Option<Instant>,
+    adopt_after: Option<Duration>,
     path: PathWatch,
     buf: Vec<u8>,
     /// Dropped with the core when the task ends, which closes the application's channel.
@@ -247,15 +263,28 @@ impl<E: Endpoint> Shared<E> {
         for _ in 0..RECEIVE_BUDGET {
             match self.socket.try_recv_from(&mut core.buf) {
                 Ok((n, from)) => {
+                    let now = Instant::now();
                     let expected = *core.peer.get_or_insert(from);
+                    // Only a peer that was heard and then fell silent is replaced: a
+                    // configured peer that has not spoken yet keeps its place.
+                    let silent = |since: Option<Instant>, after: Option<Duration>| {
+                        after.is_some_and(|a| since.is_some_and(|t| now - t >= a))
+                    };
+                    if !is_peer(expected, from) && silent(core.heard_at, core.adopt_after) {
+                        tracing::info!(old = %expected, new = %from, "driver: following a new peer address");
+                        core.peer = Some(from);
+                        SharedStats::add(&self.stats.peer_changes, 1);
+                    }
+                    let expected = core.peer.unwrap_or(from);
                     if !is_peer(expected, from) || n > self.max_datagram {
                         SharedStats::add(&self.stats.strays, 1);
                         continue;
                     }
                     SharedStats::add(&self.stats.datagrams_in, 1);
+                    core.heard_at = Some(now);
                     // Each datagram in a buffer of its own size (the endpoint keeps slices).
                     let datagram = Bytes::copy_from_slice(&core.buf[..n]);
-                    core.endpoint.handle_datagram(Instant::now(), datagram);
+                    core.endpoint.handle_datagram(now, datagram);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 // ICMP unreachable from an earlier send surfaces here on Linux: the peer is
@@ -324,6 +353,26 @@ impl<E: Endpoint + Send + 'static> DriverHandle<E> {
         self.events.try_recv().ok()
     }
 
+    /// Takes the event channel, for a thread of its own (`blocking_recv` works outside a
+    /// runtime); the handle's own event methods then see nothing. What is left of the
+    /// handle is `&self` only, so it can be shared (`Arc`) by the threads that call into
+    /// the endpoint.
+    pub fn take_events(&mut self) -> mpsc::Receiver<E::Event> {
+        let (_, empty) = mpsc::channel(1);
+        std::mem::replace(&mut self.events, empty)
+    }
+
+    /// The peer's address: configured, or learned from its first datagram.
+    pub fn peer(&self) -> Option<SocketAddr> {
+        self.shared.lock().as_ref().and_then(|c| c.peer)
+    }
+
+    /// How long ago the peer last sent a datagram (`None`: never).
+    pub fn peer_silent_for(&self) -> Option<Duration> {
+        let heard = self.shared.lock().as_ref().and_then(|c| c.heard_at)?;
+        Some(heard.elapsed())
+    }
+
     /// The address the socket is bound to.
     pub fn local_addr(&self) -> SocketAddr {
         self.local
@@ -338,6 +387,14 @@ impl<E: Endpoint + Send + 'static> DriverHandle<E> {
     /// says why.
     pub fn is_finished(&self) -> bool {
         self.task.as_ref().is_none_or(|t| t.is_finished())
+    }
+
+    /// Asks the task to stop, without waiting: its event channel then closes, which ends a
+    /// thread blocked on it. For a handle shared by threads that must see that first;
+    /// [`DriverHandle::shutdown`] afterwards collects the endpoint.
+    pub fn stop(&self) {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        self.shared.wake.notify_one();
     }
 
     /// Stops the task and returns the endpoint (for its final statistics), or why the task
@@ -373,6 +430,8 @@ where
         out: VecDeque::new(),
         batch: BatchSender::new(&socket),
         peer: config.peer,
+        heard_at: None,
+        adopt_after: config.adopt_new_peer_after,
         path: PathWatch::new(&config, opened.local),
         buf: vec![0u8; config.max_datagram + 1],
         events: events_tx,
@@ -595,6 +654,7 @@ mod tests {
         assert_eq!(c.max_datagram, 2048);
         assert_eq!(c.path_check, Some(Duration::from_millis(250)));
         assert_eq!(c.path_down_grace, Duration::from_secs(3));
+        assert_eq!(c.adopt_new_peer_after, Some(Duration::from_secs(1)));
         assert_eq!(c.socket, SocketConfig::default());
     }
 

@@ -156,6 +156,15 @@ impl Receiver {
         self.clock
     }
 
+    /// The application could not use a delivered frame (its decoder failed, or it had to
+    /// drop one): nothing more is delivered until a keyframe, which is requested now (with
+    /// the usual rate limit). Without this the decoder would be fed deltas whose reference
+    /// it never had.
+    pub fn decoder_lost_sync(&mut self) {
+        self.next_frame = None;
+        self.keyframe_wanted = true;
+    }
+
     /// Changes the playout policy live.
     pub fn set_playout_policy(&mut self, policy: PlayoutPolicy) {
         self.config.playout = policy;

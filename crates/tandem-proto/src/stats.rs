@@ -4,6 +4,16 @@ use std::time::Duration;
 
 use crate::packet::{BandwidthUsage, ParseError, ReceiverReport};
 
+/// Nearest-rank percentile of `sorted` (ascending) at `q` in 0–1; 0 for no values. The one
+/// definition every Tandem report uses.
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let rank = ((q * sorted.len() as f64).ceil() as usize).clamp(1, sorted.len());
+    sorted[rank - 1]
+}
+
 /// Datagrams rejected before reaching protocol state, by cause.
 #[derive(Clone, Debug, Default, PartialEq, Eq)]
 pub struct DropCounters {

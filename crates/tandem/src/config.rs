@@ -1,0 +1,311 @@
+//! The engine's settings: what the video is, how the network is reached, and how frames are
+//! played out. Each struct's `new` (or `Default`) documents its defaults, and a unit test
+//! pins them; builder methods change one field at a time.
+
+use std::time::Duration;
+
+use tandem_codec::{ContentKind, EncoderKind};
+use tandem_net::{KindOverrides, PathPreference, TrafficClass};
+use tandem_proto::PlayoutPolicy;
+
+/// The session id both ends use unless told otherwise. Any shared value works; it only
+/// separates Tandem sessions that happen to share a port (pairing will derive one per
+/// pair).
+pub const DEFAULT_SESSION_ID: u32 = 0x7A4D_0001;
+
+/// How the network is reached, for either end.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NetConfig {
+    /// Local UDP port; 0 lets the system choose. Default 0.
+    pub port: u16,
+    /// Which kind of link to use. Default [`PathPreference::Automatic`].
+    pub path: PathPreference,
+    /// Interface classifications the app knows better than the system. Default none.
+    pub kind_overrides: KindOverrides,
+    /// What the traffic is, for the network's queueing. Default
+    /// [`TrafficClass::InteractiveVideo`].
+    pub traffic: TrafficClass,
+    /// Session id. Default [`DEFAULT_SESSION_ID`].
+    pub session_id: u32,
+    /// How long the peer may stay silent before the session reports it gone. Default 5 s:
+    /// a hundred times the protocol's 50 ms report interval, past any Wi-Fi stall.
+    pub peer_timeout: Duration,
+}
+
+impl Default for NetConfig {
+    fn default() -> Self {
+        NetConfig {
+            port: 0,
+            path: PathPreference::Automatic,
+            kind_overrides: KindOverrides::new(),
+            traffic: TrafficClass::InteractiveVideo,
+            session_id: DEFAULT_SESSION_ID,
+            peer_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+/// The video a sender encodes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct VideoConfig {
+    /// Width in pixels. Default 640.
+    pub width: u32,
+    /// Height in pixels. Default 360.
+    pub height: u32,
+    /// Frames per second. Default 60.
+    pub fps: u32,
+    /// Encoder. Default [`EncoderKind::Aom`] (libaom realtime: no lag; see `tandem-codec`).
+    pub encoder: EncoderKind,
+    /// Starting bitrate; `None` for the codec's default for the size and rate (0.1 bit per
+    /// pixel per frame). Congestion control moves it from there. Default `None`.
+    pub bitrate_kbps: Option<u32>,
+    /// Content tuning. Default [`ContentKind::Camera`].
+    pub content: ContentKind,
+}
+
+impl Default for VideoConfig {
+    fn default() -> Self {
+        VideoConfig {
+            width: 640,
+            height: 360,
+            fps: 60,
+            encoder: EncoderKind::Aom,
+            bitrate_kbps: None,
+            content: ContentKind::Camera,
+        }
+    }
+}
+
+/// A sender's settings. [`SenderConfig::default`] documents the defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SenderConfig {
+    /// The video. Default [`VideoConfig::default`].
+    pub video: VideoConfig,
+    /// The network. Default [`NetConfig::default`].
+    pub net: NetConfig,
+    /// How often a [`crate::Stats`] snapshot is published. Default 1 s.
+    pub stats_interval: Duration,
+}
+
+impl Default for SenderConfig {
+    fn default() -> Self {
+        SenderConfig {
+            video: VideoConfig::default(),
+            net: NetConfig::default(),
+            stats_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl SenderConfig {
+    /// Picture size.
+    pub fn size(mut self, width: u32, height: u32) -> Self {
+        self.video.width = width;
+        self.video.height = height;
+        self
+    }
+
+    /// Frame rate.
+    pub fn fps(mut self, fps: u32) -> Self {
+        self.video.fps = fps;
+        self
+    }
+
+    /// Encoder.
+    pub fn encoder(mut self, encoder: EncoderKind) -> Self {
+        self.video.encoder = encoder;
+        self
+    }
+
+    /// Starting bitrate.
+    pub fn bitrate_kbps(mut self, kbps: u32) -> Self {
+        self.video.bitrate_kbps = Some(kbps);
+        self
+    }
+
+    /// Path preference.
+    pub fn path(mut self, path: PathPreference) -> Self {
+        self.net.path = path;
+        self
+    }
+
+    /// Local UDP port.
+    pub fn port(mut self, port: u16) -> Self {
+        self.net.port = port;
+        self
+    }
+}
+
+/// What a receiver hands its sink.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum OutputMode {
+    /// Decoded pictures (AV1 through dav1d). The default.
+    #[default]
+    Decoded,
+    /// The encoded frames as they arrived, for an app that decodes itself (VideoToolbox).
+    Encoded,
+}
+
+/// A receiver's settings. [`ReceiverConfig::default`] documents the defaults.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ReceiverConfig {
+    /// The network. Default [`NetConfig::default`].
+    pub net: NetConfig,
+    /// Playout policy, changeable live. Default [`PlayoutPolicy::Latency`].
+    pub playout: PlayoutPolicy,
+    /// What the sink gets. Default [`OutputMode::Decoded`].
+    pub output: OutputMode,
+    /// Decoder threads. Default 2: dav1d decodes a 720p frame in about 3.5 ms on two, and
+    /// more threads add frame delay without cutting latency.
+    pub decoder_threads: u32,
+    /// When datagrams keep arriving but no frame has been delivered for this long, the
+    /// receiver starts over (the sender restarted, or its stream is beyond repair) and asks
+    /// for a keyframe. Default 1 s.
+    pub restart_after: Duration,
+    /// How often a [`crate::Stats`] snapshot is published. Default 1 s.
+    pub stats_interval: Duration,
+}
+
+impl Default for ReceiverConfig {
+    fn default() -> Self {
+        ReceiverConfig {
+            net: NetConfig::default(),
+            playout: PlayoutPolicy::Latency,
+            output: OutputMode::Decoded,
+            decoder_threads: 2,
+            restart_after: Duration::from_secs(1),
+            stats_interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl ReceiverConfig {
+    /// Playout policy.
+    pub fn playout(mut self, policy: PlayoutPolicy) -> Self {
+        self.playout = policy;
+        self
+    }
+
+    /// Output mode.
+    pub fn output(mut self, output: OutputMode) -> Self {
+        self.output = output;
+        self
+    }
+
+    /// Path preference.
+    pub fn path(mut self, path: PathPreference) -> Self {
+        self.net.path = path;
+        self
+    }
+
+    /// Local UDP port.
+    pub fn port(mut self, port: u16) -> Self {
+        self.net.port = port;
+        self
+    }
+}
+
+/// Parses a playout policy as the apps take it: `latency`, `smooth`, `smooth:MIN-MAX` (ms),
+/// `fixed:MS`.
+pub fn parse_policy(s: &str) -> Result<PlayoutPolicy, String> {
+    let ms = |v: &str| -> Result<Duration, String> {
+        v.parse::<u64>()
+            .map(Duration::from_millis)
+            .map_err(|_| format!("`{v}` is not a whole number of milliseconds"))
+    };
+    match s.split_once(':') {
+        None if s == "latency" => Ok(PlayoutPolicy::Latency),
+        None if s == "smooth" => Ok(PlayoutPolicy::smooth()),
+        Some(("fixed", v)) => Ok(PlayoutPolicy::Fixed(ms(v)?)),
+        Some(("smooth", v)) => {
+            let (min, max) = v
+                .split_once('-')
+                .ok_or_else(|| format!("smooth bounds `{v}` should be MIN-MAX in ms"))?;
+            let (min, max) = (ms(min)?, ms(max)?);
+            if min > max {
+                return Err(format!(
+                    "smooth bounds `{v}`: the minimum exceeds the maximum"
+                ));
+            }
+            Ok(PlayoutPolicy::Smooth { min, max })
+        }
+        _ => Err(format!(
+            "policy `{s}` is unknown (expected latency, smooth, smooth:MIN-MAX or fixed:MS)"
+        )),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_are_documented_values() {
+        let s = SenderConfig::default();
+        assert_eq!((s.video.width, s.video.height, s.video.fps), (640, 360, 60));
+        assert_eq!(s.video.encoder, EncoderKind::Aom);
+        assert_eq!(s.video.bitrate_kbps, None);
+        assert_eq!(s.video.content, ContentKind::Camera);
+        assert_eq!(s.stats_interval, Duration::from_secs(1));
+        let n = NetConfig::default();
+        assert_eq!(n.port, 0);
+        assert_eq!(n.path, PathPreference::Automatic);
+        assert!(n.kind_overrides.is_empty());
+        assert_eq!(n.traffic, TrafficClass::InteractiveVideo);
+        assert_eq!(n.session_id, DEFAULT_SESSION_ID);
+        assert_eq!(n.peer_timeout, Duration::from_secs(5));
+        let r = ReceiverConfig::default();
+        assert_eq!(r.playout, PlayoutPolicy::Latency);
+        assert_eq!(r.output, OutputMode::Decoded);
+        assert_eq!(r.decoder_threads, 2);
+        assert_eq!(r.restart_after, Duration::from_secs(1));
+        assert_eq!(r.stats_interval, Duration::from_secs(1));
+        assert_eq!(r.net, NetConfig::default());
+        let b = SenderConfig::default()
+            .size(1280, 720)
+            .fps(30)
+            .bitrate_kbps(4000)
+            .encoder(EncoderKind::Rav1e)
+            .path(PathPreference::PeerToPeer)
+            .port(5000);
+        assert_eq!(
+            (b.video.width, b.video.height, b.video.fps),
+            (1280, 720, 30)
+        );
+        assert_eq!(b.video.bitrate_kbps, Some(4000));
+        assert_eq!(b.video.encoder, EncoderKind::Rav1e);
+        assert_eq!((b.net.path, b.net.port), (PathPreference::PeerToPeer, 5000));
+    }
+
+    #[test]
+    fn policies_parse_and_errors_name_the_value() {
+        assert_eq!(parse_policy("latency"), Ok(PlayoutPolicy::Latency));
+        assert_eq!(parse_policy("smooth"), Ok(PlayoutPolicy::smooth()));
+        assert_eq!(
+            parse_policy("fixed:50"),
+            Ok(PlayoutPolicy::Fixed(Duration::from_millis(50)))
+        );
+        assert_eq!(
+            parse_policy("smooth:5-40"),
+            Ok(PlayoutPolicy::Smooth {
+                min: Duration::from_millis(5),
+                max: Duration::from_millis(40)
+            })
+        );
+        assert!(
+            parse_policy("fixed:abc")
+                .expect_err("bad")
+                .contains("`abc`")
+        );
+        assert!(
+            parse_policy("smooth:9-1")
+                .expect_err("bad")
+                .contains("exceeds")
+        );
+        assert!(
+            parse_policy("jitter")
+                .expect_err("bad")
+                .contains("`jitter` is unknown")
+        );
+    }
+}

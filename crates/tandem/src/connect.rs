@@ -1,0 +1,122 @@
+//! How a pipeline reaches the other end: the socket's interface and address for the
+//! [`Remote`] and the [`NetConfig`]'s path preference, and the tokio runtime its driver runs
+//! on.
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+
+use tandem_net::{
+    ChosenPath, DriverConfig, PathPreference, Peer, PeerHint, SocketConfig, choose_path,
+    interfaces, plan_connection,
+};
+
+use crate::config::NetConfig;
+use crate::error::EngineError;
+
+/// Where the other end is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Remote {
+    /// At this address (a receiver listening there, or a sender that advertised it).
+    Address(SocketAddr),
+    /// Found by discovery: the path preference picks the interface and address.
+    Discovered(Peer),
+    /// Not known yet: wait for the other end to reach us (we listen, or advertise).
+    Listen,
+}
+
+/// The driver settings for `remote`, and the path chosen (when one was).
+pub(crate) fn driver_config(
+    net: &NetConfig,
+    remote: &Remote,
+) -> Result<(DriverConfig, Option<ChosenPath>), EngineError> {
+    let list = interfaces(&net.kind_overrides).map_err(EngineError::io("listing interfaces"))?;
+    let (path, peer) = match remote {
+        Remote::Address(addr) => {
+            let scope = match addr {
+                SocketAddr::V6(v6) if v6.scope_id() != 0 => Some(v6.scope_id()),
+                _ => None,
+            };
+            let hint = PeerHint {
+                addr: Some(addr.ip()),
+                interface: scope,
+            };
+            (Some(choose_path(&list, net.path, hint)?), Some(*addr))
+        }
+        Remote::Discovered(peer) => {
+            let (path, addr) = plan_connection(peer, &list, net.path)?;
+            (Some(path), Some(addr))
+        }
+        // Listening on every interface is what "automatic" means for a listener; a
+        // preference for one kind binds to that kind's interface.
+        Remote::Listen if net.path == PathPreference::Automatic => (None, None),
+        Remote::Listen => (
+            Some(choose_path(&list, net.path, PeerHint::default())?),
+            None,
+        ),
+    };
+    let local = match &path {
+        Some(p) => with_port(p.local, net.port),
+        None => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), net.port),
+    };
+    let mut config = DriverConfig::new(local, peer);
+    config.socket = SocketConfig {
+        traffic: net.traffic,
+        interface: path.as_ref().map(|p| p.index),
+        ..SocketConfig::default()
+    };
+    Ok((config, path))
+}
+
+fn with_port(mut addr: SocketAddr, port: u16) -> SocketAddr {
+    addr.set_port(port);
+    addr
+}
+
+/// The runtime a pipeline's driver runs on: one worker, named for `ps` and profilers.
+pub(crate) fn runtime(name: &str) -> Result<tokio::runtime::Runtime, EngineError> {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .thread_name(name)
+        .enable_all()
+        .build()
+        .map_err(EngineError::io("starting the network runtime"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loopback_addresses_bind_loopback_and_listeners_bind_everything() {
+        let net = NetConfig {
+            port: 0,
+            ..NetConfig::default()
+        };
+        let (c, path) = driver_config(
+            &net,
+            &Remote::Address("127.0.0.1:5000".parse().expect("addr")),
+        )
+        .expect("a loopback path");
+        assert_eq!(c.peer, Some("127.0.0.1:5000".parse().expect("addr")));
+        assert_eq!(c.local.ip(), IpAddr::from([127, 0, 0, 1]));
+        assert!(path.is_some() && c.socket.interface.is_some());
+        let (c, path) = driver_config(
+            &NetConfig {
+                port: 6000,
+                ..net.clone()
+            },
+            &Remote::Listen,
+        )
+        .expect("listen");
+        assert_eq!(c.local, "0.0.0.0:6000".parse().expect("addr"));
+        assert_eq!((c.peer, path, c.socket.interface), (None, None, None));
+        let e = driver_config(
+            &NetConfig {
+                path: PathPreference::PeerToPeer,
+                ..net
+            },
+            &Remote::Address("127.0.0.1:5000".parse().expect("addr")),
+        );
+        // Loopback peers always use loopback, whatever the preference.
+        assert!(e.is_ok(), "{e:?}");
+    }
+}

@@ -1,0 +1,59 @@
+//! Tandem's engine: the [`Sender`] and [`Receiver`] pipelines that make the protocol, the
+//! codecs and the network driver into a video stream, and the [`Stats`] they report. This
+//! is the public Rust API the desktop apps and the FFI layer use; it adds threads and
+//! policy, not wire format (`tandem-proto`), codecs (`tandem-codec`) or sockets
+//! (`tandem-net`).
+//!
+//! ```text
+//! Sender:   source ─▶ capture thread ─▶ [1] ─▶ encoder thread ─▶ driver ─▶ UDP
+//! Receiver: UDP ─▶ driver (reassembly, repair, playout) ─▶ [1024] ─▶ decoder thread ─▶ sink
+//! ```
+//!
+//! Threads meet in bounded channels only ([`crossbeam_channel`], and the driver's event
+//! channel). Each pipeline owns a one-worker tokio runtime for its driver, so the app needs
+//! none. Dropping a pipeline stops it; a session outlives its peer restarting, and reports
+//! ([`Stats::error`]) a peer silent past [`NetConfig::peer_timeout`].
+//!
+//! ```no_run
+//! use tandem::{Receiver, ReceiverConfig, Remote, Sender, SenderConfig, TestPatternSource};
+//! use tandem::sink::FnSink;
+//!
+//! let rx = Receiver::start(ReceiverConfig::default(), Remote::Listen, Box::new(FnSink(|f: tandem::DisplayFrame| {
+//!     println!("frame {} after {:?}", f.frame.id, f.g2g);
+//! })))?;
+//! let source = TestPatternSource::new(640, 360, 60)?;
+//! let peer = format!("127.0.0.1:{}", rx.local_addr().port()).parse().expect("address");
+//! let tx = Sender::start(SenderConfig::default(), Remote::Address(peer), Some(Box::new(source)))?;
+//! for stats in rx.stats().iter().take(5) {
+//!     println!("{stats:?}");
+//! }
+//! # drop(tx);
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+
+#![warn(missing_docs)]
+
+pub mod config;
+pub mod connect;
+pub mod error;
+pub mod receiver;
+pub mod sender;
+pub mod sink;
+pub mod source;
+pub mod stats;
+
+pub use config::{
+    DEFAULT_SESSION_ID, NetConfig, OutputMode, ReceiverConfig, SenderConfig, VideoConfig,
+    parse_policy,
+};
+pub use connect::Remote;
+pub use error::EngineError;
+pub use receiver::Receiver;
+pub use sender::{EncodedInput, Sender};
+pub use sink::{DisplayFrame, EncodedVideo, FrameSink};
+pub use source::{TestPatternSource, VideoSource, Y4mFileSource};
+pub use stats::{LatencyMs, Stats};
+
+pub use tandem_codec::{EncoderKind, Frame};
+pub use tandem_net::{PathPreference, Peer};
+pub use tandem_proto::{Codec, PlayoutPolicy};

@@ -1,0 +1,560 @@
+//! [`Sender`]: capture → encode → network.
+//!
+//! ```text
+//!  source ──(capture thread, at the frame rate)──┐
+//!  app: submit(frame) ───────────────────────────┴─▶ [mailbox: 1] ─▶ encoder thread ─▶ driver ─▶ UDP
+//!  app: send_encoded(frame) ─────────────────────────────────────────────────────────▶ driver
+//!                                keyframe requests, target bitrate ◀── driver events ──┘
+//! ```
+//!
+//! The mailbox holds one picture: when the encoder is still busy with the last one, a new
+//! capture replaces the waiting one (counted in [`Stats::captures_skipped`]), so the
+//! encoder always takes the newest picture and a slow encoder costs frame rate, never
+//! latency. The encoder thread hands each encoded frame to the driver on its own thread
+//! ([`tandem_net::DriverHandle::call`]), which sends its first datagrams before returning.
+//! Between frames it applies what the protocol asked for: a keyframe, a new target bitrate.
+//!
+//! A stats thread publishes a [`Stats`] every interval and watches the peer: silent past the
+//! timeout, the stats carry the error ([`Sender::error`] too), and the sender goes on
+//! trying — a receiver that comes back is served again.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use crossbeam_channel::{Receiver as Rx, RecvTimeoutError, Sender as Tx, TrySendError, bounded};
+use tandem_codec::{Encoder, EncoderConfig, Frame, new_encoder};
+use tandem_net::{DriverHandle, spawn_driver};
+use tandem_proto::{Codec, OutgoingFrame, SendError, SenderEvent};
+
+use crate::config::SenderConfig;
+use crate::connect::{Remote, driver_config, runtime};
+use crate::error::EngineError;
+use crate::source::VideoSource;
+use crate::stats::{Stats, Window, wall_us};
+
+type Driver = DriverHandle<tandem_proto::Sender>;
+
+/// A picture waiting for the encoder, with when it was captured.
+struct Captured {
+    frame: Frame,
+    at: Instant,
+}
+
+enum Control {
+    Keyframe,
+    Bitrate(u32),
+}
+
+/// An encoded frame an app brings (a hardware encoder's H.264 or HEVC, for instance).
+#[derive(Debug, Clone)]
+pub struct EncodedInput {
+    /// One access unit.
+    pub data: Bytes,
+    /// Its codec.
+    pub codec: Codec,
+    /// Decodable on its own.
+    pub keyframe: bool,
+    /// When the picture was captured.
+    pub captured_at: Instant,
+}
+
+#[derive(Debug, Default)]
+struct Counters {
+    frames_sent: AtomicU64,
+    bytes_sent: AtomicU64,
+    captures_skipped: AtomicU64,
+    keyframes: AtomicU64,
+    /// Encoded frames the protocol refused (its queue full, or the frame invalid).
+    refused: AtomicU64,
+}
+
+struct Shared {
+    counters: Counters,
+    encode: Mutex<Window>,
+    /// Why the pipeline stopped working (capture or encoder failed); permanent.
+    fatal: Mutex<Option<String>>,
+    /// What is wrong with the peer now (silent, never answered); clears when it returns.
+    peer_trouble: Mutex<Option<String>>,
+    stop: AtomicBool,
+    started: Instant,
+}
+
+impl Shared {
+    fn fail(&self, e: String) {
+        self.fatal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get_or_insert(e);
+    }
+
+    fn error(&self) -> Option<String> {
+        let fatal = self
+            .fatal
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        fatal.or_else(|| {
+            self.peer_trouble
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone()
+        })
+    }
+}
+
+/// A running sender. Dropping it stops every thread and the network side.
+pub struct Sender {
+    driver: Option<Arc<Driver>>,
+    runtime: Option<tokio::runtime::Runtime>,
+    mailbox: Tx<Captured>,
+    mailbox_drain: Rx<Captured>,
+    control: Tx<Control>,
+    shared: Arc<Shared>,
+    stats: Rx<Stats>,
+    threads: Vec<JoinHandle<()>>,
+    local: std::net::SocketAddr,
+}
+
+impl std::fmt::Debug for Sender {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sender")
+            .field("local", &self.local)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Sender {
+    /// Starts a sender towards `remote`, encoding what `source` captures (or, with `None`,
+    /// what the app [`submit`](Sender::submit)s or [`send_encoded`](Sender::send_encoded)s).
+    /// With [`Remote::Listen`] it waits for a receiver to reach it and encodes nothing until
+    /// one has.
+    pub fn start(
+        config: SenderConfig,
+        remote: Remote,
+        source: Option<Box<dyn VideoSource>>,
+    ) -> Result<Sender, EngineError> {
+        let v = &config.video;
+        let mut enc = EncoderConfig::new(v.width, v.height, v.fps).with_kind(v.encoder);
+        if let Some(kbps) = v.bitrate_kbps {
+            enc = enc.with_bitrate_kbps(kbps);
+        }
+        enc.content = v.content;
+        let encoder = new_encoder(&enc)?;
+        let bitrate_bps = u64::from(enc.bitrate_kbps) * 1000;
+
+        let (driver_cfg, _path) = driver_config(&config.net, &remote)?;
+        let mut proto = tandem_proto::SenderConfig::new(config.net.session_id);
+        proto.frame_interval_hint = Duration::from_secs_f64(1.0 / f64::from(v.fps.max(1)));
+        proto.start_bitrate_bps = bitrate_bps;
+        proto.max_bitrate_bps = bitrate_bps;
+        proto.min_bitrate_bps = proto.min_bitrate_bps.min(bitrate_bps);
+        let rt = runtime("tandem-send-net")?;
+        let mut driver = {
+            let _enter = rt.enter();
+            spawn_driver(tandem_proto::Sender::new(proto, Instant::now()), driver_cfg)
+                .map_err(EngineError::io("opening the sender's socket"))?
+        };
+        let events = driver.take_events();
+        let local = driver.local_addr();
+        let driver = Arc::new(driver);
+
+        let shared = Arc::new(Shared {
+            counters: Counters::default(),
+            encode: Mutex::new(Window::default()),
+            fatal: Mutex::new(None),
+            peer_trouble: Mutex::new(None),
+            stop: AtomicBool::new(false),
+            started: Instant::now(),
+        });
+        let (mailbox, mailbox_rx) = bounded::<Captured>(1);
+        let (control, control_rx) = bounded::<Control>(16);
+        let (stats_tx, stats) = bounded::<Stats>(4);
+        let mut threads = Vec::new();
+        threads.push(spawn("tandem-encode", {
+            let (driver, shared, mailbox_rx) =
+                (Arc::clone(&driver), Arc::clone(&shared), mailbox_rx.clone());
+            move || encode_loop(encoder, &driver, events, &mailbox_rx, &control_rx, &shared)
+        })?);
+        if let Some(source) = source {
+            threads.push(spawn("tandem-capture", {
+                let (shared, mailbox, drain) =
+                    (Arc::clone(&shared), mailbox.clone(), mailbox_rx.clone());
+                move || capture_loop(source, &mailbox, &drain, &shared)
+            })?);
+        }
+        threads.push(spawn("tandem-send-stats", {
+            let (driver, shared, drain) = (Arc::clone(&driver), Arc::clone(&shared), stats.clone());
+            let (interval, timeout) = (config.stats_interval, config.net.peer_timeout);
+            move || stats_loop(&driver, &shared, interval, timeout, &stats_tx, &drain)
+        })?);
+        Ok(Sender {
+            driver: Some(driver),
+            runtime: Some(rt),
+            mailbox,
+            mailbox_drain: mailbox_rx,
+            control,
+            shared,
+            stats,
+            threads,
+            local,
+        })
+    }
+
+    /// The local address the sender's socket is bound to (what to advertise).
+    pub fn local_addr(&self) -> std::net::SocketAddr {
+        self.local
+    }
+
+    /// The receiver's address, once known.
+    pub fn peer(&self) -> Option<std::net::SocketAddr> {
+        self.driver.as_ref().and_then(|d| d.peer())
+    }
+
+    /// Hands the encoder a picture captured now. If the encoder has not taken the previous
+    /// one yet, this one replaces it.
+    pub fn submit(&self, frame: Frame) {
+        post(
+            &self.mailbox,
+            &self.mailbox_drain,
+            Captured {
+                frame,
+                at: Instant::now(),
+            },
+            &self.shared,
+        );
+    }
+
+    /// Sends an already encoded frame (pass-through: the engine does not look inside).
+    pub fn send_encoded(&self, frame: EncodedInput) -> Result<u32, EngineError> {
+        let driver = self.driver.as_ref().ok_or(EngineError::Stopped)?;
+        let bytes = frame.data.len() as u64;
+        let out = OutgoingFrame {
+            data: frame.data,
+            capture: frame.captured_at,
+            keyframe: frame.keyframe,
+            discardable: false,
+            codec: frame.codec,
+        };
+        let id = driver
+            .call(move |s, now| s.send_frame(now, out))
+            .map_err(|_| EngineError::Stopped)?
+            .map_err(|e| EngineError::Io {
+                what: "sending an encoded frame",
+                source: std::io::Error::other(e.to_string()),
+            })?;
+        let c = &self.shared.counters;
+        c.frames_sent.fetch_add(1, Ordering::Relaxed);
+        c.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+        Ok(id)
+    }
+
+    /// Makes the next encoded frame a keyframe.
+    pub fn request_keyframe(&self) {
+        let _ = self.control.try_send(Control::Keyframe);
+    }
+
+    /// Sets the encoder's bitrate (congestion control moves it again from there).
+    pub fn set_bitrate_kbps(&self, kbps: u32) {
+        let _ = self.control.try_send(Control::Bitrate(kbps));
+    }
+
+    /// The stats stream: one [`Stats`] per interval (the oldest is dropped when nobody
+    /// reads).
+    pub fn stats(&self) -> Rx<Stats> {
+        self.stats.clone()
+    }
+
+    /// Why the session is in trouble (peer gone, network failed), if it is.
+    pub fn error(&self) -> Option<String> {
+        self.shared.error()
+    }
+
+    /// Whether the capture source has ended (a file played once).
+    pub fn source_ended(&self) -> bool {
+        self.shared.stop.load(Ordering::Relaxed)
+    }
+
+    /// Stops: the source, the encoder, then the network side, in that order.
+    pub fn shutdown(mut self) -> Result<(), EngineError> {
+        self.stop()
+    }
+
+    fn stop(&mut self) -> Result<(), EngineError> {
+        self.shared.stop.store(true, Ordering::Relaxed);
+        for t in self.threads.drain(..) {
+            let _ = t.join();
+        }
+        let Some(driver) = self.driver.take() else {
+            return Ok(());
+        };
+        let result = match (Arc::try_unwrap(driver), &self.runtime) {
+            (Ok(driver), Some(rt)) => rt.block_on(driver.shutdown()).map(|_| ()),
+            _ => Ok(()),
+        };
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(Duration::from_secs(1));
+        }
+        result.map_err(EngineError::from)
+    }
+}
+
+impl Drop for Sender {
+    fn drop(&mut self) {
+        let _ = self.stop();
+    }
+}
+
+fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, EngineError> {
+    std::thread::Builder::new()
+        .name(name.into())
+        .spawn(f)
+        .map_err(EngineError::io("starting a thread"))
+}
+
+/// Puts `c` in the one-picture mailbox, replacing a picture still waiting there.
+fn post(mailbox: &Tx<Captured>, drain: &Rx<Captured>, c: Captured, shared: &Shared) {
+    if send_replacing(mailbox, drain, c) {
+        shared
+            .counters
+            .captures_skipped
+            .fetch_add(1, Ordering::Relaxed);
+    }
+}
+
+/// Sends `value` on a bounded channel; when it is full, drops the oldest value waiting to
+/// make room (and says so). For channels where only the newest matters: the encoder's
+/// mailbox, the stats stream.
+pub(crate) fn send_replacing<T>(tx: &Tx<T>, drain: &Rx<T>, value: T) -> bool {
+    match tx.try_send(value) {
+        Ok(()) | Err(TrySendError::Disconnected(_)) => false,
+        Err(TrySendError::Full(value)) => {
+            let dropped = drain.try_recv().is_ok();
+            let _ = tx.try_send(value);
+            dropped
+        }
+    }
+}
+
+/// Pulls `source` at its frame rate, on time (a late capture is not made up for: the next
+/// one keeps the schedule).
+fn capture_loop(
+    mut source: Box<dyn VideoSource>,
+    mailbox: &Tx<Captured>,
+    drain: &Rx<Captured>,
+    shared: &Shared,
+) {
+    // Wake-ups on time matter here: the default 50 µs slack is jitter on every capture.
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_timerslack(1_000);
+    let (num, den) = source.fps();
+    let interval = Duration::from_secs_f64(f64::from(den.max(1)) / f64::from(num.max(1)));
+    let start = Instant::now();
+    let mut n = 0u64;
+    while !shared.stop.load(Ordering::Relaxed) {
+        let due = start + interval.mul_f64(n as f64);
+        let now = Instant::now();
+        if let Some(wait) = due.checked_duration_since(now) {
+            std::thread::sleep(wait);
+        } else if now - due > interval {
+            // Far behind (the machine stalled): skip to the present rather than burst.
+            let behind = ((now - due).as_secs_f64() / interval.as_secs_f64()) as u64;
+            shared
+                .counters
+                .captures_skipped
+                .fetch_add(behind, Ordering::Relaxed);
+            n += behind;
+            continue;
+        }
+        n += 1;
+        match source.capture(wall_us()) {
+            Ok(Some(frame)) => post(
+                mailbox,
+                drain,
+                Captured {
+                    frame,
+                    at: Instant::now(),
+                },
+                shared,
+            ),
+            Ok(None) => {
+                tracing::info!("capture source ended");
+                shared.stop.store(true, Ordering::Relaxed);
+            }
+            Err(e) => {
+                shared.fail(format!("capture failed: {e}"));
+                shared.stop.store(true, Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+/// Encodes each picture from the mailbox and hands the result to the driver.
+fn encode_loop(
+    mut encoder: Box<dyn Encoder>,
+    driver: &Driver,
+    mut events: tokio::sync::mpsc::Receiver<SenderEvent>,
+    mailbox: &Rx<Captured>,
+    control: &Rx<Control>,
+    shared: &Shared,
+) {
+    // Capture instants of frames a lagging encoder still holds, by frame id.
+    let mut held: HashMap<u32, Instant> = HashMap::new();
+    while !shared.stop.load(Ordering::Relaxed) {
+        while let Ok(e) = events.try_recv() {
+            match e {
+                SenderEvent::KeyframeRequested => encoder.force_keyframe(),
+                SenderEvent::TargetBitrate(bps) => {
+                    let kbps = u32::try_from(bps / 1000).unwrap_or(u32::MAX).max(50);
+                    if let Err(e) = encoder.set_target_bitrate(kbps) {
+                        tracing::warn!(%e, kbps, "the encoder refused a bitrate");
+                    }
+                }
+            }
+        }
+        while let Ok(c) = control.try_recv() {
+            match c {
+                Control::Keyframe => encoder.force_keyframe(),
+                Control::Bitrate(kbps) => {
+                    let _ = encoder.set_target_bitrate(kbps);
+                }
+            }
+        }
+        let captured = match mailbox.recv_timeout(Duration::from_millis(50)) {
+            Ok(c) => c,
+            Err(RecvTimeoutError::Timeout) => continue,
+            Err(RecvTimeoutError::Disconnected) => break,
+        };
+        if driver.peer().is_none() {
+            // Nobody to send to yet (waiting for a receiver to reach us).
+            continue;
+        }
+        held.insert(captured.frame.id, captured.at);
+        if held.len() > 64 {
+            // An encoder that never returns some frames must not grow this forever.
+            held.clear();
+        }
+        let out = match encoder.encode(&captured.frame) {
+            Ok(out) => out,
+            Err(e) => {
+                shared.fail(format!("encoder failed: {e}"));
+                break;
+            }
+        };
+        for e in out {
+            let at = held.remove(&e.frame_id).unwrap_or(captured.at);
+            shared
+                .encode
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .push(at.elapsed());
+            let bytes = e.data.len() as u64;
+            let keyframe = e.keyframe;
+            let frame = OutgoingFrame {
+                data: e.data,
+                capture: at,
+                keyframe,
+                discardable: false,
+                codec: Codec::Av1,
+            };
+            let c = &shared.counters;
+            match driver.call(move |s, now| s.send_frame(now, frame)) {
+                Ok(Ok(_)) => {
+                    c.frames_sent.fetch_add(1, Ordering::Relaxed);
+                    c.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
+                    if keyframe {
+                        c.keyframes.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+                // The protocol asks for a keyframe itself after refusing a frame.
+                Ok(Err(e)) => {
+                    if !matches!(e, SendError::QueueFull { .. }) {
+                        tracing::warn!(%e, "the protocol refused a frame");
+                    }
+                    c.refused.fetch_add(1, Ordering::Relaxed);
+                }
+                Err(_) => {
+                    if !shared.stop.load(Ordering::Relaxed) {
+                        shared.fail("the network side stopped".into());
+                    }
+                    return;
+                }
+            }
+        }
+    }
+}
+
+/// Publishes a [`Stats`] every `interval` and watches the peer.
+fn stats_loop(
+    driver: &Driver,
+    shared: &Shared,
+    interval: Duration,
+    peer_timeout: Duration,
+    out: &Tx<Stats>,
+    drain: &Rx<Stats>,
+) {
+    let mut last = (Instant::now(), 0u64, 0u64);
+    let mut first_sent: Option<Instant> = None;
+    while !shared.stop.load(Ordering::Relaxed) {
+        std::thread::sleep(Duration::from_millis(50));
+        if last.0.elapsed() < interval {
+            continue;
+        }
+        let now = Instant::now();
+        let c = &shared.counters;
+        let (frames, bytes) = (
+            c.frames_sent.load(Ordering::Relaxed),
+            c.bytes_sent.load(Ordering::Relaxed),
+        );
+        let dt = (now - last.0).as_secs_f64().max(1e-3);
+        let proto = driver.call(|s, _| s.stats()).ok();
+        if frames > 0 {
+            first_sent.get_or_insert(now);
+        }
+        let peer = driver.peer();
+        let trouble = match (peer, driver.peer_silent_for()) {
+            _ if driver.is_finished() => Some("the network side stopped".to_owned()),
+            (Some(p), Some(silent)) if silent > peer_timeout => {
+                Some(EngineError::PeerGone { peer: p, silent }.to_string())
+            }
+            (Some(p), None) => first_sent
+                .map(|t| now - t)
+                .filter(|waited| *waited > peer_timeout)
+                .map(|waited| EngineError::NoAnswer { peer: p, waited }.to_string()),
+            _ => None,
+        };
+        *shared
+            .peer_trouble
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = trouble;
+        let error = shared.error();
+        let stats = Stats {
+            role: "sender",
+            elapsed_s: (now - shared.started).as_secs_f64(),
+            peer: peer.map(|p| p.to_string()),
+            error,
+            fps: (frames - last.1) as f64 / dt,
+            bitrate_kbps: (bytes - last.2) as f64 * 8.0 / dt / 1e3,
+            target_kbps: proto.as_ref().map_or(0, |s| s.target_bitrate_bps / 1000),
+            rtt_ms: proto
+                .as_ref()
+                .and_then(|s| s.rtt)
+                .map(|r| r.as_secs_f64() * 1e3),
+            encode_ms: shared
+                .encode
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .take(),
+            frames_sent: frames,
+            captures_skipped: c.captures_skipped.load(Ordering::Relaxed),
+            keyframes: c.keyframes.load(Ordering::Relaxed),
+            ..Stats::default()
+        };
+        // An app that does not read loses old snapshots, not memory.
+        send_replacing(out, drain, stats);
+        last = (now, frames, bytes);
+    }
+}

@@ -1,0 +1,263 @@
+//! Where a receiver's frames go: the [`FrameSink`] trait, a closure adapter, and file sinks
+//! (Y4M for decoded pictures, IVF for the AV1 as received).
+//!
+//! A sink runs on the receiver's decoder thread: what it does there delays the next frame,
+//! so a sink that shows or stores frames slowly should hand them to a thread of its own
+//! (the desktop receiver's window does).
+
+use std::fs::File;
+use std::io::BufWriter;
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use bytes::Bytes;
+use tandem_codec::{CodecError, Frame, IvfWriter, PixelCode, Y4mWriter};
+use tandem_proto::Codec;
+
+/// A decoded picture to show.
+#[derive(Debug, Clone)]
+pub struct DisplayFrame {
+    /// The picture (`id` is the sender's frame id).
+    pub frame: Frame,
+    /// Decodable on its own.
+    pub keyframe: bool,
+    /// Capture time on the sender's protocol clock, µs.
+    pub capture_us: u64,
+    /// When its last datagram arrived.
+    pub completed_at: Instant,
+    /// When playout released it to the decoder.
+    pub released_at: Instant,
+    /// When the decoder finished it (now, for the sink).
+    pub decoded_at: Instant,
+    /// The pixel code read back from the picture, if it carries one.
+    pub code: Option<PixelCode>,
+    /// Capture to now, from the pixel code.
+    pub g2g: Option<Duration>,
+}
+
+/// An encoded frame as it arrived (every frame, shown or not: a decoder needs them all).
+#[derive(Debug, Clone)]
+pub struct EncodedVideo {
+    /// The sender's frame id.
+    pub frame_id: u32,
+    /// Codec of `data`.
+    pub codec: Codec,
+    /// Decodable on its own.
+    pub keyframe: bool,
+    /// Playout marked it for display (the newest of a burst is; older ones are not).
+    pub display: bool,
+    /// Capture time on the sender's protocol clock, µs.
+    pub capture_us: u64,
+    /// The bytes.
+    pub data: Bytes,
+    /// When playout released it.
+    pub released_at: Instant,
+    /// The picture size, when the receiver decoded it (not in encoded-output mode).
+    pub size: Option<(u32, u32)>,
+}
+
+/// What a receiver hands its frames to.
+pub trait FrameSink: Send + 'static {
+    /// A decoded picture to show (decoded output mode).
+    fn on_frame(&mut self, frame: DisplayFrame);
+    /// Every received frame's encoded bytes, in order (both modes; in decoded mode after
+    /// it was decoded, with its size). The default does nothing.
+    fn on_encoded(&mut self, frame: &EncodedVideo) {
+        let _ = frame;
+    }
+    /// The stream ended (the receiver is stopping): flush and close. The default does
+    /// nothing.
+    fn finish(&mut self) -> Result<(), CodecError> {
+        Ok(())
+    }
+}
+
+/// A closure as a sink of decoded pictures.
+#[derive(Debug)]
+pub struct FnSink<F>(pub F);
+
+impl<F: FnMut(DisplayFrame) + Send + 'static> FrameSink for FnSink<F> {
+    fn on_frame(&mut self, frame: DisplayFrame) {
+        (self.0)(frame);
+    }
+}
+
+/// Several sinks fed in order.
+pub struct Tee(pub Vec<Box<dyn FrameSink>>);
+
+impl std::fmt::Debug for Tee {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "Tee({} sinks)", self.0.len())
+    }
+}
+
+impl FrameSink for Tee {
+    fn on_frame(&mut self, frame: DisplayFrame) {
+        if let Some((last, rest)) = self.0.split_last_mut() {
+            for s in rest {
+                s.on_frame(frame.clone());
+            }
+            last.on_frame(frame);
+        }
+    }
+    fn on_encoded(&mut self, frame: &EncodedVideo) {
+        for s in &mut self.0 {
+            s.on_encoded(frame);
+        }
+    }
+    fn finish(&mut self) -> Result<(), CodecError> {
+        let mut first_error = Ok(());
+        for s in &mut self.0 {
+            let r = s.finish();
+            if first_error.is_ok() {
+                first_error = r;
+            }
+        }
+        first_error
+    }
+}
+
+fn create(path: &Path) -> Result<File, CodecError> {
+    File::create(path)
+        .map_err(|e| CodecError::InvalidConfig(format!("creating {}: {e}", path.display())))
+}
+
+/// Writes shown pictures to a Y4M file (opened at the first picture, whose size it takes).
+#[derive(Debug)]
+pub struct Y4mFileSink {
+    path: PathBuf,
+    fps: u32,
+    writer: Option<Y4mWriter<BufWriter<File>>>,
+    /// The first write error, kept for [`FrameSink::finish`].
+    error: Option<CodecError>,
+}
+
+impl Y4mFileSink {
+    /// A sink writing to `path`, labelled `fps` frames per second.
+    pub fn new(path: &Path, fps: u32) -> Y4mFileSink {
+        Y4mFileSink {
+            path: path.to_owned(),
+            fps: fps.max(1),
+            writer: None,
+            error: None,
+        }
+    }
+
+    fn write(&mut self, frame: &Frame) -> Result<(), CodecError> {
+        let writer = match &mut self.writer {
+            Some(w) => w,
+            None => self.writer.insert(Y4mWriter::new(
+                BufWriter::new(create(&self.path)?),
+                frame.width(),
+                frame.height(),
+                self.fps,
+                1,
+            )?),
+        };
+        writer.write_frame(frame)
+    }
+}
+
+impl FrameSink for Y4mFileSink {
+    fn on_frame(&mut self, frame: DisplayFrame) {
+        if self.error.is_none()
+            && let Err(e) = self.write(&frame.frame)
+        {
+            self.error = Some(e);
+        }
+    }
+    fn finish(&mut self) -> Result<(), CodecError> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if let Some(w) = self.writer.take() {
+            use std::io::Write;
+            w.into_inner().flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes every received frame's AV1 to an IVF file, as it arrived (the header needs the
+/// picture size, so frames wait until the first one is decoded; in encoded-output mode the
+/// size must be given).
+#[derive(Debug)]
+pub struct IvfFileSink {
+    path: PathBuf,
+    size: Option<(u32, u32)>,
+    writer: Option<IvfWriter<BufWriter<File>>>,
+    waiting: Vec<(u64, Bytes)>,
+    first_capture_us: Option<u64>,
+    error: Option<CodecError>,
+}
+
+/// Frames an [`IvfFileSink`] holds while it waits for the picture size.
+const IVF_WAIT_LIMIT: usize = 240;
+
+impl IvfFileSink {
+    /// A sink writing to `path`; `size` if known in advance.
+    pub fn new(path: &Path, size: Option<(u32, u32)>) -> IvfFileSink {
+        IvfFileSink {
+            path: path.to_owned(),
+            size,
+            writer: None,
+            waiting: Vec::new(),
+            first_capture_us: None,
+            error: None,
+        }
+    }
+
+    fn write(&mut self, frame: &EncodedVideo) -> Result<(), CodecError> {
+        let first = *self.first_capture_us.get_or_insert(frame.capture_us);
+        // Microsecond timestamps from the first frame's capture.
+        let pts = frame.capture_us.saturating_sub(first);
+        if self.size.is_none() {
+            self.size = frame.size;
+        }
+        let Some((w, h)) = self.size else {
+            if self.waiting.len() >= IVF_WAIT_LIMIT {
+                return Err(CodecError::InvalidConfig(format!(
+                    "{}: no picture size after {IVF_WAIT_LIMIT} frames (pass it for encoded output)",
+                    self.path.display()
+                )));
+            }
+            self.waiting.push((pts, frame.data.clone()));
+            return Ok(());
+        };
+        let writer = match &mut self.writer {
+            Some(wr) => wr,
+            None => self.writer.insert(IvfWriter::new(
+                BufWriter::new(create(&self.path)?),
+                w,
+                h,
+                1,
+                1_000_000,
+            )?),
+        };
+        for (pts, data) in self.waiting.drain(..) {
+            writer.write_frame(&data, pts)?;
+        }
+        writer.write_frame(&frame.data, pts)
+    }
+}
+
+impl FrameSink for IvfFileSink {
+    fn on_frame(&mut self, _frame: DisplayFrame) {}
+    fn on_encoded(&mut self, frame: &EncodedVideo) {
+        if self.error.is_none()
+            && let Err(e) = self.write(frame)
+        {
+            self.error = Some(e);
+        }
+    }
+    fn finish(&mut self) -> Result<(), CodecError> {
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if let Some(w) = self.writer.take() {
+            use std::io::Write;
+            w.finish()?.flush()?;
+        }
+        Ok(())
+    }
+}

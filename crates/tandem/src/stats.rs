@@ -1,0 +1,174 @@
+//! [`Stats`]: what a pipeline reports every `stats_interval`, the same struct for both ends
+//! (a sender leaves the receiver-only fields at zero or `None`, and the other way round).
+//!
+//! Interval figures (rates, percentiles) cover the last interval; totals count from the
+//! start. Glass-to-glass latency comes from the pixel code the test pattern stamps into each
+//! picture (frame id and capture time on the sender's wall clock), read back from the
+//! decoded pixels, so it measures what the viewer sees, not what the pipeline believes.
+
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Serialize;
+use tandem_proto::stats::percentile;
+
+/// Latency percentiles over an interval, milliseconds.
+#[derive(Debug, Clone, Copy, PartialEq, Default, Serialize)]
+pub struct LatencyMs {
+    /// Median.
+    pub p50: f64,
+    /// 95th percentile.
+    pub p95: f64,
+    /// 99th percentile.
+    pub p99: f64,
+}
+
+impl LatencyMs {
+    /// Nearest-rank percentiles of `samples` (ms); `None` for none.
+    pub fn of(samples: &mut [f64]) -> Option<LatencyMs> {
+        if samples.is_empty() {
+            return None;
+        }
+        samples.sort_by(f64::total_cmp);
+        Some(LatencyMs {
+            p50: percentile(samples, 0.50),
+            p95: percentile(samples, 0.95),
+            p99: percentile(samples, 0.99),
+        })
+    }
+}
+
+/// One snapshot of a pipeline.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct Stats {
+    /// `sender` or `receiver`.
+    pub role: &'static str,
+    /// Seconds since the pipeline started.
+    pub elapsed_s: f64,
+    /// The peer's address, once known.
+    pub peer: Option<String>,
+    /// Why the pipeline stopped, if it has.
+    pub error: Option<String>,
+    /// Frames sent (sender) or shown (receiver) per second over the interval.
+    pub fps: f64,
+    /// Video bitrate sent or received over the interval, kbit/s.
+    pub bitrate_kbps: f64,
+    /// The congestion controller's target (sender), kbit/s.
+    pub target_kbps: u64,
+    /// Round-trip time, ms.
+    pub rtt_ms: Option<f64>,
+    /// Media datagrams lost before repair, percent of those expected (receiver, interval).
+    pub loss_pct: f64,
+    /// RFC 3550 interarrival jitter, ms.
+    pub jitter_ms: f64,
+    /// Frame delay variation (Kalman-filtered), ms.
+    pub frame_jitter_ms: f64,
+    /// Playout delay the policy adds, ms.
+    pub playout_delay_ms: f64,
+    /// One-way network delay estimate, ms.
+    pub one_way_ms: Option<f64>,
+    /// Encode time per frame, submission to packet (sender, interval).
+    pub encode_ms: Option<LatencyMs>,
+    /// Decode time per frame (receiver, interval).
+    pub decode_ms: Option<LatencyMs>,
+    /// Glass-to-glass latency from the pixel code: capture to handed to the sink (receiver,
+    /// interval; `None` when the pictures carry no code).
+    pub g2g_ms: Option<LatencyMs>,
+    /// Frames encoded and sent (sender), total.
+    pub frames_sent: u64,
+    /// Frames handed to the sink for display (receiver), total.
+    pub frames_shown: u64,
+    /// Shown more than one frame interval later than the interval's median glass-to-glass
+    /// latency would put them (receiver, total; counted only where the pixel code is read).
+    pub frames_late: u64,
+    /// Sent but never shown: decoded only (an older frame of a burst), given up, or never
+    /// arrived (receiver, total).
+    pub frames_skipped: u64,
+    /// Gaps over 100 ms between shown frames (receiver, total).
+    pub freezes: u64,
+    /// Captures the encoder was too busy to take (sender, total).
+    pub captures_skipped: u64,
+    /// Keyframes sent (sender) or received (receiver), total.
+    pub keyframes: u64,
+    /// Times the receiver started over after its sender restarted, total.
+    pub restarts: u64,
+}
+
+/// Microseconds of the wall clock (Unix epoch): the clock the pixel code carries, the same
+/// for every process on a host, so a sender and a receiver there agree to the microsecond.
+/// Between two hosts it is as good as their clock synchronisation.
+pub fn wall_us() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_micros() as u64)
+}
+
+/// Glass-to-glass latency from a pixel code's 48-bit capture time and the wall clock now.
+pub fn g2g_from_code(code_capture_us: u64, now_wall_us: u64) -> Option<Duration> {
+    let mask = tandem_codec::pixelcode::CAPTURE_MASK;
+    let elapsed = (now_wall_us & mask).wrapping_sub(code_capture_us & mask) & mask;
+    // A code from the future, or hours old, is not this stream's.
+    (elapsed < 60_000_000).then(|| Duration::from_micros(elapsed))
+}
+
+/// Samples of one interval.
+#[derive(Debug, Default)]
+pub(crate) struct Window {
+    samples: Vec<f64>,
+}
+
+impl Window {
+    /// Most samples kept per interval (a minute of 240 fps); more are ignored.
+    const MAX: usize = 14_400;
+
+    pub(crate) fn push(&mut self, d: Duration) {
+        if self.samples.len() < Self::MAX {
+            self.samples.push(d.as_secs_f64() * 1e3);
+        }
+    }
+
+    /// The interval's percentiles, and a fresh interval.
+    pub(crate) fn take(&mut self) -> Option<LatencyMs> {
+        let s = LatencyMs::of(&mut self.samples);
+        self.samples.clear();
+        s
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn g2g_reads_the_48_bit_code_across_a_wrap() {
+        let now = (1u64 << 48) + 500;
+        assert_eq!(
+            g2g_from_code((1 << 48) - 1500, now),
+            Some(Duration::from_micros(2000))
+        );
+        assert_eq!(g2g_from_code(now + 10, now), None, "from the future");
+        assert!(wall_us() > 1_700_000_000_000_000);
+    }
+
+    #[test]
+    fn windows_summarise_and_reset() {
+        let mut w = Window::default();
+        assert_eq!(w.take(), None);
+        for ms in 1..=100u64 {
+            w.push(Duration::from_millis(ms));
+        }
+        let s = w.take().expect("samples");
+        assert_eq!((s.p50, s.p95, s.p99), (50.0, 95.0, 99.0));
+        assert_eq!(w.take(), None);
+        let json = serde_json::to_value(Stats::default()).expect("json");
+        for key in [
+            "frames_shown",
+            "g2g_ms",
+            "rtt_ms",
+            "fps",
+            "frames_late",
+            "freezes",
+        ] {
+            assert!(json.get(key).is_some(), "{key}");
+        }
+    }
+}
