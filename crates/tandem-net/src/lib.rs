@@ -33,8 +33,8 @@ pub mod timer;
 pub mod watch;
 
 pub use discovery::{
-    Advertisement, BrowseOptions, Browser, Discovery, DiscoveryError, DiscoveryEvent, MdnsSd,
-    NativeDnsSd, Peer, PeerAddress, PeerTxt, Registration,
+    Advertisement, BrowseOptions, Browser, Discovery, DiscoveryBackend, DiscoveryError,
+    DiscoveryEvent, MdnsSd, NativeDnsSd, Peer, PeerAddress, PeerTxt, Registration,
 };
 pub use driver::{
     DriverConfig, DriverError, DriverHandle, DriverStats, DriverStopped, spawn_driver,

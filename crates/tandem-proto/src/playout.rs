@@ -58,6 +58,54 @@ impl PlayoutPolicy {
     }
 }
 
+/// The form every Tandem tool prints and takes: `latency`, `smooth:MIN-MAX`, `fixed:MS`
+/// (milliseconds).
+impl std::fmt::Display for PlayoutPolicy {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            PlayoutPolicy::Latency => f.write_str("latency"),
+            PlayoutPolicy::Smooth { min, max } => {
+                write!(f, "smooth:{}-{}", min.as_millis(), max.as_millis())
+            }
+            PlayoutPolicy::Fixed(d) => write!(f, "fixed:{}", d.as_millis()),
+        }
+    }
+}
+
+/// Parses what [`Display`](std::fmt::Display) prints, and `smooth` for
+/// [`PlayoutPolicy::smooth`]; milliseconds may carry an `ms` suffix.
+impl std::str::FromStr for PlayoutPolicy {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        let ms = |v: &str| -> Result<Duration, String> {
+            v.trim_end_matches("ms")
+                .parse::<u64>()
+                .map(Duration::from_millis)
+                .map_err(|_| format!("invalid milliseconds {v:?} in policy {s:?}"))
+        };
+        match s {
+            "latency" => Ok(PlayoutPolicy::Latency),
+            "smooth" => Ok(PlayoutPolicy::smooth()),
+            _ if s.starts_with("fixed:") => Ok(PlayoutPolicy::Fixed(ms(&s[6..])?)),
+            _ if s.starts_with("smooth:") => {
+                let (a, b) = s[7..]
+                    .split_once('-')
+                    .ok_or_else(|| format!("smooth bounds must be MIN-MAX in ms, got {s:?}"))?;
+                let (min, max) = (ms(a)?, ms(b)?);
+                if min > max {
+                    return Err(format!(
+                        "smooth bounds {s:?}: the minimum exceeds the maximum"
+                    ));
+                }
+                Ok(PlayoutPolicy::Smooth { min, max })
+            }
+            _ => Err(format!(
+                "unknown policy {s:?}: expected latency, smooth, smooth:MIN-MAX or fixed:MS"
+            )),
+        }
+    }
+}
+
 /// A frame leaving playout.
 #[derive(Clone, Debug)]
 pub struct PlayoutFrame {
@@ -229,6 +277,26 @@ impl PlayoutBuffer {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn policies_print_and_parse_the_same_way() {
+        for p in [
+            PlayoutPolicy::Latency,
+            PlayoutPolicy::smooth(),
+            PlayoutPolicy::Fixed(Duration::from_millis(50)),
+        ] {
+            assert_eq!(p.to_string().parse::<PlayoutPolicy>(), Ok(p));
+        }
+        assert_eq!("smooth".parse(), Ok(PlayoutPolicy::smooth()));
+        assert_eq!(
+            "fixed:20ms".parse(),
+            Ok(PlayoutPolicy::Fixed(Duration::from_millis(20)))
+        );
+        let e = "smooth:9-1".parse::<PlayoutPolicy>().expect_err("inverted");
+        assert!(e.contains("exceeds"), "{e}");
+        let e = "jitter".parse::<PlayoutPolicy>().expect_err("unknown");
+        assert!(e.contains("\"jitter\""), "{e}");
+    }
     use crate::packet::{Codec, FrameInfo};
     use bytes::Bytes;
 

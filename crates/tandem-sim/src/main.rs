@@ -49,29 +49,7 @@ struct Args {
 }
 
 fn parse_policy(s: &str) -> Result<PlayoutPolicy, String> {
-    let ms = |v: &str| -> Result<Duration, String> {
-        v.trim_end_matches("ms")
-            .parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| format!("invalid milliseconds {v:?} in policy {s:?}"))
-    };
-    match s {
-        "latency" => Ok(PlayoutPolicy::Latency),
-        "smooth" => Ok(PlayoutPolicy::smooth()),
-        _ if s.starts_with("fixed:") => Ok(PlayoutPolicy::Fixed(ms(&s[6..])?)),
-        _ if s.starts_with("smooth:") => {
-            let (a, b) = s[7..]
-                .split_once('-')
-                .ok_or_else(|| format!("smooth bounds must be MIN-MAX in ms, got {s:?}"))?;
-            Ok(PlayoutPolicy::Smooth {
-                min: ms(a)?,
-                max: ms(b)?,
-            })
-        }
-        _ => Err(format!(
-            "unknown policy {s:?}: expected latency, smooth, smooth:MIN-MAX or fixed:MS"
-        )),
-    }
+    s.parse()
 }
 
 fn parse_bitrate(s: &str) -> Result<u64, String> {

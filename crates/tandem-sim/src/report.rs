@@ -115,13 +115,7 @@ pub struct Figures {
 
 /// Formats a policy the way the CLI accepts it.
 pub fn policy_name(p: &PlayoutPolicy) -> String {
-    match p {
-        PlayoutPolicy::Latency => "latency".into(),
-        PlayoutPolicy::Smooth { min, max } => {
-            format!("smooth:{}-{}", min.as_millis(), max.as_millis())
-        }
-        PlayoutPolicy::Fixed(d) => format!("fixed:{}", d.as_millis()),
-    }
+    p.to_string()
 }
 
 fn ms(d: Duration) -> f64 {

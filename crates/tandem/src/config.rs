@@ -18,6 +18,10 @@ pub const DEFAULT_SESSION_ID: u32 = 0x7A4D_0001;
 pub struct NetConfig {
     /// Local UDP port; 0 lets the system choose. Default 0.
     pub port: u16,
+    /// Local address to bind when listening on every interface (automatic path); `None`
+    /// for all IPv4 addresses. A path preference or a known peer chooses the address
+    /// itself. Default `None`.
+    pub bind_ip: Option<std::net::IpAddr>,
     /// Which kind of link to use. Default [`PathPreference::Automatic`].
     pub path: PathPreference,
     /// Interface classifications the app knows better than the system. Default none.
@@ -36,6 +40,7 @@ impl Default for NetConfig {
     fn default() -> Self {
         NetConfig {
             port: 0,
+            bind_ip: None,
             path: PathPreference::Automatic,
             kind_overrides: KindOverrides::new(),
             traffic: TrafficClass::InteractiveVideo,
@@ -205,36 +210,6 @@ impl ReceiverConfig {
     }
 }
 
-/// Parses a playout policy as the apps take it: `latency`, `smooth`, `smooth:MIN-MAX` (ms),
-/// `fixed:MS`.
-pub fn parse_policy(s: &str) -> Result<PlayoutPolicy, String> {
-    let ms = |v: &str| -> Result<Duration, String> {
-        v.parse::<u64>()
-            .map(Duration::from_millis)
-            .map_err(|_| format!("`{v}` is not a whole number of milliseconds"))
-    };
-    match s.split_once(':') {
-        None if s == "latency" => Ok(PlayoutPolicy::Latency),
-        None if s == "smooth" => Ok(PlayoutPolicy::smooth()),
-        Some(("fixed", v)) => Ok(PlayoutPolicy::Fixed(ms(v)?)),
-        Some(("smooth", v)) => {
-            let (min, max) = v
-                .split_once('-')
-                .ok_or_else(|| format!("smooth bounds `{v}` should be MIN-MAX in ms"))?;
-            let (min, max) = (ms(min)?, ms(max)?);
-            if min > max {
-                return Err(format!(
-                    "smooth bounds `{v}`: the minimum exceeds the maximum"
-                ));
-            }
-            Ok(PlayoutPolicy::Smooth { min, max })
-        }
-        _ => Err(format!(
-            "policy `{s}` is unknown (expected latency, smooth, smooth:MIN-MAX or fixed:MS)"
-        )),
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -248,7 +223,7 @@ mod tests {
         assert_eq!(s.video.content, ContentKind::Camera);
         assert_eq!(s.stats_interval, Duration::from_secs(1));
         let n = NetConfig::default();
-        assert_eq!(n.port, 0);
+        assert_eq!((n.port, n.bind_ip), (0, None));
         assert_eq!(n.path, PathPreference::Automatic);
         assert!(n.kind_overrides.is_empty());
         assert_eq!(n.traffic, TrafficClass::InteractiveVideo);
@@ -275,37 +250,5 @@ mod tests {
         assert_eq!(b.video.bitrate_kbps, Some(4000));
         assert_eq!(b.video.encoder, EncoderKind::Rav1e);
         assert_eq!((b.net.path, b.net.port), (PathPreference::PeerToPeer, 5000));
-    }
-
-    #[test]
-    fn policies_parse_and_errors_name_the_value() {
-        assert_eq!(parse_policy("latency"), Ok(PlayoutPolicy::Latency));
-        assert_eq!(parse_policy("smooth"), Ok(PlayoutPolicy::smooth()));
-        assert_eq!(
-            parse_policy("fixed:50"),
-            Ok(PlayoutPolicy::Fixed(Duration::from_millis(50)))
-        );
-        assert_eq!(
-            parse_policy("smooth:5-40"),
-            Ok(PlayoutPolicy::Smooth {
-                min: Duration::from_millis(5),
-                max: Duration::from_millis(40)
-            })
-        );
-        assert!(
-            parse_policy("fixed:abc")
-                .expect_err("bad")
-                .contains("`abc`")
-        );
-        assert!(
-            parse_policy("smooth:9-1")
-                .expect_err("bad")
-                .contains("exceeds")
-        );
-        assert!(
-            parse_policy("jitter")
-                .expect_err("bad")
-                .contains("`jitter` is unknown")
-        );
     }
 }

@@ -55,7 +55,10 @@ pub(crate) fn driver_config(
     };
     let local = match &path {
         Some(p) => with_port(p.local, net.port),
-        None => SocketAddr::new(IpAddr::V4(Ipv4Addr::UNSPECIFIED), net.port),
+        None => SocketAddr::new(
+            net.bind_ip.unwrap_or(IpAddr::V4(Ipv4Addr::UNSPECIFIED)),
+            net.port,
+        ),
     };
     let mut config = DriverConfig::new(local, peer);
     config.socket = SocketConfig {

@@ -44,7 +44,6 @@ pub mod stats;
 
 pub use config::{
     DEFAULT_SESSION_ID, NetConfig, OutputMode, ReceiverConfig, SenderConfig, VideoConfig,
-    parse_policy,
 };
 pub use connect::Remote;
 pub use error::EngineError;
@@ -52,7 +51,7 @@ pub use receiver::Receiver;
 pub use sender::{EncodedInput, Sender};
 pub use sink::{DisplayFrame, EncodedVideo, FrameSink};
 pub use source::{TestPatternSource, VideoSource, Y4mFileSource};
-pub use stats::{LatencyMs, Stats};
+pub use stats::{LatencyMs, Stats, StatsFormat};
 
 pub use tandem_codec::{EncoderKind, Frame};
 pub use tandem_net::{PathPreference, Peer};

@@ -93,6 +93,101 @@ pub struct Stats {
     pub restarts: u64,
 }
 
+impl std::fmt::Display for Stats {
+    /// The one-line live summary the desktop apps print.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let ms = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.1}"));
+        let lat = |l: Option<LatencyMs>| {
+            l.map_or("-".to_owned(), |l| {
+                format!("{:.1}/{:.1}/{:.1}", l.p50, l.p95, l.p99)
+            })
+        };
+        write!(
+            f,
+            "{:6.1} s  {:5.1} fps  {:6.0} kbit/s",
+            self.elapsed_s, self.fps, self.bitrate_kbps
+        )?;
+        if self.role == "sender" {
+            write!(
+                f,
+                " (target {})  encode {} ms  rtt {} ms  sent {}  keyframes {}  captures skipped {}",
+                self.target_kbps,
+                lat(self.encode_ms),
+                ms(self.rtt_ms),
+                self.frames_sent,
+                self.keyframes,
+                self.captures_skipped
+            )?;
+        } else {
+            write!(
+                f,
+                "  g2g {} ms  decode {} ms  rtt {} ms  jitter {:.1}/{:.1} ms  playout {:.1} ms  \
+                 loss {:.1}%  shown {} late {} skipped {} freezes {}",
+                lat(self.g2g_ms),
+                lat(self.decode_ms),
+                ms(self.rtt_ms),
+                self.jitter_ms,
+                self.frame_jitter_ms,
+                self.playout_delay_ms,
+                self.loss_pct,
+                self.frames_shown,
+                self.frames_late,
+                self.frames_skipped,
+                self.freezes
+            )?;
+        }
+        if let Some(e) = &self.error {
+            write!(f, "  [{e}]")?;
+        }
+        Ok(())
+    }
+}
+
+/// How [`print_until`] shows each snapshot.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StatsFormat {
+    /// One JSON object per line on stdout (for scripts).
+    Json,
+    /// The one-line summary on stderr, rewritten in place on a terminal.
+    Line,
+}
+
+/// Prints every snapshot from `stats` in `format` until `stop` says so (it sees each
+/// snapshot; `None` when a second passed without one, or the stream ended). Returns the last
+/// snapshot printed.
+pub fn print_until(
+    stats: &crossbeam_channel::Receiver<Stats>,
+    format: StatsFormat,
+    mut stop: impl FnMut(Option<&Stats>) -> bool,
+) -> Option<Stats> {
+    use std::io::{IsTerminal, Write};
+    let tty = std::io::stderr().is_terminal();
+    let mut last = None;
+    loop {
+        let s = stats.recv_timeout(Duration::from_secs(1)).ok();
+        if let Some(s) = &s {
+            match format {
+                StatsFormat::Json => match serde_json::to_string(s) {
+                    Ok(j) => println!("{j}"),
+                    Err(e) => eprintln!("stats: {e}"),
+                },
+                StatsFormat::Line if tty => {
+                    eprint!("\r\x1b[2K{s}");
+                    let _ = std::io::stderr().flush();
+                }
+                StatsFormat::Line => eprintln!("{s}"),
+            }
+            last = Some(s.clone());
+        }
+        if stop(s.as_ref()) {
+            if format == StatsFormat::Line && tty {
+                eprintln!();
+            }
+            return last;
+        }
+    }
+}
+
 /// Microseconds of the wall clock (Unix epoch): the clock the pixel code carries, the same
 /// for every process on a host, so a sender and a receiver there agree to the microsecond.
 /// Between two hosts it is as good as their clock synchronisation.
@@ -159,6 +254,17 @@ mod tests {
         let s = w.take().expect("samples");
         assert_eq!((s.p50, s.p95, s.p99), (50.0, 95.0, 99.0));
         assert_eq!(w.take(), None);
+        let line = Stats {
+            role: "receiver",
+            g2g_ms: Some(s),
+            error: Some("peer gone".into()),
+            ..Stats::default()
+        }
+        .to_string();
+        assert!(
+            line.contains("g2g 50.0/95.0/99.0 ms") && line.ends_with("[peer gone]"),
+            "{line}"
+        );
         let json = serde_json::to_value(Stats::default()).expect("json");
         for key in [
             "frames_shown",

@@ -179,6 +179,39 @@ pub enum DiscoveryError {
     },
 }
 
+/// Which [`Discovery`] backend to use, by name (`mdns` or `dns-sd`, as the apps take it).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DiscoveryBackend {
+    /// [`MdnsSd`], the embedded responder. The default.
+    #[default]
+    Mdns,
+    /// [`NativeDnsSd`], the system's (Bonjour; Avahi on Linux).
+    DnsSd,
+}
+
+impl std::str::FromStr for DiscoveryBackend {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "mdns" | "mdns-sd" => Ok(DiscoveryBackend::Mdns),
+            "dns-sd" | "dnssd" | "bonjour" | "avahi" => Ok(DiscoveryBackend::DnsSd),
+            other => Err(format!(
+                "discovery backend `{other}` is unknown (expected mdns or dns-sd)"
+            )),
+        }
+    }
+}
+
+impl DiscoveryBackend {
+    /// Starts the backend.
+    pub fn open(self) -> Result<Box<dyn Discovery>, DiscoveryError> {
+        Ok(match self {
+            DiscoveryBackend::Mdns => Box::new(MdnsSd::new()?),
+            DiscoveryBackend::DnsSd => Box::new(NativeDnsSd::new()?),
+        })
+    }
+}
+
 /// Advertising and browsing, whatever the responder.
 pub trait Discovery: Send + Sync + fmt::Debug {
     /// The backend's name, for messages.
@@ -388,6 +421,15 @@ impl Browser {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn backends_by_name() {
+        assert_eq!("mdns".parse(), Ok(DiscoveryBackend::Mdns));
+        assert_eq!("dns-sd".parse(), Ok(DiscoveryBackend::DnsSd));
+        assert_eq!(DiscoveryBackend::default(), DiscoveryBackend::Mdns);
+        let e = "zeroconf".parse::<DiscoveryBackend>().expect_err("unknown");
+        assert!(e.contains("`zeroconf`"), "{e}");
+    }
 
     #[test]
     fn defaults_are_documented_values() {

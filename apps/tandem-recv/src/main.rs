@@ -1,0 +1,251 @@
+//! `tandem-recv`: the desktop receiver. Waits for a sender at `--listen ADDR`, or finds the
+//! senders advertising `_tandem._udp`, lists them and connects to `--name` (or the first).
+//! Shows the video in a window (when a display exists and `--headless` is not given),
+//! writes it with `--out FILE.y4m|FILE.ivf`, and prints a live stats line (or
+//! `--json-stats`, one JSON object per second).
+//!
+//! ```text
+//! tandem-recv --listen 0.0.0.0:5000 --policy latency
+//! tandem-recv --name Desk --path peer-to-peer --headless --json-stats
+//! ```
+
+mod window;
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use tandem::sink::{FrameSink, IvfFileSink, Tee, Y4mFileSink};
+use tandem::stats::print_until;
+use tandem::{PathPreference, PlayoutPolicy, Receiver, ReceiverConfig, Remote, StatsFormat};
+use tandem_net::{BrowseOptions, DiscoveryBackend, DiscoveryEvent, Peer};
+
+#[derive(Parser, Debug)]
+#[command(about = "Receive and show video from a Tandem sender", version)]
+struct Args {
+    /// Wait for a sender at this address (without it: find senders by discovery).
+    #[arg(long)]
+    listen: Option<std::net::SocketAddr>,
+    /// With discovery, the sender to connect to (its advertised name); default: the first.
+    #[arg(long)]
+    name: Option<String>,
+    /// Which link: `infrastructure`, `peer-to-peer` or `auto`.
+    #[arg(long, default_value = "auto")]
+    path: PathPreference,
+    /// Playout: `latency`, `smooth`, `smooth:MIN-MAX` or `fixed:MS`.
+    #[arg(long, default_value = "latency")]
+    policy: PlayoutPolicy,
+    /// No window, even where a display exists.
+    #[arg(long)]
+    headless: bool,
+    /// Write the video to FILE.y4m (decoded pictures) or FILE.ivf (the AV1 as received).
+    #[arg(long, value_parser = parse_out)]
+    out: Option<PathBuf>,
+    /// One JSON object of stats per second on stdout instead of the live line.
+    #[arg(long)]
+    json_stats: bool,
+    /// Stop after this many seconds (default: until interrupted or the window closes).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Seconds to wait for a sender (to be found, or to start sending) before giving up.
+    #[arg(long, default_value_t = 10.0)]
+    wait: f64,
+    /// Discovery backend: `mdns` or `dns-sd`.
+    #[arg(long, default_value = "mdns")]
+    discovery: DiscoveryBackend,
+}
+
+fn parse_out(s: &str) -> Result<PathBuf, String> {
+    let p = PathBuf::from(s);
+    match p
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase)
+    {
+        Some(e) if e == "y4m" || e == "ivf" => Ok(p),
+        _ => Err(format!("`{s}` should end in .y4m or .ivf")),
+    }
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if let Err(e) = run(args) {
+        eprintln!("tandem-recv: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+/// Browses until the sender we want appears, listing every sender seen on the way.
+fn find_sender(args: &Args) -> Result<Peer> {
+    let discovery = args.discovery.open().context("--discovery")?;
+    let mut browser = discovery
+        .browse(&BrowseOptions::default())
+        .context("browsing")?;
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_time()
+        .build()
+        .context("runtime")?;
+    let deadline = Instant::now() + Duration::from_secs_f64(args.wait);
+    eprintln!("tandem-recv: looking for senders ({:?})…", args.discovery);
+    rt.block_on(async {
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match tokio::time::timeout(left, browser.next()).await {
+                Ok(Some(DiscoveryEvent::Found(p) | DiscoveryEvent::Updated(p))) => {
+                    let addrs: Vec<String> =
+                        p.addresses.iter().map(|a| a.addr.to_string()).collect();
+                    eprintln!(
+                        "  {} — {} ({}){}",
+                        p.instance,
+                        p.txt.device_name,
+                        addrs.join(", "),
+                        if p.compatible() {
+                            ""
+                        } else {
+                            " [other protocol version]"
+                        }
+                    );
+                    let wanted = args.name.as_deref().is_none_or(|n| n == p.instance);
+                    if wanted && p.compatible() {
+                        return Ok(p);
+                    }
+                }
+                Ok(Some(DiscoveryEvent::Lost { .. })) => {}
+                Ok(None) => bail!("discovery stopped"),
+                Err(_) => bail!(
+                    "no {}sender found within {:.0} s (is one running with `tandem-send --name …`? \
+                     on a different network, use --listen and `tandem-send --peer`)",
+                    args.name
+                        .as_ref()
+                        .map_or(String::new(), |n| format!("`{n}` ")),
+                    args.wait
+                ),
+            }
+        }
+    })
+}
+
+/// Whether a window can open here.
+fn display_available() -> bool {
+    cfg!(any(target_os = "macos", target_os = "windows"))
+        || std::env::var_os("DISPLAY").is_some()
+        || std::env::var_os("WAYLAND_DISPLAY").is_some()
+}
+
+fn run(args: Args) -> Result<()> {
+    let (remote, port, bind_ip) = match args.listen {
+        Some(addr) => (Remote::Listen, addr.port(), Some(addr.ip())),
+        None => (Remote::Discovered(find_sender(&args)?), 0, None),
+    };
+    let mut config = ReceiverConfig::default()
+        .playout(args.policy)
+        .path(args.path)
+        .port(port);
+    config.net.bind_ip = bind_ip;
+    config.net.peer_timeout = Duration::from_secs_f64(args.wait.max(1.0));
+    let mut sinks: Vec<Box<dyn FrameSink>> = Vec::new();
+    match &args.out {
+        Some(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("ivf")) => {
+            sinks.push(Box::new(IvfFileSink::new(p, None)));
+        }
+        Some(p) => sinks.push(Box::new(Y4mFileSink::new(p, 60))),
+        None => {}
+    }
+    let windowed = !args.headless && display_available();
+    let frames = if windowed {
+        let (sink, frames) = window::channel();
+        sinks.push(Box::new(sink));
+        Some(frames)
+    } else {
+        None
+    };
+    let receiver = Receiver::start(config, remote.clone(), Box::new(Tee(sinks)))
+        .context("starting the receiver")?;
+    match &remote {
+        Remote::Listen => eprintln!(
+            "tandem-recv: listening on {} ({})",
+            receiver.local_addr(),
+            args.policy
+        ),
+        other => eprintln!("tandem-recv: connecting to {other:?}"),
+    }
+    let stop = Arc::new(AtomicBool::new(false));
+    {
+        let flag = Arc::clone(&stop);
+        ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+            .context("installing the Ctrl-C handler")?;
+    }
+    let format = if args.json_stats {
+        StatsFormat::Json
+    } else {
+        StatsFormat::Line
+    };
+    let started = Instant::now();
+    let wait = Duration::from_secs_f64(args.wait);
+    let stats = receiver.stats();
+    let watcher = {
+        let stop = Arc::clone(&stop);
+        let seconds = args.seconds;
+        std::thread::spawn(move || {
+            let mut failed = None;
+            print_until(&stats, format, |s| {
+                if let Some(e) = s.and_then(|s| s.error.clone()) {
+                    failed = Some(e);
+                    return true;
+                }
+                if s.is_some_and(|s| s.frames_shown == 0) && started.elapsed() > wait {
+                    failed = Some(format!("no video within {:.0} s", wait.as_secs_f64()));
+                    return true;
+                }
+                stop.load(Ordering::Relaxed)
+                    || seconds.is_some_and(|sec| started.elapsed().as_secs_f64() >= sec)
+            });
+            stop.store(true, Ordering::Relaxed);
+            failed
+        })
+    };
+    if let Some(frames) = frames {
+        window::run(&frames, "Tandem", &stop).context("the window")?;
+        stop.store(true, Ordering::Relaxed);
+    }
+    let failed = watcher
+        .join()
+        .unwrap_or_else(|_| Some("the stats thread panicked".into()));
+    receiver.shutdown().context("stopping")?;
+    if let Some(e) = failed {
+        bail!("{e}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_arguments_name_the_argument() {
+        let e = Args::try_parse_from(["tandem-recv", "--policy", "fast"]).expect_err("policy");
+        assert!(
+            e.to_string().contains("--policy") && e.to_string().contains("fast"),
+            "{e}"
+        );
+        let e = Args::try_parse_from(["tandem-recv", "--out", "video.mp4"]).expect_err("out");
+        assert!(e.to_string().contains("--out"), "{e}");
+        let e = Args::try_parse_from(["tandem-recv", "--listen", "5000"]).expect_err("listen");
+        assert!(e.to_string().contains("--listen"), "{e}");
+        let e = Args::try_parse_from(["tandem-recv", "--discovery", "zeroconf"]).expect_err("d");
+        assert!(e.to_string().contains("--discovery"), "{e}");
+        let ok = Args::try_parse_from(["tandem-recv", "--policy", "fixed:50", "--out", "a.ivf"])
+            .expect("valid");
+        assert_eq!(ok.policy, PlayoutPolicy::Fixed(Duration::from_millis(50)));
+    }
+}

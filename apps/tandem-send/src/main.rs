@@ -1,0 +1,253 @@
+//! `tandem-send`: the desktop sender. Streams the test pattern (or a Y4M file) to a
+//! receiver: at `--peer ADDR`, or, without it, advertised as `--name` on `_tandem._udp` for a
+//! receiver to find and reach. Prints a live stats line (or `--json-stats`) every second.
+//!
+//! ```text
+//! tandem-send --peer 127.0.0.1:5000 --seconds 10
+//! tandem-send --name Desk --path peer-to-peer
+//! ```
+
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result, bail};
+use clap::Parser;
+use tandem::stats::print_until;
+use tandem::{
+    EncoderKind, PathPreference, Remote, Sender, SenderConfig, StatsFormat, TestPatternSource,
+    VideoSource, Y4mFileSource,
+};
+use tandem_net::discovery::PROTOCOL_VERSION;
+use tandem_net::{Advertisement, DiscoveryBackend, PeerTxt};
+
+#[derive(Parser, Debug)]
+#[command(about = "Stream video to a Tandem receiver", version)]
+struct Args {
+    /// What to send: `test-pattern`, or a `.y4m` file.
+    #[arg(long, default_value = "test-pattern", value_parser = parse_source)]
+    source: SourceArg,
+    /// Picture size for the test pattern, WIDTHxHEIGHT.
+    #[arg(long, default_value = "640x360", value_parser = parse_size)]
+    size: (u32, u32),
+    /// Frames per second for the test pattern (a file keeps its own rate).
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
+    fps: u32,
+    /// Starting bitrate in kbit/s (default: 0.1 bit per pixel per frame).
+    #[arg(long)]
+    bitrate: Option<u32>,
+    /// Encoder: `aom` (libaom realtime, no lag) or `rav1e`.
+    #[arg(long, default_value = "aom")]
+    encoder: EncoderKind,
+    /// Which link: `infrastructure`, `peer-to-peer` or `auto`.
+    #[arg(long, default_value = "auto")]
+    path: PathPreference,
+    /// Name to advertise when waiting for a receiver (default: the host name).
+    #[arg(long)]
+    name: Option<String>,
+    /// The receiver's address (it listens there); without it, advertise and wait.
+    #[arg(long)]
+    peer: Option<std::net::SocketAddr>,
+    /// Local UDP port (0: any).
+    #[arg(long, default_value_t = 0)]
+    port: u16,
+    /// Stop after this many seconds (default: until interrupted or the source ends).
+    #[arg(long)]
+    seconds: Option<f64>,
+    /// Loop a Y4M file instead of stopping at its end.
+    #[arg(long)]
+    r#loop: bool,
+    /// One JSON object of stats per second on stdout instead of the live line.
+    #[arg(long)]
+    json_stats: bool,
+    /// Discovery backend for advertising: `mdns` or `dns-sd`.
+    #[arg(long, default_value = "mdns")]
+    discovery: DiscoveryBackend,
+    /// Seconds the peer may stay silent before the sender gives up.
+    #[arg(long, default_value_t = 5.0)]
+    peer_timeout: f64,
+}
+
+#[derive(Debug, Clone)]
+enum SourceArg {
+    TestPattern,
+    File(PathBuf),
+}
+
+fn parse_source(s: &str) -> Result<SourceArg, String> {
+    if s == "test-pattern" {
+        return Ok(SourceArg::TestPattern);
+    }
+    let path = PathBuf::from(s);
+    if path
+        .extension()
+        .is_some_and(|e| e.eq_ignore_ascii_case("y4m"))
+    {
+        Ok(SourceArg::File(path))
+    } else {
+        Err(format!("`{s}` is neither `test-pattern` nor a .y4m file"))
+    }
+}
+
+fn parse_size(s: &str) -> Result<(u32, u32), String> {
+    let (w, h) = s
+        .split_once(['x', 'X'])
+        .ok_or_else(|| format!("`{s}` is not WIDTHxHEIGHT"))?;
+    let n = |v: &str| {
+        v.parse::<u32>()
+            .ok()
+            .filter(|n| (16..=8192).contains(n) && n % 2 == 0)
+            .ok_or_else(|| format!("`{v}` in `{s}` is not an even size from 16 to 8192"))
+    };
+    Ok((n(w)?, n(h)?))
+}
+
+fn main() {
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let args = Args::parse();
+    if let Err(e) = run(args) {
+        eprintln!("tandem-send: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn host_name() -> String {
+    std::fs::read_to_string("/etc/hostname")
+        .ok()
+        .map(|h| h.trim().to_owned())
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "Tandem sender".into())
+}
+
+fn run(args: Args) -> Result<()> {
+    let source: Box<dyn VideoSource> = match &args.source {
+        SourceArg::TestPattern => Box::new(
+            TestPatternSource::new(args.size.0, args.size.1, args.fps)
+                .context("--size is too small for the test pattern's pixel code")?,
+        ),
+        SourceArg::File(p) => Box::new(
+            Y4mFileSource::open(p, args.r#loop)
+                .with_context(|| format!("--source {}", p.display()))?,
+        ),
+    };
+    let (width, height) = source.size();
+    let (num, den) = source.fps();
+    let fps = (num / den.max(1)).max(1);
+    let mut config = SenderConfig::default()
+        .size(width, height)
+        .fps(fps)
+        .encoder(args.encoder)
+        .path(args.path)
+        .port(args.port);
+    if let Some(kbps) = args.bitrate {
+        config = config.bitrate_kbps(kbps);
+    }
+    config.net.peer_timeout = Duration::from_secs_f64(args.peer_timeout.max(0.1));
+    let remote = match args.peer {
+        Some(a) => Remote::Address(a),
+        None => Remote::Listen,
+    };
+    let sender = Sender::start(config, remote, Some(source)).context("starting the sender")?;
+    let name = args.name.clone().unwrap_or_else(host_name);
+    // Advertise only when waiting to be found.
+    let _advertised = if args.peer.is_none() {
+        let discovery = args.discovery.open().context("--discovery")?;
+        let txt = PeerTxt {
+            protocol_version: PROTOCOL_VERSION,
+            peer_id: format!("send-{}-{}", std::process::id(), sender.local_addr().port()),
+            device_name: name.clone(),
+            codecs: vec![tandem::Codec::Av1],
+        };
+        let mut ad = Advertisement::new(sender.local_addr().port(), txt);
+        ad.instance = name.clone();
+        let reg = discovery.advertise(&ad).context("advertising")?;
+        eprintln!(
+            "tandem-send: advertising `{name}` on port {} ({:?}); waiting for a receiver",
+            sender.local_addr().port(),
+            args.discovery
+        );
+        Some((discovery, reg))
+    } else {
+        eprintln!(
+            "tandem-send: {width}x{height}@{fps} ({}) to {}",
+            args.encoder,
+            args.peer.map_or(String::new(), |p| p.to_string())
+        );
+        None
+    };
+    let interrupted = Arc::new(AtomicBool::new(false));
+    {
+        let flag = Arc::clone(&interrupted);
+        ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
+            .context("installing the Ctrl-C handler")?;
+    }
+    let started = Instant::now();
+    let format = if args.json_stats {
+        StatsFormat::Json
+    } else {
+        StatsFormat::Line
+    };
+    let peer_timeout = Duration::from_secs_f64(args.peer_timeout);
+    let mut failed = None;
+    print_until(&sender.stats(), format, |_| {
+        if let Some(e) = sender.error() {
+            // A receiver may still turn up while we are advertising; a configured peer
+            // that never answers, or goes silent, ends the run.
+            if args.peer.is_some() || sender.peer().is_some() {
+                failed = Some(e);
+                return true;
+            }
+        }
+        let waited = started.elapsed();
+        if args.peer.is_some() && sender.peer().is_none() && waited > peer_timeout {
+            failed = Some(format!("no receiver at {:?}", args.peer));
+            return true;
+        }
+        interrupted.load(Ordering::Relaxed)
+            || sender.source_ended()
+            || args.seconds.is_some_and(|s| waited.as_secs_f64() >= s)
+    });
+    sender.shutdown().context("stopping")?;
+    if let Some(e) = failed {
+        bail!("{e}");
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn bad_arguments_name_the_argument() {
+        let e = Args::try_parse_from(["tandem-send", "--size", "640by360"]).expect_err("size");
+        assert!(
+            e.to_string().contains("--size") && e.to_string().contains("640by360"),
+            "{e}"
+        );
+        let e = Args::try_parse_from(["tandem-send", "--encoder", "x264"]).expect_err("enc");
+        assert!(e.to_string().contains("--encoder"), "{e}");
+        let e = Args::try_parse_from(["tandem-send", "--path", "wifi"]).expect_err("path");
+        assert!(
+            e.to_string().contains("--path") && e.to_string().contains("wifi"),
+            "{e}"
+        );
+        let e = Args::try_parse_from(["tandem-send", "--source", "clip.mp4"]).expect_err("src");
+        assert!(e.to_string().contains("--source"), "{e}");
+        let e = Args::try_parse_from(["tandem-send", "--peer", "localhost"]).expect_err("peer");
+        assert!(e.to_string().contains("--peer"), "{e}");
+        let e = Args::try_parse_from(["tandem-send", "--fps", "0"]).expect_err("fps");
+        assert!(e.to_string().contains("--fps"), "{e}");
+        let ok = Args::try_parse_from(["tandem-send", "--size", "1280x720", "--path", "p2p"])
+            .expect("valid");
+        assert_eq!(ok.size, (1280, 720));
+        assert_eq!(ok.path, PathPreference::PeerToPeer);
+        assert!(parse_size("641x360").expect_err("odd").contains("even"));
+    }
+}
