@@ -7,7 +7,9 @@
 //!   simulate minutes of streaming and are exact, not timed). Tests that need root, network
 //!   namespaces or avahi-daemon start what they need themselves, and skip with a printed
 //!   reason where they cannot.
-//! - `demo`: setup, then streams through the simulator on the embedded defaults.
+//! - `demo`: setup, then builds `tandem-send` and `tandem-recv` and streams the test pattern
+//!   from one to the other over loopback for 10 s on the embedded defaults, with the
+//!   receiver's live stats (in a window when a display exists).
 //! - `bench`: the criterion benchmarks.
 //! - `fuzz --seconds N`: every cargo-fuzz target for N seconds each (needs cargo-fuzz).
 
@@ -228,30 +230,79 @@ fn test_with_summary(cmd: &mut Command) -> Result<()> {
     Ok(())
 }
 
+/// Seconds the demo streams.
+const DEMO_SECONDS: u32 = 10;
+
 fn demo() -> Result<()> {
     setup(&[SYSTEM_PACKAGES])?;
-    eprintln!(
-        "xtask: the real-socket sender/receiver pair arrives with the engine (crates/tandem);\n\
-         until then the demo streams through the virtual-time simulator: 20 s of 60 fps\n\
-         8 Mbit/s video over an AWDL-stall link, latency policy against a 50 ms buffer and\n\
-         against no loss recovery."
-    );
     run(cargo().args([
-        "run",
+        "build",
         "--release",
         "-q",
         "-p",
-        "tandem-sim",
-        "--",
-        "--profile",
-        "awdl-stall",
-        "--seconds",
-        "20",
-        "--compare",
-        "--plot",
-        "target/tandem-demo.svg",
+        "tandem-send",
+        "-p",
+        "tandem-recv",
     ]))?;
-    eprintln!("xtask: per-frame latency plot written to target/tandem-demo.svg");
+    let bin = root().join("target").join("release");
+    // A free loopback port (released at once: a race only another program started in the
+    // same instant could lose us).
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .context("finding a free UDP port")?
+        .port();
+    let listen = format!("127.0.0.1:{port}");
+    let display =
+        std::env::var_os("DISPLAY").is_some() || std::env::var_os("WAYLAND_DISPLAY").is_some();
+    eprintln!(
+        "xtask: streaming the test pattern (640x360@60, libaom) from tandem-send to tandem-recv \
+         over loopback for {DEMO_SECONDS} s{}; receiver stats below",
+        if display {
+            ", in a window"
+        } else {
+            " (no display: headless)"
+        }
+    );
+    let mut recv = Command::new(bin.join("tandem-recv"));
+    recv.args([
+        "--listen",
+        &listen,
+        "--seconds",
+        &(DEMO_SECONDS + 1).to_string(),
+    ]);
+    if !display {
+        recv.arg("--headless");
+    }
+    let mut receiver = recv.spawn().context("starting tandem-recv")?;
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    // The sender's stats go to a pipe: one live line on the terminal is enough.
+    let sender = Command::new(bin.join("tandem-send"))
+        .args([
+            "--peer",
+            &listen,
+            "--seconds",
+            &DEMO_SECONDS.to_string(),
+            "--json-stats",
+        ])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .context("starting tandem-send")?;
+    let out = sender
+        .wait_with_output()
+        .context("waiting for tandem-send")?;
+    let recv_status = receiver.wait().context("waiting for tandem-recv")?;
+    let last = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .last()
+        .unwrap_or_default()
+        .to_owned();
+    eprintln!("xtask: the sender's last stats: {last}");
+    if !out.status.success() || !recv_status.success() {
+        bail!(
+            "the demo failed (sender {}, receiver {recv_status})",
+            out.status
+        );
+    }
     Ok(())
 }
 

@@ -176,7 +176,15 @@ fn run(args: Args) -> Result<()> {
             receiver.local_addr(),
             args.policy
         ),
-        other => eprintln!("tandem-recv: connecting to {other:?}"),
+        Remote::Discovered(p) => eprintln!(
+            "tandem-recv: connecting to `{}` via {} ({})",
+            p.instance,
+            receiver
+                .peer()
+                .map_or_else(|| "?".to_owned(), |a| a.to_string()),
+            args.policy
+        ),
+        Remote::Address(a) => eprintln!("tandem-recv: connecting to {a} ({})", args.policy),
     }
     let stop = Arc::new(AtomicBool::new(false));
     {
