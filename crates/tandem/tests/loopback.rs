@@ -269,3 +269,34 @@ fn a_listening_sender_waits_for_its_receiver() {
     assert!(shown.len() >= 20, "{} frames", shown.len());
     assert_eq!(tx.peer().map(|p| p.port()), Some(rx.local_addr().port()));
 }
+
+#[test]
+fn a_restarted_receiver_gets_a_keyframe_and_video() {
+    let port = std::net::UdpSocket::bind("127.0.0.1:0")
+        .and_then(|s| s.local_addr())
+        .expect("a free port")
+        .port();
+    let config = || ReceiverConfig::default().port(port);
+    let (first, frames, addr) = receiver(config());
+    let tx =
+        Sender::start(sender_config(), Remote::Address(addr), Some(pattern())).expect("sender");
+    assert!(!collect(&frames, Duration::from_millis(1200)).is_empty());
+    drop(first);
+    std::thread::sleep(Duration::from_millis(300));
+    // The same address again, with no state: the stream is mid-way, so it must ask for a
+    // keyframe before it can show anything.
+    let (second, frames, _) = receiver(config());
+    let shown = collect(&frames, Duration::from_secs(2));
+    let sent = last_stats(&tx.stats(), Duration::from_millis(1100));
+    drop(second);
+    println!(
+        "after the receiver restarted: {} frames; sender {sent:?}",
+        shown.len()
+    );
+    assert!(shown.len() >= 20, "video resumed: {} frames", shown.len());
+    assert!(
+        shown[0].keyframe,
+        "the first frame shown is the keyframe it asked for"
+    );
+    assert!(sent.keyframes >= 2, "{sent:?}");
+}
