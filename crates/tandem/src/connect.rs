@@ -1,6 +1,5 @@
 //! How a pipeline reaches the other end: the socket's interface and address for the
-//! [`Remote`] and the [`NetConfig`]'s path preference, and the tokio runtime its driver runs
-//! on.
+//! [`Remote`] and the [`NetConfig`]'s path preference.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
@@ -72,16 +71,6 @@ pub(crate) fn driver_config(
 fn with_port(mut addr: SocketAddr, port: u16) -> SocketAddr {
     addr.set_port(port);
     addr
-}
-
-/// The runtime a pipeline's driver runs on: one worker, named for `ps` and profilers.
-pub(crate) fn runtime(name: &str) -> Result<tokio::runtime::Runtime, EngineError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .thread_name(name)
-        .enable_all()
-        .build()
-        .map_err(EngineError::io("starting the network runtime"))
 }
 
 #[cfg(test)]

@@ -36,6 +36,7 @@
 pub mod config;
 pub mod connect;
 pub mod error;
+mod pipeline;
 pub mod receiver;
 pub mod sender;
 pub mod sink;

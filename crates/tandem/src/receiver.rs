@@ -18,18 +18,18 @@
 //! state over, which asks for a keyframe: video resumes.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver as Rx, Sender as Tx, bounded};
 use tandem_codec::{Dav1dDecoder, DecoderConfig};
-use tandem_net::{DriverHandle, spawn_driver};
+use tandem_net::DriverHandle;
 use tandem_proto::{Codec, PlayoutPolicy, ReceivedFrame, ReceiverEvent};
 
 use crate::config::{OutputMode, ReceiverConfig};
-use crate::connect::{Remote, driver_config, runtime};
+use crate::connect::{Remote, driver_config};
 use crate::error::EngineError;
+use crate::pipeline::{Pipeline, lock, peer_trouble};
 use crate::sender::send_replacing;
 use crate::sink::{DisplayFrame, EncodedVideo, FrameSink};
 use crate::stats::{Stats, Window, g2g_from_code, wall_us};
@@ -67,24 +67,17 @@ struct Shared {
     started: Instant,
 }
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(PoisonError::into_inner)
-}
-
 /// A running receiver. Dropping it stops every thread and the network side.
 pub struct Receiver {
-    driver: Option<Arc<Driver>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    pipeline: Pipeline<tandem_proto::Receiver>,
     shared: Arc<Shared>,
     stats: Rx<Stats>,
-    threads: Vec<JoinHandle<()>>,
-    local: std::net::SocketAddr,
 }
 
 impl std::fmt::Debug for Receiver {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Receiver")
-            .field("local", &self.local)
+            .field("local", &self.pipeline.local_addr())
             .finish_non_exhaustive()
     }
 }
@@ -109,18 +102,12 @@ impl Receiver {
             playout: config.playout,
             ..tandem_proto::ReceiverConfig::new(config.net.session_id)
         };
-        let rt = runtime("tandem-recv-net")?;
-        let mut driver = {
-            let _enter = rt.enter();
-            spawn_driver(
-                tandem_proto::Receiver::new(proto_config.clone(), Instant::now()),
-                driver_cfg,
-            )
-            .map_err(EngineError::io("opening the receiver's socket"))?
-        };
-        let events = driver.take_events();
-        let local = driver.local_addr();
-        let driver = Arc::new(driver);
+        let (mut pipeline, events) = Pipeline::start(
+            "tandem-recv-net",
+            tandem_proto::Receiver::new(proto_config.clone(), Instant::now()),
+            driver_cfg,
+        )?;
+        let driver = Arc::clone(pipeline.driver()?);
         let shared = Arc::new(Shared {
             counters: Counters::default(),
             windows: Mutex::new(Windows::default()),
@@ -132,38 +119,35 @@ impl Receiver {
             started: Instant::now(),
         });
         let (stats_tx, stats) = bounded::<Stats>(4);
-        let decode = spawn("tandem-decode", {
+        pipeline.spawn("tandem-decode", {
             let (driver, shared) = (Arc::clone(&driver), Arc::clone(&shared));
             move || decode_loop(decoder, sink, events, &driver, &shared)
         })?;
-        let watch = spawn("tandem-recv-stats", {
-            let (driver, shared, drain) = (Arc::clone(&driver), Arc::clone(&shared), stats.clone());
+        pipeline.spawn("tandem-recv-stats", {
+            let (shared, drain) = (Arc::clone(&shared), stats.clone());
             move || stats_loop(&driver, &shared, &config, proto_config, &stats_tx, &drain)
         })?;
         Ok(Receiver {
-            driver: Some(driver),
-            runtime: Some(rt),
+            pipeline,
             shared,
             stats,
-            threads: vec![watch, decode],
-            local,
         })
     }
 
     /// The local address the receiver's socket is bound to (where senders send).
     pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.local
+        self.pipeline.local_addr()
     }
 
     /// The sender's address, once known.
     pub fn peer(&self) -> Option<std::net::SocketAddr> {
-        self.driver.as_ref().and_then(|d| d.peer())
+        self.pipeline.driver().ok().and_then(|d| d.peer())
     }
 
     /// Changes the playout policy now.
     pub fn set_playout_policy(&self, policy: PlayoutPolicy) -> Result<(), EngineError> {
-        let driver = self.driver.as_ref().ok_or(EngineError::Stopped)?;
-        driver
+        self.pipeline
+            .driver()?
             .call(move |r, _| r.set_playout_policy(policy))
             .map_err(|_| EngineError::Stopped)
     }
@@ -188,28 +172,16 @@ impl Receiver {
 
     fn stop(&mut self) -> Result<(), EngineError> {
         self.shared.stop.store(true, Ordering::Relaxed);
-        // Stopping the driver closes the event channel, which ends the decoder thread (it
-        // finishes the sink on its way out); then every clone of the handle is ours.
-        if let Some(d) = &self.driver {
-            d.stop();
-        }
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-        let result = match (self.driver.take().map(Arc::try_unwrap), &self.runtime) {
-            (Some(Ok(d)), Some(rt)) => rt.block_on(d.shutdown()).map(|_| ()),
-            _ => Ok(()),
-        };
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(1));
-        }
+        // The decoder thread ends when the driver's event channel closes, finishing the
+        // sink on its way out; a sink that failed makes the stop an error.
+        let result = self.pipeline.stop();
         if let Some(e) = lock(&self.shared.fatal).clone() {
             return Err(EngineError::Io {
                 what: "receiving",
                 source: std::io::Error::other(e),
             });
         }
-        result.map_err(EngineError::from)
+        result
     }
 }
 
@@ -217,13 +189,6 @@ impl Drop for Receiver {
     fn drop(&mut self) {
         let _ = self.stop();
     }
-}
-
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, EngineError> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(f)
-        .map_err(EngineError::io("starting a thread"))
 }
 
 /// Where the decoder thread is in the sender's frame ids.
@@ -435,20 +400,7 @@ fn stats_loop(
         if d.datagrams_in > 0 {
             first_contact.get_or_insert(now);
         }
-        let trouble = match (driver.peer(), driver.peer_silent_for()) {
-            _ if driver.is_finished() => Some("the network side stopped".to_owned()),
-            (Some(peer), Some(silent)) if silent > config.net.peer_timeout => {
-                Some(EngineError::PeerGone { peer, silent }.to_string())
-            }
-            (Some(peer), None) if now - shared.started > config.net.peer_timeout => Some(
-                EngineError::NoAnswer {
-                    peer,
-                    waited: now - shared.started,
-                }
-                .to_string(),
-            ),
-            _ => None,
-        };
+        let trouble = peer_trouble(driver, config.net.peer_timeout, Some(shared.started));
         *lock(&shared.peer_trouble) = trouble;
         if last.0.elapsed() < config.stats_interval {
             continue;

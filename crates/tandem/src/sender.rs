@@ -20,19 +20,19 @@
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, PoisonError};
-use std::thread::JoinHandle;
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use crossbeam_channel::{Receiver as Rx, RecvTimeoutError, Sender as Tx, TrySendError, bounded};
 use tandem_codec::{Encoder, EncoderConfig, Frame, new_encoder};
-use tandem_net::{DriverHandle, spawn_driver};
+use tandem_net::DriverHandle;
 use tandem_proto::{Codec, OutgoingFrame, SendError, SenderEvent};
 
 use crate::config::SenderConfig;
-use crate::connect::{Remote, driver_config, runtime};
+use crate::connect::{Remote, driver_config};
 use crate::error::EngineError;
+use crate::pipeline::{Pipeline, lock, peer_trouble};
 use crate::source::VideoSource;
 use crate::stats::{Stats, Window, wall_us};
 
@@ -85,44 +85,29 @@ struct Shared {
 
 impl Shared {
     fn fail(&self, e: String) {
-        self.fatal
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .get_or_insert(e);
+        lock(&self.fatal).get_or_insert(e);
     }
 
     fn error(&self) -> Option<String> {
-        let fatal = self
-            .fatal
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .clone();
-        fatal.or_else(|| {
-            self.peer_trouble
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .clone()
-        })
+        let fatal = lock(&self.fatal).clone();
+        fatal.or_else(|| lock(&self.peer_trouble).clone())
     }
 }
 
 /// A running sender. Dropping it stops every thread and the network side.
 pub struct Sender {
-    driver: Option<Arc<Driver>>,
-    runtime: Option<tokio::runtime::Runtime>,
+    pipeline: Pipeline<tandem_proto::Sender>,
     mailbox: Tx<Captured>,
     mailbox_drain: Rx<Captured>,
     control: Tx<Control>,
     shared: Arc<Shared>,
     stats: Rx<Stats>,
-    threads: Vec<JoinHandle<()>>,
-    local: std::net::SocketAddr,
 }
 
 impl std::fmt::Debug for Sender {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Sender")
-            .field("local", &self.local)
+            .field("local", &self.pipeline.local_addr())
             .finish_non_exhaustive()
     }
 }
@@ -152,15 +137,12 @@ impl Sender {
         proto.start_bitrate_bps = bitrate_bps;
         proto.max_bitrate_bps = bitrate_bps;
         proto.min_bitrate_bps = proto.min_bitrate_bps.min(bitrate_bps);
-        let rt = runtime("tandem-send-net")?;
-        let mut driver = {
-            let _enter = rt.enter();
-            spawn_driver(tandem_proto::Sender::new(proto, Instant::now()), driver_cfg)
-                .map_err(EngineError::io("opening the sender's socket"))?
-        };
-        let events = driver.take_events();
-        let local = driver.local_addr();
-        let driver = Arc::new(driver);
+        let (mut pipeline, events) = Pipeline::start(
+            "tandem-send-net",
+            tandem_proto::Sender::new(proto, Instant::now()),
+            driver_cfg,
+        )?;
+        let driver = Arc::clone(pipeline.driver()?);
 
         let shared = Arc::new(Shared {
             counters: Counters::default(),
@@ -173,45 +155,41 @@ impl Sender {
         let (mailbox, mailbox_rx) = bounded::<Captured>(1);
         let (control, control_rx) = bounded::<Control>(16);
         let (stats_tx, stats) = bounded::<Stats>(4);
-        let mut threads = Vec::new();
-        threads.push(spawn("tandem-encode", {
+        pipeline.spawn("tandem-encode", {
             let (driver, shared, mailbox_rx) =
                 (Arc::clone(&driver), Arc::clone(&shared), mailbox_rx.clone());
             move || encode_loop(encoder, &driver, events, &mailbox_rx, &control_rx, &shared)
-        })?);
+        })?;
         if let Some(source) = source {
-            threads.push(spawn("tandem-capture", {
+            pipeline.spawn("tandem-capture", {
                 let (shared, mailbox, drain) =
                     (Arc::clone(&shared), mailbox.clone(), mailbox_rx.clone());
                 move || capture_loop(source, &mailbox, &drain, &shared)
-            })?);
+            })?;
         }
-        threads.push(spawn("tandem-send-stats", {
+        pipeline.spawn("tandem-send-stats", {
             let (driver, shared, drain) = (Arc::clone(&driver), Arc::clone(&shared), stats.clone());
             let (interval, timeout) = (config.stats_interval, config.net.peer_timeout);
             move || stats_loop(&driver, &shared, interval, timeout, &stats_tx, &drain)
-        })?);
+        })?;
         Ok(Sender {
-            driver: Some(driver),
-            runtime: Some(rt),
+            pipeline,
             mailbox,
             mailbox_drain: mailbox_rx,
             control,
             shared,
             stats,
-            threads,
-            local,
         })
     }
 
     /// The local address the sender's socket is bound to (what to advertise).
     pub fn local_addr(&self) -> std::net::SocketAddr {
-        self.local
+        self.pipeline.local_addr()
     }
 
     /// The receiver's address, once known.
     pub fn peer(&self) -> Option<std::net::SocketAddr> {
-        self.driver.as_ref().and_then(|d| d.peer())
+        self.pipeline.driver().ok().and_then(|d| d.peer())
     }
 
     /// Hands the encoder a picture captured now. If the encoder has not taken the previous
@@ -230,7 +208,7 @@ impl Sender {
 
     /// Sends an already encoded frame (pass-through: the engine does not look inside).
     pub fn send_encoded(&self, frame: EncodedInput) -> Result<u32, EngineError> {
-        let driver = self.driver.as_ref().ok_or(EngineError::Stopped)?;
+        let driver = self.pipeline.driver()?;
         let bytes = frame.data.len() as u64;
         let out = OutgoingFrame {
             data: frame.data,
@@ -285,20 +263,7 @@ impl Sender {
 
     fn stop(&mut self) -> Result<(), EngineError> {
         self.shared.stop.store(true, Ordering::Relaxed);
-        for t in self.threads.drain(..) {
-            let _ = t.join();
-        }
-        let Some(driver) = self.driver.take() else {
-            return Ok(());
-        };
-        let result = match (Arc::try_unwrap(driver), &self.runtime) {
-            (Ok(driver), Some(rt)) => rt.block_on(driver.shutdown()).map(|_| ()),
-            _ => Ok(()),
-        };
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(1));
-        }
-        result.map_err(EngineError::from)
+        self.pipeline.stop()
     }
 }
 
@@ -306,13 +271,6 @@ impl Drop for Sender {
     fn drop(&mut self) {
         let _ = self.stop();
     }
-}
-
-fn spawn(name: &str, f: impl FnOnce() + Send + 'static) -> Result<JoinHandle<()>, EngineError> {
-    std::thread::Builder::new()
-        .name(name.into())
-        .spawn(f)
-        .map_err(EngineError::io("starting a thread"))
 }
 
 /// Puts `c` in the one-picture mailbox, replacing a picture still waiting there.
@@ -446,11 +404,7 @@ fn encode_loop(
         };
         for e in out {
             let at = held.remove(&e.frame_id).unwrap_or(captured.at);
-            shared
-                .encode
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .push(at.elapsed());
+            lock(&shared.encode).push(at.elapsed());
             let bytes = e.data.len() as u64;
             let keyframe = e.keyframe;
             let frame = OutgoingFrame {
@@ -515,21 +469,8 @@ fn stats_loop(
             first_sent.get_or_insert(now);
         }
         let peer = driver.peer();
-        let trouble = match (peer, driver.peer_silent_for()) {
-            _ if driver.is_finished() => Some("the network side stopped".to_owned()),
-            (Some(p), Some(silent)) if silent > peer_timeout => {
-                Some(EngineError::PeerGone { peer: p, silent }.to_string())
-            }
-            (Some(p), None) => first_sent
-                .map(|t| now - t)
-                .filter(|waited| *waited > peer_timeout)
-                .map(|waited| EngineError::NoAnswer { peer: p, waited }.to_string()),
-            _ => None,
-        };
-        *shared
-            .peer_trouble
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner) = trouble;
+        let trouble = peer_trouble(driver, peer_timeout, first_sent);
+        *lock(&shared.peer_trouble) = trouble;
         let error = shared.error();
         let stats = Stats {
             role: "sender",
@@ -543,11 +484,7 @@ fn stats_loop(
                 .as_ref()
                 .and_then(|s| s.rtt)
                 .map(|r| r.as_secs_f64() * 1e3),
-            encode_ms: shared
-                .encode
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner)
-                .take(),
+            encode_ms: lock(&shared.encode).take(),
             frames_sent: frames,
             captures_skipped: c.captures_skipped.load(Ordering::Relaxed),
             keyframes: c.keyframes.load(Ordering::Relaxed),
