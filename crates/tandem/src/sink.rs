@@ -261,3 +261,87 @@ impl FrameSink for IvfFileSink {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn temp(name: &str) -> PathBuf {
+        let dir = std::env::temp_dir().join(format!("tandem-sink-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).expect("dir");
+        dir.join(name)
+    }
+
+    fn shown(frame: Frame) -> DisplayFrame {
+        let now = Instant::now();
+        DisplayFrame {
+            frame,
+            keyframe: false,
+            capture_us: 0,
+            completed_at: now,
+            released_at: now,
+            decoded_at: now,
+            code: None,
+            g2g: None,
+        }
+    }
+
+    fn unit(id: u32, size: Option<(u32, u32)>) -> EncodedVideo {
+        EncodedVideo {
+            frame_id: id,
+            codec: Codec::Av1,
+            keyframe: id == 0,
+            display: true,
+            capture_us: 1_000 + u64::from(id) * 16_667,
+            data: Bytes::from(vec![id as u8; 100 + id as usize]),
+            released_at: Instant::now(),
+            size,
+        }
+    }
+
+    #[test]
+    fn y4m_sink_writes_what_was_shown() {
+        let path = temp("shown.y4m");
+        let mut sink = Y4mFileSink::new(&path, 30);
+        for v in [20u8, 120, 220] {
+            sink.on_frame(shown(Frame::filled(64, 48, [v, 128, 128])));
+        }
+        sink.finish().expect("flushed");
+        let file = std::io::BufReader::new(File::open(&path).expect("file"));
+        let mut back = tandem_codec::Y4mSource::new(file).expect("y4m");
+        assert_eq!((back.width(), back.height(), back.fps()), (64, 48, (30, 1)));
+        let mut n = 0;
+        while let Some(f) = back.next_frame().expect("frame") {
+            assert_eq!(f.plane(tandem_codec::PlaneIndex::Y)[0], [20u8, 120, 220][n]);
+            n += 1;
+        }
+        assert_eq!(n, 3);
+    }
+
+    #[test]
+    fn ivf_sink_holds_frames_until_it_knows_the_size() {
+        let path = temp("received.ivf");
+        let mut sink = IvfFileSink::new(&path, None);
+        // The first frame before anything is decoded, then the size.
+        sink.on_encoded(&unit(0, None));
+        for id in 1..4 {
+            sink.on_encoded(&unit(id, Some((640, 360))));
+        }
+        sink.finish().expect("flushed");
+        let mut back = tandem_codec::IvfReader::new(File::open(&path).expect("file")).expect("ivf");
+        assert_eq!((back.width(), back.height()), (640, 360));
+        for id in 0..4u32 {
+            let (pts, data) = back.next_frame().expect("read").expect("frame");
+            assert_eq!(data, unit(id, None).data.to_vec());
+            assert_eq!(pts, u64::from(id) * 16_667, "µs from the first capture");
+        }
+        assert!(back.next_frame().expect("read").is_none());
+        // Encoded output never learns a size: the sink says so instead of growing.
+        let mut blind = IvfFileSink::new(&temp("blind.ivf"), None);
+        for id in 0..(IVF_WAIT_LIMIT as u32 + 1) {
+            blind.on_encoded(&unit(id, None));
+        }
+        let e = blind.finish().expect_err("no size");
+        assert!(e.to_string().contains("no picture size"), "{e}");
+    }
+}
