@@ -53,6 +53,14 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
         "libavahi-compat-libdnssd1",
         "libdns_sd.so.1, the dns_sd.h API that the native DNS-SD backend loads on Linux",
     ),
+    (
+        "xvfb",
+        "a virtual X server for tandem-recv's window test (the window needs no build-time package)",
+    ),
+    (
+        "x11-apps",
+        "xwd, which screenshots the virtual X server in the window test (far smaller than imagemagick)",
+    ),
 ];
 
 /// Fuzz targets of `crates/tandem-proto/fuzz`.
