@@ -5,11 +5,14 @@
 //! virtual-time latency report is `tandem-sim`'s binary. `benches/codec.rs` measures
 //! encode and decode time per frame; the `codec-report` binary feeds both encoders at a live
 //! rate and prints latency, lag, bitrate, quality and the wrappers' cost against libaom and
-//! dav1d called directly ([`raw_aom`]). The network and glass-to-glass reports join this
-//! crate with their crates.
+//! dav1d called directly ([`raw_aom`]). `net-report` measures the network driver and the
+//! relay on loopback. The `g2g` binary is the glass-to-glass report: the `tandem` engine's
+//! real sender and receiver through `tandem-relay`, figures defined by `tandem-sim`'s code;
+//! `benches/e2e.rs` times the same pipeline ([`g2g`]) with criterion.
 
 #![warn(missing_docs)]
 
+pub mod g2g;
 pub mod raw_aom;
 
 use std::time::{Duration, Instant};

@@ -9,7 +9,8 @@
 //!
 //! [`RelayCounters`] keep each link's counters and how late the relay itself was: the time
 //! from a datagram's scheduled delivery to its actual send, which is what the relay adds
-//! beyond the profile.
+//! beyond the profile. [`Relay::stall_windows`] gives the stall schedule it applied, as
+//! instants, so a report can tell frames captured near a stall from the others.
 //!
 //! Threads, not tokio: tokio's timer has millisecond granularity, which made the relay
 //! 1.4 ms late at p99 (measured at 50 Mbit/s on `clean`). Here one thread per socket
@@ -152,6 +153,26 @@ impl Relay {
     /// A snapshot of the counters.
     pub fn counters(&self) -> RelayCounters {
         self.shared.lock().counters.clone()
+    }
+
+    /// The stall windows the relay has applied so far, as `(start, end)` instants: every
+    /// window of the link's stall schedule that began between the relay's start and now (one
+    /// in progress with its scheduled end), ascending. Both directions share the schedule
+    /// (one radio), so this is each direction's. Empty for a link without stalls.
+    ///
+    /// A report that measures frames through the relay maps these onto its own clock to
+    /// tell frames captured near a stall from the others, as the simulator does.
+    pub fn stall_windows(&self) -> Vec<(Instant, Instant)> {
+        let start = self.shared.start;
+        let windows = self
+            .shared
+            .lock()
+            .up
+            .stall_windows(Duration::ZERO, start.elapsed());
+        windows
+            .into_iter()
+            .map(|(s, e)| (start + s, start + e))
+            .collect()
     }
 
     /// Whether a relay thread has stopped (only on a socket error).

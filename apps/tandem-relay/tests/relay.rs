@@ -129,3 +129,75 @@ fn config_defaults_are_documented_values() {
         std::time::Duration::from_micros(120)
     );
 }
+
+#[test]
+fn stall_windows_are_the_schedule_the_relay_applied() {
+    let target = socket();
+    let before = Instant::now();
+    let relay = start(RelayConfig::new(
+        "127.0.0.1:0".parse().expect("addr"),
+        target.local_addr().expect("addr"),
+        parse_profile_or_spec("stall=40ms/200ms,stall-phase=100ms").expect("spec"),
+    ))
+    .expect("relay starts");
+    let after = Instant::now();
+    let relay_addr = relay.local_addr();
+    let reader = std::thread::spawn(move || {
+        let mut arrivals = Vec::new();
+        let mut buf = [0u8; 16];
+        while let Ok((n, _)) = target.recv_from(&mut buf) {
+            if n == 4 {
+                let i = u32::from_be_bytes([buf[0], buf[1], buf[2], buf[3]]);
+                arrivals.push((i, Instant::now()));
+            }
+        }
+        arrivals
+    });
+    let client = socket();
+    let mut sent = Vec::new();
+    // A datagram every 2 ms for a second: about 20 inside each 40 ms window.
+    for i in 0..500u32 {
+        sent.push(Instant::now());
+        client.send_to(&i.to_be_bytes(), relay_addr).expect("send");
+        std::thread::sleep(Duration::from_millis(2));
+    }
+    let windows = relay.stall_windows();
+    let arrivals = reader.join().expect("reader");
+    // 40 ms windows every 200 ms from 100 ms after the start: at least 100, 300, …, 900.
+    assert!(windows.len() >= 5, "{} windows", windows.len());
+    for (k, &(s, e)) in windows.iter().enumerate() {
+        let offset = Duration::from_millis(100 + 200 * k as u64);
+        assert!(
+            s >= before + offset && s <= after + offset,
+            "window {k} starts {:?} after the relay",
+            s - before
+        );
+        assert_eq!(e - s, Duration::from_millis(40), "window {k}");
+    }
+    // Whatever was sent inside a window was held to its end (the relay never sends early),
+    // and what was sent well away from every window went through at once.
+    let mut held = 0;
+    let mut prompt = Vec::new();
+    for &(i, at) in &arrivals {
+        let t = sent[i as usize];
+        if let Some(&(_, e)) = windows.iter().find(|&&(s, e)| t >= s && t < e) {
+            assert!(
+                at >= e,
+                "datagram {i} sent in a window arrived before its end"
+            );
+            held += 1;
+        } else if windows
+            .iter()
+            .all(|&(s, e)| t + Duration::from_millis(5) < s || t > e + Duration::from_millis(5))
+        {
+            prompt.push(at - t);
+        }
+    }
+    assert!(held >= 5 * 15, "only {held} datagrams sent inside windows");
+    prompt.sort();
+    let median = prompt[prompt.len() / 2];
+    assert!(
+        median < Duration::from_millis(5),
+        "median transit outside windows {median:?}"
+    );
+}

@@ -1,4 +1,7 @@
 //! Figures from a run, as the report prints them. Virtual time makes them exact.
+//! [`frame_figures`] is the part computed from frame records alone; the real-time
+//! glass-to-glass report (`tandem-benches`' `g2g`) calls it on a real run's records, so the
+//! definitions below are the same code in both.
 //!
 //! Definitions (each figure's name is its JSON key):
 //! - `latency_ms`: capture → display, over displayed frames; percentiles by nearest rank.
@@ -10,7 +13,8 @@
 //! - `frames_late_outside_stalls`: the late frames among those captured more than one
 //!   frame interval away from every stall window; `frames_outside_stalls` is how many
 //!   frames were captured there, the denominator of the target.
-//! - `freezes_over_100ms`: gaps over 100 ms between consecutive displayed frames.
+//! - `freezes_over_100ms`, `freezes_over_200ms`: gaps over 100 ms (200 ms) between
+//!   consecutive displayed frames.
 //! - `recovery_ms_p99`: per stall, the settling time — from the stall's end until the
 //!   last frame of the run of out-of-band frames displayed right after it, where
 //!   out-of-band means latency more than 2 ms above the baseline (the median latency of
@@ -89,6 +93,8 @@ pub struct Figures {
     pub frames_skipped: u64,
     /// Display gaps over 100 ms.
     pub freezes_over_100ms: u64,
+    /// Display gaps over 200 ms.
+    pub freezes_over_200ms: u64,
     /// Capture-to-display latency.
     pub latency_ms: Percentiles,
     /// Stall settling time, 99th percentile over stalls (repaired frames passed over).
@@ -130,18 +136,53 @@ fn near_stall(capture: Duration, stalls: &[(Duration, Duration)], margin: Durati
         .any(|&(s, e)| capture + margin >= s && capture <= e + margin)
 }
 
-/// Computes the figures of `run`, labelled with `profile`.
-pub fn figures(run: &RunResult, profile: &str) -> Figures {
-    let interval = run.scenario.frame_interval();
-    let shown: Vec<&FrameRecord> = run.frames.iter().filter(|f| f.shown_at.is_some()).collect();
+/// The figures of a run that depend only on its frames — when each was captured, whether
+/// and when it was shown — the frame interval and the stall windows. [`figures`] computes
+/// a simulated run's with it, and the glass-to-glass report (`tandem-benches`, `g2g`) a
+/// real run's, so both are defined by the same code. Field names are [`Figures`]' own.
+#[derive(Clone, Debug, Default, PartialEq, Serialize)]
+pub struct FrameFigures {
+    /// Frames captured.
+    pub frames_sent: u64,
+    /// Frames displayed.
+    pub frames_shown: u64,
+    /// Displayed more than one frame interval after their slot.
+    pub frames_late: u64,
+    /// Late frames among those captured away from stalls.
+    pub frames_late_outside_stalls: u64,
+    /// Frames captured more than one frame interval away from every stall.
+    pub frames_outside_stalls: u64,
+    /// Captured but never displayed.
+    pub frames_skipped: u64,
+    /// Display gaps over 100 ms.
+    pub freezes_over_100ms: u64,
+    /// Display gaps over 200 ms.
+    pub freezes_over_200ms: u64,
+    /// Capture-to-display latency.
+    pub latency_ms: Percentiles,
+    /// Stall settling time, 99th percentile over stalls (repaired frames passed over).
+    pub recovery_ms_p99: f64,
+    /// The same with repaired frames counted like any other.
+    pub recovery_ms_p99_with_repairs: f64,
+    /// Stall windows given.
+    pub stalls: u64,
+}
+
+/// Computes the [`FrameFigures`] of `frames` (one record per captured frame, times since
+/// the start of the run), captured every `interval`, with the link's stall windows
+/// `stalls` (ascending, on the same clock), as the module documentation defines them.
+pub fn frame_figures(
+    frames: &[FrameRecord],
+    interval: Duration,
+    stalls: &[(Duration, Duration)],
+) -> FrameFigures {
+    let shown: Vec<&FrameRecord> = frames.iter().filter(|f| f.shown_at.is_some()).collect();
     let mut lat: Vec<f64> = shown.iter().filter_map(|f| f.latency()).map(ms).collect();
     lat.sort_by(f64::total_cmp);
     let p50 = percentile(&lat, 0.50);
     let late_threshold = p50 + ms(interval);
     let is_late = |f: &FrameRecord| f.latency().is_some_and(|l| ms(l) > late_threshold);
-    let stalls = &run.stall_windows;
-    let outside: Vec<&FrameRecord> = run
-        .frames
+    let outside: Vec<&FrameRecord> = frames
         .iter()
         .filter(|f| !near_stall(f.capture, stalls, interval))
         .collect();
@@ -155,13 +196,15 @@ pub fn figures(run: &RunResult, profile: &str) -> Figures {
 
     let mut displays: Vec<&FrameRecord> = shown.clone();
     displays.sort_by_key(|f| f.shown_at);
-    let freezes = displays
-        .windows(2)
-        .filter(|w| match (w[0].shown_at, w[1].shown_at) {
-            (Some(a), Some(b)) => b - a > Duration::from_millis(100),
-            _ => false,
-        })
-        .count();
+    let freezes_over = |limit: Duration| {
+        displays
+            .windows(2)
+            .filter(|w| match (w[0].shown_at, w[1].shown_at) {
+                (Some(a), Some(b)) => b - a > limit,
+                _ => false,
+            })
+            .count() as u64
+    };
     let settle_times = |skip_repaired: bool| {
         let mut v: Vec<f64> = stalls
             .iter()
@@ -189,6 +232,30 @@ pub fn figures(run: &RunResult, profile: &str) -> Figures {
         percentile(&v, 0.99)
     };
 
+    FrameFigures {
+        frames_sent: frames.len() as u64,
+        frames_shown: shown.len() as u64,
+        frames_late: shown.iter().filter(|f| is_late(f)).count() as u64,
+        frames_late_outside_stalls: outside.iter().filter(|f| is_late(f)).count() as u64,
+        frames_outside_stalls: outside.len() as u64,
+        frames_skipped: (frames.len() - shown.len()) as u64,
+        freezes_over_100ms: freezes_over(Duration::from_millis(100)),
+        freezes_over_200ms: freezes_over(Duration::from_millis(200)),
+        latency_ms: Percentiles::of_sorted(&lat),
+        recovery_ms_p99: settle_times(true),
+        recovery_ms_p99_with_repairs: settle_times(false),
+        stalls: stalls.len() as u64,
+    }
+}
+
+/// Computes the figures of `run`, labelled with `profile`: [`frame_figures`] over its
+/// frames and stall windows, and the byte and repair counters.
+pub fn figures(run: &RunResult, profile: &str) -> Figures {
+    let f = frame_figures(
+        &run.frames,
+        run.scenario.frame_interval(),
+        &run.stall_windows,
+    );
     let overhead = run.bytes_wire.saturating_sub(run.bytes_payload) as f64;
     Figures {
         profile: profile.to_string(),
@@ -200,17 +267,18 @@ pub fn figures(run: &RunResult, profile: &str) -> Figures {
         }
         .into(),
         seconds: run.scenario.duration.as_secs_f64(),
-        frames_sent: run.frames.len() as u64,
-        frames_shown: shown.len() as u64,
-        frames_late: shown.iter().filter(|f| is_late(f)).count() as u64,
-        frames_late_outside_stalls: outside.iter().filter(|f| is_late(f)).count() as u64,
-        frames_outside_stalls: outside.len() as u64,
-        frames_skipped: (run.frames.len() - shown.len()) as u64,
-        freezes_over_100ms: freezes as u64,
-        latency_ms: Percentiles::of_sorted(&lat),
-        recovery_ms_p99: settle_times(true),
-        recovery_ms_p99_with_repairs: settle_times(false),
-        stalls: stalls.len() as u64,
+        frames_sent: f.frames_sent,
+        frames_shown: f.frames_shown,
+        frames_late: f.frames_late,
+        frames_late_outside_stalls: f.frames_late_outside_stalls,
+        frames_outside_stalls: f.frames_outside_stalls,
+        frames_skipped: f.frames_skipped,
+        freezes_over_100ms: f.freezes_over_100ms,
+        freezes_over_200ms: f.freezes_over_200ms,
+        latency_ms: f.latency_ms,
+        recovery_ms_p99: f.recovery_ms_p99,
+        recovery_ms_p99_with_repairs: f.recovery_ms_p99_with_repairs,
+        stalls: f.stalls,
         bytes_payload: run.bytes_payload,
         bytes_overhead_pct: if run.bytes_payload > 0 {
             overhead * 100.0 / run.bytes_payload as f64
@@ -237,6 +305,51 @@ mod tests {
         assert_eq!(percentile(&v, 1.0), 100.0);
         assert_eq!(percentile(&[], 0.5), 0.0);
         assert_eq!(percentile(&[3.0], 0.01), 3.0);
+    }
+
+    fn record(capture_ms: u64, latency_ms: Option<u64>) -> FrameRecord {
+        let capture = Duration::from_millis(capture_ms);
+        FrameRecord {
+            frame_id: capture_ms as u32,
+            skipped_by_encoder: false,
+            capture,
+            shown_at: latency_ms.map(|l| capture + Duration::from_millis(l)),
+            decoded: latency_ms.is_some(),
+            completed_at: None,
+            repaired: false,
+            keyframe: false,
+        }
+    }
+
+    #[test]
+    fn frame_figures_from_records_alone() {
+        let iv = Duration::from_millis(10);
+        // 100 frames 10 ms apart at 5 ms; frame 50 shown 30 ms late, frames 70–94 never
+        // shown (a 260 ms gap in the display), one stall around 300 ms.
+        let frames: Vec<FrameRecord> = (0..100u64)
+            .map(|i| match i {
+                50 => record(i * 10, Some(35)),
+                70..=94 => record(i * 10, None),
+                _ => record(i * 10, Some(5)),
+            })
+            .collect();
+        let stalls = [(Duration::from_millis(300), Duration::from_millis(340))];
+        let f = frame_figures(&frames, iv, &stalls);
+        assert_eq!(
+            (f.frames_sent, f.frames_shown, f.frames_skipped),
+            (100, 75, 25)
+        );
+        assert_eq!(f.latency_ms.p50, 5.0);
+        assert_eq!(f.latency_ms.max, 35.0);
+        assert_eq!((f.frames_late, f.frames_late_outside_stalls), (1, 1));
+        // Captures at 290..=350 ms are within one interval of the stall: 7 frames.
+        assert_eq!(f.frames_outside_stalls, 93);
+        assert_eq!((f.freezes_over_100ms, f.freezes_over_200ms), (1, 1));
+        assert_eq!(f.stalls, 1);
+        assert_eq!(
+            f.recovery_ms_p99, 0.0,
+            "nothing out of band after the stall"
+        );
     }
 
     #[test]

@@ -32,7 +32,7 @@ use crate::error::EngineError;
 use crate::pipeline::{Pipeline, lock, peer_trouble};
 use crate::sender::send_replacing;
 use crate::sink::{DisplayFrame, EncodedVideo, FrameSink};
-use crate::stats::{Stats, Window, g2g_from_code, wall_us};
+use crate::stats::{Stats, TIMES_KEPT, Times, Window, g2g_from_code, wall_us};
 
 type Driver = DriverHandle<tandem_proto::Receiver>;
 
@@ -57,6 +57,8 @@ struct Windows {
 struct Shared {
     counters: Counters,
     windows: Mutex<Windows>,
+    /// Each decode time with its frame id, for [`Receiver::decode_times`].
+    decode_times: Times,
     /// The last interval's median glass-to-glass latency, ms: the baseline "late" is
     /// measured from.
     g2g_baseline_ms: Mutex<Option<f64>>,
@@ -111,6 +113,7 @@ impl Receiver {
         let shared = Arc::new(Shared {
             counters: Counters::default(),
             windows: Mutex::new(Windows::default()),
+            decode_times: bounded(TIMES_KEPT),
             g2g_baseline_ms: Mutex::new(None),
             frame_interval: Mutex::new(Duration::from_micros(16_667)),
             peer_trouble: Mutex::new(None),
@@ -156,6 +159,13 @@ impl Receiver {
     /// reads).
     pub fn stats(&self) -> Rx<Stats> {
         self.stats.clone()
+    }
+
+    /// Each decoded frame's id (the sender's) and decode time, as it is decoded: the
+    /// per-frame samples behind [`Stats::decode_ms`], for a report that wants percentiles
+    /// over a whole run. The newest 1024 wait when nobody reads.
+    pub fn decode_times(&self) -> Rx<(u32, Duration)> {
+        self.shared.decode_times.1.clone()
     }
 
     /// Why the session is in trouble (peer gone, network failed), if it is.
@@ -309,6 +319,8 @@ fn decode_one(
     };
     let decoded_at = Instant::now();
     lock(&shared.windows).decode.push(decoded_at - started);
+    let (times, drain) = &shared.decode_times;
+    send_replacing(times, drain, (f.frame_id, decoded_at - started));
     sink.on_encoded(&encoded(
         f,
         picture.as_ref().map(|p| (p.width(), p.height())),

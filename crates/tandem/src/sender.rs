@@ -34,7 +34,7 @@ use crate::connect::{Remote, driver_config};
 use crate::error::EngineError;
 use crate::pipeline::{Pipeline, lock, peer_trouble};
 use crate::source::VideoSource;
-use crate::stats::{Stats, Window, wall_us};
+use crate::stats::{Stats, TIMES_KEPT, Times, Window, wall_us};
 
 type Driver = DriverHandle<tandem_proto::Sender>;
 
@@ -75,6 +75,8 @@ struct Counters {
 struct Shared {
     counters: Counters,
     encode: Mutex<Window>,
+    /// The same samples one by one, with frame ids, for [`Sender::encode_times`].
+    encode_times: Times,
     /// Why the pipeline stopped working (capture or encoder failed); permanent.
     fatal: Mutex<Option<String>>,
     /// What is wrong with the peer now (silent, never answered); clears when it returns.
@@ -147,6 +149,7 @@ impl Sender {
         let shared = Arc::new(Shared {
             counters: Counters::default(),
             encode: Mutex::new(Window::default()),
+            encode_times: bounded(TIMES_KEPT),
             fatal: Mutex::new(None),
             peer_trouble: Mutex::new(None),
             stop: AtomicBool::new(false),
@@ -244,6 +247,13 @@ impl Sender {
     /// reads).
     pub fn stats(&self) -> Rx<Stats> {
         self.stats.clone()
+    }
+
+    /// Each encoded frame's id (the picture's) and encode time, as it is encoded: the
+    /// per-frame samples behind [`Stats::encode_ms`], for a report that wants percentiles
+    /// over a whole run. The newest 1024 wait when nobody reads.
+    pub fn encode_times(&self) -> Rx<(u32, Duration)> {
+        self.shared.encode_times.1.clone()
     }
 
     /// Why the session is in trouble (peer gone, network failed), if it is.
@@ -404,7 +414,10 @@ fn encode_loop(
         };
         for e in out {
             let at = held.remove(&e.frame_id).unwrap_or(captured.at);
-            lock(&shared.encode).push(at.elapsed());
+            let took = at.elapsed();
+            lock(&shared.encode).push(took);
+            let (times, drain) = &shared.encode_times;
+            send_replacing(times, drain, (e.frame_id, took));
             let bytes = e.data.len() as u64;
             let keyframe = e.keyframe;
             let frame = OutgoingFrame {

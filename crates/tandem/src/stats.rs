@@ -205,6 +205,17 @@ pub fn g2g_from_code(code_capture_us: u64, now_wall_us: u64) -> Option<Duration>
     (elapsed < 60_000_000).then(|| Duration::from_micros(elapsed))
 }
 
+/// Per-frame samples a pipeline holds for an app that has not read them yet
+/// ([`crate::Sender::encode_times`], [`crate::Receiver::decode_times`]); older ones make room.
+pub(crate) const TIMES_KEPT: usize = 1024;
+
+/// Both ends of such a stream of `(frame id, time)`: the pipeline sends, apps read clones
+/// of the receiving end.
+pub(crate) type Times = (
+    crossbeam_channel::Sender<(u32, Duration)>,
+    crossbeam_channel::Receiver<(u32, Duration)>,
+);
+
 /// Samples of one interval.
 #[derive(Debug, Default)]
 pub(crate) struct Window {

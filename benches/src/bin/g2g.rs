@@ -1,0 +1,424 @@
+//! `g2g`: the glass-to-glass report. A real `tandem` sender (the test pattern, libaom
+//! realtime by default) streams through `tandem-relay` to a real `tandem` receiver (dav1d)
+//! on loopback; each displayed picture's pixel code says which capture it is and when it
+//! was captured, and the figures are `tandem-sim`'s, computed by the same function
+//! ([`tandem_sim::report::frame_figures`]) over the real run's frame records (see
+//! [`tandem_benches::g2g`] for the clock and the records).
+//!
+//! One command runs, one after the other in this process, each for `--seconds` after a
+//! warm-up, with the same profile and seed: the chosen policy, the `fixed:50` buffer
+//! baseline, and with `--compare-wifi` the chosen policy on `wifi` (the reference of the
+//! `awdl-stall` target). Figures per run: `latency_ms {p50,p95,p99,max}`, `frames_sent`
+//! (captured), `frames_shown`, `frames_late`, `frames_late_outside_stalls`,
+//! `frames_outside_stalls`, `frames_skipped`, `freezes_over_100ms`, `freezes_over_200ms`,
+//! `recovery_ms_p99_with_repairs` (a real run does not know which frames were repaired, so
+//! `recovery_ms_p99` counts them too), and per-frame `encode_ms` and `decode_ms`
+//! percentiles from the engine's own samples.
+//!
+//! Targets (issue 5; 2-core machine, 640×360@60, libaom), printed as figures with a
+//! pass/fail line, never asserted:
+//! - `clean`: g2g p50 ≤ encode p50 + decode p50 + 3 ms;
+//! - `awdl-stall`, `latency`: p50 ≤ `wifi` p50 + 2 ms (needs `--compare-wifi`), at most 1 %
+//!   of the frames captured away from stalls shown late, and `fixed:50` p50 ≥ 50 ms;
+//! - `lossy`: frames shown ≥ 99 % of those captured, no freeze over 200 ms.
+//!
+//! The relay does not spin before deliveries by default (`--relay-spin-us 0`): on two
+//! cores it would compete with the encoder while frames are in flight, for no gain the
+//! figures can see (measurements at `DEFAULT_RELAY_SPIN` in the library).
+
+use std::time::Duration;
+
+use anyhow::{Context, Result};
+use clap::Parser;
+use serde::Serialize;
+use tandem::{EncoderKind, PlayoutPolicy};
+use tandem_benches::g2g::{DEFAULT_RELAY_SPIN, Measured, PipelineConfig, measure};
+use tandem_sim::impair::LinkConfig;
+use tandem_sim::profile::parse_profile_or_spec;
+use tandem_sim::report::policy_name;
+
+/// An impairment profile as given, and what it parses to.
+#[derive(Debug, Clone)]
+struct Profile {
+    name: String,
+    link: LinkConfig,
+}
+
+fn parse_profile(s: &str) -> Result<Profile, String> {
+    parse_profile_or_spec(s)
+        .map(|link| Profile {
+            name: s.to_string(),
+            link,
+        })
+        .map_err(|e| e.to_string())
+}
+
+/// A picture size, `WIDTHxHEIGHT`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Size {
+    width: u32,
+    height: u32,
+}
+
+fn parse_size(s: &str) -> Result<Size, String> {
+    let bad = || format!("`{s}` is not a size like 640x360 (even, 144x64 to 3840x2160)");
+    let (w, h) = s.split_once(['x', 'X']).ok_or_else(bad)?;
+    let (width, height) = (
+        w.parse::<u32>().map_err(|_| bad())?,
+        h.parse::<u32>().map_err(|_| bad())?,
+    );
+    // I420 needs even sizes; the pixel code needs 144×64 at least.
+    let ok = (144..=3840).contains(&width)
+        && (64..=2160).contains(&height)
+        && width % 2 == 0
+        && height % 2 == 0;
+    ok.then_some(Size { width, height }).ok_or_else(bad)
+}
+
+fn parse_seconds(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.5..=3600.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not a number of seconds from 0.5 to 3600")),
+    }
+}
+
+fn parse_warmup(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(v) if (0.0..=60.0).contains(&v) => Ok(v),
+        _ => Err(format!("`{s}` is not a number of seconds from 0 to 60")),
+    }
+}
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "g2g",
+    about = "Glass-to-glass latency of the real engine through the impairment relay, with the simulator's figures"
+)]
+struct Args {
+    /// Impairment profile (clean, wifi, awdl-stall, awdl-heavy, lossy, burst, reorder) or a
+    /// spec string as tandem-sim takes it, e.g. "wifi,loss=1%".
+    #[arg(long, default_value = "awdl-stall", value_parser = parse_profile)]
+    profile: Profile,
+    /// Playout policy: latency | smooth | smooth:MIN-MAX (ms) | fixed:MS. The fixed:50
+    /// baseline runs as well.
+    #[arg(long, default_value = "latency")]
+    policy: PlayoutPolicy,
+    /// Seconds of capture counted per run.
+    #[arg(long, default_value_t = 20.0, value_parser = parse_seconds)]
+    seconds: f64,
+    /// Seconds of streaming before the counted capture starts (encoder start-up, first
+    /// keyframe).
+    #[arg(long, default_value_t = 1.0, value_parser = parse_warmup)]
+    warmup: f64,
+    /// The relay's seed (the same for every run).
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+    /// Picture size, WIDTHxHEIGHT.
+    #[arg(long, default_value = "640x360", value_parser = parse_size)]
+    size: Size,
+    /// Frames per second.
+    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
+    fps: u32,
+    /// Encoder: aom or rav1e.
+    #[arg(long, default_value = "aom")]
+    encoder: EncoderKind,
+    /// Also run the chosen policy on `wifi`, the reference of the awdl-stall target.
+    #[arg(long)]
+    compare_wifi: bool,
+    /// The relay's spin window before each delivery, µs.
+    #[arg(long, default_value_t = DEFAULT_RELAY_SPIN.as_micros() as u64,
+          value_parser = clap::value_parser!(u64).range(0..=10_000))]
+    relay_spin_us: u64,
+    /// Print one JSON document (targets go to stderr) instead of a table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// One run's figures, labelled.
+#[derive(Debug, Serialize)]
+struct Row {
+    profile: String,
+    policy: String,
+    #[serde(flatten)]
+    measured: Measured,
+}
+
+#[derive(Debug, Serialize)]
+struct Target {
+    target: String,
+    value: f64,
+    limit: String,
+    met: bool,
+}
+
+#[derive(Debug, Serialize)]
+struct Report {
+    profile: String,
+    spec: String,
+    seed: u64,
+    seconds: f64,
+    warmup_s: f64,
+    width: u32,
+    height: u32,
+    fps: u32,
+    encoder: String,
+    relay_spin_us: u64,
+    threads: usize,
+    results: Vec<Row>,
+    targets: Vec<Target>,
+}
+
+fn fixed_50() -> PlayoutPolicy {
+    PlayoutPolicy::Fixed(Duration::from_millis(50))
+}
+
+/// The issue's targets that apply to this run: by profile name, on the chosen policy's
+/// row (`rows[0]`), the `fixed:50` row, and the wifi row when there is one.
+fn targets(args: &Args, rows: &[Row]) -> Vec<Target> {
+    let mut out = Vec::new();
+    let Some(main) = rows.first() else {
+        return out;
+    };
+    let m = &main.measured;
+    let fixed = rows
+        .iter()
+        .find(|r| r.profile == args.profile.name && r.policy == policy_name(&fixed_50()));
+    let wifi = rows.iter().find(|r| r.profile == "wifi");
+    let mut push = |target: String, value: f64, limit: String, met: bool| {
+        out.push(Target {
+            target,
+            value,
+            limit,
+            met,
+        })
+    };
+    match args.profile.name.as_str() {
+        "clean" => {
+            let budget = m.encode_ms.p50 + m.decode_ms.p50 + 3.0;
+            push(
+                format!(
+                    "clean {}: g2g p50 ≤ encode p50 + decode p50 + 3 ms",
+                    main.policy
+                ),
+                m.frames.latency_ms.p50,
+                format!("≤ {budget:.2} ms"),
+                m.frames.latency_ms.p50 <= budget,
+            );
+        }
+        "awdl-stall" => {
+            if args.policy == PlayoutPolicy::Latency {
+                if let Some(w) = wifi {
+                    let limit = w.measured.frames.latency_ms.p50 + 2.0;
+                    push(
+                        "awdl-stall latency: p50 ≤ wifi p50 + 2 ms".into(),
+                        m.frames.latency_ms.p50,
+                        format!("≤ {limit:.2} ms"),
+                        m.frames.latency_ms.p50 <= limit,
+                    );
+                }
+                let f = &m.frames;
+                let pct = f.frames_late_outside_stalls as f64 * 100.0
+                    / f.frames_outside_stalls.max(1) as f64;
+                push(
+                    "awdl-stall latency: frames captured away from stalls shown late".into(),
+                    pct,
+                    "≤ 1 %".into(),
+                    pct <= 1.0,
+                );
+            }
+            if let Some(fx) = fixed {
+                let p50 = fx.measured.frames.latency_ms.p50;
+                push(
+                    "awdl-stall fixed:50: p50 ≥ 50 ms".into(),
+                    p50,
+                    "≥ 50 ms".into(),
+                    p50 >= 50.0,
+                );
+            }
+        }
+        "lossy" => {
+            let f = &m.frames;
+            let pct = f.frames_shown as f64 * 100.0 / f.frames_sent.max(1) as f64;
+            push(
+                format!("lossy {}: frames shown", main.policy),
+                pct,
+                "≥ 99 %".into(),
+                pct >= 99.0,
+            );
+            push(
+                format!("lossy {}: freezes over 200 ms", main.policy),
+                f.freezes_over_200ms as f64,
+                "= 0".into(),
+                f.freezes_over_200ms == 0,
+            );
+        }
+        _ => {}
+    }
+    out
+}
+
+fn print_table(rows: &[Row]) {
+    println!(
+        "{:<12} {:<10} {:>5} {:>5} {:>5} {:>8} {:>7} {:>7} {:>5} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "profile",
+        "policy",
+        "sent",
+        "shown",
+        "late",
+        "late-out",
+        "outside",
+        "skipped",
+        "frz",
+        "p50",
+        "p95",
+        "p99",
+        "max",
+        "enc50",
+        "enc99",
+        "dec50",
+        "dec99"
+    );
+    for r in rows {
+        let (f, m) = (&r.measured.frames, &r.measured);
+        println!(
+            "{:<12} {:<10} {:>5} {:>5} {:>5} {:>8} {:>7} {:>7} {:>5} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
+            r.profile,
+            r.policy,
+            f.frames_sent,
+            f.frames_shown,
+            f.frames_late,
+            f.frames_late_outside_stalls,
+            f.frames_outside_stalls,
+            f.frames_skipped,
+            f.freezes_over_100ms,
+            f.latency_ms.p50,
+            f.latency_ms.p95,
+            f.latency_ms.p99,
+            f.latency_ms.max,
+            m.encode_ms.p50,
+            m.encode_ms.p99,
+            m.decode_ms.p50,
+            m.decode_ms.p99
+        );
+    }
+}
+
+fn target_lines(targets: &[Target]) -> Vec<String> {
+    targets
+        .iter()
+        .map(|t| {
+            format!(
+                "{} {}: {:.2} ({})",
+                if t.met { "PASS" } else { "FAIL" },
+                t.target,
+                t.value,
+                t.limit
+            )
+        })
+        .collect()
+}
+
+fn main() {
+    let args = Args::parse();
+    if let Err(e) = run(&args) {
+        eprintln!("g2g: {e:#}");
+        std::process::exit(1);
+    }
+}
+
+fn run(args: &Args) -> Result<()> {
+    let mut plan = vec![(args.profile.clone(), args.policy)];
+    if args.policy != fixed_50() {
+        plan.push((args.profile.clone(), fixed_50()));
+    }
+    if args.compare_wifi {
+        let wifi = parse_profile("wifi").map_err(anyhow::Error::msg)?;
+        plan.push((wifi, args.policy));
+    }
+    let (warmup, seconds) = (
+        Duration::from_secs_f64(args.warmup),
+        Duration::from_secs_f64(args.seconds),
+    );
+    let mut rows = Vec::new();
+    for (profile, policy) in plan {
+        let config = PipelineConfig {
+            seed: args.seed,
+            policy,
+            width: args.size.width,
+            height: args.size.height,
+            fps: args.fps,
+            encoder: args.encoder,
+            relay_spin: Duration::from_micros(args.relay_spin_us),
+            ..PipelineConfig::new(profile.link.clone())
+        };
+        let policy = policy_name(&policy);
+        eprintln!(
+            "g2g: {} {policy}, {:.1} s after {:.1} s of warm-up",
+            profile.name, args.seconds, args.warmup
+        );
+        let measured = measure(&config, warmup, seconds)
+            .with_context(|| format!("running {} {policy}", profile.name))?;
+        rows.push(Row {
+            profile: profile.name,
+            policy,
+            measured,
+        });
+    }
+    let targets = targets(args, &rows);
+    if args.profile.name == "awdl-stall" && !args.compare_wifi {
+        eprintln!("g2g: the awdl-stall p50 target needs the wifi reference: pass --compare-wifi");
+    }
+    let report = Report {
+        profile: args.profile.name.clone(),
+        spec: args.profile.link.to_string(),
+        seed: args.seed,
+        seconds: args.seconds,
+        warmup_s: args.warmup,
+        width: args.size.width,
+        height: args.size.height,
+        fps: args.fps,
+        encoder: args.encoder.to_string(),
+        relay_spin_us: args.relay_spin_us,
+        threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        results: rows,
+        targets,
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+        for line in target_lines(&report.targets) {
+            eprintln!("{line}");
+        }
+    } else {
+        print_table(&report.results);
+        for line in target_lines(&report.targets) {
+            println!("{line}");
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_and_errors_name_the_value() {
+        assert_eq!(
+            parse_size("640x360"),
+            Ok(Size {
+                width: 640,
+                height: 360
+            })
+        );
+        assert!(
+            parse_size("641x360")
+                .expect_err("odd")
+                .contains("`641x360`")
+        );
+        assert!(parse_size("64x64").is_err(), "too small for the pixel code");
+        assert!(parse_size("wide").is_err());
+        assert!(parse_seconds("0.1").expect_err("short").contains("`0.1`"));
+        assert!(parse_profile("awdl-stall").is_ok());
+        assert!(parse_profile("mars").expect_err("unknown").contains("mars"));
+    }
+}

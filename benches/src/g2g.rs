@@ -1,0 +1,534 @@
+//! The glass-to-glass pipeline the `g2g` report and the `e2e` bench share: the `tandem`
+//! engine's real sender (test pattern, libaom or rav1e) and receiver (dav1d) on loopback,
+//! with `tandem-relay` applying an impairment profile between them, and [`measure`], which
+//! turns a timed run into `tandem-sim` frame records and the simulator's own figures.
+//!
+//! ```text
+//!  pattern ─▶ Sender ─UDP─▶ tandem-relay (profile, seed) ─UDP─▶ Receiver ─▶ sink
+//!  capture log: (frame id, wall µs)                   pixel code read back, wall µs shown
+//! ```
+//!
+//! One clock: the wall clock in µs ([`tandem::stats::wall_us`]), the clock the pixel code
+//! carries, is the clock of every frame record — a capture is the capture time read from
+//! the picture's pixel code (for a frame never shown, the one the pattern stamped, which
+//! the source logs), a display is when the sink was handed the picture. Run time 0 is one
+//! `(Instant, wall µs)` pair taken together, through which the relay's stall windows
+//! (instants) are mapped onto the same clock. Sender and receiver share the host, so their
+//! wall clocks are one.
+//!
+//! A run captures frames for `seconds` after a warm-up, then waits [`GRACE`] for the frames
+//! still in flight, as the simulator's runner does; frames captured during the warm-up or
+//! the grace period are not counted.
+
+use std::collections::{HashMap, HashSet};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver as Rx, unbounded};
+use serde::Serialize;
+use tandem::sink::FnSink;
+use tandem::source::VideoSource;
+use tandem::stats::{g2g_from_code, wall_us};
+use tandem::{
+    DisplayFrame, EncoderKind, EngineError, Frame, PlayoutPolicy, Receiver, ReceiverConfig, Remote,
+    Sender, SenderConfig, Stats, TestPatternSource,
+};
+use tandem_relay::{Relay, RelayConfig, RelayCounters};
+use tandem_sim::impair::LinkConfig;
+use tandem_sim::report::{FrameFigures, Percentiles, frame_figures};
+use tandem_sim::runner::FrameRecord;
+
+/// How long a run waits after its last counted capture for frames still in flight (the
+/// simulator's drain period).
+pub const GRACE: Duration = Duration::from_millis(500);
+
+/// Captures a pipeline logs at most (an hour at 60 fps); later ones go unlogged.
+const CAPTURE_LOG_LIMIT: usize = 60 * 3600;
+
+/// Why a pipeline could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// The engine failed to start or stop (socket, codec, thread).
+    #[error("engine: {0}")]
+    Engine(#[from] EngineError),
+    /// The relay could not bind or start.
+    #[error("relay: {0}")]
+    Relay(#[from] std::io::Error),
+}
+
+/// What a pipeline runs.
+#[derive(Debug, Clone, PartialEq)]
+pub struct PipelineConfig {
+    /// The relay's impairments (each direction).
+    pub link: LinkConfig,
+    /// The relay's seed.
+    pub seed: u64,
+    /// The receiver's playout policy.
+    pub policy: PlayoutPolicy,
+    /// Picture width.
+    pub width: u32,
+    /// Picture height.
+    pub height: u32,
+    /// Frames per second.
+    pub fps: u32,
+    /// The sender's encoder.
+    pub encoder: EncoderKind,
+    /// The relay's spin window (see [`tandem_relay::RelayConfig::spin_window`]).
+    pub relay_spin: Duration,
+}
+
+impl PipelineConfig {
+    /// 640×360 at 60 fps through libaom, the latency policy, seed 1, and a relay that never
+    /// spins: see [`DEFAULT_RELAY_SPIN`].
+    pub fn new(link: LinkConfig) -> PipelineConfig {
+        PipelineConfig {
+            link,
+            seed: 1,
+            policy: PlayoutPolicy::Latency,
+            width: 640,
+            height: 360,
+            fps: 60,
+            encoder: EncoderKind::Aom,
+            relay_spin: DEFAULT_RELAY_SPIN,
+        }
+    }
+
+    /// The capture interval.
+    pub fn frame_interval(&self) -> Duration {
+        Duration::from_secs(1) / self.fps.max(1)
+    }
+}
+
+/// The relay's spin window in these runs: none. On two cores the encoder (two threads),
+/// the decoder, both network drivers and the relay share the machine; a relay that spins
+/// the last 120 µs before each delivery takes CPU from them while a frame is on the wire,
+/// for a gain the glass-to-glass figures cannot see. Measured on `clean`, 20 s each,
+/// latency policy, 640×360@60 libaom, alternating spin 0 / 120 µs / 0 / 120 µs: g2g p50
+/// 8.61 / 7.16 / 8.62 / 8.91 ms, p99 13.74 / 13.14 / 14.53 / 13.94 ms; g2g p50 minus
+/// encode and decode p50 2.36 / 2.26 / 2.32 / 2.69 ms. The spin cut the relay's own
+/// lateness at the median (68 → 24 µs) but not at p99 (about 1.5 ms either way: on a loaded
+/// two-core machine a delivery waits for a core, not for the timer), and run-to-run noise
+/// in encode time (3.7–5.1 ms p50) is ten times the difference.
+pub const DEFAULT_RELAY_SPIN: Duration = Duration::ZERO;
+
+/// A captured picture: the pattern's frame id and the wall-clock µs stamped into it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Capture {
+    /// The pattern's frame id (one per capture, in order).
+    pub frame_id: u32,
+    /// Capture time, wall clock µs.
+    pub wall_us: u64,
+}
+
+/// A picture the sink was handed, as its pixel code reads.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Shown {
+    /// The frame id in the pixel code (the pattern's).
+    pub frame_id: u32,
+    /// Capture time from the pixel code, wall clock µs (all 64 bits: the code's 48 under
+    /// the display time's upper bits).
+    pub capture_wall_us: u64,
+    /// When the sink got it, wall clock µs.
+    pub shown_wall_us: u64,
+}
+
+impl Shown {
+    /// Capture to display.
+    pub fn g2g(&self) -> Duration {
+        Duration::from_micros(self.shown_wall_us.saturating_sub(self.capture_wall_us))
+    }
+}
+
+/// The test pattern, logging each capture's frame id and time: the list of frames a run
+/// must account for, shown or not.
+struct LoggingSource {
+    pattern: TestPatternSource,
+    log: Arc<Mutex<Vec<Capture>>>,
+}
+
+impl VideoSource for LoggingSource {
+    fn size(&self) -> (u32, u32) {
+        self.pattern.size()
+    }
+    fn fps(&self) -> (u32, u32) {
+        self.pattern.fps()
+    }
+    fn capture(&mut self, wall_us: u64) -> Result<Option<Frame>, tandem_codec::CodecError> {
+        let frame = self.pattern.capture(wall_us)?;
+        if let Some(f) = &frame {
+            let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
+            if log.len() < CAPTURE_LOG_LIMIT {
+                log.push(Capture {
+                    frame_id: f.id,
+                    wall_us,
+                });
+            }
+        }
+        Ok(frame)
+    }
+}
+
+/// A running sender → relay → receiver on loopback. Dropping it stops the sender, then the
+/// receiver, then the relay (field order).
+#[derive(Debug)]
+pub struct Pipeline {
+    sender: Sender,
+    receiver: Receiver,
+    relay: Relay,
+    captures: Arc<Mutex<Vec<Capture>>>,
+    shown: Rx<Shown>,
+    unread: Arc<AtomicU64>,
+}
+
+impl Pipeline {
+    /// Starts the receiver (listening), the relay towards it, and the sender towards the
+    /// relay, streaming the test pattern at once.
+    pub fn start(config: &PipelineConfig) -> Result<Pipeline, PipelineError> {
+        let (shown_tx, shown) = unbounded::<Shown>();
+        let unread = Arc::new(AtomicU64::new(0));
+        // The sink runs on the decoder thread: it reads the clock and passes three numbers
+        // on, nothing slower.
+        let sink = {
+            let unread = Arc::clone(&unread);
+            FnSink(move |f: DisplayFrame| {
+                let now = wall_us();
+                match f
+                    .code
+                    .and_then(|c| Some((c, g2g_from_code(c.capture_us, now)?)))
+                {
+                    Some((code, g2g)) => {
+                        let _ = shown_tx.send(Shown {
+                            frame_id: code.frame_id,
+                            capture_wall_us: now.saturating_sub(g2g.as_micros() as u64),
+                            shown_wall_us: now,
+                        });
+                    }
+                    None => {
+                        unread.fetch_add(1, Ordering::Relaxed);
+                    }
+                }
+            })
+        };
+        let receiver = Receiver::start(
+            ReceiverConfig::default().playout(config.policy),
+            Remote::Listen,
+            Box::new(sink),
+        )?;
+        let target = SocketAddr::from(([127, 0, 0, 1], receiver.local_addr().port()));
+        let relay = tandem_relay::start(RelayConfig {
+            seed: config.seed,
+            spin_window: config.relay_spin,
+            ..RelayConfig::new(
+                SocketAddr::from(([127, 0, 0, 1], 0)),
+                target,
+                config.link.clone(),
+            )
+        })?;
+        let captures = Arc::new(Mutex::new(Vec::new()));
+        let source = LoggingSource {
+            pattern: TestPatternSource::new(config.width, config.height, config.fps)
+                .map_err(EngineError::from)?,
+            log: Arc::clone(&captures),
+        };
+        let sender = Sender::start(
+            SenderConfig::default()
+                .size(config.width, config.height)
+                .fps(config.fps)
+                .encoder(config.encoder),
+            Remote::Address(relay.local_addr()),
+            Some(Box::new(source)),
+        )?;
+        Ok(Pipeline {
+            sender,
+            receiver,
+            relay,
+            captures,
+            shown,
+            unread,
+        })
+    }
+
+    /// Pictures the sink was handed with a readable pixel code, in display order.
+    pub fn shown(&self) -> &Rx<Shown> {
+        &self.shown
+    }
+
+    /// Pictures the sink was handed whose pixel code could not be read, so far.
+    pub fn codes_unread(&self) -> u64 {
+        self.unread.load(Ordering::Relaxed)
+    }
+
+    /// Every capture so far, in order.
+    pub fn captures(&self) -> Vec<Capture> {
+        self.captures
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
+    /// The sender.
+    pub fn sender(&self) -> &Sender {
+        &self.sender
+    }
+
+    /// The receiver.
+    pub fn receiver(&self) -> &Receiver {
+        &self.receiver
+    }
+
+    /// The relay.
+    pub fn relay(&self) -> &Relay {
+        &self.relay
+    }
+
+    /// Stops the sender, then the receiver (the relay goes with the pipeline).
+    pub fn shutdown(self) -> Result<(), PipelineError> {
+        let Pipeline {
+            sender,
+            receiver,
+            relay,
+            ..
+        } = self;
+        sender.shutdown()?;
+        receiver.shutdown()?;
+        drop(relay);
+        Ok(())
+    }
+}
+
+/// The relay's view of a run (totals from its start, warm-up included).
+#[derive(Debug, Clone, Serialize)]
+pub struct RelaySummary {
+    /// Sender → receiver datagrams in.
+    pub upstream_in: u64,
+    /// Of those, lost by the profile (random, burst, in a stall, queue).
+    pub upstream_dropped: u64,
+    /// Of those, held by a stall window.
+    pub upstream_held_by_stall: u64,
+    /// How late the relay sent datagrams past their scheduled delivery, µs.
+    pub lateness_us: Percentiles,
+}
+
+impl RelaySummary {
+    fn of(c: &RelayCounters) -> RelaySummary {
+        let l = &c.upstream.link;
+        let lateness: Vec<f64> = c.lateness_us.iter().map(|&v| f64::from(v)).collect();
+        RelaySummary {
+            upstream_in: l.datagrams_in,
+            upstream_dropped: l.dropped_random
+                + l.dropped_burst
+                + l.dropped_stall
+                + l.dropped_queue,
+            upstream_held_by_stall: l.held_by_stall,
+            lateness_us: Percentiles::of(&lateness),
+        }
+    }
+}
+
+/// The engine's own totals at the end of a run (from the pipelines' start, warm-up
+/// included): what the sender and receiver say they did.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct EngineSummary {
+    /// Frames the sender encoded and sent.
+    pub frames_encoded: u64,
+    /// Captures the encoder was too busy to take.
+    pub captures_skipped: u64,
+    /// Keyframes sent.
+    pub keyframes: u64,
+    /// The congestion controller's last target, kbit/s.
+    pub target_kbps: u64,
+    /// Media datagrams lost before repair in the receiver's last interval, percent.
+    pub loss_pct_last_interval: f64,
+    /// Times the receiver started over.
+    pub receiver_restarts: u64,
+    /// An error either end reported, if any.
+    pub error: Option<String>,
+}
+
+/// One timed run's figures.
+#[derive(Debug, Clone, Serialize)]
+pub struct Measured {
+    /// The simulator's per-frame figures over the real run's frame records.
+    #[serde(flatten)]
+    pub frames: FrameFigures,
+    /// Per-frame encode time (capture handed to the encoder → packet out), the counted
+    /// frames', ms.
+    pub encode_ms: Percentiles,
+    /// Per-frame decode time (one dav1d decode), every frame decoded during the run, ms.
+    pub decode_ms: Percentiles,
+    /// Pictures shown whose pixel code could not be read (not attributable to a capture,
+    /// so counted as never shown).
+    pub codes_unread: u64,
+    /// The engine's totals.
+    pub engine: EngineSummary,
+    /// The relay's.
+    pub relay: RelaySummary,
+}
+
+/// Turns a run's captures and displays into the simulator's frame records: one per capture
+/// in `[t0_wall, end_wall)` (µs), times since `t0_wall`.
+pub fn frame_records(
+    captures: &[Capture],
+    shown: &[Shown],
+    t0_wall: u64,
+    end_wall: u64,
+) -> Vec<FrameRecord> {
+    let by_id: HashMap<u32, &Shown> = shown.iter().map(|s| (s.frame_id, s)).collect();
+    let since = |wall: u64| Duration::from_micros(wall.saturating_sub(t0_wall));
+    captures
+        .iter()
+        .filter(|c| (t0_wall..end_wall).contains(&c.wall_us))
+        .map(|c| {
+            let shown = by_id.get(&c.frame_id);
+            FrameRecord {
+                frame_id: c.frame_id,
+                skipped_by_encoder: false,
+                // The capture time as the picture itself tells it, when it was shown.
+                capture: since(shown.map_or(c.wall_us, |s| s.capture_wall_us)),
+                shown_at: shown.map(|s| since(s.shown_wall_us)),
+                decoded: shown.is_some(),
+                completed_at: None,
+                repaired: false,
+                keyframe: false,
+            }
+        })
+        .collect()
+}
+
+/// The stall windows overlapping `[t0, t0 + seconds)`, as times since `t0`.
+pub fn windows_since(
+    windows: &[(Instant, Instant)],
+    t0: Instant,
+    seconds: Duration,
+) -> Vec<(Duration, Duration)> {
+    windows
+        .iter()
+        .filter(|&&(s, e)| e > t0 && s < t0 + seconds)
+        .map(|&(s, e)| (s.saturating_duration_since(t0), e - t0))
+        .collect()
+}
+
+fn ms_samples(samples: &[Duration]) -> Percentiles {
+    let v: Vec<f64> = samples.iter().map(|d| d.as_secs_f64() * 1e3).collect();
+    Percentiles::of(&v)
+}
+
+/// Runs `config` for `warmup` (not counted: the encoder's first keyframe and start-up),
+/// then counts the frames captured in the next `seconds`, waits [`GRACE`] for those still
+/// in flight, stops, and computes the figures.
+pub fn measure(
+    config: &PipelineConfig,
+    warmup: Duration,
+    seconds: Duration,
+) -> Result<Measured, PipelineError> {
+    let p = Pipeline::start(config)?;
+    let (encode_rx, decode_rx) = (p.sender().encode_times(), p.receiver().decode_times());
+    let (sender_stats, receiver_stats) = (p.sender().stats(), p.receiver().stats());
+    std::thread::sleep(warmup);
+    let t0 = Instant::now();
+    let t0_wall = wall_us();
+    let end_wall = t0_wall + seconds.as_micros() as u64;
+    let stop = t0 + seconds + GRACE;
+    // Samples from before the run are the warm-up's.
+    let _ = encode_rx.try_iter().count();
+    let _ = decode_rx.try_iter().count();
+    let unread_before = p.codes_unread();
+    let mut shown = Vec::new();
+    let mut encode: Vec<(u32, Duration)> = Vec::new();
+    let mut decode = Vec::new();
+    let mut last_sent: Option<Stats> = None;
+    let mut last_received: Option<Stats> = None;
+    while let Some(left) = stop.checked_duration_since(Instant::now()) {
+        // Wake at least every 50 ms: the sample streams keep only their newest 1024.
+        if let Ok(s) = p.shown().recv_timeout(left.min(Duration::from_millis(50))) {
+            shown.push(s);
+        }
+        shown.extend(p.shown().try_iter());
+        encode.extend(encode_rx.try_iter());
+        decode.extend(decode_rx.try_iter().map(|(_, d)| d));
+        last_sent = sender_stats.try_iter().last().or(last_sent);
+        last_received = receiver_stats.try_iter().last().or(last_received);
+    }
+    let windows = windows_since(&p.relay().stall_windows(), t0, seconds);
+    let captures = p.captures();
+    let relay = RelaySummary::of(&p.relay().counters());
+    let codes_unread = p.codes_unread() - unread_before;
+    let error = p.sender().error().or_else(|| p.receiver().error());
+    p.shutdown()?;
+
+    let records = frame_records(&captures, &shown, t0_wall, end_wall);
+    let counted: HashSet<u32> = records.iter().map(|r| r.frame_id).collect();
+    let encode: Vec<Duration> = encode
+        .into_iter()
+        .filter(|(id, _)| counted.contains(id))
+        .map(|(_, d)| d)
+        .collect();
+    let sent = last_sent.unwrap_or_default();
+    let received = last_received.unwrap_or_default();
+    Ok(Measured {
+        frames: frame_figures(&records, config.frame_interval(), &windows),
+        encode_ms: ms_samples(&encode),
+        decode_ms: ms_samples(&decode),
+        codes_unread,
+        engine: EngineSummary {
+            frames_encoded: sent.frames_sent,
+            captures_skipped: sent.captures_skipped,
+            keyframes: sent.keyframes,
+            target_kbps: sent.target_kbps,
+            loss_pct_last_interval: received.loss_pct,
+            receiver_restarts: received.restarts,
+            error,
+        },
+        relay,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn records_count_every_capture_in_the_window_and_use_the_code_capture() {
+        let t0 = 1_000_000;
+        let captures: Vec<Capture> = (0..5)
+            .map(|i| Capture {
+                frame_id: i,
+                wall_us: t0 - 16_667 + u64::from(i) * 16_667,
+            })
+            .collect();
+        let shown = [
+            Shown {
+                frame_id: 0,
+                capture_wall_us: captures[0].wall_us,
+                shown_wall_us: t0 + 5_000,
+            },
+            Shown {
+                frame_id: 2,
+                capture_wall_us: captures[2].wall_us,
+                shown_wall_us: captures[2].wall_us + 7_000,
+            },
+        ];
+        // Frame 0 predates the window, frame 4 is past its end.
+        let r = frame_records(&captures, &shown, t0, t0 + 3 * 16_667);
+        assert_eq!(r.iter().map(|f| f.frame_id).collect::<Vec<_>>(), [1, 2, 3]);
+        assert_eq!(r[0].shown_at, None);
+        assert_eq!(r[1].capture, Duration::from_micros(16_667));
+        assert_eq!(r[1].latency(), Some(Duration::from_millis(7)));
+        assert_eq!(shown[1].g2g(), Duration::from_millis(7));
+    }
+
+    #[test]
+    fn stall_windows_map_onto_the_run_and_clip_at_its_start() {
+        let t0 = Instant::now();
+        let ms = Duration::from_millis;
+        let windows = [
+            (t0, t0 + ms(10)),
+            (t0 + ms(500), t0 + ms(540)),
+            (t0 + ms(2000), t0 + ms(2040)),
+        ];
+        let w = windows_since(&windows, t0 + ms(5), ms(1000));
+        assert_eq!(w, [(ms(0), ms(5)), (ms(495), ms(535))]);
+    }
+}

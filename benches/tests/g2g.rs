@@ -1,0 +1,90 @@
+//! Smoke test of the `g2g` report binary: two seconds on `clean` through the real engine
+//! and relay, checking that the JSON carries the simulator's field names and that frames
+//! were shown. Counts only, no latency bound (the report prints latency; it does not
+//! assert it). Bad arguments are refused with clap's message naming the argument.
+
+use std::process::Command;
+
+fn g2g(args: &[&str]) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_g2g"))
+        .args(args)
+        .output()
+        .expect("the g2g binary runs")
+}
+
+#[test]
+fn two_seconds_on_clean_give_the_simulators_figures_with_frames_shown() {
+    let out = g2g(&[
+        "--profile",
+        "clean",
+        "--seconds",
+        "2",
+        "--warmup",
+        "0.5",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "g2g failed: {stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    assert_eq!(doc["profile"], "clean");
+    let results = doc["results"].as_array().expect("results");
+    let policies: Vec<&str> = results
+        .iter()
+        .map(|r| r["policy"].as_str().expect("policy"))
+        .collect();
+    assert_eq!(policies, ["latency", "fixed:50"], "the baseline runs too");
+    for r in results {
+        for p in ["p50", "p95", "p99", "max"] {
+            assert!(r["latency_ms"][p].is_f64(), "latency_ms.{p} in {r}");
+        }
+        for p in ["p50", "p99"] {
+            assert!(r["encode_ms"][p].as_f64().is_some_and(|v| v > 0.0), "{r}");
+            assert!(r["decode_ms"][p].as_f64().is_some_and(|v| v > 0.0), "{r}");
+        }
+        for key in [
+            "frames_sent",
+            "frames_shown",
+            "frames_late",
+            "frames_late_outside_stalls",
+            "frames_outside_stalls",
+            "frames_skipped",
+            "freezes_over_100ms",
+            "freezes_over_200ms",
+        ] {
+            assert!(r[key].is_u64(), "{key} in {r}");
+        }
+        let sent = r["frames_sent"].as_u64().expect("sent");
+        let shown = r["frames_shown"].as_u64().expect("shown");
+        // 2 s at 60 fps is 120 captures; a loaded machine may capture a few fewer.
+        assert!(sent >= 100, "{sent} frames captured in 2 s: {r}");
+        assert!(shown > 0, "no frame shown: {r}");
+        assert_eq!(
+            r["frames_skipped"].as_u64(),
+            Some(sent - shown),
+            "every capture is shown or skipped"
+        );
+    }
+    let targets = doc["targets"].as_array().expect("targets");
+    assert_eq!(targets.len(), 1, "clean has one target: {targets:?}");
+    assert!(
+        stderr.contains("PASS") || stderr.contains("FAIL"),
+        "{stderr}"
+    );
+}
+
+#[test]
+fn bad_arguments_are_refused_naming_the_argument() {
+    for (args, named) in [
+        (&["--profile", "mars"][..], "--profile"),
+        (&["--policy", "fixed:soon"][..], "--policy"),
+        (&["--size", "641x360"][..], "--size"),
+        (&["--seconds", "0"][..], "--seconds"),
+        (&["--fps", "0"][..], "--fps"),
+        (&["--encoder", "h264"][..], "--encoder"),
+    ] {
+        let out = g2g(args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
+        assert!(stderr.contains(named), "{args:?}: {stderr}");
+    }
+}
