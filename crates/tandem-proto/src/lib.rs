@@ -63,6 +63,7 @@ pub mod playout;
 pub mod reassembly;
 pub mod receiver;
 pub mod rtt;
+pub mod security;
 pub mod sender;
 pub mod stats;
 pub mod window;
