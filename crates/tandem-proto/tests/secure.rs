@@ -293,7 +293,7 @@ fn other_versions_and_replayed_handshakes_do_not_disturb_a_session() {
             first_handshake = Some(d.clone());
         }
         let mut out = vec![d];
-        if count % 50 == 0 {
+        if count.is_multiple_of(50) {
             // Replay the first handshake message, and a datagram of protocol version 2.
             out.extend(first_handshake.clone());
             let mut v2 = out[0].to_vec();
