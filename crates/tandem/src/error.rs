@@ -44,6 +44,9 @@ pub enum EngineError {
         /// How long we waited.
         waited: Duration,
     },
+    /// The security layer cannot start: no pairing with the peer.
+    #[error("not paired: {0}")]
+    NotPaired(String),
     /// The pipeline was already stopped.
     #[error("the pipeline has stopped")]
     Stopped,

@@ -38,6 +38,7 @@ pub mod connect;
 pub mod error;
 mod pipeline;
 pub mod receiver;
+pub mod security;
 pub mod sender;
 pub mod sink;
 pub mod source;
@@ -49,6 +50,7 @@ pub use config::{
 pub use connect::Remote;
 pub use error::EngineError;
 pub use receiver::Receiver;
+pub use security::Security;
 pub use sender::{EncodedInput, Sender};
 pub use sink::{DisplayFrame, EncodedVideo, FrameSink};
 pub use source::{TestPatternSource, VideoSource, Y4mFileSource};
@@ -56,4 +58,5 @@ pub use stats::{LatencyMs, Stats, StatsFormat};
 
 pub use tandem_codec::{EncoderKind, Frame};
 pub use tandem_net::{PathPreference, Peer};
+pub use tandem_proto::security::{Identity, PeerKey, TrustStore};
 pub use tandem_proto::{Codec, PlayoutPolicy};

@@ -27,7 +27,9 @@ pub mod secure;
 
 pub use identity::{Identity, PeerKey, TrustStore, TrustedPeer};
 pub use pairing::{Pairing, PairingConfig, PairingEvent, PairingRole};
-pub use secure::{Secure, SecureConfig, SecureEvent, SecurityEvent, SecurityStats, SessionRole};
+pub use secure::{
+    MaybeSecure, Secure, SecureConfig, SecureEvent, SecurityEvent, SecurityStats, SessionRole,
+};
 
 /// What went wrong in the security layer.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]

@@ -62,7 +62,9 @@ pub struct SecureConfig {
     /// second). Default 5 s.
     pub handshake_timeout: Duration,
     /// An initiator that has heard nothing authenticated for this long starts a new
-    /// handshake. Default 3 s (sixty receiver reports).
+    /// handshake (keeping the old keys until the new ones are up). Default 1 s: twenty
+    /// receiver reports, ten times the longest AWDL stall; a responder that restarted and
+    /// forgot the keys gets the stream back a second later.
     pub rekey_after_silence: Duration,
     /// A session with no authenticated datagram for this long is dropped. Default 30 s.
     pub session_expiry: Duration,
@@ -86,7 +88,7 @@ impl SecureConfig {
             session_id,
             retry: Duration::from_millis(250),
             handshake_timeout: Duration::from_secs(5),
-            rekey_after_silence: Duration::from_secs(3),
+            rekey_after_silence: Duration::from_secs(1),
             session_expiry: Duration::from_secs(30),
             max_handshakes_per_second: 20,
         }
@@ -155,6 +157,8 @@ pub struct SecurityStats {
     pub rate_limited: u64,
     /// Handshakes completed (sessions set up).
     pub handshakes: u64,
+    /// Datagrams the inner endpoint released before any session was up, dropped.
+    pub dropped_before_session: u64,
 }
 
 #[derive(Debug)]
@@ -429,7 +433,15 @@ impl<E: Endpoint> Endpoint for Secure<E> {
         }
         // A responder answers on the keys its peer has just taken up, before any datagram
         // has confirmed them.
-        let session = self.current.as_mut().or(self.pending.as_mut())?;
+        let Some(session) = self.current.as_mut().or(self.pending.as_mut()) else {
+            // No session: what the inner endpoint releases cannot go out. Dropping it (the
+            // protocol repairs or re-requests what matters) keeps its timers moving: a ping
+            // never polled would stay due forever.
+            while self.inner.poll_transmit(now).is_some() {
+                self.stats.dropped_before_session += 1;
+            }
+            return None;
+        };
         let t = self.inner.poll_transmit(now)?;
         match session.send.seal(&t.contents) {
             Ok(contents) => {
@@ -501,5 +513,95 @@ impl<E: Endpoint> Endpoint for Secure<E> {
             return Some(SecureEvent::Security(e));
         }
         self.inner.poll_event().map(SecureEvent::Inner)
+    }
+}
+
+/// An endpoint behind the security layer, or bare: for a driver that chooses at run time
+/// (the engine uses the bare form only when the app configured no identity, as benchmarks
+/// and simulations on one trusted host do). Either way it speaks [`SecureEvent`]s.
+// One per session, so the size difference between the variants costs nothing.
+#[allow(clippy::large_enum_variant)]
+#[derive(Debug)]
+pub enum MaybeSecure<E> {
+    /// No handshake, nothing sealed.
+    Plain(E),
+    /// Behind [`Secure`].
+    Sealed(Secure<E>),
+}
+
+impl<E: Endpoint> MaybeSecure<E> {
+    /// The wrapped endpoint.
+    pub fn inner(&self) -> &E {
+        match self {
+            MaybeSecure::Plain(e) => e,
+            MaybeSecure::Sealed(s) => s.inner(),
+        }
+    }
+
+    /// The wrapped endpoint, to call into it.
+    pub fn inner_mut(&mut self) -> &mut E {
+        match self {
+            MaybeSecure::Plain(e) => e,
+            MaybeSecure::Sealed(s) => s.inner_mut(),
+        }
+    }
+
+    /// The security layer's counters (all zero when bare).
+    pub fn security_stats(&self) -> SecurityStats {
+        match self {
+            MaybeSecure::Plain(_) => SecurityStats::default(),
+            MaybeSecure::Sealed(s) => s.stats(),
+        }
+    }
+
+    /// Whether datagrams can flow: always when bare, once a session is up when sealed.
+    pub fn is_established(&self) -> bool {
+        match self {
+            MaybeSecure::Plain(_) => true,
+            MaybeSecure::Sealed(s) => s.is_established(),
+        }
+    }
+
+    /// The authenticated peer (never, when bare).
+    pub fn peer(&self) -> Option<PeerKey> {
+        match self {
+            MaybeSecure::Plain(_) => None,
+            MaybeSecure::Sealed(s) => s.peer(),
+        }
+    }
+}
+
+impl<E: Endpoint> Endpoint for MaybeSecure<E> {
+    type Event = SecureEvent<E::Event>;
+
+    fn handle_datagram(&mut self, now: Instant, datagram: Bytes) {
+        match self {
+            MaybeSecure::Plain(e) => e.handle_datagram(now, datagram),
+            MaybeSecure::Sealed(s) => s.handle_datagram(now, datagram),
+        }
+    }
+    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        match self {
+            MaybeSecure::Plain(e) => e.poll_transmit(now),
+            MaybeSecure::Sealed(s) => s.poll_transmit(now),
+        }
+    }
+    fn poll_timeout(&self) -> Option<Instant> {
+        match self {
+            MaybeSecure::Plain(e) => e.poll_timeout(),
+            MaybeSecure::Sealed(s) => s.poll_timeout(),
+        }
+    }
+    fn handle_timeout(&mut self, now: Instant) {
+        match self {
+            MaybeSecure::Plain(e) => e.handle_timeout(now),
+            MaybeSecure::Sealed(s) => s.handle_timeout(now),
+        }
+    }
+    fn poll_event(&mut self) -> Option<Self::Event> {
+        match self {
+            MaybeSecure::Plain(e) => e.poll_event().map(SecureEvent::Inner),
+            MaybeSecure::Sealed(s) => s.poll_event(),
+        }
     }
 }
