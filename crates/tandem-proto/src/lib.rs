@@ -97,4 +97,18 @@ pub trait Endpoint {
     fn handle_timeout(&mut self, now: Instant);
     /// The next event for the driver.
     fn poll_event(&mut self) -> Option<Self::Event>;
+
+    /// Whether this endpoint authenticates what it receives. A driver may then hand it
+    /// datagrams from any address and follow the peer to wherever its authentic datagrams
+    /// come from ([`Endpoint::last_datagram_authentic`]); otherwise it filters by address.
+    /// Default false.
+    fn authenticates(&self) -> bool {
+        false
+    }
+
+    /// Whether the datagram last handed to [`Endpoint::handle_datagram`] proved to come
+    /// from the peer. Meaningful only where [`Endpoint::authenticates`] is true.
+    fn last_datagram_authentic(&self) -> bool {
+        true
+    }
 }

@@ -207,6 +207,8 @@ pub struct Secure<E> {
     budget: (Instant, u32),
     last_rejection: Option<Instant>,
     version_reported: bool,
+    /// The last datagram was a valid handshake step or opened under a session key.
+    last_authentic: bool,
 }
 
 impl<E: Endpoint> Secure<E> {
@@ -225,6 +227,7 @@ impl<E: Endpoint> Secure<E> {
             budget: (now, 0),
             last_rejection: None,
             version_reported: false,
+            last_authentic: false,
         };
         s.call(now);
         s
@@ -301,6 +304,7 @@ impl<E: Endpoint> Secure<E> {
             // Our reply was lost: repeat it, no new keys.
             let r = reply.clone();
             self.out.push_back(r);
+            self.last_authentic = true;
             return;
         }
         if !self.within_budget(now) {
@@ -317,6 +321,7 @@ impl<E: Endpoint> Secure<E> {
                 self.answered = Some((body.to_vec(), reply));
                 self.pending = Some(Session::new(accepted.keys, now));
                 self.stats.handshakes += 1;
+                self.last_authentic = true;
             }
             Err(SecurityError::UnknownPeer(fingerprint)) => {
                 self.stats.unknown_peers += 1;
@@ -345,6 +350,7 @@ impl<E: Endpoint> Secure<E> {
                 self.current = Some(Session::new(keys, now));
                 self.pending = None;
                 self.stats.handshakes += 1;
+                self.last_authentic = true;
                 self.events.push_back(SecurityEvent::Established { peer });
             }
             Err(_) => {
@@ -383,6 +389,7 @@ impl<E: Endpoint> Secure<E> {
                 }
             }
             self.stats.opened += 1;
+            self.last_authentic = true;
             self.inner.handle_datagram(now, plain);
             return;
         }
@@ -398,6 +405,7 @@ impl<E: Endpoint> Endpoint for Secure<E> {
     type Event = SecureEvent<E::Event>;
 
     fn handle_datagram(&mut self, now: Instant, datagram: Bytes) {
+        self.last_authentic = false;
         let header = match peek_header(&datagram) {
             Ok(h) => h,
             Err(ParseError::UnsupportedVersion(version)) => {
@@ -514,6 +522,14 @@ impl<E: Endpoint> Endpoint for Secure<E> {
         }
         self.inner.poll_event().map(SecureEvent::Inner)
     }
+
+    fn authenticates(&self) -> bool {
+        true
+    }
+
+    fn last_datagram_authentic(&self) -> bool {
+        self.last_authentic
+    }
 }
 
 /// An endpoint behind the security layer, or bare: for a driver that chooses at run time
@@ -602,6 +618,15 @@ impl<E: Endpoint> Endpoint for MaybeSecure<E> {
         match self {
             MaybeSecure::Plain(e) => e.poll_event().map(SecureEvent::Inner),
             MaybeSecure::Sealed(s) => s.poll_event(),
+        }
+    }
+    fn authenticates(&self) -> bool {
+        matches!(self, MaybeSecure::Sealed(_))
+    }
+    fn last_datagram_authentic(&self) -> bool {
+        match self {
+            MaybeSecure::Plain(e) => e.last_datagram_authentic(),
+            MaybeSecure::Sealed(s) => s.last_datagram_authentic(),
         }
     }
 }
