@@ -64,7 +64,12 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
 ];
 
 /// Fuzz targets of `crates/tandem-proto/fuzz`.
-const FUZZ_TARGETS: &[&str] = &["parse_datagram", "receiver_state"];
+const FUZZ_TARGETS: &[&str] = &[
+    "parse_datagram",
+    "receiver_state",
+    "handshake",
+    "secure_receiver",
+];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
