@@ -47,6 +47,9 @@ pub enum EngineError {
     /// The security layer cannot start: no pairing with the peer.
     #[error("not paired: {0}")]
     NotPaired(String),
+    /// Pairing did not succeed.
+    #[error("pairing failed: {0}")]
+    Pairing(tandem_proto::security::pairing::PairingFailure),
     /// The pipeline was already stopped.
     #[error("the pipeline has stopped")]
     Stopped,

@@ -36,6 +36,7 @@
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod pairing;
 mod pipeline;
 pub mod receiver;
 pub mod security;
@@ -50,7 +51,7 @@ pub use config::{
 pub use connect::Remote;
 pub use error::EngineError;
 pub use receiver::Receiver;
-pub use security::Security;
+pub use security::{KeyDir, Security};
 pub use sender::{EncodedInput, Sender};
 pub use sink::{DisplayFrame, EncodedVideo, FrameSink};
 pub use source::{TestPatternSource, VideoSource, Y4mFileSource};
@@ -58,5 +59,5 @@ pub use stats::{LatencyMs, Stats, StatsFormat};
 
 pub use tandem_codec::{EncoderKind, Frame};
 pub use tandem_net::{PathPreference, Peer};
-pub use tandem_proto::security::{Identity, PeerKey, TrustStore};
+pub use tandem_proto::security::{Identity, PairingRole, PeerKey, TrustStore};
 pub use tandem_proto::{Codec, PlayoutPolicy};

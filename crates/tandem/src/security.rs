@@ -109,3 +109,135 @@ pub(crate) fn trouble(event: &SecurityEvent) -> Option<Option<String>> {
         }
     }
 }
+
+/// An identity and a trust store kept as files in one directory: what the desktop apps use
+/// (an iOS app keeps the same bytes in the Keychain instead). Nothing here runs unless the
+/// app calls it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeyDir {
+    dir: std::path::PathBuf,
+}
+
+impl KeyDir {
+    /// Keys in `dir`.
+    pub fn new(dir: impl Into<std::path::PathBuf>) -> KeyDir {
+        KeyDir { dir: dir.into() }
+    }
+
+    /// `$XDG_CONFIG_HOME/tandem/<app>`, or `$HOME/.config/tandem/<app>`, or
+    /// `./.tandem/<app>` where neither is set.
+    pub fn default_for(app: &str) -> KeyDir {
+        let base = std::env::var_os("XDG_CONFIG_HOME")
+            .map(std::path::PathBuf::from)
+            .or_else(|| std::env::var_os("HOME").map(|h| std::path::Path::new(&h).join(".config")))
+            .map_or_else(|| std::path::PathBuf::from(".tandem"), |b| b.join("tandem"));
+        KeyDir::new(base.join(app))
+    }
+
+    /// The directory.
+    pub fn path(&self) -> &std::path::Path {
+        &self.dir
+    }
+
+    fn io(&self, what: &'static str) -> impl FnOnce(std::io::Error) -> EngineError + '_ {
+        move |e| EngineError::Io {
+            what,
+            source: std::io::Error::new(e.kind(), format!("{}: {e}", self.dir.display())),
+        }
+    }
+
+    /// The identity, created (readable by this user only) the first time.
+    pub fn identity(&self) -> Result<Identity, EngineError> {
+        let path = self.dir.join("identity");
+        match std::fs::read(&path) {
+            Ok(bytes) => Identity::from_bytes(&bytes)
+                .map_err(|e| EngineError::NotPaired(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let id = Identity::generate()
+                    .map_err(|e| EngineError::NotPaired(format!("creating an identity: {e}")))?;
+                std::fs::create_dir_all(&self.dir)
+                    .map_err(self.io("creating the key directory"))?;
+                write_private(&path, &id.to_bytes()).map_err(self.io("writing the identity"))?;
+                Ok(id)
+            }
+            Err(e) => Err(self.io("reading the identity")(e)),
+        }
+    }
+
+    /// The paired peers (none before the first pairing).
+    pub fn trust(&self) -> Result<TrustStore, EngineError> {
+        let path = self.dir.join("trust");
+        match std::fs::read(&path) {
+            Ok(bytes) => TrustStore::from_bytes(&bytes)
+                .map_err(|e| EngineError::NotPaired(format!("{}: {e}", path.display()))),
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(TrustStore::new()),
+            Err(e) => Err(self.io("reading the trust store")(e)),
+        }
+    }
+
+    /// Stores the paired peers.
+    pub fn save_trust(&self, trust: &TrustStore) -> Result<(), EngineError> {
+        std::fs::create_dir_all(&self.dir).map_err(self.io("creating the key directory"))?;
+        write_private(&self.dir.join("trust"), &trust.to_bytes())
+            .map_err(self.io("writing the trust store"))
+    }
+
+    /// Identity and trust store as a pipeline's [`Security`].
+    pub fn security(&self) -> Result<Security, EngineError> {
+        Ok(Security {
+            identity: self.identity()?,
+            trust: self.trust()?,
+            peer: None,
+        })
+    }
+}
+
+/// Writes `bytes` to `path` readable by this user only (on Unix), replacing it whole.
+fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
+    use std::io::Write;
+    let tmp = path.with_extension("new");
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create(true).truncate(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    let mut f = options.open(&tmp)?;
+    f.write_all(bytes)?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, path)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn key_dirs_create_once_and_keep_the_trust_store() {
+        let dir = std::env::temp_dir().join(format!("tandem-keys-{}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&dir);
+        let keys = KeyDir::new(&dir);
+        let id = keys.identity().expect("created");
+        assert_eq!(keys.identity().expect("read back").public(), id.public());
+        #[cfg(unix)]
+        {
+            use std::os::unix::fs::PermissionsExt;
+            let mode = std::fs::metadata(dir.join("identity"))
+                .expect("file")
+                .permissions()
+                .mode();
+            assert_eq!(mode & 0o077, 0, "only the owner may read the identity");
+        }
+        assert!(keys.trust().expect("empty").peers().is_empty());
+        let mut t = TrustStore::new();
+        t.add(Identity::generate().expect("peer").public(), "Desk")
+            .expect("add");
+        keys.save_trust(&t).expect("saved");
+        assert_eq!(keys.trust().expect("read back"), t);
+        std::fs::write(dir.join("identity"), b"junk").expect("overwrite");
+        let e = keys.identity().expect_err("damaged");
+        assert!(e.to_string().contains("TDID"), "{e}");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}

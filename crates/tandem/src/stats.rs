@@ -168,6 +168,11 @@ impl std::fmt::Display for Stats {
                 self.freezes
             )?;
         }
+        if self.secure {
+            write!(f, "  sealed")?;
+        } else {
+            write!(f, "  IN THE CLEAR")?;
+        }
         if let Some(e) = &self.error {
             write!(f, "  [{e}]")?;
         }
