@@ -410,7 +410,9 @@ impl<E: Endpoint> Endpoint for Secure<E> {
             Ok(h) => h,
             Err(ParseError::UnsupportedVersion(version)) => {
                 self.stats.other_version += 1;
-                if !self.version_reported {
+                // With a session up the peer evidently speaks our version: this datagram is
+                // someone else's (or forged to alarm the user), not news for the app.
+                if !self.version_reported && !self.is_established() {
                     self.version_reported = true;
                     self.events
                         .push_back(SecurityEvent::PeerVersion { version });
