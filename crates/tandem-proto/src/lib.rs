@@ -4,9 +4,11 @@
 //! socket, never spawns a thread or task. It is what `tandem-net` drives over real UDP
 //! sockets and what `tandem-sim` drives through impaired links in virtual time — the same
 //! code, so a minute of streaming through any network condition replays exactly from a seed.
-//! It does not encode or decode video (that is `tandem-codec`), choose interfaces or
-//! discover peers (`tandem-net`), or authenticate peers (a later layer; the header reserves
-//! a flag for sealed payloads).
+//! It does not encode or decode video (that is `tandem-codec`), or choose interfaces or
+//! discover peers (`tandem-net`). Its [`security`] module is the one place it asks the
+//! operating system for anything: randomness, for keys (pairing, handshakes, and sealing
+//! every datagram are its own, sans-IO like the rest: [`security::Secure`] wraps either
+//! endpoint).
 //!
 //! # The run-loop contract
 //!

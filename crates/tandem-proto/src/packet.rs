@@ -32,9 +32,10 @@
 //!
 //! Why this layout: at the default 1200-byte datagram a media packet carries 1169 bytes of
 //! video, so headers cost 2.7 %; the 48-bit packet number (not 64) saves two bytes on every
-//! packet and still lasts nine years at a million packets a second. Fields a later issue
-//! needs (the SEALED flag, handshake packet types 8 and 9) are reserved, and rejected until
-//! implemented, so old receivers fail loudly instead of misreading new traffic.
+//! packet and still lasts nine years at a million packets a second. The security layer's
+//! datagrams (types 8–10, and the SEALED flag with a 16-byte tag after the payload) are
+//! handled by [`crate::security`] before the endpoints see anything; an endpoint parsing a
+//! datagram itself rejects them, so nothing sealed is ever misread as plaintext.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 

@@ -401,3 +401,55 @@ fn an_unpaired_sender_gets_nothing_and_is_told_why() {
     let e = Sender::start(lonely, Remote::Address(addr), None).expect_err("not paired");
     assert!(e.to_string().contains("no paired device"), "{e}");
 }
+
+#[test]
+fn a_spoofed_advertisement_cannot_take_a_paired_session() {
+    // An impostor advertises the paired sender's id at its own address. It has its own key
+    // (it cannot have the sender's), so the receiver's handshake, made for the real
+    // sender's key, gets nowhere there.
+    let impostor_keys = {
+        let mut trust = TrustStore::new();
+        trust
+            .add(keys().1.identity.public(), "victim")
+            .expect("trust");
+        Security {
+            identity: Identity::generate().expect("identity"),
+            trust,
+            peer: None,
+        }
+    };
+    let mut ic = sender_config();
+    ic.net.security = Some(impostor_keys);
+    let impostor = Sender::start(ic, Remote::Listen, Some(pattern())).expect("impostor");
+    let spoofed = tandem::Peer {
+        instance: "Desk".into(),
+        host: "desk.local.".into(),
+        port: impostor.local_addr().port(),
+        txt: tandem_net::PeerTxt {
+            protocol_version: 1,
+            peer_id: keys().0.identity.fingerprint(),
+            device_name: "Desk".into(),
+            codecs: vec![Codec::Av1],
+        },
+        addresses: vec![tandem_net::PeerAddress {
+            addr: SocketAddr::from(([127, 0, 0, 1], impostor.local_addr().port())),
+            interface: 1,
+        }],
+    };
+    let (tx, frames) = unbounded();
+    let rx = Receiver::start(
+        receiver_config(),
+        Remote::Discovered(spoofed),
+        Box::new(FnSink(move |f| {
+            let _ = tx.send(f);
+        })),
+    )
+    .expect("the receiver starts towards the advertised address");
+    assert!(
+        collect(&frames, Duration::from_millis(6500)).is_empty(),
+        "nothing shown"
+    );
+    let error = rx.error().expect("the receiver says why");
+    assert!(error.contains("no answer to the handshake"), "{error}");
+    assert_eq!(impostor.peer(), None, "the impostor never got a session");
+}
