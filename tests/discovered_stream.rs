@@ -8,32 +8,22 @@ use std::time::{Duration, Instant};
 use tandem::sink::FnSink;
 use tandem::{
     Identity, Receiver, ReceiverConfig, Remote, Security, Sender, SenderConfig, TestPatternSource,
-    TrustStore,
 };
 use tandem_net::discovery::PROTOCOL_VERSION;
 use tandem_net::{Advertisement, BrowseOptions, Discovery, DiscoveryEvent, MdnsSd, PeerTxt};
 
 #[test]
 fn a_receiver_finds_an_advertised_sender_and_shows_its_video() {
-    let (s_id, r_id) = (
-        Identity::generate().expect("identity"),
-        Identity::generate().expect("identity"),
-    );
-    let (mut s_trust, mut r_trust) = (TrustStore::new(), TrustStore::new());
-    s_trust.add(r_id.public(), "receiver").expect("trust");
-    r_trust.add(s_id.public(), "sender").expect("trust");
+    let (s_sec, mut r_sec) = Security::paired_in_process("sender", "receiver").expect("keys");
     // Another paired device too, so the receiver must pick the sender by its id.
-    r_trust
+    r_sec
+        .trust
         .add(Identity::generate().expect("identity").public(), "tablet")
         .expect("trust");
-    let id = s_id.fingerprint();
+    let id = s_sec.identity.fingerprint();
     let source = TestPatternSource::new(640, 360, 30).expect("pattern");
     let mut sender_config = SenderConfig::default().fps(30);
-    sender_config.net.security = Some(Security {
-        identity: s_id,
-        trust: s_trust,
-        peer: None,
-    });
+    sender_config.net.security = Some(s_sec);
     let sender =
         Sender::start(sender_config, Remote::Listen, Some(Box::new(source))).expect("sender");
     let mdns = MdnsSd::new().expect("mdns-sd");
@@ -58,11 +48,7 @@ fn a_receiver_finds_an_advertised_sender_and_shows_its_video() {
     });
     let (tx, frames) = crossbeam_channel::unbounded();
     let mut receiver_config = ReceiverConfig::default();
-    receiver_config.net.security = Some(Security {
-        identity: r_id,
-        trust: r_trust,
-        peer: None,
-    });
+    receiver_config.net.security = Some(r_sec);
     let receiver = Receiver::start(
         receiver_config,
         Remote::Discovered(peer),

@@ -10,33 +10,15 @@ use std::time::{Duration, Instant};
 
 use tandem::sink::FnSink;
 use tandem::{
-    DEFAULT_SESSION_ID, Identity, Receiver, ReceiverConfig, Remote, Security, Sender, SenderConfig,
-    Stats, TestPatternSource, TrustStore,
+    DEFAULT_SESSION_ID, Receiver, ReceiverConfig, Remote, Security, Sender, SenderConfig, Stats,
+    TestPatternSource,
 };
 
 const FLOOD: u64 = 1_000_000;
 const RUN: Duration = Duration::from_secs(8);
 
 fn keys() -> (Security, Security) {
-    let (s, r) = (
-        Identity::generate().expect("identity"),
-        Identity::generate().expect("identity"),
-    );
-    let (mut ts, mut tr) = (TrustStore::new(), TrustStore::new());
-    ts.add(r.public(), "receiver").expect("trust");
-    tr.add(s.public(), "sender").expect("trust");
-    (
-        Security {
-            identity: s,
-            trust: ts,
-            peer: None,
-        },
-        Security {
-            identity: r,
-            trust: tr,
-            peer: None,
-        },
-    )
+    Security::paired_in_process("sender", "receiver").expect("keys")
 }
 
 /// The process's resident memory, bytes (Linux).

@@ -31,6 +31,28 @@ pub struct Security {
     pub peer: Option<PeerKey>,
 }
 
+impl Security {
+    /// Two fresh identities that trust each other, as if paired (the first named
+    /// `first_name` in the second's trust store, and so on): for both ends in one process,
+    /// such as tests, benches and a loopback demo. Devices that meet for the first time pair
+    /// with [`crate::pairing::pair`] instead.
+    pub fn paired_in_process(
+        first_name: &str,
+        second_name: &str,
+    ) -> Result<(Security, Security), EngineError> {
+        let (a, b) = (Identity::generate()?, Identity::generate()?);
+        let (mut ta, mut tb) = (TrustStore::new(), TrustStore::new());
+        ta.add(b.public(), second_name)?;
+        tb.add(a.public(), first_name)?;
+        let side = |identity, trust| Security {
+            identity,
+            trust,
+            peer: None,
+        };
+        Ok((side(a, ta), side(b, tb)))
+    }
+}
+
 /// Wraps `inner` in the security layer `net` asks for, as the side `remote` makes it.
 pub(crate) fn guard<E: Endpoint>(
     inner: E,
@@ -153,8 +175,7 @@ impl KeyDir {
             Ok(bytes) => Identity::from_bytes(&bytes)
                 .map_err(|e| EngineError::NotPaired(format!("{}: {e}", path.display()))),
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let id = Identity::generate()
-                    .map_err(|e| EngineError::NotPaired(format!("creating an identity: {e}")))?;
+                let id = Identity::generate()?;
                 std::fs::create_dir_all(&self.dir)
                     .map_err(self.io("creating the key directory"))?;
                 write_private(&path, &id.to_bytes()).map_err(self.io("writing the identity"))?;
@@ -212,6 +233,26 @@ fn write_private(path: &std::path::Path, bytes: &[u8]) -> std::io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn in_process_pairs_trust_each_other_under_the_names_given() {
+        let (a, b) = Security::paired_in_process("camera", "screen").expect("keys");
+        assert_ne!(a.identity.public(), b.identity.public());
+        let a_knows = a
+            .trust
+            .by_fingerprint(&b.identity.fingerprint())
+            .expect("a trusts b");
+        let b_knows = b
+            .trust
+            .by_fingerprint(&a.identity.fingerprint())
+            .expect("b trusts a");
+        assert_eq!(
+            (a_knows.name.as_str(), b_knows.name.as_str()),
+            ("screen", "camera")
+        );
+        assert_eq!((a.trust.peers().len(), b.trust.peers().len()), (1, 1));
+        assert_eq!((a.peer, b.peer), (None, None));
+    }
 
     #[test]
     fn key_dirs_create_once_and_keep_the_trust_store() {

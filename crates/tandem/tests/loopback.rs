@@ -22,27 +22,7 @@ const FPS: u32 = 30;
 /// file: what a real pairing leaves behind).
 fn keys() -> &'static (Security, Security) {
     static KEYS: std::sync::OnceLock<(Security, Security)> = std::sync::OnceLock::new();
-    KEYS.get_or_init(|| {
-        let (s, r) = (
-            Identity::generate().expect("sender identity"),
-            Identity::generate().expect("receiver identity"),
-        );
-        let (mut ts, mut tr) = (TrustStore::new(), TrustStore::new());
-        ts.add(r.public(), "receiver").expect("trust");
-        tr.add(s.public(), "sender").expect("trust");
-        (
-            Security {
-                identity: s,
-                trust: ts,
-                peer: None,
-            },
-            Security {
-                identity: r,
-                trust: tr,
-                peer: None,
-            },
-        )
-    })
+    KEYS.get_or_init(|| Security::paired_in_process("sender", "receiver").expect("keys"))
 }
 
 fn sender_config() -> SenderConfig {
