@@ -1,24 +1,31 @@
-//! The whole engine found through discovery: a sender waits for its receiver and advertises
-//! itself with `mdns-sd`; a receiver browses, plans the path from what it found, reaches the
-//! sender and shows its video.
+//! The whole engine found through discovery: a paired sender waits for its receiver and
+//! advertises itself with `mdns-sd`, its peer id the fingerprint of its key; a receiver
+//! browses, recognises the paired sender by that id, plans the path, handshakes and shows
+//! the video.
 
 use std::time::{Duration, Instant};
 
 use tandem::sink::FnSink;
-use tandem::{Receiver, ReceiverConfig, Remote, Sender, SenderConfig, TestPatternSource};
+use tandem::{
+    Identity, Receiver, ReceiverConfig, Remote, Security, Sender, SenderConfig, TestPatternSource,
+};
 use tandem_net::discovery::PROTOCOL_VERSION;
 use tandem_net::{Advertisement, BrowseOptions, Discovery, DiscoveryEvent, MdnsSd, PeerTxt};
 
 #[test]
 fn a_receiver_finds_an_advertised_sender_and_shows_its_video() {
+    let (s_sec, mut r_sec) = Security::paired_in_process("sender", "receiver").expect("keys");
+    // Another paired device too, so the receiver must pick the sender by its id.
+    r_sec
+        .trust
+        .add(Identity::generate().expect("identity").public(), "tablet")
+        .expect("trust");
+    let id = s_sec.identity.fingerprint();
     let source = TestPatternSource::new(640, 360, 30).expect("pattern");
-    let sender = Sender::start(
-        SenderConfig::default().fps(30),
-        Remote::Listen,
-        Some(Box::new(source)),
-    )
-    .expect("sender");
-    let id = format!("engine-{}", std::process::id());
+    let mut sender_config = SenderConfig::default().fps(30);
+    sender_config.net.security = Some(s_sec);
+    let sender =
+        Sender::start(sender_config, Remote::Listen, Some(Box::new(source))).expect("sender");
     let mdns = MdnsSd::new().expect("mdns-sd");
     let txt = PeerTxt {
         protocol_version: PROTOCOL_VERSION,
@@ -40,8 +47,10 @@ fn a_receiver_finds_an_advertised_sender_and_shows_its_video() {
         }
     });
     let (tx, frames) = crossbeam_channel::unbounded();
+    let mut receiver_config = ReceiverConfig::default();
+    receiver_config.net.security = Some(r_sec);
     let receiver = Receiver::start(
-        ReceiverConfig::default(),
+        receiver_config,
         Remote::Discovered(peer),
         Box::new(FnSink(move |f| {
             let _ = tx.send(f);

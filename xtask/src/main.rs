@@ -7,9 +7,10 @@
 //!   simulate minutes of streaming and are exact, not timed). Tests that need root, network
 //!   namespaces or avahi-daemon start what they need themselves, and skip with a printed
 //!   reason where they cannot.
-//! - `demo`: setup, then builds `tandem-send` and `tandem-recv` and streams the test pattern
-//!   from one to the other over loopback for 10 s on the embedded defaults, with the
-//!   receiver's live stats (in a window when a display exists).
+//! - `demo`: setup, then builds `tandem-send` and `tandem-recv`, pairs them (keys in a
+//!   scratch directory) and streams the test pattern from one to the other over loopback for
+//!   10 s on the embedded defaults, sealed, with the receiver's live stats (in a window when
+//!   a display exists).
 //! - `bench`: the criterion benchmarks.
 //! - `fuzz --seconds N`: every cargo-fuzz target for N seconds each (needs cargo-fuzz).
 
@@ -64,7 +65,12 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
 ];
 
 /// Fuzz targets of `crates/tandem-proto/fuzz`.
-const FUZZ_TARGETS: &[&str] = &["parse_datagram", "receiver_state"];
+const FUZZ_TARGETS: &[&str] = &[
+    "parse_datagram",
+    "receiver_state",
+    "handshake",
+    "secure_receiver",
+];
 
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -271,8 +277,28 @@ fn demo() -> Result<()> {
             " (no display: headless)"
         }
     );
+    // Pair the two first, with keys of their own in a scratch directory: the stream is
+    // then authenticated and encrypted, as every real one is.
+    let keys = std::env::temp_dir().join(format!("tandem-demo-{}", std::process::id()));
+    let (recv_keys, send_keys) = (keys.join("recv"), keys.join("send"));
+    let code = "246810";
+    let mut shower = Command::new(bin.join("tandem-recv"))
+        .arg("--keys")
+        .arg(&recv_keys)
+        .args(["--pair", "--listen", &listen, "--code", code])
+        .spawn()
+        .context("starting tandem-recv --pair")?;
+    std::thread::sleep(std::time::Duration::from_millis(500));
+    run(Command::new(bin.join("tandem-send"))
+        .arg("--keys")
+        .arg(&send_keys)
+        .args(["--pair", "--peer", &listen, "--code", code]))?;
+    let paired = shower.wait().context("waiting for tandem-recv --pair")?;
+    if !paired.success() {
+        bail!("pairing failed ({paired})");
+    }
     let mut recv = Command::new(bin.join("tandem-recv"));
-    recv.args([
+    recv.arg("--keys").arg(&recv_keys).args([
         "--listen",
         &listen,
         "--seconds",
@@ -285,6 +311,8 @@ fn demo() -> Result<()> {
     std::thread::sleep(std::time::Duration::from_millis(300));
     // The sender's stats go to a pipe: one live line on the terminal is enough.
     let sender = Command::new(bin.join("tandem-send"))
+        .arg("--keys")
+        .arg(&send_keys)
         .args([
             "--peer",
             &listen,
@@ -305,6 +333,7 @@ fn demo() -> Result<()> {
         .unwrap_or_default()
         .to_owned();
     eprintln!("xtask: the sender's last stats: {last}");
+    let _ = std::fs::remove_dir_all(&keys);
     if !out.status.success() || !recv_status.success() {
         bail!(
             "the demo failed (sender {}, receiver {recv_status})",

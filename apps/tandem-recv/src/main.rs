@@ -4,7 +4,11 @@
 //! writes it with `--out FILE.y4m|FILE.ivf`, and prints a live stats line (or
 //! `--json-stats`, one JSON object per second).
 //!
+//! Only paired senders get a session, sealed end to end: `--pair` shows a code for a
+//! sender to type once, and the keys live in `--keys DIR` from then on.
+//!
 //! ```text
+//! tandem-recv --pair --listen 0.0.0.0:5000          # once: shows the code
 //! tandem-recv --listen 0.0.0.0:5000 --policy latency
 //! tandem-recv --name Desk --path peer-to-peer --headless --json-stats
 //! ```
@@ -20,7 +24,10 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use tandem::sink::{FrameSink, IvfFileSink, Tee, Y4mFileSink};
 use tandem::stats::print_until;
-use tandem::{PathPreference, PlayoutPolicy, Receiver, ReceiverConfig, Remote, StatsFormat};
+use tandem::{
+    KeyDir, PairingRole, PathPreference, PlayoutPolicy, Receiver, ReceiverConfig, Remote,
+    StatsFormat,
+};
 use tandem_net::{BrowseOptions, DiscoveryBackend, DiscoveryEvent, Peer};
 
 #[derive(Parser, Debug)]
@@ -56,6 +63,20 @@ struct Args {
     /// Discovery backend: `mdns` or `dns-sd`.
     #[arg(long, default_value = "mdns")]
     discovery: DiscoveryBackend,
+    /// Pair with a sender: show a code (or `--code`) and wait at `--listen` for it to be
+    /// typed, then exit.
+    #[arg(long, requires = "listen")]
+    pair: bool,
+    /// The pairing code to show (default: a fresh random one).
+    #[arg(long)]
+    code: Option<String>,
+    /// Directory of this device's identity and paired peers (default
+    /// ~/.config/tandem/recv).
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    /// Receive without authentication or encryption (trusted networks and tests only).
+    #[arg(long, conflicts_with = "pair")]
+    insecure: bool,
 }
 
 fn parse_out(s: &str) -> Result<PathBuf, String> {
@@ -141,7 +162,72 @@ fn display_available() -> bool {
         || std::env::var_os("WAYLAND_DISPLAY").is_some()
 }
 
+fn key_dir(args: &Args) -> KeyDir {
+    args.keys
+        .as_ref()
+        .map_or_else(|| KeyDir::default_for("recv"), KeyDir::new)
+}
+
+/// Shows a code, waits for a sender to type it, stores the sender as a paired peer.
+fn pair(args: &Args) -> Result<()> {
+    let keys = key_dir(args);
+    let identity = keys.identity().context("--keys")?;
+    let Some(listen) = args.listen else {
+        bail!("--pair needs --listen");
+    };
+    let code = args.code.clone().unwrap_or_else(tandem::pairing::new_code);
+    let net = tandem::NetConfig {
+        port: listen.port(),
+        bind_ip: Some(listen.ip()),
+        ..tandem::NetConfig::default()
+    };
+    let name = args
+        .name
+        .clone()
+        .unwrap_or_else(|| "Tandem receiver".into());
+    eprintln!("tandem-recv: pairing code  {code}  — type it on the sender (listening on {listen})");
+    let (key, peer_name) = tandem::pairing::pair(
+        PairingRole::ShowCode,
+        &code,
+        &identity,
+        &name,
+        &net,
+        &Remote::Listen,
+        |e| {
+            if let tandem::pairing::PairingEvent::WrongCodeEntered { attempts_left } = e {
+                eprintln!("tandem-recv: a wrong code was typed; {attempts_left} attempts left");
+            }
+        },
+    )
+    .context("pairing")?;
+    let mut trust = keys.trust()?;
+    trust.add(key, &peer_name)?;
+    keys.save_trust(&trust)?;
+    eprintln!(
+        "tandem-recv: paired with `{peer_name}` (id {}); keys in {}",
+        key.fingerprint(),
+        keys.path().display()
+    );
+    Ok(())
+}
+
 fn run(args: Args) -> Result<()> {
+    if args.pair {
+        return pair(&args);
+    }
+    let security = if args.insecure {
+        None
+    } else {
+        let sec = key_dir(&args).security().context("--keys")?;
+        if sec.trust.peers().is_empty() {
+            bail!(
+                "not paired with any sender: run `tandem-recv --pair --listen ADDR` here and \
+                 `tandem-send --pair --peer ADDR --code CODE` on the sender (or receive with \
+                 --insecure)"
+            );
+        }
+        Some(sec)
+    };
     let (remote, port, bind_ip) = match args.listen {
         Some(addr) => (Remote::Listen, addr.port(), Some(addr.ip())),
         None => (Remote::Discovered(find_sender(&args)?), 0, None),
@@ -151,6 +237,7 @@ fn run(args: Args) -> Result<()> {
         .path(args.path)
         .port(port);
     config.net.bind_ip = bind_ip;
+    config.net.security = security;
     config.net.peer_timeout = Duration::from_secs_f64(args.wait.max(1.0));
     let mut sinks: Vec<Box<dyn FrameSink>> = Vec::new();
     match &args.out {

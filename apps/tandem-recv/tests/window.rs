@@ -346,7 +346,14 @@ fn the_window_shows_the_live_video_at_its_own_size() {
         Command::new(RECV)
             .env("DISPLAY", &x.display)
             .env_remove("WAYLAND_DISPLAY")
-            .args(["--listen", &format!("127.0.0.1:{port}"), "--seconds", "6"])
+            // The window is under test, not pairing (the engine's tests cover that).
+            .args([
+                "--insecure",
+                "--listen",
+                &format!("127.0.0.1:{port}"),
+                "--seconds",
+                "6",
+            ])
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
@@ -437,7 +444,7 @@ fn without_a_display_the_receiver_says_to_use_headless() {
             .env("DISPLAY", format!(":{free}"))
             .env_remove("WAYLAND_DISPLAY")
             .env_remove("XDG_RUNTIME_DIR")
-            .args(["--listen", "127.0.0.1:0", "--seconds", "5"])
+            .args(["--insecure", "--listen", "127.0.0.1:0", "--seconds", "5"])
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::piped())

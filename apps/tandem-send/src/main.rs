@@ -2,8 +2,12 @@
 //! receiver: at `--peer ADDR`, or, without it, advertised as `--name` on `_tandem._udp` for a
 //! receiver to find and reach. Prints a live stats line (or `--json-stats`) every second.
 //!
+//! Only paired devices stream, sealed end to end: pair once with the receiver's code
+//! (`tandem-recv --pair` shows it), and the keys live in `--keys DIR` from then on.
+//!
 //! ```text
-//! tandem-send --peer 127.0.0.1:5000 --seconds 10
+//! tandem-send --pair --peer 192.168.1.20:5000 --code 123456   # once
+//! tandem-send --peer 192.168.1.20:5000 --seconds 10
 //! tandem-send --name Desk --path peer-to-peer
 //! ```
 
@@ -16,8 +20,8 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use tandem::stats::print_until;
 use tandem::{
-    EncoderKind, PathPreference, Remote, Sender, SenderConfig, StatsFormat, TestPatternSource,
-    VideoSource, Y4mFileSource,
+    EncoderKind, KeyDir, PairingRole, PathPreference, Remote, Security, Sender, SenderConfig,
+    StatsFormat, TestPatternSource, VideoSource, Y4mFileSource,
 };
 use tandem_net::discovery::PROTOCOL_VERSION;
 use tandem_net::{Advertisement, DiscoveryBackend, PeerTxt};
@@ -67,6 +71,22 @@ struct Args {
     /// Seconds the peer may stay silent before the sender gives up.
     #[arg(long, default_value_t = 5.0)]
     peer_timeout: f64,
+    /// Pair with the receiver at `--peer` by typing the code it shows (`--code`), then exit.
+    #[arg(long, requires = "code", requires = "peer")]
+    pair: bool,
+    /// The pairing code the receiver shows.
+    #[arg(long)]
+    code: Option<String>,
+    /// Directory of this device's identity and paired peers (default
+    /// ~/.config/tandem/send).
+    #[arg(long)]
+    keys: Option<PathBuf>,
+    /// Which paired receiver is at `--peer`, by its id, when several are paired.
+    #[arg(long)]
+    peer_id: Option<String>,
+    /// Stream without authentication or encryption (trusted networks and tests only).
+    #[arg(long, conflicts_with = "pair")]
+    insecure: bool,
 }
 
 #[derive(Debug, Clone)]
@@ -125,7 +145,73 @@ fn host_name() -> String {
         .unwrap_or_else(|| "Tandem sender".into())
 }
 
+fn key_dir(args: &Args) -> KeyDir {
+    args.keys
+        .as_ref()
+        .map_or_else(|| KeyDir::default_for("send"), KeyDir::new)
+}
+
+/// Types the receiver's code and stores it as a paired peer.
+fn pair(args: &Args) -> Result<()> {
+    let keys = key_dir(args);
+    let identity = keys.identity().context("--keys")?;
+    let (Some(peer), Some(code)) = (args.peer, args.code.as_deref()) else {
+        bail!("--pair needs --peer and --code");
+    };
+    let name = args.name.clone().unwrap_or_else(host_name);
+    eprintln!(
+        "tandem-send: pairing with {peer} as `{name}` (id {})…",
+        identity.fingerprint()
+    );
+    let (key, peer_name) = tandem::pairing::pair(
+        PairingRole::EnterCode,
+        code,
+        &identity,
+        &name,
+        &tandem::NetConfig::default(),
+        &Remote::Address(peer),
+        |_| {},
+    )
+    .context("pairing")?;
+    let mut trust = keys.trust()?;
+    trust.add(key, &peer_name)?;
+    keys.save_trust(&trust)?;
+    eprintln!(
+        "tandem-send: paired with `{peer_name}` (id {}); keys in {}",
+        key.fingerprint(),
+        keys.path().display()
+    );
+    Ok(())
+}
+
+/// The security to stream with: the stored keys, unless `--insecure`.
+fn security(args: &Args) -> Result<Option<Security>> {
+    if args.insecure {
+        return Ok(None);
+    }
+    let keys = key_dir(args);
+    let mut sec = keys.security().context("--keys")?;
+    if sec.trust.peers().is_empty() {
+        bail!(
+            "not paired with any receiver: run `tandem-recv --pair --listen ADDR` there and \
+             `tandem-send --pair --peer ADDR --code CODE` here (or stream with --insecure)"
+        );
+    }
+    if let Some(id) = &args.peer_id {
+        let peer = sec
+            .trust
+            .by_fingerprint(id)
+            .with_context(|| format!("--peer-id {id}: no paired receiver has that id"))?;
+        sec.peer = Some(peer.key);
+    }
+    Ok(Some(sec))
+}
+
 fn run(args: Args) -> Result<()> {
+    if args.pair {
+        return pair(&args);
+    }
+    let security = security(&args)?;
     let source: Box<dyn VideoSource> = match &args.source {
         SourceArg::TestPattern => Box::new(
             TestPatternSource::new(args.size.0, args.size.1, args.fps)
@@ -149,6 +235,8 @@ fn run(args: Args) -> Result<()> {
         config = config.bitrate_kbps(kbps);
     }
     config.net.peer_timeout = Duration::from_secs_f64(args.peer_timeout.max(0.1));
+    let own_id = security.as_ref().map(|s| s.identity.fingerprint());
+    config.net.security = security;
     let remote = match args.peer {
         Some(a) => Remote::Address(a),
         None => Remote::Listen,
@@ -160,7 +248,10 @@ fn run(args: Args) -> Result<()> {
         let discovery = args.discovery.open().context("--discovery")?;
         let txt = PeerTxt {
             protocol_version: PROTOCOL_VERSION,
-            peer_id: format!("send-{}-{}", std::process::id(), sender.local_addr().port()),
+            // Paired receivers know us by our key's fingerprint.
+            peer_id: own_id.clone().unwrap_or_else(|| {
+                format!("send-{}-{}", std::process::id(), sender.local_addr().port())
+            }),
             device_name: name.clone(),
             codecs: vec![tandem::Codec::Av1],
         };

@@ -18,8 +18,13 @@
 //!   profile's own delay (0.5 ms and 96 µs of serialization at 100 Mbit/s), and its own
 //!   counter of how late it sent each datagram past the delivery time the profile scheduled.
 //!
+//! - `aead`: the same one-datagram frames at 20 Mbit/s through the bare pair and through a
+//!   paired, sealed pair: process CPU per datagram each way, the AEAD's share of it, and
+//!   sealing plus opening alone.
+//!
 //! Targets (issue 4): driver ≥ 60 % of the plain loop and ≥ 1 Gbit/s; added latency p99
-//! ≤ 200 µs at 50 Mbit/s; the relay adds ≤ 100 µs p99 in `clean`.
+//! ≤ 200 µs at 50 Mbit/s; the relay adds ≤ 100 µs p99 in `clean`. Issue 6: the AEAD's share
+//! of per-datagram time ≤ 5 %.
 
 use std::net::{SocketAddr, UdpSocket};
 use std::sync::Arc;
@@ -33,6 +38,9 @@ use serde::Serialize;
 use tandem_net::socket::{SocketConfig, open_udp};
 use tandem_net::timer::PreciseTimer;
 use tandem_net::{DriverConfig, DriverHandle, DriverStopped, spawn_driver};
+use tandem_proto::security::{
+    Identity, MaybeSecure, Secure, SecureConfig, SecureEvent, SessionRole, TrustStore,
+};
 use tandem_proto::{
     FecMode, OutgoingFrame, Receiver, ReceiverConfig, ReceiverEvent, SendError, Sender,
     SenderConfig, SenderEvent,
@@ -97,6 +105,7 @@ struct Report {
     relay_profile_delay_us: f64,
     relay_added_us: Added,
     relay_lateness_us: Percentiles,
+    aead: AeadCost,
 }
 
 #[derive(Serialize, Debug)]
@@ -162,26 +171,53 @@ fn sender_config(frame_interval: Duration) -> SenderConfig {
 
 /// A sender told that frames come every `frame_interval` and a listening receiver, each on
 /// its own driver task, on loopback.
-fn driver_pair(frame_interval: Duration) -> Result<(DriverHandle<Sender>, DriverHandle<Receiver>)> {
+type Tx = DriverHandle<MaybeSecure<Sender>>;
+type Rx = DriverHandle<MaybeSecure<Receiver>>;
+
+fn driver_pair(frame_interval: Duration) -> Result<(Tx, Rx)> {
+    driver_pair_secured(frame_interval, false)
+}
+
+/// The pair bare, or (`secure`) paired and sealed as the engine runs them.
+fn driver_pair_secured(frame_interval: Duration, secure: bool) -> Result<(Tx, Rx)> {
     let t0 = Instant::now();
-    let rx = spawn_driver(
-        Receiver::new(ReceiverConfig::new(SESSION), t0),
-        DriverConfig::new("127.0.0.1:0".parse()?, None),
-    )?;
+    let rx_inner = Receiver::new(ReceiverConfig::new(SESSION), t0);
+    let tx_inner = Sender::new(sender_config(frame_interval), t0);
+    let (rx_end, tx_end) = if secure {
+        let (a, b) = (Identity::generate()?, Identity::generate()?);
+        let (mut ta, mut tb) = (TrustStore::new(), TrustStore::new());
+        ta.add(b.public(), "receiver")?;
+        tb.add(a.public(), "sender")?;
+        let peer = b.public();
+        (
+            MaybeSecure::Sealed(Secure::new(
+                rx_inner,
+                SecureConfig::new(b, tb, SessionRole::Responder, SESSION),
+                t0,
+            )),
+            MaybeSecure::Sealed(Secure::new(
+                tx_inner,
+                SecureConfig::new(a, ta, SessionRole::Initiator { peer }, SESSION),
+                t0,
+            )),
+        )
+    } else {
+        (MaybeSecure::Plain(rx_inner), MaybeSecure::Plain(tx_inner))
+    };
+    let rx = spawn_driver(rx_end, DriverConfig::new("127.0.0.1:0".parse()?, None))?;
     let tx = spawn_driver(
-        Sender::new(sender_config(frame_interval), t0),
+        tx_end,
         DriverConfig::new("127.0.0.1:0".parse()?, Some(rx.local_addr())),
     )?;
     Ok((tx, rx))
 }
 
 /// Hands the sender one AV1 frame captured now.
-fn send(
-    tx: &DriverHandle<Sender>,
-    data: Bytes,
-    keyframe: bool,
-) -> Result<Result<u32, SendError>, DriverStopped> {
-    tx.call(move |s: &mut Sender, now| s.send_frame(now, OutgoingFrame::av1(data, now, keyframe)))
+fn send(tx: &Tx, data: Bytes, keyframe: bool) -> Result<Result<u32, SendError>, DriverStopped> {
+    tx.call(move |s, now| {
+        s.inner_mut()
+            .send_frame(now, OutgoingFrame::av1(data, now, keyframe))
+    })
 }
 
 /// Frames the application keeps in flight (sent, not yet received) in the throughput run.
@@ -203,16 +239,17 @@ async fn driver_throughput(seconds: f64) -> Result<(Throughput, f64)> {
             let mut bytes = 0u64;
             while !stop.load(Ordering::Relaxed) {
                 match tokio::time::timeout(Duration::from_millis(100), rx.next_event()).await {
-                    Ok(Some(ReceiverEvent::Frame(f))) => {
+                    Ok(Some(SecureEvent::Inner(ReceiverEvent::Frame(f)))) => {
                         bytes += f.data.len() as u64;
                         let _ = received_tx.send(f.frame_id + 1);
                     }
+                    Ok(Some(SecureEvent::Security(_))) => {}
                     Ok(None) => break,
                     Err(_) => {}
                 }
             }
             if std::env::var_os("NET_REPORT_DEBUG").is_some() {
-                let st = rx.call(|r: &mut Receiver, _| r.stats());
+                let st = rx.call(|r, _| r.inner().stats());
                 eprintln!("receiver: {st:?}\ndriver: {:?}", rx.stats());
             }
             (bytes, rx.stats().datagrams_in)
@@ -224,7 +261,7 @@ async fn driver_throughput(seconds: f64) -> Result<(Throughput, f64)> {
     while start.elapsed().as_secs_f64() < seconds {
         // As an encoder would: a keyframe the receiver lost is answered with a new one.
         while let Some(e) = tx.try_next_event() {
-            keyframe_due |= matches!(e, SenderEvent::KeyframeRequested);
+            keyframe_due |= matches!(e, SecureEvent::Inner(SenderEvent::KeyframeRequested));
         }
         let done = *received.borrow_and_update();
         if next >= done + THROUGHPUT_WINDOW {
@@ -255,7 +292,7 @@ async fn driver_throughput(seconds: f64) -> Result<(Throughput, f64)> {
     let (bytes, datagrams) = counter.await?;
     let sent = tx.stats();
     if std::env::var_os("NET_REPORT_DEBUG").is_some() {
-        let st = tx.call(|s: &mut Sender, _| s.stats());
+        let st = tx.call(|s, _| s.inner().stats());
         eprintln!("sender: {st:?}\ndriver: {sent:?}");
     }
     let batched = sent.batched_sends as f64 * 1000.0 / sent.datagrams_out.max(1) as f64;
@@ -343,7 +380,7 @@ async fn frame_latencies(interval: Duration, size: usize, count: u32) -> Result<
     let (tx, mut rx) = driver_pair(interval)?;
     let collector = tokio::spawn(async move {
         let mut arrivals = Vec::new();
-        while let Ok(Some(ReceiverEvent::Frame(f))) =
+        while let Ok(Some(SecureEvent::Inner(ReceiverEvent::Frame(f)))) =
             tokio::time::timeout(Duration::from_millis(500), rx.next_event()).await
         {
             arrivals.push((f.frame_id, Instant::now()));
@@ -389,6 +426,96 @@ fn profile_delay_us(profile: &str) -> Result<f64> {
     Ok(first.as_secs_f64() * 1e6)
 }
 
+/// Process CPU time (user and system) so far.
+fn cpu_time() -> Duration {
+    #[cfg(target_os = "linux")]
+    {
+        use nix::sys::resource::{UsageWho, getrusage};
+        if let Ok(u) = getrusage(UsageWho::RUSAGE_SELF) {
+            let tv = |t: nix::sys::time::TimeVal| {
+                Duration::from_secs(t.tv_sec() as u64) + Duration::from_micros(t.tv_usec() as u64)
+            };
+            return tv(u.user_time()) + tv(u.system_time());
+        }
+    }
+    Duration::ZERO
+}
+
+#[derive(Serialize, Debug)]
+struct AeadCost {
+    /// Stream rate, Mbit/s.
+    mbit_per_s: f64,
+    /// Process CPU per datagram through both drivers and the protocol, bare, µs.
+    plain_cpu_us_per_datagram: f64,
+    /// The same, paired and sealed, µs.
+    sealed_cpu_us_per_datagram: f64,
+    /// Sealing and opening one 1200-byte datagram, measured alone, µs.
+    seal_open_us: f64,
+    /// The AEAD's share of the sealed path's per-datagram time: sealing and opening (each
+    /// datagram is sealed by one driver and opened by the other, both in this process)
+    /// over the sealed CPU per datagram.
+    share: f64,
+    /// (sealed − plain) / sealed from the two runs: the same question answered by
+    /// difference, which the run-to-run noise of this machine (±8 % of the per-datagram
+    /// CPU) swamps; printed to show it agrees within that noise.
+    share_by_difference: f64,
+}
+
+/// Frames of one datagram at `mbit` for `seconds` through the driver pair; returns the
+/// process CPU per datagram delivered.
+async fn cpu_per_datagram(mbit: f64, seconds: f64, secure: bool) -> Result<f64> {
+    let interval = Duration::from_secs_f64(PAYLOAD as f64 * 8.0 / (mbit * 1e6));
+    let (tx, mut rx) = driver_pair_secured(interval, secure)?;
+    // The handshake, and the first frames, before the measurement.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let data = Bytes::from(vec![0x22u8; PAYLOAD - 100]);
+    let timer = PreciseTimer::new()?;
+    let count = (seconds / interval.as_secs_f64()) as u32;
+    let counter = tokio::spawn(async move {
+        let mut n = 0u64;
+        while let Ok(Some(e)) =
+            tokio::time::timeout(Duration::from_millis(500), rx.next_event()).await
+        {
+            if matches!(e, SecureEvent::Inner(ReceiverEvent::Frame(_))) {
+                n += 1;
+            }
+        }
+        (n, rx.stats().datagrams_in)
+    });
+    let cpu0 = cpu_time();
+    let start = Instant::now();
+    for i in 0..count {
+        timer.wait(Some(start + interval * i)).await;
+        send(&tx, data.clone(), i == 0)?.map_err(|e| anyhow::anyhow!("send_frame: {e}"))?;
+    }
+    let cpu = cpu_time() - cpu0;
+    let datagrams = tx.stats().datagrams_out;
+    drop(tx);
+    let (frames, _) = counter.await?;
+    if frames + 10 < u64::from(count) {
+        anyhow::bail!("only {frames} of {count} frames arrived");
+    }
+    Ok(cpu.as_secs_f64() * 1e6 / datagrams.max(1) as f64)
+}
+
+/// Sealing and opening a 1200-byte datagram, µs, measured alone.
+fn seal_open_us() -> Result<f64> {
+    use tandem_proto::security::seal::SealKeys;
+    let (mut a, mut b) = (SealKeys::new([3; 32]), SealKeys::new([3; 32]));
+    let mut d = vec![0u8; PAYLOAD];
+    d[0] = tandem_proto::packet::VERSION_BYTE;
+    d[1] = 1;
+    let n = 100_000u64;
+    let start = Instant::now();
+    for pn in 0..n {
+        d[6..12].copy_from_slice(&pn.to_be_bytes()[2..]);
+        let sealed = a.seal(&d)?;
+        let (plain, _) = b.open(&sealed)?;
+        std::hint::black_box(plain);
+    }
+    Ok(start.elapsed().as_secs_f64() * 1e6 / n as f64)
+}
+
 fn main() {
     let args = Args::parse();
     if let Err(e) = run(&args) {
@@ -426,6 +553,18 @@ fn run(args: &Args) -> Result<()> {
     let (relay_one_way, relay_lateness) = stamped_one_way(50.0, count, true)?;
     let relay_one_way = Percentiles::of(&relay_one_way);
     let profile = profile_delay_us("clean")?;
+    eprintln!("net-report: AEAD cost at 20 Mbit/s");
+    let plain_cpu = runtime.block_on(cpu_per_datagram(20.0, args.seconds, false))?;
+    let sealed_cpu = runtime.block_on(cpu_per_datagram(20.0, args.seconds, true))?;
+    let seal_open = seal_open_us()?;
+    let aead = AeadCost {
+        mbit_per_s: 20.0,
+        plain_cpu_us_per_datagram: plain_cpu,
+        sealed_cpu_us_per_datagram: sealed_cpu,
+        seal_open_us: seal_open,
+        share: seal_open / sealed_cpu,
+        share_by_difference: (sealed_cpu - plain_cpu) / sealed_cpu,
+    };
     let report = Report {
         driver_over_plain: driver.mbit_per_s / plain.mbit_per_s,
         driver_batched_sends_per_1000_datagrams: batched,
@@ -450,6 +589,7 @@ fn run(args: &Args) -> Result<()> {
         },
         relay_one_way_us: relay_one_way,
         relay_lateness_us: Percentiles::of(&relay_lateness),
+        aead,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);

@@ -106,7 +106,8 @@ pub struct DriverStats {
     pub bytes_out: u64,
     /// System calls that sent more than one datagram (UDP GSO).
     pub batched_sends: u64,
-    /// Datagrams from other addresses, dropped.
+    /// Datagrams from other addresses, dropped; for an endpoint that authenticates, the
+    /// datagrams it did not find authentic.
     pub strays: u64,
     /// Sends the kernel refused (buffer full, unreachable); the protocol's loss recovery
     /// treats them as lost.
@@ -257,6 +258,35 @@ impl<E: Endpoint> Shared<E> {
         }
     }
 
+    /// An endpoint that authenticates judges every datagram itself, whatever its source;
+    /// the peer is wherever its authentic datagrams last came from. A stranger's datagrams
+    /// cost the endpoint a check and are counted as strays; one cannot take over the
+    /// session by sending first or sending more.
+    fn receive_authenticated(
+        &self,
+        core: &mut Core<E>,
+        now: Instant,
+        from: SocketAddr,
+        datagram: Bytes,
+    ) {
+        core.endpoint.handle_datagram(now, datagram);
+        if !core.endpoint.last_datagram_authentic() {
+            SharedStats::add(&self.stats.strays, 1);
+            return;
+        }
+        SharedStats::add(&self.stats.datagrams_in, 1);
+        match core.peer {
+            Some(p) if is_peer(p, from) => {}
+            Some(p) => {
+                tracing::info!(old = %p, new = %from, "driver: the authenticated peer moved");
+                core.peer = Some(from);
+                SharedStats::add(&self.stats.peer_changes, 1);
+            }
+            None => core.peer = Some(from),
+        }
+        core.heard_at = Some(now);
+    }
+
     /// Reads the datagrams waiting on the socket (up to [`RECEIVE_BUDGET`]) into the
     /// endpoint.
     fn receive(&self, core: &mut Core<E>) -> io::Result<()> {
@@ -264,6 +294,16 @@ impl<E: Endpoint> Shared<E> {
             match self.socket.try_recv_from(&mut core.buf) {
                 Ok((n, from)) => {
                     let now = Instant::now();
+                    if n > self.max_datagram {
+                        SharedStats::add(&self.stats.strays, 1);
+                        continue;
+                    }
+                    // Each datagram in a buffer of its own size (the endpoint keeps slices).
+                    let datagram = Bytes::copy_from_slice(&core.buf[..n]);
+                    if core.endpoint.authenticates() {
+                        self.receive_authenticated(core, now, from, datagram);
+                        continue;
+                    }
                     let expected = *core.peer.get_or_insert(from);
                     // Only a peer that was heard and then fell silent is replaced: a
                     // configured peer that has not spoken yet keeps its place.
@@ -276,14 +316,12 @@ impl<E: Endpoint> Shared<E> {
                         SharedStats::add(&self.stats.peer_changes, 1);
                     }
                     let expected = core.peer.unwrap_or(from);
-                    if !is_peer(expected, from) || n > self.max_datagram {
+                    if !is_peer(expected, from) {
                         SharedStats::add(&self.stats.strays, 1);
                         continue;
                     }
                     SharedStats::add(&self.stats.datagrams_in, 1);
                     core.heard_at = Some(now);
-                    // Each datagram in a buffer of its own size (the endpoint keeps slices).
-                    let datagram = Bytes::copy_from_slice(&core.buf[..n]);
                     core.endpoint.handle_datagram(now, datagram);
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),

@@ -4,9 +4,11 @@
 //! socket, never spawns a thread or task. It is what `tandem-net` drives over real UDP
 //! sockets and what `tandem-sim` drives through impaired links in virtual time — the same
 //! code, so a minute of streaming through any network condition replays exactly from a seed.
-//! It does not encode or decode video (that is `tandem-codec`), choose interfaces or
-//! discover peers (`tandem-net`), or authenticate peers (a later layer; the header reserves
-//! a flag for sealed payloads).
+//! It does not encode or decode video (that is `tandem-codec`), or choose interfaces or
+//! discover peers (`tandem-net`). Its [`security`] module is the one place it asks the
+//! operating system for anything: randomness, for keys (pairing, handshakes, and sealing
+//! every datagram are its own, sans-IO like the rest: [`security::Secure`] wraps either
+//! endpoint).
 //!
 //! # The run-loop contract
 //!
@@ -63,6 +65,7 @@ pub mod playout;
 pub mod reassembly;
 pub mod receiver;
 pub mod rtt;
+pub mod security;
 pub mod sender;
 pub mod stats;
 pub mod window;
@@ -96,4 +99,18 @@ pub trait Endpoint {
     fn handle_timeout(&mut self, now: Instant);
     /// The next event for the driver.
     fn poll_event(&mut self) -> Option<Self::Event>;
+
+    /// Whether this endpoint authenticates what it receives. A driver may then hand it
+    /// datagrams from any address and follow the peer to wherever its authentic datagrams
+    /// come from ([`Endpoint::last_datagram_authentic`]); otherwise it filters by address.
+    /// Default false.
+    fn authenticates(&self) -> bool {
+        false
+    }
+
+    /// Whether the datagram last handed to [`Endpoint::handle_datagram`] proved to come
+    /// from the peer. Meaningful only where [`Endpoint::authenticates`] is true.
+    fn last_datagram_authentic(&self) -> bool {
+        true
+    }
 }

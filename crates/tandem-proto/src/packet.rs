@@ -8,8 +8,10 @@
 //! ```text
 //! header (12 B)
 //!   0      version      0xD1: high nibble 0xD is the magic, low nibble the version (1)
-//!   1      type|flags   low nibble: PacketType; high nibble: flags (bit 4 SEALED,
-//!                       reserved for the AEAD; bits 5-7 must be zero)
+//!   1      type|flags   low nibble: PacketType (1-7), or a security type (8 handshake,
+//!                       9 handshake reply, 10 pairing); high nibble: flags (bit 4
+//!                       SEALED: the payload is AEAD-sealed, see `security::seal`;
+//!                       bits 5-7 must be zero)
 //!   2..6   session id   u32, chosen by the sender, agreed out of band or by the handshake
 //!   6..12  packet number u48, strictly increasing per direction; the AEAD nonce later
 //!
@@ -30,9 +32,10 @@
 //!
 //! Why this layout: at the default 1200-byte datagram a media packet carries 1169 bytes of
 //! video, so headers cost 2.7 %; the 48-bit packet number (not 64) saves two bytes on every
-//! packet and still lasts nine years at a million packets a second. Fields a later issue
-//! needs (the SEALED flag, handshake packet types 8 and 9) are reserved, and rejected until
-//! implemented, so old receivers fail loudly instead of misreading new traffic.
+//! packet and still lasts nine years at a million packets a second. The security layer's
+//! datagrams (types 8–10, and the SEALED flag with a 16-byte tag after the payload) are
+//! handled by [`crate::security`] before the endpoints see anything; an endpoint parsing a
+//! datagram itself rejects them, so nothing sealed is ever misread as plaintext.
 
 use bytes::{Buf, BufMut, Bytes, BytesMut};
 
@@ -52,12 +55,79 @@ pub const MAX_PACKET_NUMBER: u64 = (1 << 48) - 1;
 pub const MAX_FRAGMENTS: u16 = 4096;
 /// Most ranges one NACK may list.
 pub const MAX_NACK_RANGES: u16 = 256;
-/// Header flag: the payload is sealed with the session AEAD (reserved, not yet accepted).
+/// Header flag: the payload is sealed with the session AEAD. The security layer
+/// ([`crate::security::Secure`]) opens sealed datagrams and hands the endpoints their
+/// plaintext form, flag cleared; an endpoint parsing a datagram itself rejects the flag.
 pub const FLAG_SEALED: u8 = 0x1;
 /// Frame flag: the frame is a keyframe (decodable on its own).
 pub const FRAME_KEYFRAME: u8 = 0x1;
 /// Frame flag: no later frame references this one, so losing it breaks no chain.
 pub const FRAME_DISCARDABLE: u8 = 0x2;
+
+/// Type nibble of a Noise handshake message 1 (see `security::handshake`).
+pub const TYPE_HANDSHAKE: u8 = 8;
+/// Type nibble of a Noise handshake message 2.
+pub const TYPE_HANDSHAKE_REPLY: u8 = 9;
+/// Type nibble of a pairing message (see `security::pairing`).
+pub const TYPE_PAIR: u8 = 10;
+
+/// The common header as bytes say it, before any check of type or session: what the
+/// security layer needs to route a datagram.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct RawHeader {
+    /// The type nibble.
+    pub type_nibble: u8,
+    /// The SEALED flag is set.
+    pub sealed: bool,
+    /// Session id.
+    pub session_id: u32,
+    /// Packet number.
+    pub packet_number: u64,
+}
+
+/// Reads the header's fields: magic and version checked, flags other than SEALED refused.
+pub fn peek_header(datagram: &[u8]) -> Result<RawHeader, ParseError> {
+    if datagram.len() < HEADER_LEN {
+        return Err(ParseError::TooShort {
+            len: datagram.len(),
+            need: HEADER_LEN,
+        });
+    }
+    let mut b = datagram;
+    let v = b.get_u8();
+    if v >> 4 != VERSION_BYTE >> 4 {
+        return Err(ParseError::BadMagic(v));
+    }
+    if v != VERSION_BYTE {
+        return Err(ParseError::UnsupportedVersion(v & 0x0f));
+    }
+    let tf = b.get_u8();
+    let flags = tf >> 4;
+    if flags & !FLAG_SEALED != 0 {
+        return Err(ParseError::UnsupportedFlags(flags));
+    }
+    let session_id = b.get_u32();
+    let mut pn = 0u64;
+    for _ in 0..6 {
+        pn = (pn << 8) | u64::from(b.get_u8());
+    }
+    Ok(RawHeader {
+        type_nibble: tf & 0x0f,
+        sealed: flags & FLAG_SEALED != 0,
+        session_id,
+        packet_number: pn,
+    })
+}
+
+/// Writes a header for a security-layer message of `type_nibble`.
+pub fn security_header(type_nibble: u8, session_id: u32, packet_number: u64) -> [u8; HEADER_LEN] {
+    let mut h = [0u8; HEADER_LEN];
+    h[0] = VERSION_BYTE;
+    h[1] = type_nibble & 0x0f;
+    h[2..6].copy_from_slice(&session_id.to_be_bytes());
+    h[6..].copy_from_slice(&(packet_number & MAX_PACKET_NUMBER).to_be_bytes()[2..]);
+    h
+}
 
 /// What a datagram carries; the low nibble of byte 1.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]

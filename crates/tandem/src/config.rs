@@ -34,6 +34,10 @@ pub struct NetConfig {
     /// How long the peer may stay silent before the session reports it gone. Default 5 s:
     /// a hundred times the protocol's 50 ms report interval, past any Wi-Fi stall.
     pub peer_timeout: Duration,
+    /// Identity and paired peers: every datagram is then authenticated and encrypted, and
+    /// only paired peers get a session. `None` streams in the clear, for benchmarks and
+    /// simulations on one trusted host; the apps always set it. Default `None`.
+    pub security: Option<crate::security::Security>,
 }
 
 impl Default for NetConfig {
@@ -46,6 +50,7 @@ impl Default for NetConfig {
             traffic: TrafficClass::InteractiveVideo,
             session_id: DEFAULT_SESSION_ID,
             peer_timeout: Duration::from_secs(5),
+            security: None,
         }
     }
 }
@@ -229,6 +234,7 @@ mod tests {
         assert_eq!(n.traffic, TrafficClass::InteractiveVideo);
         assert_eq!(n.session_id, DEFAULT_SESSION_ID);
         assert_eq!(n.peer_timeout, Duration::from_secs(5));
+        assert_eq!(n.security, None);
         let r = ReceiverConfig::default();
         assert_eq!(r.playout, PlayoutPolicy::Latency);
         assert_eq!(r.output, OutputMode::Decoded);

@@ -44,6 +44,16 @@ pub enum EngineError {
         /// How long we waited.
         waited: Duration,
     },
+    /// The security layer cannot start: no pairing with the peer.
+    #[error("not paired: {0}")]
+    NotPaired(String),
+    /// An identity or trust store could not be made or read (no randomness, bytes that are
+    /// not a Tandem key file).
+    #[error("keys: {0}")]
+    Keys(#[from] tandem_proto::security::SecurityError),
+    /// Pairing did not succeed.
+    #[error("pairing failed: {0}")]
+    Pairing(tandem_proto::security::pairing::PairingFailure),
     /// The pipeline was already stopped.
     #[error("the pipeline has stopped")]
     Stopped,

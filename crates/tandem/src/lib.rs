@@ -36,8 +36,10 @@
 pub mod config;
 pub mod connect;
 pub mod error;
+pub mod pairing;
 mod pipeline;
 pub mod receiver;
+pub mod security;
 pub mod sender;
 pub mod sink;
 pub mod source;
@@ -49,6 +51,7 @@ pub use config::{
 pub use connect::Remote;
 pub use error::EngineError;
 pub use receiver::Receiver;
+pub use security::{KeyDir, Security};
 pub use sender::{EncodedInput, Sender};
 pub use sink::{DisplayFrame, EncodedVideo, FrameSink};
 pub use source::{TestPatternSource, VideoSource, Y4mFileSource};
@@ -56,4 +59,5 @@ pub use stats::{LatencyMs, Stats, StatsFormat};
 
 pub use tandem_codec::{EncoderKind, Frame};
 pub use tandem_net::{PathPreference, Peer};
+pub use tandem_proto::security::{Identity, PairingRole, PeerKey, TrustStore};
 pub use tandem_proto::{Codec, PlayoutPolicy};

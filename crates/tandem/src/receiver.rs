@@ -24,6 +24,7 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::{Receiver as Rx, Sender as Tx, bounded};
 use tandem_codec::{Dav1dDecoder, DecoderConfig};
 use tandem_net::DriverHandle;
+use tandem_proto::security::{MaybeSecure, SecureEvent};
 use tandem_proto::{Codec, PlayoutPolicy, ReceivedFrame, ReceiverEvent};
 
 use crate::config::{OutputMode, ReceiverConfig};
@@ -34,7 +35,7 @@ use crate::sender::send_replacing;
 use crate::sink::{DisplayFrame, EncodedVideo, FrameSink};
 use crate::stats::{Stats, TIMES_KEPT, Times, Window, g2g_from_code, wall_us};
 
-type Driver = DriverHandle<tandem_proto::Receiver>;
+type Driver = DriverHandle<MaybeSecure<tandem_proto::Receiver>>;
 
 #[derive(Debug, Default)]
 struct Counters {
@@ -64,6 +65,7 @@ struct Shared {
     g2g_baseline_ms: Mutex<Option<f64>>,
     frame_interval: Mutex<Duration>,
     peer_trouble: Mutex<Option<String>>,
+    security_trouble: Mutex<Option<String>>,
     fatal: Mutex<Option<String>>,
     stop: AtomicBool,
     started: Instant,
@@ -71,7 +73,7 @@ struct Shared {
 
 /// A running receiver. Dropping it stops every thread and the network side.
 pub struct Receiver {
-    pipeline: Pipeline<tandem_proto::Receiver>,
+    pipeline: Pipeline<MaybeSecure<tandem_proto::Receiver>>,
     shared: Arc<Shared>,
     stats: Rx<Stats>,
 }
@@ -106,7 +108,12 @@ impl Receiver {
         };
         let (mut pipeline, events) = Pipeline::start(
             "tandem-recv-net",
-            tandem_proto::Receiver::new(proto_config.clone(), Instant::now()),
+            crate::security::guard(
+                tandem_proto::Receiver::new(proto_config.clone(), Instant::now()),
+                &config.net,
+                &remote,
+                Instant::now(),
+            )?,
             driver_cfg,
         )?;
         let driver = Arc::clone(pipeline.driver()?);
@@ -117,6 +124,7 @@ impl Receiver {
             g2g_baseline_ms: Mutex::new(None),
             frame_interval: Mutex::new(Duration::from_micros(16_667)),
             peer_trouble: Mutex::new(None),
+            security_trouble: Mutex::new(None),
             fatal: Mutex::new(None),
             stop: AtomicBool::new(false),
             started: Instant::now(),
@@ -151,7 +159,7 @@ impl Receiver {
     pub fn set_playout_policy(&self, policy: PlayoutPolicy) -> Result<(), EngineError> {
         self.pipeline
             .driver()?
-            .call(move |r, _| r.set_playout_policy(policy))
+            .call(move |r, _| r.inner_mut().set_playout_policy(policy))
             .map_err(|_| EngineError::Stopped)
     }
 
@@ -172,6 +180,7 @@ impl Receiver {
     pub fn error(&self) -> Option<String> {
         lock(&self.shared.fatal)
             .clone()
+            .or_else(|| lock(&self.shared.security_trouble).clone())
             .or_else(|| lock(&self.shared.peer_trouble).clone())
     }
 
@@ -243,13 +252,22 @@ impl Progress {
 fn decode_loop(
     mut decoder: Option<Dav1dDecoder>,
     mut sink: Box<dyn FrameSink>,
-    mut events: tokio::sync::mpsc::Receiver<ReceiverEvent>,
+    mut events: tokio::sync::mpsc::Receiver<SecureEvent<ReceiverEvent>>,
     driver: &Driver,
     shared: &Shared,
 ) {
     let mut progress = Progress::default();
     let c = &shared.counters;
-    while let Some(ReceiverEvent::Frame(f)) = events.blocking_recv() {
+    while let Some(event) = events.blocking_recv() {
+        let f = match event {
+            SecureEvent::Inner(ReceiverEvent::Frame(f)) => f,
+            SecureEvent::Security(e) => {
+                if let Some(t) = crate::security::trouble(&e) {
+                    *lock(&shared.security_trouble) = t;
+                }
+                continue;
+            }
+        };
         if let Some(gap) = progress.gap(f.frame_id) {
             c.frames_skipped.fetch_add(gap, Ordering::Relaxed);
         }
@@ -313,7 +331,7 @@ fn decode_one(
         Err(e) => {
             tracing::debug!(%e, frame = f.frame_id, "decode failed; asking for a keyframe");
             c.decode_errors.fetch_add(1, Ordering::Relaxed);
-            let _ = driver.call(|r, _| r.decoder_lost_sync());
+            let _ = driver.call(|r, _| r.inner_mut().decoder_lost_sync());
             return false;
         }
     };
@@ -384,7 +402,9 @@ fn stats_loop(
         std::thread::sleep(Duration::from_millis(50));
         let now = Instant::now();
         let d = driver.stats();
-        let Ok(p) = driver.call(|r, _| r.stats()) else {
+        let Ok((p, security, authenticated)) =
+            driver.call(|r, _| (r.inner().stats(), r.security_stats(), r.peer()))
+        else {
             // Not an error when we are the ones stopping it.
             if !shared.stop.load(Ordering::Relaxed) {
                 lock(&shared.fatal).get_or_insert("the network side stopped".into());
@@ -398,7 +418,8 @@ fn stats_loop(
         if d.peer_changes != peer_changes || stuck {
             peer_changes = d.peer_changes;
             let cfg = proto_config.clone();
-            let reset = driver.call(move |r, now| *r = tandem_proto::Receiver::new(cfg, now));
+            let reset =
+                driver.call(move |r, now| *r.inner_mut() = tandem_proto::Receiver::new(cfg, now));
             if reset.is_ok() {
                 c.restarts.fetch_add(1, Ordering::Relaxed);
                 tracing::info!("the sender restarted; starting over");
@@ -435,6 +456,7 @@ fn stats_loop(
         prev_lost = (p.packets_lost, expected);
         let error = lock(&shared.fatal)
             .clone()
+            .or_else(|| lock(&shared.security_trouble).clone())
             .or_else(|| lock(&shared.peer_trouble).clone());
         let stats = Stats {
             role: "receiver",
@@ -462,7 +484,8 @@ fn stats_loop(
             keyframes: c.keyframes.load(Ordering::Relaxed),
             restarts: c.restarts.load(Ordering::Relaxed),
             ..Stats::default()
-        };
+        }
+        .with_security(config.net.security.is_some(), security, authenticated);
         send_replacing(out, drain, stats);
         last = (now, shown, bytes);
     }

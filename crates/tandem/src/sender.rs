@@ -27,6 +27,7 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver as Rx, RecvTimeoutError, Sender as Tx, TrySendError, bounded};
 use tandem_codec::{Encoder, EncoderConfig, Frame, new_encoder};
 use tandem_net::DriverHandle;
+use tandem_proto::security::{MaybeSecure, SecureEvent};
 use tandem_proto::{Codec, OutgoingFrame, SendError, SenderEvent};
 
 use crate::config::SenderConfig;
@@ -36,7 +37,7 @@ use crate::pipeline::{Pipeline, lock, peer_trouble};
 use crate::source::VideoSource;
 use crate::stats::{Stats, TIMES_KEPT, Times, Window, wall_us};
 
-type Driver = DriverHandle<tandem_proto::Sender>;
+type Driver = DriverHandle<MaybeSecure<tandem_proto::Sender>>;
 
 /// A picture waiting for the encoder, with when it was captured.
 struct Captured {
@@ -81,6 +82,8 @@ struct Shared {
     fatal: Mutex<Option<String>>,
     /// What is wrong with the peer now (silent, never answered); clears when it returns.
     peer_trouble: Mutex<Option<String>>,
+    /// What the security layer reports (no handshake answer, another version).
+    security_trouble: Mutex<Option<String>>,
     stop: AtomicBool,
     started: Instant,
 }
@@ -92,13 +95,15 @@ impl Shared {
 
     fn error(&self) -> Option<String> {
         let fatal = lock(&self.fatal).clone();
-        fatal.or_else(|| lock(&self.peer_trouble).clone())
+        fatal
+            .or_else(|| lock(&self.security_trouble).clone())
+            .or_else(|| lock(&self.peer_trouble).clone())
     }
 }
 
 /// A running sender. Dropping it stops every thread and the network side.
 pub struct Sender {
-    pipeline: Pipeline<tandem_proto::Sender>,
+    pipeline: Pipeline<MaybeSecure<tandem_proto::Sender>>,
     mailbox: Tx<Captured>,
     mailbox_drain: Rx<Captured>,
     control: Tx<Control>,
@@ -141,7 +146,12 @@ impl Sender {
         proto.min_bitrate_bps = proto.min_bitrate_bps.min(bitrate_bps);
         let (mut pipeline, events) = Pipeline::start(
             "tandem-send-net",
-            tandem_proto::Sender::new(proto, Instant::now()),
+            crate::security::guard(
+                tandem_proto::Sender::new(proto, Instant::now()),
+                &config.net,
+                &remote,
+                Instant::now(),
+            )?,
             driver_cfg,
         )?;
         let driver = Arc::clone(pipeline.driver()?);
@@ -152,6 +162,7 @@ impl Sender {
             encode_times: bounded(TIMES_KEPT),
             fatal: Mutex::new(None),
             peer_trouble: Mutex::new(None),
+            security_trouble: Mutex::new(None),
             stop: AtomicBool::new(false),
             started: Instant::now(),
         });
@@ -173,7 +184,12 @@ impl Sender {
         pipeline.spawn("tandem-send-stats", {
             let (driver, shared, drain) = (Arc::clone(&driver), Arc::clone(&shared), stats.clone());
             let (interval, timeout) = (config.stats_interval, config.net.peer_timeout);
-            move || stats_loop(&driver, &shared, interval, timeout, &stats_tx, &drain)
+            let secure = config.net.security.is_some();
+            move || {
+                stats_loop(
+                    &driver, &shared, interval, timeout, secure, &stats_tx, &drain,
+                )
+            }
         })?;
         Ok(Sender {
             pipeline,
@@ -221,7 +237,7 @@ impl Sender {
             codec: frame.codec,
         };
         let id = driver
-            .call(move |s, now| s.send_frame(now, out))
+            .call(move |s, now| s.inner_mut().send_frame(now, out))
             .map_err(|_| EngineError::Stopped)?
             .map_err(|e| EngineError::Io {
                 what: "sending an encoded frame",
@@ -364,7 +380,7 @@ fn capture_loop(
 fn encode_loop(
     mut encoder: Box<dyn Encoder>,
     driver: &Driver,
-    mut events: tokio::sync::mpsc::Receiver<SenderEvent>,
+    mut events: tokio::sync::mpsc::Receiver<SecureEvent<SenderEvent>>,
     mailbox: &Rx<Captured>,
     control: &Rx<Control>,
     shared: &Shared,
@@ -374,8 +390,13 @@ fn encode_loop(
     while !shared.stop.load(Ordering::Relaxed) {
         while let Ok(e) = events.try_recv() {
             match e {
-                SenderEvent::KeyframeRequested => encoder.force_keyframe(),
-                SenderEvent::TargetBitrate(bps) => {
+                SecureEvent::Security(e) => {
+                    if let Some(t) = crate::security::trouble(&e) {
+                        *lock(&shared.security_trouble) = t;
+                    }
+                }
+                SecureEvent::Inner(SenderEvent::KeyframeRequested) => encoder.force_keyframe(),
+                SecureEvent::Inner(SenderEvent::TargetBitrate(bps)) => {
                     let kbps = u32::try_from(bps / 1000).unwrap_or(u32::MAX).max(50);
                     if let Err(e) = encoder.set_target_bitrate(kbps) {
                         tracing::warn!(%e, kbps, "the encoder refused a bitrate");
@@ -396,8 +417,9 @@ fn encode_loop(
             Err(RecvTimeoutError::Timeout) => continue,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        if driver.peer().is_none() {
-            // Nobody to send to yet (waiting for a receiver to reach us).
+        if driver.peer().is_none() || !driver.call(|s, _| s.is_established()).unwrap_or(false) {
+            // Nobody to send to yet: waiting for a receiver to reach us, or for the
+            // handshake.
             continue;
         }
         held.insert(captured.frame.id, captured.at);
@@ -428,7 +450,7 @@ fn encode_loop(
                 codec: Codec::Av1,
             };
             let c = &shared.counters;
-            match driver.call(move |s, now| s.send_frame(now, frame)) {
+            match driver.call(move |s, now| s.inner_mut().send_frame(now, frame)) {
                 Ok(Ok(_)) => {
                     c.frames_sent.fetch_add(1, Ordering::Relaxed);
                     c.bytes_sent.fetch_add(bytes, Ordering::Relaxed);
@@ -460,6 +482,7 @@ fn stats_loop(
     shared: &Shared,
     interval: Duration,
     peer_timeout: Duration,
+    secure: bool,
     out: &Tx<Stats>,
     drain: &Rx<Stats>,
 ) {
@@ -477,7 +500,11 @@ fn stats_loop(
             c.bytes_sent.load(Ordering::Relaxed),
         );
         let dt = (now - last.0).as_secs_f64().max(1e-3);
-        let proto = driver.call(|s, _| s.stats()).ok();
+        let (proto, security) =
+            match driver.call(|s, _| (s.inner().stats(), s.security_stats(), s.peer())) {
+                Ok((p, s, k)) => (Some(p), Some((s, k))),
+                Err(_) => (None, None),
+            };
         if frames > 0 {
             first_sent.get_or_insert(now);
         }
@@ -502,6 +529,10 @@ fn stats_loop(
             captures_skipped: c.captures_skipped.load(Ordering::Relaxed),
             keyframes: c.keyframes.load(Ordering::Relaxed),
             ..Stats::default()
+        };
+        let stats = match security {
+            Some((counters, peer)) => stats.with_security(secure, counters, peer),
+            None => stats,
         };
         // An app that does not read loses old snapshots, not memory.
         send_replacing(out, drain, stats);

@@ -91,6 +91,38 @@ pub struct Stats {
     pub keyframes: u64,
     /// Times the receiver started over after its sender restarted, total.
     pub restarts: u64,
+    /// Whether datagrams are authenticated and encrypted.
+    pub secure: bool,
+    /// The authenticated peer's id (its key's fingerprint).
+    pub peer_id: Option<String>,
+    /// Datagrams the security layer dropped: forged, replayed, unsealed, malformed, of
+    /// another version, bad or rate-limited handshakes (total).
+    pub dropped_hostile: u64,
+    /// Handshakes from devices that are not paired, refused without an answer (total).
+    pub unpaired_refused: u64,
+}
+
+impl Stats {
+    /// Fills the security fields from the layer's counters and peer.
+    pub(crate) fn with_security(
+        mut self,
+        secure: bool,
+        counters: tandem_proto::security::SecurityStats,
+        peer: Option<tandem_proto::security::PeerKey>,
+    ) -> Stats {
+        let c = counters;
+        self.secure = secure;
+        self.peer_id = peer.map(|k| k.fingerprint());
+        self.dropped_hostile = c.forged
+            + c.replayed
+            + c.unsealed
+            + c.malformed
+            + c.other_version
+            + c.bad_handshakes
+            + c.rate_limited;
+        self.unpaired_refused = c.unknown_peers;
+        self
+    }
 }
 
 impl std::fmt::Display for Stats {
@@ -135,6 +167,11 @@ impl std::fmt::Display for Stats {
                 self.frames_skipped,
                 self.freezes
             )?;
+        }
+        if self.secure {
+            write!(f, "  sealed")?;
+        } else {
+            write!(f, "  IN THE CLEAR")?;
         }
         if let Some(e) = &self.error {
             write!(f, "  [{e}]")?;

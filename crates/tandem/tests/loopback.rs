@@ -12,14 +12,29 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver as Rx, unbounded};
 use tandem::sink::{EncodedVideo, FnSink, FrameSink};
 use tandem::{
-    Codec, DisplayFrame, EncodedInput, NetConfig, OutputMode, PlayoutPolicy, Receiver,
-    ReceiverConfig, Remote, Sender, SenderConfig, Stats, TestPatternSource,
+    Codec, DisplayFrame, EncodedInput, Identity, NetConfig, OutputMode, PlayoutPolicy, Receiver,
+    ReceiverConfig, Remote, Security, Sender, SenderConfig, Stats, TestPatternSource, TrustStore,
 };
 
 const FPS: u32 = 30;
 
+/// A sender's and a receiver's security, paired with each other (one pair for the whole
+/// file: what a real pairing leaves behind).
+fn keys() -> &'static (Security, Security) {
+    static KEYS: std::sync::OnceLock<(Security, Security)> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| Security::paired_in_process("sender", "receiver").expect("keys"))
+}
+
 fn sender_config() -> SenderConfig {
-    SenderConfig::default().size(640, 360).fps(FPS)
+    let mut c = SenderConfig::default().size(640, 360).fps(FPS);
+    c.net.security = Some(keys().0.clone());
+    c
+}
+
+fn receiver_config() -> ReceiverConfig {
+    let mut c = ReceiverConfig::default();
+    c.net.security = Some(keys().1.clone());
+    c
 }
 
 fn pattern() -> Box<TestPatternSource> {
@@ -67,7 +82,7 @@ fn last_stats(stats: &Rx<Stats>, within: Duration) -> Stats {
 
 #[test]
 fn the_test_pattern_streams_and_its_pixel_codes_give_glass_to_glass_latency() {
-    let (rx, frames, addr) = receiver(ReceiverConfig::default());
+    let (rx, frames, addr) = receiver(receiver_config());
     let tx =
         Sender::start(sender_config(), Remote::Address(addr), Some(pattern())).expect("sender");
     let shown = collect(&frames, Duration::from_secs(3));
@@ -89,9 +104,16 @@ fn the_test_pattern_streams_and_its_pixel_codes_give_glass_to_glass_latency() {
         shown.windows(2).all(|w| w[0].frame.id < w[1].frame.id),
         "frames are shown in order"
     );
+    // The pattern numbers its captures, the protocol the frames it sent (captures before
+    // the handshake finished were not encoded): the two move together.
+    let offset = shown[0].code.expect("code").frame_id - shown[0].frame.id;
     for f in &shown {
         let code = f.code.expect("code");
-        assert_eq!(code.frame_id, f.frame.id, "the code is this frame's");
+        assert_eq!(
+            code.frame_id - f.frame.id,
+            offset,
+            "the code is this frame's"
+        );
         assert!(f.g2g.is_some(), "latency read from the pixels");
     }
     let mut g2g: Vec<f64> = shown
@@ -134,7 +156,7 @@ impl FrameSink for EncodedSink {
 fn encoded_frames_pass_through_untouched() {
     let (etx, erx) = unbounded();
     let rx = Receiver::start(
-        ReceiverConfig::default().output(OutputMode::Encoded),
+        receiver_config().output(OutputMode::Encoded),
         Remote::Listen,
         Box::new(EncodedSink(etx)),
     )
@@ -171,7 +193,7 @@ fn encoded_frames_pass_through_untouched() {
 
 #[test]
 fn the_playout_policy_changes_live() {
-    let (rx, frames, addr) = receiver(ReceiverConfig::default());
+    let (rx, frames, addr) = receiver(receiver_config());
     let tx =
         Sender::start(sender_config(), Remote::Address(addr), Some(pattern())).expect("sender");
     let before = collect(&frames, Duration::from_millis(1500));
@@ -201,7 +223,7 @@ fn the_playout_policy_changes_live() {
 
 #[test]
 fn a_restarted_sender_is_followed_and_video_resumes() {
-    let (rx, frames, addr) = receiver(ReceiverConfig::default());
+    let (rx, frames, addr) = receiver(receiver_config());
     let first =
         Sender::start(sender_config(), Remote::Address(addr), Some(pattern())).expect("sender");
     assert!(!collect(&frames, Duration::from_millis(1500)).is_empty());
@@ -232,9 +254,9 @@ fn a_vanished_sender_is_reported_by_name() {
     let config = ReceiverConfig {
         net: NetConfig {
             peer_timeout: Duration::from_secs(1),
-            ..NetConfig::default()
+            ..receiver_config().net
         },
-        ..ReceiverConfig::default()
+        ..receiver_config()
     };
     let (rx, frames, addr) = receiver(config);
     let tx =
@@ -258,7 +280,7 @@ fn a_listening_sender_waits_for_its_receiver() {
     let sender_addr = SocketAddr::from(([127, 0, 0, 1], tx.local_addr().port()));
     let (fsend, frames) = unbounded();
     let rx = Receiver::start(
-        ReceiverConfig::default(),
+        receiver_config(),
         Remote::Address(sender_addr),
         Box::new(FnSink(move |f| {
             let _ = fsend.send(f);
@@ -276,7 +298,7 @@ fn a_restarted_receiver_gets_a_keyframe_and_video() {
         .and_then(|s| s.local_addr())
         .expect("a free port")
         .port();
-    let config = || ReceiverConfig::default().port(port);
+    let config = || receiver_config().port(port);
     let (first, frames, addr) = receiver(config());
     let tx =
         Sender::start(sender_config(), Remote::Address(addr), Some(pattern())).expect("sender");
@@ -286,7 +308,7 @@ fn a_restarted_receiver_gets_a_keyframe_and_video() {
     // The same address again, with no state: the stream is mid-way, so it must ask for a
     // keyframe before it can show anything.
     let (second, frames, _) = receiver(config());
-    let shown = collect(&frames, Duration::from_secs(2));
+    let shown = collect(&frames, Duration::from_secs(3));
     let sent = last_stats(&tx.stats(), Duration::from_millis(1100));
     drop(second);
     println!(
@@ -299,4 +321,115 @@ fn a_restarted_receiver_gets_a_keyframe_and_video() {
         "the first frame shown is the keyframe it asked for"
     );
     assert!(sent.keyframes >= 2, "{sent:?}");
+}
+
+#[test]
+fn paired_devices_stream_sealed_and_know_each_other() {
+    let (rx, frames, addr) = receiver(receiver_config());
+    let tx =
+        Sender::start(sender_config(), Remote::Address(addr), Some(pattern())).expect("sender");
+    assert!(collect(&frames, Duration::from_secs(2)).len() >= 40);
+    let r = last_stats(&rx.stats(), Duration::from_millis(1100));
+    let s = last_stats(&tx.stats(), Duration::from_millis(1100));
+    assert!(r.secure && s.secure);
+    assert_eq!(
+        r.peer_id,
+        Some(keys().0.identity.fingerprint()),
+        "the receiver knows the sender"
+    );
+    assert_eq!(
+        s.peer_id,
+        Some(keys().1.identity.fingerprint()),
+        "and the other way round"
+    );
+    assert_eq!((r.dropped_hostile, r.unpaired_refused), (0, 0), "{r:?}");
+}
+
+#[test]
+fn an_unpaired_sender_gets_nothing_and_is_told_why() {
+    let (rx, frames, addr) = receiver(receiver_config());
+    // A sender with its own identity that trusts the receiver, but the receiver never
+    // paired with it.
+    let mut config = sender_config();
+    let stranger = Identity::generate().expect("identity");
+    let mut trust = TrustStore::new();
+    trust
+        .add(keys().1.identity.public(), "receiver")
+        .expect("trust");
+    config.net.security = Some(Security {
+        identity: stranger,
+        trust,
+        peer: None,
+    });
+    let tx = Sender::start(config, Remote::Address(addr), Some(pattern())).expect("sender");
+    assert!(
+        collect(&frames, Duration::from_millis(6500)).is_empty(),
+        "no frame reached the sink"
+    );
+    let error = tx.error().expect("the sender says why");
+    println!("{error}");
+    assert!(error.contains("no answer to the handshake"), "{error}");
+    let r = last_stats(&rx.stats(), Duration::from_millis(1100));
+    assert!(r.unpaired_refused > 0 && r.frames_shown == 0, "{r:?}");
+    // Configured without any pairing at all, a sender does not even start.
+    let mut lonely = sender_config();
+    lonely.net.security = Some(Security {
+        identity: Identity::generate().expect("identity"),
+        trust: TrustStore::new(),
+        peer: None,
+    });
+    let e = Sender::start(lonely, Remote::Address(addr), None).expect_err("not paired");
+    assert!(e.to_string().contains("no paired device"), "{e}");
+}
+
+#[test]
+fn a_spoofed_advertisement_cannot_take_a_paired_session() {
+    // An impostor advertises the paired sender's id at its own address. It has its own key
+    // (it cannot have the sender's), so the receiver's handshake, made for the real
+    // sender's key, gets nowhere there.
+    let impostor_keys = {
+        let mut trust = TrustStore::new();
+        trust
+            .add(keys().1.identity.public(), "victim")
+            .expect("trust");
+        Security {
+            identity: Identity::generate().expect("identity"),
+            trust,
+            peer: None,
+        }
+    };
+    let mut ic = sender_config();
+    ic.net.security = Some(impostor_keys);
+    let impostor = Sender::start(ic, Remote::Listen, Some(pattern())).expect("impostor");
+    let spoofed = tandem::Peer {
+        instance: "Desk".into(),
+        host: "desk.local.".into(),
+        port: impostor.local_addr().port(),
+        txt: tandem_net::PeerTxt {
+            protocol_version: 1,
+            peer_id: keys().0.identity.fingerprint(),
+            device_name: "Desk".into(),
+            codecs: vec![Codec::Av1],
+        },
+        addresses: vec![tandem_net::PeerAddress {
+            addr: SocketAddr::from(([127, 0, 0, 1], impostor.local_addr().port())),
+            interface: 1,
+        }],
+    };
+    let (tx, frames) = unbounded();
+    let rx = Receiver::start(
+        receiver_config(),
+        Remote::Discovered(spoofed),
+        Box::new(FnSink(move |f| {
+            let _ = tx.send(f);
+        })),
+    )
+    .expect("the receiver starts towards the advertised address");
+    assert!(
+        collect(&frames, Duration::from_millis(6500)).is_empty(),
+        "nothing shown"
+    );
+    let error = rx.error().expect("the receiver says why");
+    assert!(error.contains("no answer to the handshake"), "{error}");
+    assert_eq!(impostor.peer(), None, "the impostor never got a session");
 }
