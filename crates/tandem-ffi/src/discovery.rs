@@ -125,10 +125,7 @@ impl Discovery {
                 let (browser, stop) = (Arc::clone(&browser), Arc::clone(&stop));
                 move || {
                     while !stop.load(Ordering::Relaxed) {
-                        let event = browser
-                            .lock()
-                            .unwrap_or_else(|p| p.into_inner())
-                            .try_next();
+                        let event = browser.lock().unwrap_or_else(|p| p.into_inner()).try_next();
                         match event {
                             Some(tandem_net::DiscoveryEvent::Found(p)) => {
                                 delegate.on_found(DiscoveredPeer::from_engine(&p));

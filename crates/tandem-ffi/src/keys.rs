@@ -111,10 +111,7 @@ impl TrustStore {
 
 pub(crate) fn peer_key(bytes: &[u8]) -> Result<PeerKey, TandemError> {
     let key: [u8; 32] = bytes.try_into().map_err(|_| {
-        TandemError::invalid(format!(
-            "public_key must be 32 bytes (got {})",
-            bytes.len()
-        ))
+        TandemError::invalid(format!("public_key must be 32 bytes (got {})", bytes.len()))
     })?;
     Ok(PeerKey(key))
 }
@@ -182,7 +179,10 @@ pub struct LocalPair {
 
 /// Keys for both ends in one process (see [`LocalPair`]).
 #[uniffi::export]
-pub fn paired_in_process(first_name: String, second_name: String) -> Result<LocalPair, TandemError> {
+pub fn paired_in_process(
+    first_name: String,
+    second_name: String,
+) -> Result<LocalPair, TandemError> {
     let (a, b) = tandem::Security::paired_in_process(&first_name, &second_name)?;
     let side = |s: tandem::Security| crate::types::SecurityConfig {
         identity: Identity::wrap(s.identity),

@@ -90,8 +90,7 @@ impl Receiver {
             delegate: Arc::clone(&delegate),
             encoded: engine_config.output == tandem::OutputMode::Encoded,
         };
-        let receiver =
-            tandem::Receiver::start(engine_config, remote.to_engine()?, Box::new(sink))?;
+        let receiver = tandem::Receiver::start(engine_config, remote.to_engine()?, Box::new(sink))?;
         let feed = StatsFeed::start(
             "tandem-ffi-recv-stats",
             receiver.stats(),

@@ -84,7 +84,12 @@ pub struct Sender {
 
 impl Sender {
     fn with<T>(&self, f: impl FnOnce(&tandem::Sender) -> T) -> Result<T, TandemError> {
-        match self.inner.lock().unwrap_or_else(|p| p.into_inner()).as_ref() {
+        match self
+            .inner
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .as_ref()
+        {
             Some(s) => Ok(f(s)),
             None => Err(stopped()),
         }
