@@ -313,6 +313,13 @@ typedef void (*UniffiCallbackInterfaceSenderDelegateMethod1)(uint64_t, RustBuffe
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_SENDER_DELEGATE_METHOD2
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_SENDER_DELEGATE_METHOD2
+typedef void (*UniffiCallbackInterfaceSenderDelegateMethod2)(uint64_t, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DISCOVERY_DELEGATE
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DISCOVERY_DELEGATE
 typedef struct UniffiVTableCallbackInterfaceDiscoveryDelegate {
@@ -352,6 +359,7 @@ typedef struct UniffiVTableCallbackInterfaceSenderDelegate {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceSenderDelegateMethod0 _Nonnull onStats;
     UniffiCallbackInterfaceSenderDelegateMethod1 _Nonnull onError;
+    UniffiCallbackInterfaceSenderDelegateMethod2 _Nonnull onKeyframeRequested;
 } UniffiVTableCallbackInterfaceSenderDelegate;
 
 #endif
@@ -782,6 +790,11 @@ uint64_t uniffi_tandem_ffi_fn_constructor_sender_new(RustBuffer config, RustBuff
 RustBuffer uniffi_tandem_ffi_fn_method_sender_error(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDER_IS_CONNECTED
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDER_IS_CONNECTED
+int8_t uniffi_tandem_ffi_fn_method_sender_is_connected(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDER_LOCAL_ADDRESS
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDER_LOCAL_ADDRESS
 RustBuffer uniffi_tandem_ffi_fn_method_sender_local_address(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -867,6 +880,11 @@ void uniffi_tandem_ffi_fn_method_senderdelegate_on_stats(uint64_t ptr, RustBuffe
 void uniffi_tandem_ffi_fn_method_senderdelegate_on_error(uint64_t ptr, RustBuffer message, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDERDELEGATE_ON_KEYFRAME_REQUESTED
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDERDELEGATE_ON_KEYFRAME_REQUESTED
+void uniffi_tandem_ffi_fn_method_senderdelegate_on_keyframe_requested(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_PROTOCOL_VERSION
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_PROTOCOL_VERSION
 uint8_t uniffi_tandem_ffi_fn_func_protocol_version(RustCallStatus *_Nonnull out_status
@@ -899,6 +917,11 @@ RustBuffer uniffi_tandem_ffi_fn_func_new_pairing_code(RustCallStatus *_Nonnull o
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_PAIR
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_PAIR
 uint64_t uniffi_tandem_ffi_fn_func_pair(RustBuffer role, RustBuffer code, uint64_t identity, RustBuffer device_name, RustBuffer net, RustBuffer remote, RustBuffer delegate
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_LOCAL_INTERFACES
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_LOCAL_INTERFACES
+RustBuffer uniffi_tandem_ffi_fn_func_local_interfaces(RustBuffer overrides, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_FFI_TANDEM_FFI_RUSTBUFFER_ALLOC
@@ -1194,6 +1217,12 @@ uint16_t uniffi_tandem_ffi_checksum_func_new_pairing_code(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_FUNC_PAIR
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_FUNC_PAIR
 uint16_t uniffi_tandem_ffi_checksum_func_pair(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_FUNC_LOCAL_INTERFACES
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_FUNC_LOCAL_INTERFACES
+uint16_t uniffi_tandem_ffi_checksum_func_local_interfaces(void
     
 );
 #endif
@@ -1503,6 +1532,12 @@ uint16_t uniffi_tandem_ffi_checksum_method_sender_error(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDER_IS_CONNECTED
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDER_IS_CONNECTED
+uint16_t uniffi_tandem_ffi_checksum_method_sender_is_connected(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDER_LOCAL_ADDRESS
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDER_LOCAL_ADDRESS
 uint16_t uniffi_tandem_ffi_checksum_method_sender_local_address(void
@@ -1584,6 +1619,12 @@ uint16_t uniffi_tandem_ffi_checksum_method_senderdelegate_on_stats(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDERDELEGATE_ON_ERROR
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDERDELEGATE_ON_ERROR
 uint16_t uniffi_tandem_ffi_checksum_method_senderdelegate_on_error(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDERDELEGATE_ON_KEYFRAME_REQUESTED
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDERDELEGATE_ON_KEYFRAME_REQUESTED
+uint16_t uniffi_tandem_ffi_checksum_method_senderdelegate_on_keyframe_requested(void
     
 );
 #endif

@@ -164,14 +164,17 @@ pub struct Advertisement {
 
 #[uniffi::export]
 impl Advertisement {
-    /// The name the responder registered (it may add ` (2)` when the name is taken), once
-    /// known.
+    /// The name it is advertised under: the one asked for, or the responder's rename when
+    /// that was taken (Bonjour may add ` (2)`); `nil` once withdrawn.
     pub fn registered_name(&self) -> Option<String> {
         self.registration
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .as_ref()
-            .and_then(|r| r.registered_name())
+            .map(|r| {
+                r.registered_name()
+                    .unwrap_or_else(|| r.instance().to_owned())
+            })
     }
 
     /// Withdraws it now.

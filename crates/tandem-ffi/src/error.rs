@@ -49,10 +49,11 @@ pub enum TandemError {
         /// Why.
         message: String,
     },
-    /// The peer fell silent or never answered.
+    /// A sender has no receiver to send to yet: wait for `isConnected()` (or the first
+    /// `onKeyframeRequested`).
     #[error("{message}")]
-    PeerGone {
-        /// Which peer, for how long.
+    NotConnected {
+        /// What to wait for.
         message: String,
     },
     /// The object was already stopped.
@@ -75,18 +76,20 @@ impl From<EngineError> for TandemError {
     fn from(e: EngineError) -> TandemError {
         let message = e.to_string();
         match e {
-            EngineError::Path(_) | EngineError::Io { .. } | EngineError::Driver(_) => {
-                TandemError::Network { message }
-            }
+            // A silent peer reaches the app through on_error and Stats.error, never as a
+            // thrown error; were one thrown, it would be the network's.
+            EngineError::Path(_)
+            | EngineError::Io { .. }
+            | EngineError::Driver(_)
+            | EngineError::PeerGone { .. }
+            | EngineError::NoAnswer { .. } => TandemError::Network { message },
             EngineError::Codec(_) => TandemError::Codec { message },
-            EngineError::PeerGone { .. } | EngineError::NoAnswer { .. } => {
-                TandemError::PeerGone { message }
-            }
             EngineError::NotPaired(_) => TandemError::NotPaired { message },
             EngineError::Keys(_) => TandemError::Keys { message },
             EngineError::Pairing(f) => TandemError::Pairing {
                 message: f.to_string(),
             },
+            EngineError::NotConnected => TandemError::NotConnected { message },
             EngineError::Stopped => TandemError::Stopped { message },
         }
     }

@@ -94,6 +94,7 @@ impl Receiver {
         let feed = StatsFeed::start(
             "tandem-ffi-recv-stats",
             receiver.stats(),
+            None,
             Some(Arc::new(Forward(delegate))),
         )?;
         Ok(Arc::new(Receiver {

@@ -20,6 +20,10 @@ pub trait SenderDelegate: Send + Sync {
     /// Something went wrong (peer gone, no answer to the handshake, encoder failed): once
     /// per change, with a message to show. The sender keeps trying unless stopped.
     fn on_error(&self, message: String);
+    /// The receiver needs a keyframe (it joined, a session came up, or it lost sync): an
+    /// app that encodes itself forces its next frame to be one
+    /// (`kVTEncodeFrameOptionKey_ForceKeyFrame`). The engine's AV1 encoder does so itself.
+    fn on_keyframe_requested(&self);
 }
 
 struct Forward(Arc<dyn SenderDelegate>);
@@ -30,6 +34,9 @@ impl StatsListener for Forward {
     }
     fn on_error(&self, message: String) {
         self.0.on_error(message);
+    }
+    fn on_keyframe_requested(&self) {
+        self.0.on_keyframe_requested();
     }
 }
 
@@ -146,6 +153,7 @@ impl Sender {
         let feed = StatsFeed::start(
             "tandem-ffi-send-stats",
             sender.stats(),
+            Some(sender.keyframe_requests()),
             delegate.map(|d| Arc::new(Forward(d)) as Arc<dyn StatsListener>),
         )?;
         Ok(Arc::new(Sender {
@@ -169,6 +177,12 @@ impl Sender {
     /// The receiver's address, once one is known.
     pub fn peer(&self) -> Result<Option<String>, TandemError> {
         self.with(|s| s.peer().map(|p| p.to_string()))
+    }
+
+    /// Whether a receiver is there to send to (its address known, the session up).
+    /// Encoded frames sent before are refused with `NotConnected`.
+    pub fn is_connected(&self) -> Result<bool, TandemError> {
+        self.with(|s| s.is_connected())
     }
 
     /// What is wrong now, if anything (also sent to the delegate's `on_error`).

@@ -1,5 +1,6 @@
 //! One thread per pipeline that takes the engine's stats snapshots and hands each to the
-//! delegate and to whoever awaits `next_stats()`, and reports a changed error once.
+//! delegate and to whoever awaits `next_stats()`, reports a changed error once, and passes
+//! a sender's keyframe requests on as they come.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -15,6 +16,7 @@ use crate::types::Stats;
 pub(crate) trait StatsListener: Send + Sync + 'static {
     fn on_stats(&self, stats: Stats);
     fn on_error(&self, message: String);
+    fn on_keyframe_requested(&self) {}
 }
 
 #[derive(Debug, Default)]
@@ -35,8 +37,10 @@ impl StatsFeed {
     pub(crate) fn start(
         name: &str,
         snapshots: crossbeam_channel::Receiver<tandem::Stats>,
+        keyframe_requests: Option<crossbeam_channel::Receiver<()>>,
         listener: Option<Arc<dyn StatsListener>>,
     ) -> Result<StatsFeed, TandemError> {
+        let keyframe_requests = keyframe_requests.unwrap_or_else(crossbeam_channel::never);
         let stop = Arc::new(AtomicBool::new(false));
         let waiters = Arc::new(Mutex::new(Waiters::default()));
         let thread = std::thread::Builder::new()
@@ -47,8 +51,18 @@ impl StatsFeed {
                     let mut last_error = None;
                     while !stop.load(Ordering::Relaxed) {
                         // A short wait so that stop is seen promptly.
-                        let Ok(s) = snapshots.recv_timeout(Duration::from_millis(50)) else {
-                            continue;
+                        let s = crossbeam_channel::select! {
+                            recv(snapshots) -> s => match s {
+                                Ok(s) => s,
+                                Err(_) => break,
+                            },
+                            recv(keyframe_requests) -> k => {
+                                if let (Ok(()), Some(l)) = (k, &listener) {
+                                    l.on_keyframe_requested();
+                                }
+                                continue;
+                            },
+                            default(Duration::from_millis(50)) => continue,
                         };
                         let stats = Stats::from(&s);
                         let waiting = std::mem::take(

@@ -170,6 +170,80 @@ pub struct SecurityConfig {
     pub peer_fingerprint: Option<String>,
 }
 
+/// What kind of link an interface is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum InterfaceKind {
+    /// Wi-Fi through an access point (infrastructure).
+    Wifi,
+    /// Ethernet.
+    Wired,
+    /// A direct device-to-device link (AWDL, Wi-Fi Aware).
+    PeerToPeer,
+    /// Anything else (cellular, VPN): never chosen for infrastructure or peer-to-peer.
+    Other,
+}
+
+/// How to classify one interface. The engine knows `awdl*`/`llw*` as peer-to-peer by name
+/// everywhere, and Wi-Fi from Ethernet on Linux; on Apple it cannot tell Wi-Fi `en0` from
+/// Ethernet `en1` without the Network framework, so the Swift layer passes what
+/// `NWPathMonitor` reports (`NetConfig.withSystemInterfaceKinds()`).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct InterfaceOverride {
+    /// Interface name (`en0`).
+    pub name: String,
+    /// Its kind.
+    pub kind: InterfaceKind,
+}
+
+/// A local interface as the engine sees it (to show the user which paths exist).
+#[derive(Debug, Clone, PartialEq, Eq, uniffi::Record)]
+pub struct InterfaceInfo {
+    /// Name (`en0`, `awdl0`).
+    pub name: String,
+    /// Index.
+    pub index: u32,
+    /// Its kind, after the overrides; `nil` for loopback.
+    pub kind: Option<InterfaceKind>,
+    /// Up, running, with an address: a session can use it now.
+    pub usable: bool,
+    /// Its addresses (no port).
+    pub addresses: Vec<String>,
+}
+
+/// The local interfaces, classified with `overrides` (see [`InterfaceOverride`]).
+#[uniffi::export]
+pub fn local_interfaces(
+    overrides: Vec<InterfaceOverride>,
+) -> Result<Vec<InterfaceInfo>, TandemError> {
+    let net = NetConfig {
+        port: 0,
+        path: None,
+        peer_timeout_ms: None,
+        security: None,
+        interface_kinds: overrides,
+    }
+    .to_engine()?;
+    let list = tandem_net::interfaces(&net.kind_overrides).map_err(|e| TandemError::Network {
+        message: format!("listing interfaces: {e}"),
+    })?;
+    Ok(list
+        .iter()
+        .map(|i| InterfaceInfo {
+            name: i.name.clone(),
+            index: i.index,
+            kind: match i.kind {
+                tandem_net::InterfaceKind::Loopback => None,
+                tandem_net::InterfaceKind::WifiInfrastructure => Some(InterfaceKind::Wifi),
+                tandem_net::InterfaceKind::Wired => Some(InterfaceKind::Wired),
+                tandem_net::InterfaceKind::PeerToPeer => Some(InterfaceKind::PeerToPeer),
+                tandem_net::InterfaceKind::Other => Some(InterfaceKind::Other),
+            },
+            usable: i.usable(),
+            addresses: i.addrs.iter().map(|a| a.ip.to_string()).collect(),
+        })
+        .collect())
+}
+
 /// Network settings shared by both ends.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct NetConfig {
@@ -185,6 +259,9 @@ pub struct NetConfig {
     /// Keys. Default `nil`: in the clear (no pairing needed; anyone can watch).
     #[uniffi(default = None)]
     pub security: Option<SecurityConfig>,
+    /// Interface classifications that replace the engine's guess. Default empty.
+    #[uniffi(default)]
+    pub interface_kinds: Vec<InterfaceOverride>,
 }
 
 impl NetConfig {
@@ -195,6 +272,20 @@ impl NetConfig {
         };
         if let Some(p) = self.path {
             net.path = p.into();
+        }
+        for o in &self.interface_kinds {
+            if o.name.is_empty() {
+                return Err(TandemError::invalid(
+                    "an interface override has an empty name",
+                ));
+            }
+            let kind = match o.kind {
+                InterfaceKind::Wifi => tandem_net::InterfaceKind::WifiInfrastructure,
+                InterfaceKind::Wired => tandem_net::InterfaceKind::Wired,
+                InterfaceKind::PeerToPeer => tandem_net::InterfaceKind::PeerToPeer,
+                InterfaceKind::Other => tandem_net::InterfaceKind::Other,
+            };
+            net.kind_overrides.insert(o.name.clone(), kind);
         }
         if let Some(ms) = self.peer_timeout_ms {
             if ms == 0 {
@@ -587,6 +678,7 @@ mod tests {
             path: None,
             peer_timeout_ms: None,
             security: None,
+            interface_kinds: Vec::new(),
         }
     }
 
@@ -646,6 +738,22 @@ mod tests {
         .expect_err("no port")
         .to_string();
         assert!(e.contains("`localhost` is not ip:port"), "{e}");
+    }
+
+    #[test]
+    fn interface_overrides_reach_the_engine() {
+        let mut n = net();
+        n.interface_kinds = vec![InterfaceOverride {
+            name: "en0".into(),
+            kind: InterfaceKind::Wifi,
+        }];
+        let engine = n.to_engine().expect("valid");
+        assert_eq!(
+            engine.kind_overrides.get("en0"),
+            Some(&tandem_net::InterfaceKind::WifiInfrastructure)
+        );
+        n.interface_kinds[0].name.clear();
+        assert!(n.to_engine().is_err());
     }
 
     #[test]

@@ -69,6 +69,10 @@ class SenderRecorder(t.SenderDelegate):
     def __init__(self):
         self.stats = []
         self.errors = []
+        self.keyframe_requests = 0
+
+    def on_keyframe_requested(self):
+        self.keyframe_requests += 1
 
     def on_stats(self, stats):
         self.stats.append(stats)

@@ -49,11 +49,13 @@ def test_a_receiver_finds_the_paired_sender_and_streams_from_it(keys):
         assert t.VideoCodec.AV1 in peer.codecs and peer.addresses
         # The receiver knows the sender by its id: the trust store has its fingerprint.
         assert keys.second.trust.device(peer.peer_id).name == "sender"
+        assert wait_for(lambda: ad.registered_name(), timeout=5) == "FFI sender"
         assert any(p.peer_id == sender_id for p in browse.peers())
         seen = Recorder()
         rx = t.Receiver(t.ReceiverConfig(net=t.NetConfig(security=keys.second)), t.Remote.DISCOVERED(peer), seen)
         assert wait_for(lambda: seen.frame_count >= 20, timeout=10), seen.frame_count
         ad.withdraw()
+        assert ad.registered_name() is None
         assert wait_for(lambda: any(pid == sender_id for _, pid in peers.lost), timeout=10)
     finally:
         browse.stop()

@@ -27,6 +27,9 @@ class Quiet(t.SenderDelegate):
     def on_error(self, message):
         pass
 
+    def on_keyframe_requested(self):
+        pass
+
 
 def one_cycle(i, discovery):
     pair = t.paired_in_process("a", "b")

@@ -160,8 +160,12 @@ def test_app_pictures_i420_and_nv12_reach_the_receiver(keys):
 def test_encoded_frames_pass_through_byte_exact(keys):
     rconf = t.ReceiverConfig(output=t.OutputMode.ENCODED, net=t.NetConfig(security=keys.second))
     sconf = t.SenderConfig(net=t.NetConfig(security=keys.first))
-    tx, rx, _, seen = start_pair(keys, sender_config=sconf, receiver_config=rconf)
+    tx, rx, told, seen = start_pair(keys, sender_config=sconf, receiver_config=rconf)
     try:
+        # A VideoToolbox app waits for the session, and the receiver's first keyframe
+        # request, before it sends.
+        assert wait_for(tx.is_connected, timeout=5)
+        assert wait_for(lambda: told.keyframe_requests >= 1, timeout=5)
         # An H.264 access unit as VideoToolbox would give it after Annex B conversion.
         sent = [bytes([0, 0, 0, 1, 0x67]) + bytes(range(256)) * (1 + i) for i in range(20)]
         ids = []
@@ -177,6 +181,8 @@ def test_encoded_frames_pass_through_byte_exact(keys):
         assert [f.frame_id() for f in got] == ids
         assert [f.data() for f in got] == sent
         assert got[0].keyframe() and not got[1].keyframe()
+        assert all(f.display() for f in got)  # in order, nothing late: all for display
+        assert got[1].capture_us() > got[0].capture_us()
         assert all(f.codec() == t.VideoCodec.H264 for f in got)
         assert got[3].len() == len(sent[3]) and not got[3].is_empty()
         out = (ctypes.c_uint8 * got[3].len())()
@@ -191,6 +197,16 @@ def test_encoded_frames_pass_through_byte_exact(keys):
         tx.stop()
         rx.stop()
     seen.encoded.clear()
+
+
+def test_encoded_frames_before_a_receiver_are_refused(keys):
+    tx = t.Sender(t.SenderConfig(net=t.NetConfig(security=keys.first)), t.Remote.LISTEN(), None)
+    try:
+        assert not tx.is_connected()
+        with pytest.raises(t.TandemError.NotConnected, match="no receiver is connected"):
+            tx.send_encoded(b"\x00\x00\x00\x01\x65", t.VideoCodec.H264, True)
+    finally:
+        tx.stop()
 
 
 def test_the_playout_policy_changes_live_and_stats_can_be_awaited(keys):
@@ -217,3 +233,47 @@ def test_the_playout_policy_changes_live_and_stats_can_be_awaited(keys):
 
     with pytest.raises(t.TandemError.Stopped):
         asyncio.run(after_stop())
+
+
+def test_the_rest_of_the_controls_and_metadata(keys):
+    # rav1e on screen content with the smooth policy; keyframes on request; the bitrate
+    # set by hand; a silent sender reported to the receiver's delegate.
+    sconf = t.SenderConfig(
+        width=320,
+        height=180,
+        fps=30,
+        bitrate_kbps=800,
+        encoder=t.Av1Encoder.RAV1E,
+        content=t.ContentKind.SCREEN,
+        source=t.VideoSource.TEST_PATTERN,
+        stats_interval_ms=200,
+        net=t.NetConfig(security=keys.first),
+    )
+    rconf = t.ReceiverConfig(
+        playout=t.PlayoutPolicy.SMOOTH(min_ms=5, max_ms=60),
+        stats_interval_ms=200,
+        net=t.NetConfig(peer_timeout_ms=1000, security=keys.second),
+    )
+    tx, rx, tx_seen, seen = start_pair(keys, sender_config=sconf, receiver_config=rconf)
+    try:
+        assert wait_for(lambda: seen.frame_count >= 20, timeout=15), seen.frame_count
+        keyframes = lambda: sum(1 for f in seen.frames if f.keyframe())
+        before = keyframes()
+        tx.request_keyframe()
+        assert wait_for(lambda: keyframes() > before, timeout=5)
+        tx.set_bitrate_kbps(400)
+        with pytest.raises(t.TandemError.InvalidArgument):
+            tx.set_bitrate_kbps(0)
+        f = seen.frames[-1]
+        assert (f.width(), f.height()) == (320, 180)
+        assert f.frame_id() > seen.frames[0].frame_id()
+        assert f.capture_us() > seen.frames[0].capture_us()
+        assert wait_for(lambda: tx_seen.stats and tx_seen.stats[-1].keyframes >= 2, timeout=3)
+        tx.stop()
+        assert wait_for(lambda: seen.errors, timeout=5), "the silent sender was not reported"
+        assert "has sent nothing for" in seen.errors[0], seen.errors
+        assert rx.error() is not None
+    finally:
+        tx.stop()
+        rx.stop()
+    seen.frames.clear()

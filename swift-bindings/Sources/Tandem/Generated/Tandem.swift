@@ -645,8 +645,8 @@ fileprivate struct FfiConverterData: FfiConverterRustBuffer {
 public protocol AdvertisementProtocol: AnyObject, Sendable {
     
     /**
-     * The name the responder registered (it may add ` (2)` when the name is taken), once
-     * known.
+     * The name it is advertised under: the one asked for, or the responder's rename when
+     * that was taken (Bonjour may add ` (2)`); `nil` once withdrawn.
      */
     func registeredName()  -> String?
     
@@ -713,8 +713,8 @@ open class Advertisement: AdvertisementProtocol, @unchecked Sendable {
 
     
     /**
-     * The name the responder registered (it may add ` (2)` when the name is taken), once
-     * known.
+     * The name it is advertised under: the one asked for, or the responder's rename when
+     * that was taken (Bonjour may add ` (2)`); `nil` once withdrawn.
      */
 open func registeredName() -> String?  {
     return try!  FfiConverterOptionString.lift(try! rustCall() {
@@ -3003,6 +3003,12 @@ public protocol SenderProtocol: AnyObject, Sendable {
     func error()  -> String?
     
     /**
+     * Whether a receiver is there to send to (its address known, the session up).
+     * Encoded frames sent before are refused with `NotConnected`.
+     */
+    func isConnected() throws  -> Bool
+    
+    /**
      * The local address the socket is bound to.
      */
     func localAddress() throws  -> String
@@ -3148,6 +3154,19 @@ open func error() -> String?  {
     return try!  FfiConverterOptionString.lift(try! rustCall() {
         uniffiCallStatus in
     uniffi_tandem_ffi_fn_method_sender_error(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Whether a receiver is there to send to (its address known, the session up).
+     * Encoded frames sent before are refused with `NotConnected`.
+     */
+open func isConnected()throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_sender_is_connected(
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
@@ -3393,6 +3412,13 @@ public protocol SenderDelegate: AnyObject, Sendable {
      */
     func onError(message: String) 
     
+    /**
+     * The receiver needs a keyframe (it joined, a session came up, or it lost sync): an
+     * app that encodes itself forces its next frame to be one
+     * (`kVTEncodeFrameOptionKey_ForceKeyFrame`). The engine's AV1 encoder does so itself.
+     */
+    func onKeyframeRequested() 
+    
 }
 /**
  * What a sender tells the app. Called on the sender's stats thread.
@@ -3475,6 +3501,19 @@ open func onError(message: String)  {try! rustCall() {
 }
 }
     
+    /**
+     * The receiver needs a keyframe (it joined, a session came up, or it lost sync): an
+     * app that encodes itself forces its next frame to be one
+     * (`kVTEncodeFrameOptionKey_ForceKeyFrame`). The engine's AV1 encoder does so itself.
+     */
+open func onKeyframeRequested()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_senderdelegate_on_keyframe_requested(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
 
     
 }
@@ -3540,6 +3579,28 @@ fileprivate struct UniffiCallbackInterfaceSenderDelegate {
                 }
                 return uniffiObj.onError(
                      message: try FfiConverterString.lift(message)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        },
+        onKeyframeRequested: { (
+            uniffiHandle: UInt64,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeSenderDelegate.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onKeyframeRequested(
                 )
             }
 
@@ -3992,6 +4053,177 @@ public func FfiConverterTypeDiscoveredPeer_lower(_ value: DiscoveredPeer) -> Rus
 
 
 /**
+ * A local interface as the engine sees it (to show the user which paths exist).
+ */
+public struct InterfaceInfo: Equatable, Hashable {
+    /**
+     * Name (`en0`, `awdl0`).
+     */
+    public var name: String
+    /**
+     * Index.
+     */
+    public var index: UInt32
+    /**
+     * Its kind, after the overrides; `nil` for loopback.
+     */
+    public var kind: InterfaceKind?
+    /**
+     * Up, running, with an address: a session can use it now.
+     */
+    public var usable: Bool
+    /**
+     * Its addresses (no port).
+     */
+    public var addresses: [String]
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Name (`en0`, `awdl0`).
+         */name: String, 
+        /**
+         * Index.
+         */index: UInt32, 
+        /**
+         * Its kind, after the overrides; `nil` for loopback.
+         */kind: InterfaceKind?, 
+        /**
+         * Up, running, with an address: a session can use it now.
+         */usable: Bool, 
+        /**
+         * Its addresses (no port).
+         */addresses: [String]) {
+        self.name = name
+        self.index = index
+        self.kind = kind
+        self.usable = usable
+        self.addresses = addresses
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension InterfaceInfo: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeInterfaceInfo: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> InterfaceInfo {
+        return
+            try InterfaceInfo(
+                name: FfiConverterString.read(from: &buf), 
+                index: FfiConverterUInt32.read(from: &buf), 
+                kind: FfiConverterOptionTypeInterfaceKind.read(from: &buf), 
+                usable: FfiConverterBool.read(from: &buf), 
+                addresses: FfiConverterSequenceString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: InterfaceInfo, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterUInt32.write(value.index, into: &buf)
+        FfiConverterOptionTypeInterfaceKind.write(value.kind, into: &buf)
+        FfiConverterBool.write(value.usable, into: &buf)
+        FfiConverterSequenceString.write(value.addresses, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInterfaceInfo_lift(_ buf: RustBuffer) throws -> InterfaceInfo {
+    return try FfiConverterTypeInterfaceInfo.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInterfaceInfo_lower(_ value: InterfaceInfo) -> RustBuffer {
+    return FfiConverterTypeInterfaceInfo.lower(value)
+}
+
+
+/**
+ * How to classify one interface. The engine knows `awdl*`/`llw*` as peer-to-peer by name
+ * everywhere, and Wi-Fi from Ethernet on Linux; on Apple it cannot tell Wi-Fi `en0` from
+ * Ethernet `en1` without the Network framework, so the Swift layer passes what
+ * `NWPathMonitor` reports (`NetConfig.withSystemInterfaceKinds()`).
+ */
+public struct InterfaceOverride: Equatable, Hashable {
+    /**
+     * Interface name (`en0`).
+     */
+    public var name: String
+    /**
+     * Its kind.
+     */
+    public var kind: InterfaceKind
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * Interface name (`en0`).
+         */name: String, 
+        /**
+         * Its kind.
+         */kind: InterfaceKind) {
+        self.name = name
+        self.kind = kind
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension InterfaceOverride: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeInterfaceOverride: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> InterfaceOverride {
+        return
+            try InterfaceOverride(
+                name: FfiConverterString.read(from: &buf), 
+                kind: FfiConverterTypeInterfaceKind.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: InterfaceOverride, into buf: inout [UInt8]) {
+        FfiConverterString.write(value.name, into: &buf)
+        FfiConverterTypeInterfaceKind.write(value.kind, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInterfaceOverride_lift(_ buf: RustBuffer) throws -> InterfaceOverride {
+    return try FfiConverterTypeInterfaceOverride.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInterfaceOverride_lower(_ value: InterfaceOverride) -> RustBuffer {
+    return FfiConverterTypeInterfaceOverride.lower(value)
+}
+
+
+/**
  * Latency percentiles over an interval, ms.
  */
 public struct LatencyMs: Equatable, Hashable {
@@ -4300,6 +4532,10 @@ public struct NetConfig {
      * Keys. Default `nil`: in the clear (no pairing needed; anyone can watch).
      */
     public var security: SecurityConfig?
+    /**
+     * Interface classifications that replace the engine's guess. Default empty.
+     */
+    public var interfaceKinds: [InterfaceOverride]
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4315,11 +4551,15 @@ public struct NetConfig {
          */peerTimeoutMs: UInt32? = nil, 
         /**
          * Keys. Default `nil`: in the clear (no pairing needed; anyone can watch).
-         */security: SecurityConfig? = nil) {
+         */security: SecurityConfig? = nil, 
+        /**
+         * Interface classifications that replace the engine's guess. Default empty.
+         */interfaceKinds: [InterfaceOverride] = []) {
         self.port = port
         self.path = path
         self.peerTimeoutMs = peerTimeoutMs
         self.security = security
+        self.interfaceKinds = interfaceKinds
     }
 
     
@@ -4341,7 +4581,8 @@ public struct FfiConverterTypeNetConfig: FfiConverterRustBuffer {
                 port: FfiConverterUInt16.read(from: &buf), 
                 path: FfiConverterOptionTypePathPreference.read(from: &buf), 
                 peerTimeoutMs: FfiConverterOptionUInt32.read(from: &buf), 
-                security: FfiConverterOptionTypeSecurityConfig.read(from: &buf)
+                security: FfiConverterOptionTypeSecurityConfig.read(from: &buf), 
+                interfaceKinds: FfiConverterSequenceTypeInterfaceOverride.read(from: &buf)
         )
     }
 
@@ -4350,6 +4591,7 @@ public struct FfiConverterTypeNetConfig: FfiConverterRustBuffer {
         FfiConverterOptionTypePathPreference.write(value.path, into: &buf)
         FfiConverterOptionUInt32.write(value.peerTimeoutMs, into: &buf)
         FfiConverterOptionTypeSecurityConfig.write(value.security, into: &buf)
+        FfiConverterSequenceTypeInterfaceOverride.write(value.interfaceKinds, into: &buf)
     }
 }
 
@@ -5546,6 +5788,101 @@ public func FfiConverterTypeDiscoveryBackend_lower(_ value: DiscoveryBackend) ->
 
 
 /**
+ * What kind of link an interface is.
+ */
+
+public enum InterfaceKind: Equatable, Hashable {
+    
+    /**
+     * Wi-Fi through an access point (infrastructure).
+     */
+    case wifi
+    /**
+     * Ethernet.
+     */
+    case wired
+    /**
+     * A direct device-to-device link (AWDL, Wi-Fi Aware).
+     */
+    case peerToPeer
+    /**
+     * Anything else (cellular, VPN): never chosen for infrastructure or peer-to-peer.
+     */
+    case other
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension InterfaceKind: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeInterfaceKind: FfiConverterRustBuffer {
+    typealias SwiftType = InterfaceKind
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> InterfaceKind {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .wifi
+        
+        case 2: return .wired
+        
+        case 3: return .peerToPeer
+        
+        case 4: return .other
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: InterfaceKind, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .wifi:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .wired:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .peerToPeer:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .other:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInterfaceKind_lift(_ buf: RustBuffer) throws -> InterfaceKind {
+    return try FfiConverterTypeInterfaceKind.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeInterfaceKind_lower(_ value: InterfaceKind) -> RustBuffer {
+    return FfiConverterTypeInterfaceKind.lower(value)
+}
+
+
+
+/**
  * What a receiver delivers.
  */
 
@@ -6130,11 +6467,12 @@ enum TandemError: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
          */message: String
     )
     /**
-     * The peer fell silent or never answered.
+     * A sender has no receiver to send to yet: wait for `isConnected()` (or the first
+     * `onKeyframeRequested`).
      */
-    case PeerGone(
+    case NotConnected(
         /**
-         * Which peer, for how long.
+         * What to wait for.
          */message: String
     )
     /**
@@ -6195,7 +6533,7 @@ public struct FfiConverterTypeTandemError: FfiConverterRustBuffer {
         case 7: return .Discovery(
             message: try FfiConverterString.read(from: &buf)
             )
-        case 8: return .PeerGone(
+        case 8: return .NotConnected(
             message: try FfiConverterString.read(from: &buf)
             )
         case 9: return .Stopped(
@@ -6248,7 +6586,7 @@ public struct FfiConverterTypeTandemError: FfiConverterRustBuffer {
             FfiConverterString.write(message, into: &buf)
             
         
-        case let .PeerGone(message):
+        case let .NotConnected(message):
             writeInt(&buf, Int32(8))
             FfiConverterString.write(message, into: &buf)
             
@@ -6705,6 +7043,30 @@ fileprivate struct FfiConverterOptionTypeDiscoveryBackend: FfiConverterRustBuffe
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypeInterfaceKind: FfiConverterRustBuffer {
+    typealias SwiftType = InterfaceKind?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeInterfaceKind.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeInterfaceKind.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypeOutputMode: FfiConverterRustBuffer {
     typealias SwiftType = OutputMode?
 
@@ -6825,6 +7187,31 @@ fileprivate struct FfiConverterOptionTypeVideoSource: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
+    typealias SwiftType = [String]
+
+    public static func write(_ value: [String], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterString.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [String] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [String]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterString.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeDiscoveredPeer: FfiConverterRustBuffer {
     typealias SwiftType = [DiscoveredPeer]
 
@@ -6842,6 +7229,56 @@ fileprivate struct FfiConverterSequenceTypeDiscoveredPeer: FfiConverterRustBuffe
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypeDiscoveredPeer.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeInterfaceInfo: FfiConverterRustBuffer {
+    typealias SwiftType = [InterfaceInfo]
+
+    public static func write(_ value: [InterfaceInfo], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeInterfaceInfo.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [InterfaceInfo] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [InterfaceInfo]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeInterfaceInfo.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypeInterfaceOverride: FfiConverterRustBuffer {
+    typealias SwiftType = [InterfaceOverride]
+
+    public static func write(_ value: [InterfaceOverride], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypeInterfaceOverride.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [InterfaceOverride] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [InterfaceOverride]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypeInterfaceOverride.read(from: &buf))
         }
         return seq
     }
@@ -7040,6 +7477,17 @@ public func pair(role: PairingRole, code: String, identity: Identity, deviceName
             errorHandler: FfiConverterTypeTandemError_lift
         )
 }
+/**
+ * The local interfaces, classified with `overrides` (see [`InterfaceOverride`]).
+ */
+public func localInterfaces(overrides: [InterfaceOverride])throws  -> [InterfaceInfo]  {
+    return try  FfiConverterSequenceTypeInterfaceInfo.lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_func_local_interfaces(
+        FfiConverterSequenceTypeInterfaceOverride.lower(overrides),uniffiCallStatus
+    )
+})
+}
 
 private enum InitializationResult {
     case ok
@@ -7074,7 +7522,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_func_pair() != 36918) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_advertisement_registered_name() != 44021) {
+    if (uniffi_tandem_ffi_checksum_func_local_interfaces() != 49618) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_method_advertisement_registered_name() != 1166) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_method_advertisement_withdraw() != 50008) {
@@ -7227,6 +7678,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_method_sender_error() != 64343) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tandem_ffi_checksum_method_sender_is_connected() != 58878) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tandem_ffi_checksum_method_sender_local_address() != 50203) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7267,6 +7721,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_method_senderdelegate_on_error() != 24620) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_method_senderdelegate_on_keyframe_requested() != 39387) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_constructor_discovery_new() != 26685) {
