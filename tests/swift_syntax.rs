@@ -1,7 +1,7 @@
 //! Every `.swift` file in `swift-bindings/` (the generated bindings, the hand-written layer,
 //! the example app and `Package.swift`) parses with tree-sitter-swift without an error or a
-//! missing node. There is no Swift compiler on Linux hosts; this catches the mistakes a
-//! parser can (unbalanced braces, a stray token, a broken string interpolation) and names
+//! missing node, and the XCFramework script is valid bash. There is no Swift compiler on
+//! Linux hosts; this catches the mistakes a parser can (unbalanced braces, a stray token, a broken string interpolation) and names
 //! the file, line and column of each.
 //!
 //! Version conditions (`#if swift(>=5.8)`, `#if compiler(>=6)`) are resolved first, as the
@@ -182,5 +182,23 @@ fn version_conditions_keep_the_branch_swift_6_takes() {
     assert_eq!(
         resolve_versions(src),
         "\n@a\n\n\n\n\n\n\n#if canImport(Foo)\ny\n#endif\n"
+    );
+}
+
+#[test]
+fn the_xcframework_script_is_valid_bash() {
+    // It runs only on a Mac; here `bash -n` at least reads all of it.
+    let script =
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("../swift-bindings/build-xcframework.sh");
+    let out = std::process::Command::new("bash")
+        .arg("-n")
+        .arg(&script)
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "{}: {}",
+        script.display(),
+        String::from_utf8_lossy(&out.stderr)
     );
 }

@@ -320,6 +320,13 @@ typedef void (*UniffiCallbackInterfaceSenderDelegateMethod2)(uint64_t, void* _No
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_SENDER_DELEGATE_METHOD3
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_SENDER_DELEGATE_METHOD3
+typedef void (*UniffiCallbackInterfaceSenderDelegateMethod3)(uint64_t, uint32_t, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DISCOVERY_DELEGATE
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DISCOVERY_DELEGATE
 typedef struct UniffiVTableCallbackInterfaceDiscoveryDelegate {
@@ -360,6 +367,7 @@ typedef struct UniffiVTableCallbackInterfaceSenderDelegate {
     UniffiCallbackInterfaceSenderDelegateMethod0 _Nonnull onStats;
     UniffiCallbackInterfaceSenderDelegateMethod1 _Nonnull onError;
     UniffiCallbackInterfaceSenderDelegateMethod2 _Nonnull onKeyframeRequested;
+    UniffiCallbackInterfaceSenderDelegateMethod3 _Nonnull onTargetBitrate;
 } UniffiVTableCallbackInterfaceSenderDelegate;
 
 #endif
@@ -430,7 +438,7 @@ RustBuffer uniffi_tandem_ffi_fn_method_discovery_backend_name(uint64_t ptr, Rust
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_DISCOVERY_BROWSE
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_DISCOVERY_BROWSE
-uint64_t uniffi_tandem_ffi_fn_method_discovery_browse(uint64_t ptr, int8_t allow_peer_to_peer, RustBuffer ignore_peer_id, uint64_t delegate, RustCallStatus *_Nonnull out_status
+uint64_t uniffi_tandem_ffi_fn_method_discovery_browse(uint64_t ptr, uint64_t delegate, int8_t allow_peer_to_peer, RustBuffer ignore_peer_id, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CLONE_DISCOVERYDELEGATE
@@ -725,6 +733,11 @@ uint64_t uniffi_tandem_ffi_fn_method_receiver_next_stats(uint64_t ptr
 RustBuffer uniffi_tandem_ffi_fn_method_receiver_peer(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_RECEIVER_REQUEST_KEYFRAME
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_RECEIVER_REQUEST_KEYFRAME
+void uniffi_tandem_ffi_fn_method_receiver_request_keyframe(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_RECEIVER_SET_PLAYOUT_POLICY
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_RECEIVER_SET_PLAYOUT_POLICY
 void uniffi_tandem_ffi_fn_method_receiver_set_playout_policy(uint64_t ptr, RustBuffer policy, RustCallStatus *_Nonnull out_status
@@ -883,6 +896,11 @@ void uniffi_tandem_ffi_fn_method_senderdelegate_on_error(uint64_t ptr, RustBuffe
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDERDELEGATE_ON_KEYFRAME_REQUESTED
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDERDELEGATE_ON_KEYFRAME_REQUESTED
 void uniffi_tandem_ffi_fn_method_senderdelegate_on_keyframe_requested(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDERDELEGATE_ON_TARGET_BITRATE
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDERDELEGATE_ON_TARGET_BITRATE
+void uniffi_tandem_ffi_fn_method_senderdelegate_on_target_bitrate(uint64_t ptr, uint32_t kbps, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_PROTOCOL_VERSION
@@ -1490,6 +1508,12 @@ uint16_t uniffi_tandem_ffi_checksum_method_receiver_peer(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_RECEIVER_REQUEST_KEYFRAME
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_RECEIVER_REQUEST_KEYFRAME
+uint16_t uniffi_tandem_ffi_checksum_method_receiver_request_keyframe(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_RECEIVER_SET_PLAYOUT_POLICY
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_RECEIVER_SET_PLAYOUT_POLICY
 uint16_t uniffi_tandem_ffi_checksum_method_receiver_set_playout_policy(void
@@ -1625,6 +1649,12 @@ uint16_t uniffi_tandem_ffi_checksum_method_senderdelegate_on_error(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDERDELEGATE_ON_KEYFRAME_REQUESTED
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDERDELEGATE_ON_KEYFRAME_REQUESTED
 uint16_t uniffi_tandem_ffi_checksum_method_senderdelegate_on_keyframe_requested(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDERDELEGATE_ON_TARGET_BITRATE
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDERDELEGATE_ON_TARGET_BITRATE
+uint16_t uniffi_tandem_ffi_checksum_method_senderdelegate_on_target_bitrate(void
     
 );
 #endif

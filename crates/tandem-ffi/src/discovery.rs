@@ -57,7 +57,7 @@ impl Discovery {
     /// Opens `backend` (`nil`: the platform's default, see [`DiscoveryBackend`]). On iOS
     /// the first use asks for Local Network permission (`NSLocalNetworkUsageDescription`,
     /// `NSBonjourServices` = `_tandem._udp` in Info.plist).
-    #[uniffi::constructor]
+    #[uniffi::constructor(default(backend = None))]
     pub fn new(backend: Option<DiscoveryBackend>) -> Result<Arc<Discovery>, TandemError> {
         let backend = match backend.unwrap_or_else(DiscoveryBackend::platform_default) {
             DiscoveryBackend::System => tandem_net::DiscoveryBackend::DnsSd,
@@ -77,6 +77,7 @@ impl Discovery {
     /// Advertises a session on `port` under `device_name`, with `identity`'s fingerprint as
     /// the peer id (a paired browser recognises it by that). Withdrawn when the returned
     /// object is released or withdrawn.
+    #[uniffi::method(default(allow_peer_to_peer = true))]
     pub fn advertise(
         &self,
         port: u16,
@@ -106,11 +107,12 @@ impl Discovery {
 
     /// Browses for peers; events go to `delegate` until the returned object is stopped or
     /// released. `ignore_peer_id` leaves out this device's own advertisement.
+    #[uniffi::method(default(allow_peer_to_peer = true, ignore_peer_id = None))]
     pub fn browse(
         &self,
+        delegate: Arc<dyn DiscoveryDelegate>,
         allow_peer_to_peer: bool,
         ignore_peer_id: Option<String>,
-        delegate: Arc<dyn DiscoveryDelegate>,
     ) -> Result<Arc<Browse>, TandemError> {
         let options = tandem_net::BrowseOptions {
             allow_peer_to_peer,

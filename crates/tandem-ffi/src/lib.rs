@@ -25,6 +25,14 @@
 //! plane as bytes ([`DecodedFrame::plane_bytes`]) costs two (into a UniFFI buffer, then
 //! into `Data`). Encoded input likewise: [`Sender::send_encoded_from`] reads the app's
 //! memory once; [`Sender::send_encoded`] with `Data` copies twice.
+//!
+//! # Proven on Linux
+//!
+//! There is no Swift toolchain on the Linux hosts that build this, so `cargo xtask test`
+//! generates UniFFI's Python bindings from the same library and runs `tests/python` (pytest)
+//! against them: a sealed loopback stream, every object, record, enum, error case and
+//! delegate, and 1,000 create/destroy cycles checked with [`live_objects`]. `cargo xtask
+//! swift --check` fails when the committed Swift sources are not what this crate generates.
 
 // The FFI is where raw memory crosses: UniFFI's scaffolding and the copies to and from
 // addresses the app hands over.

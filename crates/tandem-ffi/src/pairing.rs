@@ -34,7 +34,7 @@ pub fn new_pairing_code() -> String {
 /// Pairs with another device (Swift `try await pair(...)`): `.showCode` with
 /// `remote: .listen` waits for whoever types `code`; `.enterCode` reaches `remote`. Wrong
 /// codes (three at most, one a second) and a 60 s limit end it with `Pairing`.
-#[uniffi::export]
+#[uniffi::export(default(delegate = None))]
 pub async fn pair(
     role: PairingRole,
     code: String,

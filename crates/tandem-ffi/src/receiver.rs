@@ -124,6 +124,12 @@ impl Receiver {
         self.with(|r| r.error()).unwrap_or(None)
     }
 
+    /// Asks the sender for a keyframe, holding frames until it comes: for an app whose own
+    /// decoder (VideoToolbox, encoded output) failed. The engine's decoder does it itself.
+    pub fn request_keyframe(&self) -> Result<(), TandemError> {
+        Ok(self.with(|r| r.request_keyframe())??)
+    }
+
     /// Changes the playout policy now.
     pub fn set_playout_policy(&self, policy: PlayoutPolicy) -> Result<(), TandemError> {
         Ok(self.with(|r| r.set_playout_policy(policy.into()))??)

@@ -9,7 +9,7 @@ use tandem_codec::{Frame, PlaneIndex};
 
 use crate::error::TandemError;
 use crate::live::{Kind, Live};
-use crate::stats_feed::{StatsFeed, StatsListener};
+use crate::stats_feed::{SenderControl, StatsFeed, StatsListener};
 use crate::types::{Remote, SenderConfig, Stats, VideoCodec, VideoSource};
 
 /// What a sender tells the app. Called on the sender's stats thread.
@@ -24,6 +24,10 @@ pub trait SenderDelegate: Send + Sync {
     /// app that encodes itself forces its next frame to be one
     /// (`kVTEncodeFrameOptionKey_ForceKeyFrame`). The engine's AV1 encoder does so itself.
     fn on_keyframe_requested(&self);
+    /// Congestion control set a new target, kbit/s: an app that encodes itself sets its
+    /// encoder's average bitrate to it (`kVTCompressionPropertyKey_AverageBitRate`). The
+    /// engine's AV1 encoder follows it by itself.
+    fn on_target_bitrate(&self, kbps: u32);
 }
 
 struct Forward(Arc<dyn SenderDelegate>);
@@ -37,6 +41,9 @@ impl StatsListener for Forward {
     }
     fn on_keyframe_requested(&self) {
         self.0.on_keyframe_requested();
+    }
+    fn on_target_bitrate(&self, kbps: u32) {
+        self.0.on_target_bitrate(kbps);
     }
 }
 
@@ -134,7 +141,7 @@ impl Sender {
 impl Sender {
     /// Starts a sender towards `remote` (`.listen` waits for a receiver to reach it;
     /// advertise `localPort()` with [`crate::Discovery`] so one can find it).
-    #[uniffi::constructor]
+    #[uniffi::constructor(default(delegate = None))]
     pub fn new(
         config: SenderConfig,
         remote: Remote,
@@ -153,7 +160,10 @@ impl Sender {
         let feed = StatsFeed::start(
             "tandem-ffi-send-stats",
             sender.stats(),
-            Some(sender.keyframe_requests()),
+            Some(SenderControl {
+                keyframe_requests: sender.keyframe_requests(),
+                target_bitrates: sender.target_bitrates(),
+            }),
             delegate.map(|d| Arc::new(Forward(d)) as Arc<dyn StatsListener>),
         )?;
         Ok(Arc::new(Sender {

@@ -17,6 +17,15 @@ pub(crate) trait StatsListener: Send + Sync + 'static {
     fn on_stats(&self, stats: Stats);
     fn on_error(&self, message: String);
     fn on_keyframe_requested(&self) {}
+    fn on_target_bitrate(&self, kbps: u32) {
+        let _ = kbps;
+    }
+}
+
+/// A sender's requests for an app that encodes itself.
+pub(crate) struct SenderControl {
+    pub(crate) keyframe_requests: crossbeam_channel::Receiver<()>,
+    pub(crate) target_bitrates: crossbeam_channel::Receiver<u32>,
 }
 
 #[derive(Debug, Default)]
@@ -37,10 +46,13 @@ impl StatsFeed {
     pub(crate) fn start(
         name: &str,
         snapshots: crossbeam_channel::Receiver<tandem::Stats>,
-        keyframe_requests: Option<crossbeam_channel::Receiver<()>>,
+        control: Option<SenderControl>,
         listener: Option<Arc<dyn StatsListener>>,
     ) -> Result<StatsFeed, TandemError> {
-        let keyframe_requests = keyframe_requests.unwrap_or_else(crossbeam_channel::never);
+        let (keyframe_requests, target_bitrates) = match control {
+            Some(c) => (c.keyframe_requests, c.target_bitrates),
+            None => (crossbeam_channel::never(), crossbeam_channel::never()),
+        };
         let stop = Arc::new(AtomicBool::new(false));
         let waiters = Arc::new(Mutex::new(Waiters::default()));
         let thread = std::thread::Builder::new()
@@ -59,6 +71,12 @@ impl StatsFeed {
                             recv(keyframe_requests) -> k => {
                                 if let (Ok(()), Some(l)) = (k, &listener) {
                                     l.on_keyframe_requested();
+                                }
+                                continue;
+                            },
+                            recv(target_bitrates) -> k => {
+                                if let (Ok(kbps), Some(l)) = (k, &listener) {
+                                    l.on_target_bitrate(kbps);
                                 }
                                 continue;
                             },

@@ -117,7 +117,7 @@ pub enum ContentKind {
 /// Where a sender's pictures come from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum VideoSource {
-    /// The app: [`crate::Sender::submit_i420`], [`crate::Sender::submit_nv12`] or
+    /// The app: [`crate::Sender::submit_i420`], [`crate::Sender::submit_nv12_from`] or
     /// [`crate::Sender::send_encoded`]. The default.
     App,
     /// The engine's moving test pattern, carrying a pixel code for glass-to-glass

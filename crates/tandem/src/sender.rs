@@ -81,6 +81,9 @@ struct Shared {
     /// The receiver wants a keyframe (it joined, lost sync, or a session came up): for an
     /// app that encodes itself, [`Sender::keyframe_requests`]. One pending is enough.
     keyframe_requests: (Tx<()>, Rx<()>),
+    /// Congestion control's newest target, kbit/s, for an app that encodes itself
+    /// ([`Sender::target_bitrates`]); only the newest waits.
+    target_bitrates: (Tx<u32>, Rx<u32>),
     /// Why the pipeline stopped working (capture or encoder failed); permanent.
     fatal: Mutex<Option<String>>,
     /// What is wrong with the peer now (silent, never answered); clears when it returns.
@@ -164,6 +167,7 @@ impl Sender {
             encode: Mutex::new(Window::default()),
             encode_times: bounded(TIMES_KEPT),
             keyframe_requests: bounded(1),
+            target_bitrates: bounded(1),
             fatal: Mutex::new(None),
             peer_trouble: Mutex::new(None),
             security_trouble: Mutex::new(None),
@@ -243,6 +247,13 @@ impl Sender {
     /// (VideoToolbox) forces its next frame to be a keyframe. At most one waits.
     pub fn keyframe_requests(&self) -> Rx<()> {
         self.shared.keyframe_requests.1.clone()
+    }
+
+    /// Each target bitrate congestion control sets, kbit/s, as it sets it (only the newest
+    /// waits). The engine's own encoder follows it by itself; an app that encodes
+    /// (VideoToolbox) sets its encoder's average bitrate to it.
+    pub fn target_bitrates(&self) -> Rx<u32> {
+        self.shared.target_bitrates.1.clone()
     }
 
     /// Sends an already encoded frame (pass-through: the engine does not look inside).
@@ -400,6 +411,17 @@ fn capture_loop(
     }
 }
 
+/// Makes `bps` the target an app encoder sees next (replacing one not yet taken); returns
+/// it in kbit/s, floored at 50.
+fn offer_target(shared: &Shared, bps: u64) -> u32 {
+    let kbps = u32::try_from(bps / 1000).unwrap_or(u32::MAX).max(50);
+    let targets = &shared.target_bitrates;
+    while targets.0.try_send(kbps).is_err() {
+        let _ = targets.1.try_recv();
+    }
+    kbps
+}
+
 /// Encodes each picture from the mailbox and hands the result to the driver.
 fn encode_loop(
     mut encoder: Box<dyn Encoder>,
@@ -418,9 +440,13 @@ fn encode_loop(
                     if let Some(t) = crate::security::trouble(&e) {
                         *lock(&shared.security_trouble) = t;
                     }
-                    // A new session's receiver starts from nothing.
+                    // A new session's receiver starts from nothing, and an app encoder
+                    // from congestion control's present target.
                     if matches!(e, tandem_proto::security::SecurityEvent::Established { .. }) {
                         let _ = shared.keyframe_requests.0.try_send(());
+                        if let Ok(bps) = driver.call(|s, _| s.inner().stats().target_bitrate_bps) {
+                            offer_target(shared, bps);
+                        }
                     }
                 }
                 SecureEvent::Inner(SenderEvent::KeyframeRequested) => {
@@ -428,7 +454,7 @@ fn encode_loop(
                     let _ = shared.keyframe_requests.0.try_send(());
                 }
                 SecureEvent::Inner(SenderEvent::TargetBitrate(bps)) => {
-                    let kbps = u32::try_from(bps / 1000).unwrap_or(u32::MAX).max(50);
+                    let kbps = offer_target(shared, bps);
                     if let Err(e) = encoder.set_target_bitrate(kbps) {
                         tracing::warn!(%e, kbps, "the encoder refused a bitrate");
                     }

@@ -71,8 +71,13 @@ class SenderRecorder(t.SenderDelegate):
         self.errors = []
         self.keyframe_requests = 0
 
+        self.targets = []
+
     def on_keyframe_requested(self):
         self.keyframe_requests += 1
+
+    def on_target_bitrate(self, kbps):
+        self.targets.append(kbps)
 
     def on_stats(self, stats):
         self.stats.append(stats)

@@ -37,7 +37,7 @@ def test_a_receiver_finds_the_paired_sender_and_streams_from_it(keys):
     )
     ad = discovery.advertise(tx.local_port(), "FFI sender", keys.first.identity, True)
     peers = Peers()
-    browse = discovery.browse(True, None, peers)
+    browse = discovery.browse(peers)
     rx = None
     try:
         sender_id = keys.first.identity.fingerprint()
@@ -81,7 +81,7 @@ def test_the_system_responder_works_or_says_what_is_missing(keys):
         assert "avahi" in e.message, e.message
         pytest.skip(f"avahi-daemon not running: {e.message}")
     peers = Peers()
-    browse = discovery.browse(False, None, peers)
+    browse = discovery.browse(peers, False)
     try:
         fid = keys.first.identity.fingerprint()
         assert wait_for(lambda: any(p.peer_id == fid for p in peers.found), timeout=10)

@@ -30,6 +30,9 @@ class Quiet(t.SenderDelegate):
     def on_keyframe_requested(self):
         pass
 
+    def on_target_bitrate(self, kbps):
+        pass
+
 
 def one_cycle(i, discovery):
     pair = t.paired_in_process("a", "b")
@@ -48,7 +51,7 @@ def one_cycle(i, discovery):
         rx.stop()
     if i % 50 == 0:
         ad = discovery.advertise(40000 + i, f"cycle {i}", again, False)
-        browse = discovery.browse(False, None, _NoPeers())
+        browse = discovery.browse(_NoPeers(), False, None)
         browse.peers()
         browse.stop()
         ad.withdraw()

@@ -1277,7 +1277,7 @@ public protocol DiscoveryProtocol: AnyObject, Sendable {
      * Browses for peers; events go to `delegate` until the returned object is stopped or
      * released. `ignore_peer_id` leaves out this device's own advertisement.
      */
-    func browse(allowPeerToPeer: Bool, ignorePeerId: String?, delegate: DiscoveryDelegate) throws  -> Browse
+    func browse(delegate: DiscoveryDelegate, allowPeerToPeer: Bool, ignorePeerId: String?) throws  -> Browse
     
 }
 /**
@@ -1327,7 +1327,7 @@ open class Discovery: DiscoveryProtocol, @unchecked Sendable {
      * the first use asks for Local Network permission (`NSLocalNetworkUsageDescription`,
      * `NSBonjourServices` = `_tandem._udp` in Info.plist).
      */
-public convenience init(backend: DiscoveryBackend?)throws  {
+public convenience init(backend: DiscoveryBackend? = nil)throws  {
     let handle =
         try rustCallWithError(FfiConverterTypeTandemError_lift) {
         uniffiCallStatus in
@@ -1355,7 +1355,7 @@ public convenience init(backend: DiscoveryBackend?)throws  {
      * the peer id (a paired browser recognises it by that). Withdrawn when the returned
      * object is released or withdrawn.
      */
-open func advertise(port: UInt16, deviceName: String, identity: Identity, allowPeerToPeer: Bool)throws  -> Advertisement  {
+open func advertise(port: UInt16, deviceName: String, identity: Identity, allowPeerToPeer: Bool = true)throws  -> Advertisement  {
     return try  FfiConverterTypeAdvertisement_lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
         uniffiCallStatus in
     uniffi_tandem_ffi_fn_method_discovery_advertise(
@@ -1384,14 +1384,14 @@ open func backendName() -> String  {
      * Browses for peers; events go to `delegate` until the returned object is stopped or
      * released. `ignore_peer_id` leaves out this device's own advertisement.
      */
-open func browse(allowPeerToPeer: Bool, ignorePeerId: String?, delegate: DiscoveryDelegate)throws  -> Browse  {
+open func browse(delegate: DiscoveryDelegate, allowPeerToPeer: Bool = true, ignorePeerId: String? = nil)throws  -> Browse  {
     return try  FfiConverterTypeBrowse_lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
         uniffiCallStatus in
     uniffi_tandem_ffi_fn_method_discovery_browse(
             self.uniffiCloneHandle(),
+        FfiConverterTypeDiscoveryDelegate_lower(delegate),
         FfiConverterBool.lower(allowPeerToPeer),
-        FfiConverterOptionString.lower(ignorePeerId),
-        FfiConverterTypeDiscoveryDelegate_lower(delegate),uniffiCallStatus
+        FfiConverterOptionString.lower(ignorePeerId),uniffiCallStatus
     )
 })
 }
@@ -2436,6 +2436,12 @@ public protocol ReceiverProtocol: AnyObject, Sendable {
     func peer() throws  -> String?
     
     /**
+     * Asks the sender for a keyframe, holding frames until it comes: for an app whose own
+     * decoder (VideoToolbox, encoded output) failed. The engine's decoder does it itself.
+     */
+    func requestKeyframe() throws 
+    
+    /**
      * Changes the playout policy now.
      */
     func setPlayoutPolicy(policy: PlayoutPolicy) throws 
@@ -2582,6 +2588,18 @@ open func peer()throws  -> String?  {
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 })
+}
+    
+    /**
+     * Asks the sender for a keyframe, holding frames until it comes: for an app whose own
+     * decoder (VideoToolbox, encoded output) failed. The engine's decoder does it itself.
+     */
+open func requestKeyframe()throws   {try rustCallWithError(FfiConverterTypeTandemError_lift) {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_receiver_request_keyframe(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
 }
     
     /**
@@ -3122,7 +3140,7 @@ open class Sender: SenderProtocol, @unchecked Sendable {
      * Starts a sender towards `remote` (`.listen` waits for a receiver to reach it;
      * advertise `localPort()` with [`crate::Discovery`] so one can find it).
      */
-public convenience init(config: SenderConfig, remote: Remote, delegate: SenderDelegate?)throws  {
+public convenience init(config: SenderConfig, remote: Remote, delegate: SenderDelegate? = nil)throws  {
     let handle =
         try rustCallWithError(FfiConverterTypeTandemError_lift) {
         uniffiCallStatus in
@@ -3419,6 +3437,13 @@ public protocol SenderDelegate: AnyObject, Sendable {
      */
     func onKeyframeRequested() 
     
+    /**
+     * Congestion control set a new target, kbit/s: an app that encodes itself sets its
+     * encoder's average bitrate to it (`kVTCompressionPropertyKey_AverageBitRate`). The
+     * engine's AV1 encoder follows it by itself.
+     */
+    func onTargetBitrate(kbps: UInt32) 
+    
 }
 /**
  * What a sender tells the app. Called on the sender's stats thread.
@@ -3514,6 +3539,20 @@ open func onKeyframeRequested()  {try! rustCall() {
 }
 }
     
+    /**
+     * Congestion control set a new target, kbit/s: an app that encodes itself sets its
+     * encoder's average bitrate to it (`kVTCompressionPropertyKey_AverageBitRate`). The
+     * engine's AV1 encoder follows it by itself.
+     */
+open func onTargetBitrate(kbps: UInt32)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_senderdelegate_on_target_bitrate(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt32.lower(kbps),uniffiCallStatus
+    )
+}
+}
+    
 
     
 }
@@ -3601,6 +3640,30 @@ fileprivate struct UniffiCallbackInterfaceSenderDelegate {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
                 return uniffiObj.onKeyframeRequested(
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        },
+        onTargetBitrate: { (
+            uniffiHandle: UInt64,
+            kbps: UInt32,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeSenderDelegate.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onTargetBitrate(
+                     kbps: try FfiConverterUInt32.lift(kbps)
                 )
             }
 
@@ -6707,7 +6770,7 @@ public func FfiConverterTypeVideoCodec_lower(_ value: VideoCodec) -> RustBuffer 
 public enum VideoSource: Equatable, Hashable {
     
     /**
-     * The app: [`crate::Sender::submit_i420`], [`crate::Sender::submit_nv12`] or
+     * The app: [`crate::Sender::submit_i420`], [`crate::Sender::submit_nv12_from`] or
      * [`crate::Sender::send_encoded`]. The default.
      */
     case app
@@ -7463,7 +7526,7 @@ public func newPairingCode() -> String  {
  * `remote: .listen` waits for whoever types `code`; `.enterCode` reaches `remote`. Wrong
  * codes (three at most, one a second) and a 60 s limit end it with `Pairing`.
  */
-public func pair(role: PairingRole, code: String, identity: Identity, deviceName: String, net: NetConfig, remote: Remote, delegate: PairingDelegate?)async throws  -> PairedDevice  {
+public func pair(role: PairingRole, code: String, identity: Identity, deviceName: String, net: NetConfig, remote: Remote, delegate: PairingDelegate? = nil)async throws  -> PairedDevice  {
     return
         try  await uniffiRustCallAsync(
             rustFutureFunc: {
@@ -7519,7 +7582,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_func_new_pairing_code() != 10953) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_func_pair() != 36918) {
+    if (uniffi_tandem_ffi_checksum_func_pair() != 22232) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_func_local_interfaces() != 49618) {
@@ -7537,13 +7600,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_method_browse_stop() != 12634) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_discovery_advertise() != 56515) {
+    if (uniffi_tandem_ffi_checksum_method_discovery_advertise() != 23061) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_method_discovery_backend_name() != 18155) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_discovery_browse() != 53030) {
+    if (uniffi_tandem_ffi_checksum_method_discovery_browse() != 30717) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_method_discoverydelegate_on_found() != 13664) {
@@ -7657,6 +7720,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_method_receiver_peer() != 47763) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tandem_ffi_checksum_method_receiver_request_keyframe() != 56127) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tandem_ffi_checksum_method_receiver_set_playout_policy() != 42305) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7726,7 +7792,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_method_senderdelegate_on_keyframe_requested() != 39387) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_constructor_discovery_new() != 26685) {
+    if (uniffi_tandem_ffi_checksum_method_senderdelegate_on_target_bitrate() != 37092) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_constructor_discovery_new() != 32781) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_constructor_identity_from_bytes() != 7984) {
@@ -7744,7 +7813,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_constructor_receiver_new() != 31747) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_constructor_sender_new() != 29849) {
+    if (uniffi_tandem_ffi_checksum_constructor_sender_new() != 1908) {
         return InitializationResult.apiChecksumMismatch
     }
 
