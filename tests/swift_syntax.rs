@@ -1,8 +1,8 @@
 //! Every `.swift` file in `swift-bindings/` (the generated bindings, the hand-written layer,
 //! the example app and `Package.swift`) parses with tree-sitter-swift without an error or a
 //! missing node, and the XCFramework script is valid bash. There is no Swift compiler on
-//! Linux hosts; this catches the mistakes a parser can (unbalanced braces, a stray token, a broken string interpolation) and names
-//! the file, line and column of each.
+//! Linux hosts; this catches the mistakes a parser can (unbalanced braces, a stray token,
+//! a broken string interpolation) and names the file, line and column of each.
 //!
 //! Version conditions (`#if swift(>=5.8)`, `#if compiler(>=6)`) are resolved first, as the
 //! compiler would for Swift 6: the grammar does not accept a condition around an attribute
