@@ -83,7 +83,10 @@ def test_a_thousand_create_destroy_cycles_leak_nothing():
     after = t.live_objects()
     growth_mib = (rss_kib() - base_rss) / 1024
     print(f"\n{CYCLES} cycles in {took:.1f} s; live objects {after}; RSS growth {growth_mib:.1f} MiB")
-    assert after == base_objects
+    # Nothing may be left over; an object an earlier test still held may be released
+    # meanwhile (a count going down is not a leak).
+    grown = {k: (v, getattr(after, k)) for k, v in vars(base_objects).items() if getattr(after, k) > v}
+    assert not grown, f"live objects grew (before, after): {grown}"
     assert after.senders == 0 and after.receivers == 0 and after.browses == 0
     assert growth_mib < 16, f"RSS grew {growth_mib:.1f} MiB over {CYCLES} cycles"
 
