@@ -3,7 +3,8 @@
 //! - `setup`: installs the Debian packages the workspace and its tests need (as root, with
 //!   apt-get), or names them when it cannot.
 //! - `test`: setup, then format check, clippy with warnings denied, the fuzz harnesses'
-//!   build, and every test of the workspace (release profile: the virtual-time target tests
+//!   build, `swift --check`, every test of the workspace, and the FFI's pytest suite through
+//!   UniFFI's Python bindings (release profile: the virtual-time target tests
 //!   simulate minutes of streaming and are exact, not timed). Tests that need root, network
 //!   namespaces or avahi-daemon start what they need themselves, and skip with a printed
 //!   reason where they cannot.
@@ -11,6 +12,10 @@
 //!   scratch directory) and streams the test pattern from one to the other over loopback for
 //!   10 s on the embedded defaults, sealed, with the receiver's live stats (in a window when
 //!   a display exists).
+//! - `swift [--check]`: regenerates the Swift bindings (`swift-bindings/Sources/Tandem/
+//!   Generated/Tandem.swift`, `swift-bindings/Headers/`) from the Linux build of
+//!   `tandem-ffi`; with `--check`, fails naming each committed file that differs from a
+//!   fresh generation instead (the test command runs this).
 //! - `bench`: the criterion benchmarks.
 //! - `fuzz --seconds N`: every cargo-fuzz target for N seconds each (needs cargo-fuzz).
 
@@ -200,7 +205,137 @@ fn test() -> Result<()> {
         "crates/tandem-proto/fuzz/Cargo.toml",
         "--bins",
     ]))?;
-    test_with_summary(cargo().args(["test", "--workspace", "--release"]))
+    let generated = generate_bindings()?;
+    check_swift(&generated)?;
+    test_with_summary(cargo().args(["test", "--workspace", "--release"]))?;
+    pytest(&generated)
+}
+
+/// Where `generate_bindings` writes.
+struct Generated {
+    swift: PathBuf,
+    python: PathBuf,
+}
+
+/// The generated Swift files and where each is committed.
+const SWIFT_OUTPUTS: &[(&str, &str)] = &[
+    (
+        "Tandem.swift",
+        "swift-bindings/Sources/Tandem/Generated/Tandem.swift",
+    ),
+    ("TandemFFI.h", "swift-bindings/Headers/TandemFFI.h"),
+    (
+        "TandemFFI.modulemap",
+        "swift-bindings/Headers/module.modulemap",
+    ),
+];
+
+/// Builds `tandem-ffi` (the library and, from the same build, its `uniffi-bindgen`) and
+/// generates the Swift and Python bindings from the library, into `target/uniffi/`.
+fn generate_bindings() -> Result<Generated> {
+    run(cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "tandem-ffi",
+        "--features",
+        "bindgen",
+    ]))?;
+    let release = root().join("target").join("release");
+    let library = release.join(if cfg!(target_vendor = "apple") {
+        "libtandem_ffi.dylib"
+    } else {
+        "libtandem_ffi.so"
+    });
+    let out = root().join("target").join("uniffi");
+    let generated = Generated {
+        swift: out.join("swift"),
+        python: out.join("python"),
+    };
+    for (language, dir) in [("swift", &generated.swift), ("python", &generated.python)] {
+        let _ = std::fs::remove_dir_all(dir);
+        run(Command::new(release.join("uniffi-bindgen"))
+            .args(["generate", "--library"])
+            .arg(&library)
+            .args(["--language", language, "--no-format", "--out-dir"])
+            .arg(dir))?;
+    }
+    // The Python module loads the library from its own directory.
+    std::fs::copy(
+        &library,
+        generated
+            .python
+            .join(library.file_name().unwrap_or_default()),
+    )
+    .context("copying the library beside the Python bindings")?;
+    Ok(generated)
+}
+
+/// Copies freshly generated Swift sources into `swift-bindings/`.
+fn swift(check: bool) -> Result<()> {
+    let generated = generate_bindings()?;
+    if check {
+        return check_swift(&generated);
+    }
+    for (name, committed) in SWIFT_OUTPUTS {
+        let to = root().join(committed);
+        if let Some(dir) = to.parent() {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        std::fs::copy(generated.swift.join(name), &to)
+            .with_context(|| format!("writing {}", to.display()))?;
+        eprintln!("xtask: wrote {committed}");
+    }
+    Ok(())
+}
+
+/// Fails naming each committed Swift file that differs from the fresh generation.
+fn check_swift(generated: &Generated) -> Result<()> {
+    let mut stale = Vec::new();
+    for (name, committed) in SWIFT_OUTPUTS {
+        let fresh = std::fs::read(generated.swift.join(name))
+            .with_context(|| format!("reading the generated {name}"))?;
+        if std::fs::read(root().join(committed)).ok().as_deref() != Some(&fresh[..]) {
+            stale.push(*committed);
+        }
+    }
+    if !stale.is_empty() {
+        bail!(
+            "the committed Swift bindings differ from a fresh generation: {}; run `cargo xtask \
+             swift` and commit the result",
+            stale.join(", ")
+        );
+    }
+    eprintln!("xtask: the committed Swift bindings match a fresh generation");
+    Ok(())
+}
+
+/// The FFI's pytest suite, through the generated Python bindings.
+fn pytest(generated: &Generated) -> Result<()> {
+    let has_pytest = Command::new("python3")
+        .args(["-m", "pytest", "--version"])
+        .output()
+        .is_ok_and(|o| o.status.success());
+    if !has_pytest {
+        run(Command::new("python3").args([
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            "--disable-pip-version-check",
+            "pytest",
+        ]))
+        .context("installing pytest (python3 -m pip install pytest)")?;
+    }
+    run(Command::new("python3")
+        .args([
+            "-m",
+            "pytest",
+            "-q",
+            "-rs",
+            "crates/tandem-ffi/tests/python",
+        ])
+        .env("TANDEM_FFI_PYTHON", &generated.python))
 }
 
 /// Runs `cargo test`, echoing its output, and closes with one line totalling every test
@@ -375,6 +510,11 @@ fn main() -> Result<()> {
         Some("test") => test(),
         Some("demo") => demo(),
         Some("bench") => run(cargo().args(["bench", "-p", "tandem-benches"])),
+        Some("swift") => match args.get(1).map(String::as_str) {
+            None => swift(false),
+            Some("--check") => swift(true),
+            Some(other) => bail!("unknown argument {other:?} for swift; expected --check"),
+        },
         Some("fuzz") => {
             let seconds = match args.get(1).map(String::as_str) {
                 Some("--seconds") => args
@@ -387,8 +527,10 @@ fn main() -> Result<()> {
             fuzz(seconds)
         }
         Some(other) => {
-            bail!("unknown command {other:?}; expected setup, test, demo, bench or fuzz")
+            bail!("unknown command {other:?}; expected setup, test, demo, swift, bench or fuzz")
         }
-        None => bail!("usage: cargo xtask <setup|test|demo|bench|fuzz [--seconds N]>"),
+        None => {
+            bail!("usage: cargo xtask <setup|test|demo|swift [--check]|bench|fuzz [--seconds N]>")
+        }
     }
 }

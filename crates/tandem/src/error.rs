@@ -54,6 +54,10 @@ pub enum EngineError {
     /// Pairing did not succeed.
     #[error("pairing failed: {0}")]
     Pairing(tandem_proto::security::pairing::PairingFailure),
+    /// No receiver to send to yet (none has reached a listening sender, or the handshake
+    /// is not done).
+    #[error("no receiver is connected yet: wait until the sender is connected")]
+    NotConnected,
     /// The pipeline was already stopped.
     #[error("the pipeline has stopped")]
     Stopped,

@@ -163,6 +163,16 @@ impl Receiver {
             .map_err(|_| EngineError::Stopped)
     }
 
+    /// Asks the sender for a keyframe and holds frames until it arrives: for an app that
+    /// decodes itself (encoded output) when its decoder fails. The engine's own decoder
+    /// does this by itself.
+    pub fn request_keyframe(&self) -> Result<(), EngineError> {
+        self.pipeline
+            .driver()?
+            .call(|r, _| r.inner_mut().decoder_lost_sync())
+            .map_err(|_| EngineError::Stopped)
+    }
+
     /// The stats stream: one [`Stats`] per interval (the oldest is dropped when nobody
     /// reads).
     pub fn stats(&self) -> Rx<Stats> {

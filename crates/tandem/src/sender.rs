@@ -78,6 +78,12 @@ struct Shared {
     encode: Mutex<Window>,
     /// The same samples one by one, with frame ids, for [`Sender::encode_times`].
     encode_times: Times,
+    /// The receiver wants a keyframe (it joined, lost sync, or a session came up): for an
+    /// app that encodes itself, [`Sender::keyframe_requests`]. One pending is enough.
+    keyframe_requests: (Tx<()>, Rx<()>),
+    /// Congestion control's newest target, kbit/s, for an app that encodes itself
+    /// ([`Sender::target_bitrates`]); only the newest waits.
+    target_bitrates: (Tx<u32>, Rx<u32>),
     /// Why the pipeline stopped working (capture or encoder failed); permanent.
     fatal: Mutex<Option<String>>,
     /// What is wrong with the peer now (silent, never answered); clears when it returns.
@@ -160,6 +166,8 @@ impl Sender {
             counters: Counters::default(),
             encode: Mutex::new(Window::default()),
             encode_times: bounded(TIMES_KEPT),
+            keyframe_requests: bounded(1),
+            target_bitrates: bounded(1),
             fatal: Mutex::new(None),
             peer_trouble: Mutex::new(None),
             security_trouble: Mutex::new(None),
@@ -225,8 +233,35 @@ impl Sender {
         );
     }
 
+    /// Whether a receiver is there to send to: its address known and, when sealed, the
+    /// session up. Frames encoded before are not sent (the engine's own encoder waits;
+    /// [`Sender::send_encoded`] refuses them).
+    pub fn is_connected(&self) -> bool {
+        self.pipeline.driver().ok().is_some_and(|d| {
+            d.peer().is_some() && d.call(|s, _| s.is_established()).unwrap_or(false)
+        })
+    }
+
+    /// A value arrives each time the receiver needs a keyframe: it joined, a session came
+    /// up, or it lost sync. The engine's own encoder obeys by itself; an app that encodes
+    /// (VideoToolbox) forces its next frame to be a keyframe. At most one waits.
+    pub fn keyframe_requests(&self) -> Rx<()> {
+        self.shared.keyframe_requests.1.clone()
+    }
+
+    /// Each target bitrate congestion control sets, kbit/s, as it sets it (only the newest
+    /// waits). The engine's own encoder follows it by itself; an app that encodes
+    /// (VideoToolbox) sets its encoder's average bitrate to it.
+    pub fn target_bitrates(&self) -> Rx<u32> {
+        self.shared.target_bitrates.1.clone()
+    }
+
     /// Sends an already encoded frame (pass-through: the engine does not look inside).
+    /// Refused with [`EngineError::NotConnected`] until [`Sender::is_connected`].
     pub fn send_encoded(&self, frame: EncodedInput) -> Result<u32, EngineError> {
+        if !self.is_connected() {
+            return Err(EngineError::NotConnected);
+        }
         let driver = self.pipeline.driver()?;
         let bytes = frame.data.len() as u64;
         let out = OutgoingFrame {
@@ -376,6 +411,17 @@ fn capture_loop(
     }
 }
 
+/// Makes `bps` the target an app encoder sees next (replacing one not yet taken); returns
+/// it in kbit/s, floored at 50.
+fn offer_target(shared: &Shared, bps: u64) -> u32 {
+    let kbps = u32::try_from(bps / 1000).unwrap_or(u32::MAX).max(50);
+    let targets = &shared.target_bitrates;
+    while targets.0.try_send(kbps).is_err() {
+        let _ = targets.1.try_recv();
+    }
+    kbps
+}
+
 /// Encodes each picture from the mailbox and hands the result to the driver.
 fn encode_loop(
     mut encoder: Box<dyn Encoder>,
@@ -394,10 +440,21 @@ fn encode_loop(
                     if let Some(t) = crate::security::trouble(&e) {
                         *lock(&shared.security_trouble) = t;
                     }
+                    // A new session's receiver starts from nothing, and an app encoder
+                    // from congestion control's present target.
+                    if matches!(e, tandem_proto::security::SecurityEvent::Established { .. }) {
+                        let _ = shared.keyframe_requests.0.try_send(());
+                        if let Ok(bps) = driver.call(|s, _| s.inner().stats().target_bitrate_bps) {
+                            offer_target(shared, bps);
+                        }
+                    }
                 }
-                SecureEvent::Inner(SenderEvent::KeyframeRequested) => encoder.force_keyframe(),
+                SecureEvent::Inner(SenderEvent::KeyframeRequested) => {
+                    encoder.force_keyframe();
+                    let _ = shared.keyframe_requests.0.try_send(());
+                }
                 SecureEvent::Inner(SenderEvent::TargetBitrate(bps)) => {
-                    let kbps = u32::try_from(bps / 1000).unwrap_or(u32::MAX).max(50);
+                    let kbps = offer_target(shared, bps);
                     if let Err(e) = encoder.set_target_bitrate(kbps) {
                         tracing::warn!(%e, kbps, "the encoder refused a bitrate");
                     }

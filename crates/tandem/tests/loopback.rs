@@ -163,6 +163,11 @@ fn encoded_frames_pass_through_untouched() {
     .expect("receiver");
     let addr = SocketAddr::from(([127, 0, 0, 1], rx.local_addr().port()));
     let tx = Sender::start(sender_config(), Remote::Address(addr), None).expect("sender");
+    // An app that encodes itself waits for the session, which asks it for a keyframe.
+    tx.keyframe_requests()
+        .recv_timeout(Duration::from_secs(5))
+        .expect("the new session asks for a keyframe");
+    assert!(tx.is_connected());
     let unit = |i: u32| Bytes::from(format!("H.264 access unit {i}").repeat(200));
     for i in 0..30u32 {
         let id = tx
@@ -271,6 +276,21 @@ fn a_vanished_sender_is_reported_by_name() {
         error.contains(&sender_addr.to_string()) && error.contains("has sent nothing"),
         "{error}"
     );
+}
+
+#[test]
+fn encoded_frames_before_a_session_are_refused() {
+    let tx = Sender::start(sender_config(), Remote::Listen, None).expect("sender");
+    assert!(!tx.is_connected());
+    let e = tx
+        .send_encoded(EncodedInput {
+            data: Bytes::from_static(b"too early"),
+            codec: Codec::H264,
+            keyframe: true,
+            captured_at: Instant::now(),
+        })
+        .expect_err("nobody to send to");
+    assert!(matches!(e, tandem::EngineError::NotConnected), "{e}");
 }
 
 #[test]

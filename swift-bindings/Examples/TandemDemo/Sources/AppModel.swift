@@ -1,0 +1,148 @@
+import Foundation
+import SwiftUI
+import Tandem
+#if os(iOS)
+import UIKit
+#endif
+
+/// What the three tabs share: this device's keys, the path choice, and the peers nearby.
+@MainActor
+final class AppModel: ObservableObject {
+    /// Appended to the device name while a device waits to be paired, so that the other
+    /// side can tell its pairing listener from its video advertisement.
+    static let pairingMarker = " · pairing"
+
+    @Published var path: PathPreference = .automatic {
+        didSet { startBrowsing() }
+    }
+    /// Encrypted sessions accept paired devices only; off, anyone nearby can watch.
+    @Published var encrypted: Bool
+    /// The sender encodes H.264 with VideoToolbox; the receiver must then decode it itself.
+    @Published var receiveH264 = false
+    @Published private(set) var peers: [DiscoveredPeer] = []
+    @Published private(set) var pairedDevices: [PairedDevice]
+    @Published var problem: String?
+
+    let identity: Identity
+    let trustStore: TrustStore
+    let deviceName: String
+    let discovery: Discovery?
+
+    private static let keychain = KeychainStore(service: "org.example.tandem.demo")
+    private var browseTask: Task<Void, Never>?
+
+    init() {
+        if let saved = AppModel.keychain.data(for: "identity"), let restored = try? Identity.fromBytes(bytes: saved) {
+            identity = restored
+        } else {
+            do {
+                identity = try Identity.generate()
+            } catch {
+                fatalError("no system random source for a new identity: \(error)")
+            }
+        }
+        trustStore = AppModel.keychain.data(for: "trust").flatMap { try? TrustStore.fromBytes(bytes: $0) } ?? TrustStore()
+        // Locals, not the @Published properties: their getters need a fully made self.
+        let devices = trustStore.devices()
+        pairedDevices = devices
+        encrypted = !devices.isEmpty
+        #if os(iOS)
+        deviceName = UIDevice.current.name
+        #else
+        deviceName = Host.current().localizedName ?? "Mac"
+        #endif
+        do {
+            discovery = try Discovery(backend: nil)
+        } catch {
+            discovery = nil
+            problem = "Discovery is unavailable: \(error)"
+        }
+        do {
+            try AppModel.keychain.set(identity.toBytes(), for: "identity")
+        } catch {
+            problem = "\(error)"
+        }
+        startBrowsing()
+    }
+
+    var allowPeerToPeer: Bool { path != .infrastructure }
+
+    /// Devices advertising a video session.
+    var senders: [DiscoveredPeer] { peers.filter { !$0.deviceName.hasSuffix(Self.pairingMarker) } }
+
+    /// Devices waiting to be paired.
+    var pairingPeers: [DiscoveredPeer] { peers.filter { $0.deviceName.hasSuffix(Self.pairingMarker) } }
+
+    func isPaired(_ peer: DiscoveredPeer) -> Bool {
+        trustStore.device(fingerprint: peer.peerId) != nil
+    }
+
+    /// The network settings of a video session; `peer` names the paired device expected
+    /// when the trust store holds several.
+    func sessionNet(peer fingerprint: String? = nil) -> NetConfig {
+        var security: SecurityConfig?
+        if encrypted {
+            let known = fingerprint.flatMap { trustStore.device(fingerprint: $0) } != nil
+            security = SecurityConfig(
+                identity: identity, trust: trustStore, peerFingerprint: known ? fingerprint : nil)
+        }
+        return NetConfig(path: path, security: security).withSystemInterfaceKinds()
+    }
+
+    /// Pairing runs its own handshake, so it needs no keys here.
+    func pairingNet(port: UInt16) -> NetConfig {
+        NetConfig(port: port, path: path).withSystemInterfaceKinds()
+    }
+
+    func addPairedDevice(_ device: PairedDevice) {
+        do {
+            try trustStore.add(device: device)
+            try AppModel.keychain.set(trustStore.toBytes(), for: "trust")
+        } catch {
+            problem = "\(error)"
+        }
+        pairedDevices = trustStore.devices()
+    }
+
+    func forgetPairedDevices(at offsets: IndexSet) {
+        for index in offsets {
+            _ = trustStore.remove(fingerprint: pairedDevices[index].fingerprint)
+        }
+        do {
+            try AppModel.keychain.set(trustStore.toBytes(), for: "trust")
+        } catch {
+            problem = "\(error)"
+        }
+        pairedDevices = trustStore.devices()
+    }
+
+    private func startBrowsing() {
+        browseTask?.cancel()
+        peers = []
+        guard let discovery else { return }
+        do {
+            let events = try discovery.peers(
+                allowPeerToPeer: allowPeerToPeer, ignorePeerId: identity.fingerprint())
+            browseTask = Task { [weak self] in
+                for await event in events {
+                    self?.apply(event)
+                }
+            }
+        } catch {
+            problem = "\(error)"
+        }
+    }
+
+    private func apply(_ event: DiscoveryEvent) {
+        switch event {
+        case .found(let peer), .updated(let peer):
+            if let index = peers.firstIndex(where: { $0.instance == peer.instance }) {
+                peers[index] = peer
+            } else {
+                peers.append(peer)
+            }
+        case .lost(let instance, _):
+            peers.removeAll { $0.instance == instance }
+        }
+    }
+}

@@ -1,0 +1,209 @@
+import CoreMedia
+import SwiftUI
+import Tandem
+
+enum SendSource: String, CaseIterable, Identifiable {
+    case cameraAV1
+    case cameraH264
+    case testPattern
+
+    var id: Self { self }
+
+    var title: String {
+        switch self {
+        case .cameraAV1: return "Camera, AV1 (engine)"
+        case .cameraH264: return "Camera, H.264 (VideoToolbox)"
+        case .testPattern: return "Test pattern (measures glass-to-glass)"
+        }
+    }
+}
+
+struct SendView: View {
+    @EnvironmentObject private var model: AppModel
+    @StateObject private var controller = SendController()
+
+    var body: some View {
+        NavigationStack {
+            Form {
+                Section {
+                    SessionSettings()
+                }
+                .disabled(controller.running)
+                Section("Source") {
+                    Picker("Source", selection: $controller.source) {
+                        ForEach(SendSource.allCases) { source in
+                            Text(source.title).tag(source)
+                        }
+                    }
+                    .disabled(controller.running)
+                }
+                Section {
+                    Button(controller.running ? "Stop" : "Start sending") {
+                        if controller.running {
+                            controller.stop()
+                        } else {
+                            Task { await controller.start(model: model) }
+                        }
+                    }
+                    if let port = controller.port {
+                        LabeledContent("Listening on port", value: "\(port)")
+                    }
+                    if let peer = controller.stats?.peer {
+                        LabeledContent("Receiver", value: peer)
+                    }
+                }
+                if let stats = controller.stats {
+                    Section("Stats") {
+                        LabeledContent("Frames/s", value: String(format: "%.0f", stats.fps))
+                        LabeledContent("Bitrate", value: "\(Int(stats.bitrateKbps)) of \(stats.targetKbps) kbit/s")
+                        LabeledContent("RTT", value: stats.rttMs.map { String(format: "%.1f ms", $0) } ?? "–")
+                        LabeledContent("Loss", value: String(format: "%.1f %%", stats.lossPct))
+                        LabeledContent("Encrypted", value: stats.secure ? "yes" : "no")
+                    }
+                }
+                if let error = controller.error {
+                    Section {
+                        Text(error).foregroundStyle(.red)
+                    }
+                }
+            }
+            .navigationTitle("Send")
+        }
+    }
+}
+
+@MainActor
+final class SendController: ObservableObject {
+    // Small enough for libaom to encode in real time on a phone's CPU; the iOS camera
+    // delivers exactly this size with the VGA preset.
+    static let width = 640
+    static let height = 480
+    static let fps = 30
+
+    @Published var source: SendSource = .cameraAV1
+    @Published private(set) var running = false
+    @Published private(set) var port: UInt16?
+    @Published private(set) var stats: Stats?
+    @Published private(set) var error: String?
+
+    private var session: SenderSession?
+    private var advertisement: Advertisement?
+    private var camera: CameraCapture?
+    private var encoder: H264Encoder?
+    private var tasks: [Task<Void, Never>] = []
+
+    func start(model: AppModel) async {
+        guard session == nil else { return }
+        error = nil
+        if source != .testPattern, !(await CameraCapture.requestAccess()) {
+            error = "Camera access is off for this app (Settings › Privacy › Camera)."
+            return
+        }
+        do {
+            let config = SenderConfig(
+                width: UInt32(Self.width), height: UInt32(Self.height), fps: UInt32(Self.fps),
+                source: source == .testPattern ? .testPattern : .app,
+                net: model.sessionNet())
+            let session = try SenderSession(config: config, remote: .listen)
+            self.session = session
+            let port = try session.sender.localPort()
+            self.port = port
+            advertisement = try model.discovery?.advertise(
+                port: port, deviceName: model.deviceName, identity: model.identity,
+                allowPeerToPeer: model.allowPeerToPeer)
+            try startCapture(session)
+            running = true
+            tasks.append(Task {
+                for await stats in session.stats {
+                    self.stats = stats
+                }
+            })
+            tasks.append(Task {
+                for await message in session.errors {
+                    self.error = message
+                }
+            })
+        } catch {
+            stop()
+            self.error = "\(error)"
+        }
+    }
+
+    private func startCapture(_ session: SenderSession) throws {
+        let sender = session.sender
+        switch source {
+        case .testPattern:
+            return
+        case .cameraAV1:
+            // Failures travel from the camera queue to the main actor as values, so the
+            // camera's closure holds nothing but Sendable things.
+            let (failures, failed) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(1))
+            tasks.append(Task {
+                for await failure in failures {
+                    self.captureFailed(failure)
+                }
+            })
+            let camera = CameraCapture()
+            try camera.start(width: Self.width, height: Self.height) { sample in
+                guard let pixels = CMSampleBufferGetImageBuffer(sample) else { return }
+                do {
+                    try sender.submit(pixels)
+                } catch {
+                    failed.yield("\(error)")
+                }
+            }
+            self.camera = camera
+        case .cameraH264:
+            let encoder = try H264Encoder(
+                width: Int32(Self.width), height: Int32(Self.height), fps: Self.fps,
+                bitrateKbps: 2_500
+            ) { sample in
+                // Refused with NotConnected until a receiver is there; the keyframe request
+                // that follows its arrival starts the stream properly.
+                _ = try? sender.send(sample)
+            }
+            tasks.append(Task {
+                for await _ in session.keyframeRequests {
+                    encoder.forceKeyframe()
+                }
+            })
+            tasks.append(Task {
+                for await kbps in session.targetBitrates {
+                    encoder.setBitrate(kbps: kbps)
+                }
+            })
+            let camera = CameraCapture()
+            try camera.start(width: Self.width, height: Self.height) { sample in
+                guard let pixels = CMSampleBufferGetImageBuffer(sample) else { return }
+                encoder.encode(pixels, time: CMSampleBufferGetPresentationTimeStamp(sample))
+            }
+            self.encoder = encoder
+            self.camera = camera
+        }
+    }
+
+    /// A picture the engine refuses (wrong size or format) will be refused again: stop.
+    private func captureFailed(_ failure: String) {
+        guard running else { return }
+        stop()
+        error = failure
+    }
+
+    func stop() {
+        tasks.forEach { $0.cancel() }
+        tasks = []
+        camera?.stop()
+        camera = nil
+        encoder?.invalidate()
+        encoder = nil
+        advertisement?.withdraw()
+        advertisement = nil
+        if let session {
+            // stop() joins the engine's threads; keep that off the main thread.
+            Task.detached { session.stop() }
+        }
+        session = nil
+        running = false
+        port = nil
+    }
+}
