@@ -189,7 +189,8 @@ impl Sender {
         self.with(|s| s.peer().map(|p| p.to_string()))
     }
 
-    /// Whether a receiver is there to send to (its address known, the session up).
+    /// Whether a receiver is there to send to (its address known, the session up; in the
+    /// clear, as soon as the address is known).
     /// Encoded frames sent before are refused with `NotConnected`.
     pub fn is_connected(&self) -> Result<bool, TandemError> {
         self.with(|s| s.is_connected())

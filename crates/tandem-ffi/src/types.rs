@@ -344,7 +344,8 @@ pub struct SenderConfig {
     /// How often stats are delivered, ms. Default `nil`: 1000.
     #[uniffi(default = None)]
     pub stats_interval_ms: Option<u32>,
-    /// The network.
+    /// The network. Default `NetConfig()`: any port, automatic path, in the clear.
+    #[uniffi(default)]
     pub net: NetConfig,
 }
 
@@ -399,7 +400,8 @@ pub struct ReceiverConfig {
     /// How often stats are delivered, ms. Default `nil`: 1000.
     #[uniffi(default = None)]
     pub stats_interval_ms: Option<u32>,
-    /// The network.
+    /// The network. Default `NetConfig()`: any port, automatic path, in the clear.
+    #[uniffi(default)]
     pub net: NetConfig,
 }
 

@@ -234,7 +234,8 @@ impl Sender {
     }
 
     /// Whether a receiver is there to send to: its address known and, when sealed, the
-    /// session up. Frames encoded before are not sent (the engine's own encoder waits;
+    /// session up. In the clear nothing proves a receiver listens: a sender given an
+    /// address is connected from the start. Frames encoded before are not sent (the engine's own encoder waits;
     /// [`Sender::send_encoded`] refuses them).
     pub fn is_connected(&self) -> bool {
         self.pipeline.driver().ok().is_some_and(|d| {
@@ -433,7 +434,19 @@ fn encode_loop(
 ) {
     // Capture instants of frames a lagging encoder still holds, by frame id.
     let mut held: HashMap<u32, Instant> = HashMap::new();
+    let mut was_connected = false;
     while !shared.stop.load(Ordering::Relaxed) {
+        // A receiver just became reachable (a plain session has no handshake to say so):
+        // it starts from nothing, and an app encoder from the present target.
+        let connected =
+            driver.peer().is_some() && driver.call(|s, _| s.is_established()).unwrap_or(false);
+        if connected && !was_connected {
+            let _ = shared.keyframe_requests.0.try_send(());
+            if let Ok(bps) = driver.call(|s, _| s.inner().stats().target_bitrate_bps) {
+                offer_target(shared, bps);
+            }
+        }
+        was_connected = connected;
         while let Ok(e) = events.try_recv() {
             match e {
                 SecureEvent::Security(e) => {

@@ -287,3 +287,20 @@ def test_the_rest_of_the_controls_and_metadata(keys):
         tx.stop()
         rx.stop()
     seen.frames.clear()
+
+
+def test_a_plain_session_also_asks_the_app_encoder_to_start():
+    # In the clear there is no handshake; reaching the receiver is the moment all the same.
+    seen = Recorder()
+    rx = t.Receiver(t.ReceiverConfig(output=t.OutputMode.ENCODED), t.Remote.LISTEN(), seen)
+    told = SenderRecorder()
+    tx = t.Sender(t.SenderConfig(), loopback(rx.local_port()), told)
+    try:
+        assert wait_for(tx.is_connected, timeout=5)
+        assert wait_for(lambda: told.keyframe_requests >= 1 and told.targets, timeout=5)
+        tx.send_encoded(b"\x00\x00\x00\x01\x65" + bytes(500), t.VideoCodec.H264, True)
+        assert wait_for(lambda: seen.encoded, timeout=5)
+        assert seen.stats == [] or not seen.stats[-1].secure
+    finally:
+        tx.stop()
+        rx.stop()

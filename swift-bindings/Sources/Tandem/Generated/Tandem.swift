@@ -3021,7 +3021,8 @@ public protocol SenderProtocol: AnyObject, Sendable {
     func error()  -> String?
     
     /**
-     * Whether a receiver is there to send to (its address known, the session up).
+     * Whether a receiver is there to send to (its address known, the session up; in the
+     * clear, as soon as the address is known).
      * Encoded frames sent before are refused with `NotConnected`.
      */
     func isConnected() throws  -> Bool
@@ -3178,7 +3179,8 @@ open func error() -> String?  {
 }
     
     /**
-     * Whether a receiver is there to send to (its address known, the session up).
+     * Whether a receiver is there to send to (its address known, the session up; in the
+     * clear, as soon as the address is known).
      * Encoded frames sent before are refused with `NotConnected`.
      */
 open func isConnected()throws  -> Bool  {
@@ -4999,7 +5001,7 @@ public struct ReceiverConfig {
      */
     public var statsIntervalMs: UInt32?
     /**
-     * The network.
+     * The network. Default `NetConfig()`: any port, automatic path, in the clear.
      */
     public var net: NetConfig
 
@@ -5016,8 +5018,8 @@ public struct ReceiverConfig {
          * How often stats are delivered, ms. Default `nil`: 1000.
          */statsIntervalMs: UInt32? = nil, 
         /**
-         * The network.
-         */net: NetConfig) {
+         * The network. Default `NetConfig()`: any port, automatic path, in the clear.
+         */net: NetConfig = NetConfig()) {
         self.playout = playout
         self.output = output
         self.statsIntervalMs = statsIntervalMs
@@ -5192,7 +5194,7 @@ public struct SenderConfig {
      */
     public var statsIntervalMs: UInt32?
     /**
-     * The network.
+     * The network. Default `NetConfig()`: any port, automatic path, in the clear.
      */
     public var net: NetConfig
 
@@ -5225,8 +5227,8 @@ public struct SenderConfig {
          * How often stats are delivered, ms. Default `nil`: 1000.
          */statsIntervalMs: UInt32? = nil, 
         /**
-         * The network.
-         */net: NetConfig) {
+         * The network. Default `NetConfig()`: any port, automatic path, in the clear.
+         */net: NetConfig = NetConfig()) {
         self.width = width
         self.height = height
         self.fps = fps
@@ -7744,7 +7746,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_method_sender_error() != 64343) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_sender_is_connected() != 58878) {
+    if (uniffi_tandem_ffi_checksum_method_sender_is_connected() != 6882) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_method_sender_local_address() != 50203) {
