@@ -200,9 +200,7 @@ fn pair(args: &Args) -> Result<()> {
         },
     )
     .context("pairing")?;
-    let mut trust = keys.trust()?;
-    trust.add(key, &peer_name)?;
-    keys.save_trust(&trust)?;
+    keys.add_paired(key, &peer_name)?;
     eprintln!(
         "tandem-recv: paired with `{peer_name}` (id {}); keys in {}",
         key.fingerprint(),

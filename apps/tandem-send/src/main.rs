@@ -173,9 +173,7 @@ fn pair(args: &Args) -> Result<()> {
         |_| {},
     )
     .context("pairing")?;
-    let mut trust = keys.trust()?;
-    trust.add(key, &peer_name)?;
-    keys.save_trust(&trust)?;
+    keys.add_paired(key, &peer_name)?;
     eprintln!(
         "tandem-send: paired with `{peer_name}` (id {}); keys in {}",
         key.fingerprint(),

@@ -275,9 +275,11 @@ impl Sender {
         }
         for r in 0..ch {
             let row = &uv[r * chroma.stride as usize..][..cw * 2];
-            for (x, pair) in row.chunks_exact(2).enumerate() {
-                frame.row_mut(PlaneIndex::U, r)[x] = pair[0];
-                frame.row_mut(PlaneIndex::V, r)[x] = pair[1];
+            // One plane at a time: each output row is borrowed once, not once per pixel.
+            for (plane, offset) in [(PlaneIndex::U, 0), (PlaneIndex::V, 1)] {
+                for (out, pair) in frame.row_mut(plane, r).iter_mut().zip(row.chunks_exact(2)) {
+                    *out = pair[offset];
+                }
             }
         }
         self.submit(frame)

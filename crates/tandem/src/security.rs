@@ -196,6 +196,13 @@ impl KeyDir {
         }
     }
 
+    /// Adds a peer a pairing returned to the stored trust store.
+    pub fn add_paired(&self, key: PeerKey, name: &str) -> Result<(), EngineError> {
+        let mut trust = self.trust()?;
+        trust.add(key, name)?;
+        self.save_trust(&trust)
+    }
+
     /// Stores the paired peers.
     pub fn save_trust(&self, trust: &TrustStore) -> Result<(), EngineError> {
         std::fs::create_dir_all(&self.dir).map_err(self.io("creating the key directory"))?;

@@ -412,6 +412,15 @@ fn capture_loop(
     }
 }
 
+/// A receiver starts from nothing: it needs a keyframe, and an app encoder the present
+/// target.
+fn session_started(driver: &Driver, shared: &Shared) {
+    let _ = shared.keyframe_requests.0.try_send(());
+    if let Ok(bps) = driver.call(|s, _| s.inner().stats().target_bitrate_bps) {
+        offer_target(shared, bps);
+    }
+}
+
 /// Makes `bps` the target an app encoder sees next (replacing one not yet taken); returns
 /// it in kbit/s, floored at 50.
 fn offer_target(shared: &Shared, bps: u64) -> u32 {
@@ -436,30 +445,15 @@ fn encode_loop(
     let mut held: HashMap<u32, Instant> = HashMap::new();
     let mut was_connected = false;
     while !shared.stop.load(Ordering::Relaxed) {
-        // A receiver just became reachable (a plain session has no handshake to say so):
-        // it starts from nothing, and an app encoder from the present target.
-        let connected =
-            driver.peer().is_some() && driver.call(|s, _| s.is_established()).unwrap_or(false);
-        if connected && !was_connected {
-            let _ = shared.keyframe_requests.0.try_send(());
-            if let Ok(bps) = driver.call(|s, _| s.inner().stats().target_bitrate_bps) {
-                offer_target(shared, bps);
-            }
-        }
-        was_connected = connected;
         while let Ok(e) = events.try_recv() {
             match e {
                 SecureEvent::Security(e) => {
                     if let Some(t) = crate::security::trouble(&e) {
                         *lock(&shared.security_trouble) = t;
                     }
-                    // A new session's receiver starts from nothing, and an app encoder
-                    // from congestion control's present target.
+                    // A new session (a restarted receiver's too, on a session still up).
                     if matches!(e, tandem_proto::security::SecurityEvent::Established { .. }) {
-                        let _ = shared.keyframe_requests.0.try_send(());
-                        if let Ok(bps) = driver.call(|s, _| s.inner().stats().target_bitrate_bps) {
-                            offer_target(shared, bps);
-                        }
+                        session_started(driver, shared);
                     }
                 }
                 SecureEvent::Inner(SenderEvent::KeyframeRequested) => {
@@ -483,11 +477,19 @@ fn encode_loop(
             }
         }
         let captured = match mailbox.recv_timeout(Duration::from_millis(50)) {
-            Ok(c) => c,
-            Err(RecvTimeoutError::Timeout) => continue,
+            Ok(c) => Some(c),
+            Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        if driver.peer().is_none() || !driver.call(|s, _| s.is_established()).unwrap_or(false) {
+        let connected =
+            driver.peer().is_some() && driver.call(|s, _| s.is_established()).unwrap_or(false);
+        if connected && !was_connected {
+            // A plain session has no handshake to say a receiver became reachable.
+            session_started(driver, shared);
+        }
+        was_connected = connected;
+        let Some(captured) = captured else { continue };
+        if !connected {
             // Nobody to send to yet: waiting for a receiver to reach us, or for the
             // handshake.
             continue;
