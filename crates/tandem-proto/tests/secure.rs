@@ -224,7 +224,7 @@ fn a_man_in_the_middle_is_counted_and_changes_nothing() {
     }));
     run.run_for(Duration::from_secs(3));
     let s = run.rx.stats();
-    println!("{s:?}; {} frames", run.frames.len());
+    println!("{s:?}; {} of {} frames", run.frames.len(), run.sent);
     assert!(
         s.forged > 50 && s.replayed > 20 && s.malformed + s.unsealed > 0,
         "{s:?}"
