@@ -26,7 +26,9 @@
 //! NACK (2 B + 6 B per range)          count u16 | count × (first seq u32, extra u16)
 //! keyframe request (8 B)              request id u32 | newest decoded frame id u32
 //! receiver report (40 B)              see [`ReceiverReport`]
-//! ping (12 B)                         ping id u32 | sent µs u64 (pinger's clock)
+//! ping (16 B)                         ping id u32 | sent µs u64 (pinger's clock) |
+//!                                     target kbit/s u32 (a sender's congestion-control
+//!                                     target; 0 from a receiver)
 //! pong (20 B)                         ping id u32 | echoed sent µs u64 | responder µs u64
 //! ```
 //!
@@ -352,6 +354,9 @@ pub struct Ping {
     pub ping_id: u32,
     /// Pinger's clock at send, µs.
     pub sent_us: u64,
+    /// A sender's current target bitrate, kbit/s, so the receiver can show it beside what
+    /// it receives (0 from a receiver, which has no target).
+    pub target_kbps: u32,
 }
 
 /// Answer to a [`Ping`].
@@ -537,7 +542,7 @@ impl Packet {
                 Payload::Nack(n) => 2 + 6 * n.ranges.len(),
                 Payload::KeyframeRequest(_) => 8,
                 Payload::Report(_) => REPORT_LEN,
-                Payload::Ping(_) => 12,
+                Payload::Ping(_) => 16,
                 Payload::Pong(_) => 20,
             }
     }
@@ -605,6 +610,7 @@ impl Packet {
             Payload::Ping(p) => {
                 out.put_u32(p.ping_id);
                 out.put_u64(p.sent_us);
+                out.put_u32(p.target_kbps);
             }
             Payload::Pong(p) => {
                 out.put_u32(p.ping_id);
@@ -714,10 +720,11 @@ impl Packet {
                 Payload::Report(r)
             }
             PacketType::Ping => {
-                exact(&buf, 12)?;
+                exact(&buf, 16)?;
                 Payload::Ping(Ping {
                     ping_id: buf.get_u32(),
                     sent_us: buf.get_u64(),
+                    target_kbps: buf.get_u32(),
                 })
             }
             PacketType::Pong => {
@@ -882,6 +889,7 @@ mod tests {
             payload: Payload::Ping(Ping {
                 ping_id: 1,
                 sent_us: 2,
+                target_kbps: 3,
             }),
         };
         let mut w = p.encode().to_vec();

@@ -532,6 +532,7 @@ impl Receiver {
                 self.on_insert(now, outcome);
             }
             Payload::Ping(p) => {
+                self.stats.sender_target_bps = u64::from(p.target_kbps) * 1000;
                 self.control
                     .push_back(Payload::Pong(Prober::answer(&p, now, &self.clock)));
             }

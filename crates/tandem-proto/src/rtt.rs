@@ -124,6 +124,7 @@ impl Prober {
         let ping = Ping {
             ping_id: self.next_id,
             sent_us: clock.us(now),
+            target_kbps: 0,
         };
         self.next_id = self.next_id.wrapping_add(1);
         if self.outstanding.len() == OUTSTANDING {

@@ -352,7 +352,8 @@ impl Endpoint for Sender {
         if let Some(p) = self.control.pop_front() {
             return Some(self.seal(p));
         }
-        if let Some(ping) = self.prober.poll_ping(now, &self.clock) {
+        if let Some(mut ping) = self.prober.poll_ping(now, &self.clock) {
+            ping.target_kbps = (self.rate.target_bps() / 1000).min(u64::from(u32::MAX)) as u32;
             return Some(self.seal(Payload::Ping(ping)));
         }
         let p = self.pacer.poll(now)?;

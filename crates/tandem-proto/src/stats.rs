@@ -154,6 +154,8 @@ pub struct ReceiverStats {
     pub clock_offset_us: Option<i64>,
     /// Media receive rate over the last report interval.
     pub receive_rate_bps: u64,
+    /// The sender's congestion-control target as its latest ping said (0 before one).
+    pub sender_target_bps: u64,
     /// Loss fraction over the last report interval.
     pub loss_fraction: f32,
     /// Delay-gradient verdict.

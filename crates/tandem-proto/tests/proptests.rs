@@ -104,8 +104,13 @@ fn payload() -> impl Strategy<Value = Payload> {
                 queue_delay_us: v[8],
             })
         }),
-        (any::<u32>(), any::<u64>())
-            .prop_map(|(ping_id, sent_us)| Payload::Ping(Ping { ping_id, sent_us })),
+        (any::<u32>(), any::<u64>(), any::<u32>()).prop_map(|(ping_id, sent_us, target_kbps)| {
+            Payload::Ping(Ping {
+                ping_id,
+                sent_us,
+                target_kbps,
+            })
+        }),
         (any::<u32>(), any::<u64>(), any::<u64>()).prop_map(
             |(ping_id, echoed_sent_us, responder_us)| {
                 Payload::Pong(Pong {
