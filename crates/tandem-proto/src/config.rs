@@ -13,8 +13,9 @@ pub struct SenderConfig {
     /// Largest UDP payload we emit; frames are split to fit. Default 1200 bytes, which
     /// fits any IPv6 path (minimum MTU 1280) without IP fragmentation.
     pub max_datagram_size: usize,
-    /// Fraction of the frame interval over which a frame's datagrams are spread.
-    /// Default 0.1 (1.7 ms at 60 fps).
+    /// Fraction of the frame interval over which a frame's datagrams are spread (never
+    /// faster than the path-capacity estimate). Default 0.1 (1.7 ms at 60 fps); the
+    /// measurements behind it are in [`crate::pacer`].
     pub spread_fraction: f64,
     /// Frame interval assumed until capture times show the real one. Default 1/60 s.
     pub frame_interval_hint: Duration,

@@ -16,6 +16,29 @@
 //! drop-tail queue in seconds, which for interactive video is a freeze, so while a queue
 //! stands the target drops to the rate that drains it within [`QUEUE_DRAIN_TIME`]. [`CapacityEstimator`] keeps the
 //! pacer from bursting faster than the path can drain.
+//!
+//! # Stalls are not congestion
+//!
+//! A Wi-Fi radio that leaves its channel (AWDL, once per 1048.576 ms) silences the path for
+//! 30–90 ms and then releases what it held in a burst at line rate. Fed to the signals above
+//! it reads as congestion three times over: the frames after the silence show a delay that
+//! rose and fell (the trendline reports overuse, and the rate is cut to 85 % of a receive
+//! rate measured across the silence), a report interval inside the silence sees a standing
+//! queue (cut to that same starved receive rate), and the radio's losses inside the window
+//! add to the loss signal. Issue 15 measured the result: on 60–100 Mbit/s links, 7–15 % of
+//! the bitrate left, with latency that looked better because the frames were tiny.
+//!
+//! So the receiver recognises stalls ([`crate::stall`]: a silence of ≥ 15 ms ended by a
+//! datagram that was *held*, excess transit ≥ 10 ms and ≥ half the silence, lasting until a
+//! frame start is back within 5 ms of the pre-stall transit) and keeps them out of all three
+//! signals: frames that start inside an episode feed neither the trendline nor the standing
+//! queue, and losses found inside one travel in the report as `stall_loss_fraction_q8`, which
+//! the sender subtracts before its loss-based cut (FEC still sizes parity from all loss).
+//! Congestion keeps every signal: a queue at a bottleneck drains at the bottleneck rate and
+//! never leaves a silence, so the detector cannot hide it; and a queue standing behind a
+//! stall (a link slower than the encoder) holds the excess high past the episode's cap
+//! (silence + as long again + 20 ms), which ends the episode and hands the queue back to the
+//! delay and queue signals. The thresholds and their reasons are in [`crate::stall`].
 
 use std::collections::VecDeque;
 use std::time::{Duration, Instant};

@@ -41,7 +41,8 @@
 //!
 //! [`packet`] is the datagram format; [`sender`] and [`receiver`] are the endpoints; the
 //! rest are their parts, each one idea: [`pacer`], [`history`] (retransmission), [`fec`],
-//! [`congestion`] (delay gradient, rate, capacity), [`reassembly`], [`nack`], [`jitter`],
+//! [`congestion`] (delay gradient, rate, capacity), [`stall`] (radio stalls told from
+//! queues), [`reassembly`], [`nack`], [`jitter`],
 //! [`playout`], [`rtt`] (RTT and clock offset), [`cadence`], [`window`], [`stats`],
 //! [`config`].
 
@@ -67,6 +68,7 @@ pub mod receiver;
 pub mod rtt;
 pub mod security;
 pub mod sender;
+pub mod stall;
 pub mod stats;
 pub mod window;
 

@@ -25,7 +25,7 @@
 //!
 //! NACK (2 B + 6 B per range)          count u16 | count × (first seq u32, extra u16)
 //! keyframe request (8 B)              request id u32 | newest decoded frame id u32
-//! receiver report (40 B)              see [`ReceiverReport`]
+//! receiver report (43 B)              see [`ReceiverReport`]
 //! ping (16 B)                         ping id u32 | sent µs u64 (pinger's clock) |
 //!                                     target kbit/s u32 (a sender's congestion-control
 //!                                     target; 0 from a receiver)
@@ -50,7 +50,7 @@ pub const MEDIA_HEADER_LEN: usize = 19;
 /// Bytes a parity shard adds to the header before its shard.
 pub const PARITY_HEADER_LEN: usize = 21;
 /// Length of a receiver report payload.
-pub const REPORT_LEN: usize = 40;
+pub const REPORT_LEN: usize = 43;
 /// Largest packet number representable on the wire (48 bits).
 pub const MAX_PACKET_NUMBER: u64 = (1 << 48) - 1;
 /// Most fragments one frame may have; bounds reassembly memory per frame.
@@ -313,10 +313,11 @@ pub enum BandwidthUsage {
 
 /// Receiver → sender feedback, sent every report interval.
 ///
-/// Layout (40 B): highest seq u32 | cumulative lost u32 | loss fraction u8 (×256) |
+/// Layout (43 B): highest seq u32 | cumulative lost u32 | loss fraction u8 (×256) |
 /// interarrival jitter µs u32 | frame delay jitter µs u32 | receive rate kbit/s u32 |
 /// delivery rate kbit/s u32 | delay trend i16 (µs per s) | usage u8 | playout delay µs u32 |
-/// RTT µs u32 | standing queue delay µs u32.
+/// RTT µs u32 | standing queue delay µs u32 | stall loss fraction u8 (×256) |
+/// stall period ms u16.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ReceiverReport {
     /// Highest media sequence number seen.
@@ -342,9 +343,14 @@ pub struct ReceiverReport {
     /// Receiver's RTT estimate (0 = none yet).
     pub rtt_us: u32,
     /// Standing queue: the smallest transit above the path's base over the report
-    /// interval. A queue that persists for a whole interval is congestion; a stall's burst
-    /// is not (the frames after it are back at base).
+    /// interval, frames inside stall episodes left out. A queue that persists for a whole
+    /// interval is congestion; a stall's burst is not (the frames after it are back at base).
     pub queue_delay_us: u32,
+    /// The part of `loss_fraction_q8` found inside radio stalls (see [`crate::stall`]): the
+    /// radio's loss, not a full queue's, so congestion control leaves it out.
+    pub stall_loss_fraction_q8: u8,
+    /// The period the receiver's recent stalls repeat with, ms (0: none learned).
+    pub stall_period_ms: u16,
 }
 
 /// RTT probe.
@@ -606,6 +612,8 @@ impl Packet {
                 out.put_u32(r.playout_delay_us);
                 out.put_u32(r.rtt_us);
                 out.put_u32(r.queue_delay_us);
+                out.put_u8(r.stall_loss_fraction_q8);
+                out.put_u16(r.stall_period_ms);
             }
             Payload::Ping(p) => {
                 out.put_u32(p.ping_id);
@@ -717,6 +725,8 @@ impl Packet {
                 r.playout_delay_us = buf.get_u32();
                 r.rtt_us = buf.get_u32();
                 r.queue_delay_us = buf.get_u32();
+                r.stall_loss_fraction_q8 = buf.get_u8();
+                r.stall_period_ms = buf.get_u16();
                 Payload::Report(r)
             }
             PacketType::Ping => {

@@ -24,6 +24,7 @@ use crate::packet::{
 use crate::playout::{PlayoutBuffer, PlayoutPolicy};
 use crate::reassembly::{CompleteFrame, FrameReassembler, Insert};
 use crate::rtt::{Clock, Prober};
+use crate::stall::StallDetector;
 use crate::stats::ReceiverStats;
 use crate::window::WindowedMin;
 use crate::{Endpoint, Transmit};
@@ -73,6 +74,7 @@ pub struct Receiver {
     ia_jitter: InterarrivalJitter,
     frame_jitter: FrameDelayEstimator,
     trend: TrendlineEstimator,
+    stall: StallDetector,
     prober: Prober,
     control: VecDeque<Payload>,
     events: VecDeque<ReceiverEvent>,
@@ -93,6 +95,8 @@ pub struct Receiver {
     next_report: Instant,
     interval_highest: Option<u32>,
     interval_lost: u64,
+    /// Of `interval_lost`, those found inside a stall episode.
+    interval_stall_lost: u64,
     interval_bytes: u64,
     interval_start: Instant,
     interval_delivery_bps: u64,
@@ -122,6 +126,7 @@ impl Receiver {
             ia_jitter: InterarrivalJitter::default(),
             frame_jitter: FrameDelayEstimator::default(),
             trend: TrendlineEstimator::default(),
+            stall: StallDetector::default(),
             prober: Prober::new(now),
             control: VecDeque::new(),
             events: VecDeque::new(),
@@ -140,6 +145,7 @@ impl Receiver {
             next_report: now + config.report_interval,
             interval_highest: None,
             interval_lost: 0,
+            interval_stall_lost: 0,
             interval_bytes: 0,
             interval_start: now,
             interval_delivery_bps: 0,
@@ -204,13 +210,17 @@ impl Receiver {
         self.ia_jitter.on_packet(now_us, f.frame.capture_us);
         self.interval_bytes += f.data.len() as u64;
         let id = f.frame.frame_id;
-        if self.newest_frame_seen.is_none_or(|n| id > n) {
+        let frame_start = self.newest_frame_seen.is_none_or(|n| id > n);
+        let (excess, in_stall) = self.observe_arrival(now, f.frame.capture_us, frame_start);
+        if frame_start {
             self.newest_frame_seen = Some(id);
-            self.trend.on_frame_start(now, now_us, f.frame.capture_us);
-            let transit = now_us as i64 - f.frame.capture_us as i64;
-            self.base_first_transit.push(now, transit);
-            let excess = (transit - self.base_first_transit.min().unwrap_or(transit)).max(0) as u64;
-            self.interval_queue_us = Some(self.interval_queue_us.map_or(excess, |q| q.min(excess)));
+            // A stall's silence and burst are not congestion: neither the delay gradient nor
+            // the standing queue may see them (see `crate::stall`).
+            if !in_stall {
+                self.trend.on_frame_start(now, now_us, f.frame.capture_us);
+                self.interval_queue_us =
+                    Some(self.interval_queue_us.map_or(excess, |q| q.min(excess)));
+            }
         }
         let was_missing = self.nack.received(f.seq);
         if was_missing {
@@ -223,6 +233,9 @@ impl Receiver {
                 if gap > 0 {
                     self.stats.packets_lost += u64::from(gap);
                     self.interval_lost += u64::from(gap);
+                    if in_stall {
+                        self.interval_stall_lost += u64::from(gap);
+                    }
                     if self.config.nack && gap <= MAX_NACK_GAP {
                         for s in h + 1..f.seq {
                             self.nack.add(now, s);
@@ -236,6 +249,19 @@ impl Receiver {
         }
         let outcome = self.reassembly.insert_fragment(now, f, was_missing);
         self.on_insert(now, outcome);
+    }
+
+    /// Feeds a media or parity datagram's arrival to the stall detector: returns its transit
+    /// above the path's base (µs) and whether it arrived inside a stall episode. A frame
+    /// start also updates the base, the smallest first-datagram transit recently seen.
+    fn observe_arrival(&mut self, now: Instant, capture_us: u64, frame_start: bool) -> (u64, bool) {
+        let now_us = self.clock.us(now);
+        let transit = now_us as i64 - capture_us as i64;
+        if frame_start {
+            self.base_first_transit.push(now, transit);
+        }
+        let excess = (transit - self.base_first_transit.min().unwrap_or(transit)).max(0) as u64;
+        (excess, self.stall.on_datagram(now_us, excess, frame_start))
     }
 
     fn on_insert(&mut self, now: Instant, outcome: Insert) {
@@ -484,11 +510,15 @@ impl Receiver {
             (None, Some(_)) => u64::from(highest) + 1,
             _ => 0,
         };
-        let loss = if expected > 0 {
-            (self.interval_lost.min(expected) as f64 / expected as f64) as f32
-        } else {
-            0.0
+        let fraction = |lost: u64| {
+            if expected > 0 {
+                (lost.min(expected) as f64 / expected as f64) as f32
+            } else {
+                0.0
+            }
         };
+        let loss = fraction(self.interval_lost);
+        let stall_loss = fraction(self.interval_stall_lost);
         let secs = now
             .saturating_duration_since(self.interval_start)
             .as_secs_f64()
@@ -500,6 +530,11 @@ impl Receiver {
             highest_seq: highest,
             cumulative_lost: self.stats.packets_lost.min(u64::from(u32::MAX)) as u32,
             loss_fraction_q8: (loss * 256.0).min(255.0) as u8,
+            stall_loss_fraction_q8: (stall_loss * 256.0).min(255.0) as u8,
+            stall_period_ms: self
+                .stall
+                .period()
+                .map_or(0, |p| p.as_millis().min(u128::from(u16::MAX)) as u16),
             jitter_us: self.ia_jitter.jitter_us() as u32,
             frame_jitter_us: self.frame_jitter.jitter_us().min(f64::from(u32::MAX)) as u32,
             receive_rate_kbps: (rate / 1000).min(u64::from(u32::MAX)) as u32,
@@ -517,6 +552,7 @@ impl Receiver {
         self.interval_queue_us = None;
         self.interval_highest = self.highest_seq;
         self.interval_lost = 0;
+        self.interval_stall_lost = 0;
         self.interval_bytes = 0;
         self.interval_delivery_bps = 0;
         self.interval_start = now;
@@ -528,6 +564,7 @@ impl Receiver {
             Payload::Media(f) => self.on_media(now, f),
             Payload::Parity(s) => {
                 self.stats.parity_packets += 1;
+                self.observe_arrival(now, s.frame.capture_us, false);
                 let outcome = self.reassembly.insert_parity(now, s);
                 self.on_insert(now, outcome);
             }
@@ -556,6 +593,10 @@ impl Receiver {
         s.rtt = self.prober.rtt().smoothed();
         s.clock_offset_us = self.prober.peer_clock_offset_us();
         s.usage = self.trend.usage();
+        s.stalls = self.stall.stalls();
+        s.stalls_capped = self.stall.capped();
+        s.stalled = self.stall.stalled();
+        s.stall_period = self.stall.period();
         s.frames_evicted += self.reassembly.evicted();
         s.buffered_frames = self.reassembly.frames() + self.ready.len() + self.playout.len();
         s.buffered_bytes = self.reassembly.bytes() + self.ready_bytes + self.playout.bytes();

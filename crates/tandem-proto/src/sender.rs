@@ -102,6 +102,8 @@ pub struct Sender {
     cadence: FrameCadence,
     last_keyframe_event: Option<Instant>,
     loss_ewma: f32,
+    /// The same smoothing of the loss outside radio stalls: what congestion control acts on.
+    congestion_loss_ewma: f32,
     stats: SenderStats,
 }
 
@@ -128,6 +130,7 @@ impl Sender {
             cadence: FrameCadence::new(config.frame_interval_hint),
             last_keyframe_event: None,
             loss_ewma: 0.0,
+            congestion_loss_ewma: 0.0,
             stats: SenderStats {
                 target_bitrate_bps: rate.target_bps(),
                 ..SenderStats::default()
@@ -263,6 +266,11 @@ impl Sender {
                 // Reports come every ~50 ms; weight 1/16 smooths loss over about a second.
                 let loss = f32::from(r.loss_fraction_q8) / 256.0;
                 self.loss_ewma += (loss - self.loss_ewma) / 16.0;
+                // Loss inside a radio stall is the radio's, not a full queue's: FEC repairs
+                // it, but it must not lower the bitrate (see `crate::stall`).
+                let stall_loss =
+                    f32::from(r.stall_loss_fraction_q8.min(r.loss_fraction_q8)) / 256.0;
+                self.congestion_loss_ewma += (loss - stall_loss - self.congestion_loss_ewma) / 16.0;
                 let rtt = self
                     .prober
                     .rtt()
@@ -272,7 +280,10 @@ impl Sender {
                 self.fec.update(self.loss_ewma, rtt);
                 self.capacity
                     .on_sample(now, u64::from(r.delivery_rate_kbps) * 1000);
-                if let Some(bps) = self.rate.on_report(now, &r, f64::from(self.loss_ewma)) {
+                if let Some(bps) =
+                    self.rate
+                        .on_report(now, &r, f64::from(self.congestion_loss_ewma))
+                {
                     self.stats.target_bitrate_bps = bps;
                     self.push_event(SenderEvent::TargetBitrate(bps));
                 }

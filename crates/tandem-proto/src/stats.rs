@@ -156,6 +156,14 @@ pub struct ReceiverStats {
     pub receive_rate_bps: u64,
     /// The sender's congestion-control target as its latest ping said (0 before one).
     pub sender_target_bps: u64,
+    /// Radio stalls recognised (see [`crate::stall`]).
+    pub stalls: u64,
+    /// Of those, episodes that ended at their cap: a queue stood behind the stall.
+    pub stalls_capped: u64,
+    /// Time spent in finished stall episodes, silence and burst.
+    pub stalled: Duration,
+    /// The period the recent stalls repeat with, once they agree on one.
+    pub stall_period: Option<Duration>,
     /// Loss fraction over the last report interval.
     pub loss_fraction: f32,
     /// Delay-gradient verdict.

@@ -84,26 +84,35 @@ fn payload() -> impl Strategy<Value = Payload> {
                 last_decoded_frame,
             })
         }),
-        (any::<[u32; 9]>(), any::<u8>(), any::<i16>(), 0u8..3).prop_map(|(v, l, t, u)| {
-            Payload::Report(ReceiverReport {
-                highest_seq: v[0],
-                cumulative_lost: v[1],
-                loss_fraction_q8: l,
-                jitter_us: v[2],
-                frame_jitter_us: v[3],
-                receive_rate_kbps: v[4],
-                delivery_rate_kbps: v[5],
-                delay_trend: t,
-                usage: [
-                    BandwidthUsage::Normal,
-                    BandwidthUsage::Overusing,
-                    BandwidthUsage::Underusing,
-                ][usize::from(u)],
-                playout_delay_us: v[6],
-                rtt_us: v[7],
-                queue_delay_us: v[8],
-            })
-        }),
+        (
+            any::<[u32; 9]>(),
+            any::<[u8; 2]>(),
+            any::<i16>(),
+            0u8..3,
+            any::<u16>()
+        )
+            .prop_map(|(v, l, t, u, p)| {
+                Payload::Report(ReceiverReport {
+                    highest_seq: v[0],
+                    cumulative_lost: v[1],
+                    loss_fraction_q8: l[0],
+                    jitter_us: v[2],
+                    frame_jitter_us: v[3],
+                    receive_rate_kbps: v[4],
+                    delivery_rate_kbps: v[5],
+                    delay_trend: t,
+                    usage: [
+                        BandwidthUsage::Normal,
+                        BandwidthUsage::Overusing,
+                        BandwidthUsage::Underusing,
+                    ][usize::from(u)],
+                    playout_delay_us: v[6],
+                    rtt_us: v[7],
+                    queue_delay_us: v[8],
+                    stall_loss_fraction_q8: l[1],
+                    stall_period_ms: p,
+                })
+            }),
         (any::<u32>(), any::<u64>(), any::<u32>()).prop_map(|(ping_id, sent_us, target_kbps)| {
             Payload::Ping(Ping {
                 ping_id,

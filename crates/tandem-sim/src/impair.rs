@@ -221,11 +221,15 @@ impl Stage for PeriodicStall {
     }
 }
 
-/// Serialization at a fixed rate behind a drop-tail queue bounded in time.
+/// Serialization at a fixed rate behind a drop-tail queue bounded in time; the rate may
+/// change once, at a set time ([`CapacityStep`]: the link a congestion controller must
+/// follow down).
 #[derive(Debug)]
 pub struct Capacity {
     /// Link rate.
     pub bits_per_second: u64,
+    /// The rate from a set time on.
+    pub step: Option<CapacityStep>,
     /// Longest a datagram may wait in the queue before it is dropped instead.
     pub queue_limit: Duration,
     busy_until: Duration,
@@ -238,17 +242,34 @@ impl Capacity {
     pub fn new(bits_per_second: u64, queue_limit: Duration) -> Self {
         Self {
             bits_per_second: bits_per_second.max(1),
+            step: None,
             queue_limit,
             busy_until: Duration::ZERO,
             dropped: 0,
         }
     }
 
-    /// Time to put `size` bytes on the link.
+    /// The same link whose rate becomes `step.bits_per_second` at `step.at`.
+    pub fn with_step(mut self, step: Option<CapacityStep>) -> Self {
+        self.step = step;
+        self
+    }
+
+    /// The link rate at `t`.
+    pub fn rate_at(&self, t: Duration) -> u64 {
+        match self.step {
+            Some(s) if t >= s.at => s.bits_per_second.max(1),
+            _ => self.bits_per_second,
+        }
+    }
+
+    /// Time to put `size` bytes on the link at the initial rate.
     pub fn tx_time(&self, size: usize) -> Duration {
-        Duration::from_nanos(
-            (size as u128 * 8 * 1_000_000_000 / u128::from(self.bits_per_second)) as u64,
-        )
+        Self::tx_time_at(size, self.bits_per_second)
+    }
+
+    fn tx_time_at(size: usize, bps: u64) -> Duration {
+        Duration::from_nanos((size as u128 * 8 * 1_000_000_000 / u128::from(bps.max(1))) as u64)
     }
 }
 
@@ -263,7 +284,7 @@ impl Stage for Capacity {
                 self.dropped += 1;
                 continue;
             }
-            self.busy_until = start + self.tx_time(size);
+            self.busy_until = start + Self::tx_time_at(size, self.rate_at(start));
             copies[i] = self.busy_until;
             i += 1;
         }
@@ -388,6 +409,15 @@ pub struct BurstLoss {
     pub mean_burst: f64,
 }
 
+/// A change of link rate at a set time.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct CapacityStep {
+    /// When the rate changes, since the start of the run.
+    pub at: Duration,
+    /// The rate from then on, bit/s.
+    pub bits_per_second: u64,
+}
+
 /// Reordering parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct ReorderConfig {
@@ -434,6 +464,8 @@ pub struct LinkConfig {
     pub duplicate: f64,
     /// Link rate, bit/s.
     pub capacity_bps: u64,
+    /// A change of link rate during the run.
+    pub capacity_step: Option<CapacityStep>,
     /// Periodic stalls.
     pub stall: Option<StallConfig>,
     /// Longest queueing wait before drop-tail.
@@ -450,6 +482,7 @@ impl Default for LinkConfig {
             reorder: None,
             duplicate: 0.0,
             capacity_bps: 100_000_000,
+            capacity_step: None,
             stall: None,
             queue_limit: Duration::from_millis(500),
         }
@@ -514,7 +547,8 @@ impl Link {
                 .stall
                 .as_ref()
                 .map(|s| PeriodicStall::new(s, stall_seed)),
-            capacity: Capacity::new(config.capacity_bps, config.queue_limit),
+            capacity: Capacity::new(config.capacity_bps, config.queue_limit)
+                .with_step(config.capacity_step),
             delay: DelayJitter::new(config.base_delay, config.jitter, seed),
             reorder: config.reorder.as_ref().map(|r| Reorder::new(r, seed)),
             duplicate: Duplicate::new(config.duplicate, seed),

@@ -71,7 +71,7 @@ fn parse_bitrate(s: &str) -> Result<u64, String> {
 
 fn print_table(rows: &[Figures]) {
     println!(
-        "{:<14} {:<12} {:<9} {:>6} {:>6} {:>5} {:>8} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7} {:>8} {:>6}",
+        "{:<14} {:<12} {:<9} {:>6} {:>6} {:>5} {:>8} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7} {:>8} {:>6} {:>6} {:>6}",
         "profile",
         "policy",
         "recovery",
@@ -86,11 +86,13 @@ fn print_table(rows: &[Figures]) {
         "p99",
         "max",
         "recov99",
-        "ovh%"
+        "ovh%",
+        "Mbit/s",
+        "video%"
     );
     for f in rows {
         println!(
-            "{:<14} {:<12} {:<9} {:>6} {:>6} {:>5} {:>8} {:>7} {:>6} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>8.2} {:>6.2}",
+            "{:<14} {:<12} {:<9} {:>6} {:>6} {:>5} {:>8} {:>7} {:>6} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>8.2} {:>6.2} {:>6.2} {:>6.1}",
             f.profile,
             f.policy,
             f.recovery,
@@ -105,7 +107,9 @@ fn print_table(rows: &[Figures]) {
             f.latency_ms.p99,
             f.latency_ms.max,
             f.recovery_ms_p99,
-            f.bytes_overhead_pct
+            f.bytes_overhead_pct,
+            f.video_mbps,
+            f.video_pct
         );
     }
 }

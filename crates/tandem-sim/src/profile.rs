@@ -9,8 +9,9 @@
 //! | `lossy` | `wifi` + 1 % random loss (1.1 % in all) |
 //! | `burst` | `wifi` + Gilbert-Elliott loss, 2 % average in bursts of mean 5 |
 //! | `reorder` | `wifi` + 2 % of datagrams delayed an extra 5–15 ms |
+//! | `step` | `wifi` at 20 Mbit/s, falling to 4 Mbit/s at t = 20 s |
 //!
-//! Every link has 100 Mbit/s capacity and a 500 ms drop-tail queue unless a spec says
+//! Every link but `step`'s has 100 Mbit/s capacity and a 500 ms drop-tail queue unless a spec says
 //! otherwise. The first stall starts at 500 ms. The period is the AWDL channel sequence
 //! exactly: 16 slots × 64 TU × 1.024 ms = 1048.576 ms ("about 1.05 s" in the design). The
 //! exact value matters: a round 1050 ms is 63 frame intervals at 60 fps, which would make
@@ -23,13 +24,16 @@
 //! Keys: `delay`, `jitter` (durations: `us`, `ms`, `s`); `loss`, `dup`, `stall-loss`
 //! (`%` or a fraction); `burst=AVG/MEAN` (burst loss, mean burst in datagrams);
 //! `reorder=P/MIN-MAX`; `stall=DUR/PERIOD` or `stall=MIN-MAX/PERIOD`; `stall-phase`;
-//! `capacity` (`kbit`, `mbit`, `gbit`, or bit/s); `queue` (duration).
+//! `capacity` (`kbit`, `mbit`, `gbit`, or bit/s); `capacity-step=RATE@TIME` (the rate
+//! from TIME on); `queue` (duration).
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::impair::{BurstLoss, DEFAULT_STALL_PHASE, LinkConfig, ReorderConfig, StallConfig};
+use crate::impair::{
+    BurstLoss, CapacityStep, DEFAULT_STALL_PHASE, LinkConfig, ReorderConfig, StallConfig,
+};
 
 /// The AWDL channel sequence: 16 slots of 64 time units of 1.024 ms.
 pub const AWDL_PERIOD: Duration = Duration::from_micros(16 * 64 * 1024);
@@ -43,6 +47,7 @@ pub const PROFILE_NAMES: &[&str] = &[
     "lossy",
     "burst",
     "reorder",
+    "step",
 ];
 
 /// Why a profile or spec string was refused.
@@ -53,7 +58,7 @@ pub enum ProfileError {
     UnknownProfile(String),
     /// A key this parser does not know.
     #[error(
-        "unknown key {0:?}: expected delay, jitter, loss, burst, reorder, dup, capacity, queue, stall, stall-loss or stall-phase"
+        "unknown key {0:?}: expected delay, jitter, loss, burst, reorder, dup, capacity, capacity-step, queue, stall, stall-loss or stall-phase"
     )]
     UnknownKey(String),
     /// A value that does not parse for its key.
@@ -111,6 +116,14 @@ pub fn profile(name: &str) -> Option<LinkConfig> {
                 probability: 0.02,
                 min_extra: ms(5),
                 max_extra: ms(15),
+            }),
+            ..wifi
+        },
+        "step" => LinkConfig {
+            capacity_bps: 20_000_000,
+            capacity_step: Some(CapacityStep {
+                at: Duration::from_secs(20),
+                bits_per_second: 4_000_000,
             }),
             ..wifi
         },
@@ -218,6 +231,14 @@ impl FromStr for LinkConfig {
                 "dup" => c.duplicate = fraction(key, v)?,
                 "capacity" => c.capacity_bps = rate(key, v)?,
                 "queue" => c.queue_limit = duration(key, v)?,
+                "capacity-step" => {
+                    const EXPECT: &str = "RATE@TIME like 4mbit@20s";
+                    let (r, t) = v.split_once('@').ok_or_else(|| invalid(key, v, EXPECT))?;
+                    c.capacity_step = Some(CapacityStep {
+                        bits_per_second: rate(key, r).map_err(|_| invalid(key, v, EXPECT))?,
+                        at: duration(key, t).map_err(|_| invalid(key, v, EXPECT))?,
+                    });
+                }
                 "burst" => {
                     const EXPECT: &str = "AVG/MEAN_BURST like 2%/5";
                     let (a, m) = v.split_once('/').ok_or_else(|| invalid(key, v, EXPECT))?;
@@ -293,6 +314,9 @@ impl fmt::Display for LinkConfig {
             self.capacity_bps,
             us(self.queue_limit)
         )?;
+        if let Some(s) = &self.capacity_step {
+            write!(f, ",capacity-step={}@{}", s.bits_per_second, us(s.at))?;
+        }
         if let Some(b) = &self.burst_loss {
             write!(f, ",burst={}/{}", b.avg_loss, b.mean_burst)?;
         }
@@ -419,6 +443,11 @@ mod tests {
         assert!(e("burst=2%").contains("\"burst\""));
         assert!(e("reorder=2%/15ms-5ms").contains("\"reorder\""));
         assert!(e("warp=9").contains("\"warp\""));
+        assert!(e("capacity-step=4mbit").contains("\"capacity-step\""));
+        let step = "wifi,capacity=20mbit,capacity-step=4mbit@20s"
+            .parse::<LinkConfig>()
+            .expect("step");
+        assert_eq!(Some(step), profile("step"));
         assert!(e("cafe").contains("\"cafe\"") && e("cafe").contains("awdl-stall"));
     }
 }

@@ -25,6 +25,10 @@
 //!   over — their delay belongs to the loss, which `frames_late` already charges — and
 //!   `recovery_ms_p99_with_repairs` gives the figure with them counted. The 99th
 //!   percentile over the run's stalls.
+//! - `video_mbps`: the video delivered, Mbit/s: encoded bytes of the frames the receiver
+//!   handed to its decoder, over the run's length; `video_pct`: that as a percentage of the
+//!   configured encoder bitrate. Latency is never bought with quality: a controller that
+//!   starves the encoder shows here, whatever its latency.
 //! - `bytes_payload`: encoded video bytes; `bytes_overhead_pct`: every other UDP-payload
 //!   byte in both directions (headers, parity, retransmissions, feedback, probes) as a
 //!   percentage of it. IP and UDP headers are not counted.
@@ -103,6 +107,10 @@ pub struct Figures {
     pub recovery_ms_p99_with_repairs: f64,
     /// Stalls in the run.
     pub stalls: u64,
+    /// Video delivered, Mbit/s.
+    pub video_mbps: f64,
+    /// Video delivered as a percentage of the configured bitrate.
+    pub video_pct: f64,
     /// Encoded video bytes.
     pub bytes_payload: u64,
     /// Non-video bytes as a percentage of video bytes.
@@ -248,6 +256,18 @@ pub fn frame_figures(
     }
 }
 
+/// Latency percentiles (ms) of the frames captured in `[from, to)` and displayed: the
+/// figures of one stretch of a run, such as the seconds after a change of capacity.
+pub fn latency_between(frames: &[FrameRecord], from: Duration, to: Duration) -> Percentiles {
+    let lat: Vec<f64> = frames
+        .iter()
+        .filter(|f| f.capture >= from && f.capture < to)
+        .filter_map(|f| f.latency())
+        .map(ms)
+        .collect();
+    Percentiles::of(&lat)
+}
+
 /// Computes the figures of `run`, labelled with `profile`: [`frame_figures`] over its
 /// frames and stall windows, and the byte and repair counters.
 pub fn figures(run: &RunResult, profile: &str) -> Figures {
@@ -279,6 +299,9 @@ pub fn figures(run: &RunResult, profile: &str) -> Figures {
         recovery_ms_p99: f.recovery_ms_p99,
         recovery_ms_p99_with_repairs: f.recovery_ms_p99_with_repairs,
         stalls: f.stalls,
+        video_mbps: run.bytes_delivered as f64 * 8.0 / 1e6 / run.scenario.duration.as_secs_f64(),
+        video_pct: run.bytes_delivered as f64 * 8.0 * 100.0
+            / (run.scenario.bitrate_bps as f64 * run.scenario.duration.as_secs_f64()).max(1.0),
         bytes_payload: run.bytes_payload,
         bytes_overhead_pct: if run.bytes_payload > 0 {
             overhead * 100.0 / run.bytes_payload as f64

@@ -161,6 +161,9 @@ pub struct RunResult {
     pub stall_windows: Vec<(Duration, Duration)>,
     /// Encoded video bytes the encoder produced.
     pub bytes_payload: u64,
+    /// Encoded video bytes of the frames the receiver handed to the decoder: the video
+    /// that got through.
+    pub bytes_delivered: u64,
     /// UDP payload bytes sent in both directions.
     pub bytes_wire: u64,
     /// Sender stats at the end.
@@ -213,6 +216,8 @@ pub fn run(scenario: &Scenario) -> RunResult {
     let mut frames: Vec<FrameRecord> = Vec::new();
     let mut index_of: std::collections::HashMap<u32, usize> = std::collections::HashMap::new();
     let mut bytes_payload = 0u64;
+    // Encoded size of each captured frame, parallel to `frames` (0 when skipped).
+    let mut sizes: Vec<u64> = Vec::new();
     let mut bytes_wire = 0u64;
     let interval = scenario.frame_interval();
     let mut next_capture = Duration::ZERO;
@@ -259,9 +264,11 @@ pub fn run(scenario: &Scenario) -> RunResult {
                 repaired: false,
                 keyframe: false,
             };
+            let mut size = 0;
             if tx.queue_delay() <= interval {
                 let (data, keyframe) = encoder.next_frame();
                 bytes_payload += data.len() as u64;
+                size = data.len() as u64;
                 let frame = OutgoingFrame::av1(data, at(next_capture), keyframe);
                 if let Ok(id) = tx.send_frame(instant, frame) {
                     index_of.insert(id, frames.len());
@@ -274,6 +281,7 @@ pub fn run(scenario: &Scenario) -> RunResult {
                 }
             }
             frames.push(record);
+            sizes.push(size);
             next_capture += interval;
         }
         if tx.poll_timeout().is_some_and(|t| t <= instant) {
@@ -318,7 +326,14 @@ pub fn run(scenario: &Scenario) -> RunResult {
         }
     }
 
+    let bytes_delivered = frames
+        .iter()
+        .zip(&sizes)
+        .filter(|(f, _)| f.decoded)
+        .map(|(_, s)| s)
+        .sum();
     RunResult {
+        bytes_delivered,
         stall_windows: forward.stall_windows(Duration::ZERO, end),
         scenario: scenario.clone(),
         frames,
