@@ -302,3 +302,22 @@ fn a_capacity_step_down_is_followed_within_two_seconds() {
         );
     }
 }
+
+#[test]
+fn the_receiver_learns_the_awdl_period() {
+    let r = run(&Scenario::new(profile("awdl-stall").expect("named"), 1));
+    let s = &r.receiver;
+    println!(
+        "awdl-stall seed 1: {} of {} stalls recognised, {} capped, {:?} in episodes, period {:?}",
+        s.stalls,
+        r.stall_windows.len(),
+        s.stalls_capped,
+        s.stalled,
+        s.stall_period
+    );
+    let period = s.stall_period.expect("a period").as_secs_f64();
+    let awdl = tandem_sim::profile::AWDL_PERIOD.as_secs_f64();
+    assert!((period - awdl).abs() < 0.002, "{period} s");
+    assert!(s.stalls * 10 >= r.stall_windows.len() as u64 * 9);
+    assert_eq!(s.stalls_capped, 0);
+}
