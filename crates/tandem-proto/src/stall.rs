@@ -30,9 +30,10 @@
 //!   showed before the stall (an average of frame-start excess outside episodes, gain 1/16).
 //!   A burst drains at line rate, so this takes a few milliseconds on a fast link.
 //! - **Cap.** If the excess has not settled by the end of the silence plus as long again
-//!   plus [`SETTLE_SLACK`], the held data is not draining like a burst: a real queue stands
-//!   behind it (a link slower than the encoder). The episode ends there and the congestion
-//!   signals see the queue, so a slow link that also stalls still backs off.
+//!   (at most [`MAX_DRAIN`]) plus [`SETTLE_SLACK`], the held data is not draining like a
+//!   burst: a real queue stands behind it (a link slower than the encoder). The episode
+//!   ends there and the congestion signals see the queue, so a slow link that also stalls
+//!   still backs off.
 //!
 //! While an episode lasts, the receiver feeds no frame to the delay-gradient trendline, takes
 //! no standing-queue sample, and counts the losses it finds as stall losses, reported apart
@@ -60,6 +61,9 @@ pub const MIN_HELD: Duration = Duration::from_millis(10);
 pub const SETTLE_MARGIN: Duration = Duration::from_millis(5);
 /// Slack on the drain time a burst may take (silence, then as long again, plus this).
 pub const SETTLE_SLACK: Duration = Duration::from_millis(20);
+/// Longest drain time granted, however long the silence: a link that was gone for seconds
+/// must not hide a queue for as long again.
+pub const MAX_DRAIN: Duration = Duration::from_millis(250);
 /// Stall starts remembered for the period estimate.
 pub const PERIOD_HISTORY: usize = 8;
 /// Relative tolerance when matching spacings to a period.
@@ -132,7 +136,8 @@ impl StallDetector {
                     end_us: None,
                     capped: false,
                 });
-                self.settle_deadline_us = now_us + silence + SETTLE_SLACK.as_micros() as u64;
+                let drain = silence.min(MAX_DRAIN.as_micros() as u64);
+                self.settle_deadline_us = now_us + drain + SETTLE_SLACK.as_micros() as u64;
                 self.stalls += 1;
                 if self.starts.len() == PERIOD_HISTORY {
                     self.starts.pop_front();
@@ -298,6 +303,22 @@ mod tests {
         assert_eq!(d.stalls(), 1);
         assert_eq!(d.capped(), 1);
         assert!(!d.in_stall());
+    }
+
+    #[test]
+    fn a_long_outage_hides_nothing_for_longer_than_the_drain_cap() {
+        let mut d = StallDetector::default();
+        assert!(!d.on_datagram(0, 0, true));
+        // Ten seconds of silence ended by a datagram held all that time.
+        assert!(d.on_datagram(10_000_000, 10_000_000, true));
+        let cap = (MAX_DRAIN + SETTLE_SLACK).as_micros() as u64;
+        // The excess never settles: the episode ends at the cap, not ten seconds later.
+        let mut t = 10_000_000;
+        while d.on_datagram(t, 1_000_000, true) {
+            t += 1_000;
+        }
+        assert!(t - 10_000_000 <= cap + 1_000, "{t}");
+        assert_eq!(d.capped(), 1);
     }
 
     #[test]
