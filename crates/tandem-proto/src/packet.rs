@@ -25,7 +25,7 @@
 //!
 //! NACK (2 B + 6 B per range)          count u16 | count × (first seq u32, extra u16)
 //! keyframe request (8 B)              request id u32 | newest decoded frame id u32
-//! receiver report (43 B)              see [`ReceiverReport`]
+//! receiver report (47 B)              see [`ReceiverReport`]
 //! ping (16 B)                         ping id u32 | sent µs u64 (pinger's clock) |
 //!                                     target kbit/s u32 (a sender's congestion-control
 //!                                     target; 0 from a receiver)
@@ -50,7 +50,7 @@ pub const MEDIA_HEADER_LEN: usize = 19;
 /// Bytes a parity shard adds to the header before its shard.
 pub const PARITY_HEADER_LEN: usize = 21;
 /// Length of a receiver report payload.
-pub const REPORT_LEN: usize = 43;
+pub const REPORT_LEN: usize = 47;
 /// Largest packet number representable on the wire (48 bits).
 pub const MAX_PACKET_NUMBER: u64 = (1 << 48) - 1;
 /// Most fragments one frame may have; bounds reassembly memory per frame.
@@ -313,11 +313,12 @@ pub enum BandwidthUsage {
 
 /// Receiver → sender feedback, sent every report interval.
 ///
-/// Layout (43 B): highest seq u32 | cumulative lost u32 | loss fraction u8 (×256) |
+/// Layout (47 B): highest seq u32 | cumulative lost u32 | loss fraction u8 (×256) |
 /// interarrival jitter µs u32 | frame delay jitter µs u32 | receive rate kbit/s u32 |
 /// delivery rate kbit/s u32 | delay trend i16 (µs per s) | usage u8 | playout delay µs u32 |
 /// RTT µs u32 | standing queue delay µs u32 | stall loss fraction u8 (×256) |
-/// stall period ms u16.
+/// stall period ms u16 | next stall in ms u16 | stall length ms u8 | loss inside stalls u8
+/// (×256).
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
 pub struct ReceiverReport {
     /// Highest media sequence number seen.
@@ -351,6 +352,12 @@ pub struct ReceiverReport {
     pub stall_loss_fraction_q8: u8,
     /// The period the receiver's recent stalls repeat with, ms (0: none learned).
     pub stall_period_ms: u16,
+    /// When the next stall should begin, ms after this report (0: no forecast).
+    pub stall_next_ms: u16,
+    /// The longest silence of the recent stalls, ms.
+    pub stall_length_ms: u8,
+    /// Share of datagrams lost inside recent stalls, ×256.
+    pub stall_window_loss_q8: u8,
 }
 
 /// RTT probe.
@@ -614,6 +621,9 @@ impl Packet {
                 out.put_u32(r.queue_delay_us);
                 out.put_u8(r.stall_loss_fraction_q8);
                 out.put_u16(r.stall_period_ms);
+                out.put_u16(r.stall_next_ms);
+                out.put_u8(r.stall_length_ms);
+                out.put_u8(r.stall_window_loss_q8);
             }
             Payload::Ping(p) => {
                 out.put_u32(p.ping_id);
@@ -727,6 +737,9 @@ impl Packet {
                 r.queue_delay_us = buf.get_u32();
                 r.stall_loss_fraction_q8 = buf.get_u8();
                 r.stall_period_ms = buf.get_u16();
+                r.stall_next_ms = buf.get_u16();
+                r.stall_length_ms = buf.get_u8();
+                r.stall_window_loss_q8 = buf.get_u8();
                 Payload::Report(r)
             }
             PacketType::Ping => {

@@ -235,6 +235,7 @@ impl Receiver {
                     self.interval_lost += u64::from(gap);
                     if in_stall {
                         self.interval_stall_lost += u64::from(gap);
+                        self.stall.on_loss(u64::from(gap));
                     }
                     if self.config.nack && gap <= MAX_NACK_GAP {
                         for s in h + 1..f.seq {
@@ -504,6 +505,7 @@ impl Receiver {
     }
 
     fn build_report(&mut self, now: Instant) -> ReceiverReport {
+        let now_us = self.clock.us(now);
         let highest = self.highest_seq.unwrap_or(0);
         let expected = match (self.interval_highest, self.highest_seq) {
             (Some(a), Some(b)) => u64::from(b.saturating_sub(a)),
@@ -535,6 +537,14 @@ impl Receiver {
                 .stall
                 .period()
                 .map_or(0, |p| p.as_millis().min(u128::from(u16::MAX)) as u16),
+            stall_next_ms: self.stall.next_expected(now_us).map_or(0, |t| {
+                ((t - now_us) / 1000).clamp(1, u64::from(u16::MAX)) as u16
+            }),
+            stall_length_ms: self
+                .stall
+                .longest_recent_silence()
+                .map_or(0, |d| d.as_millis().min(255) as u8),
+            stall_window_loss_q8: (self.stall.window_loss() * 256.0).min(255.0) as u8,
             jitter_us: self.ia_jitter.jitter_us() as u32,
             frame_jitter_us: self.frame_jitter.jitter_us().min(f64::from(u32::MAX)) as u32,
             receive_rate_kbps: (rate / 1000).min(u64::from(u32::MAX)) as u32,

@@ -16,6 +16,7 @@ use crate::packet::{
     MAX_PACKET_NUMBER, MEDIA_HEADER_LEN, MediaFragment, Packet, ParityShard, Payload,
 };
 use crate::rtt::{Clock, Prober};
+use crate::stall::StallForecast;
 use crate::stats::SenderStats;
 use crate::{Endpoint, Transmit};
 
@@ -104,6 +105,8 @@ pub struct Sender {
     loss_ewma: f32,
     /// The same smoothing of the loss outside radio stalls: what congestion control acts on.
     congestion_loss_ewma: f32,
+    /// When the receiver expects its next radio stalls, from its latest report.
+    stall_forecast: Option<StallForecast>,
     stats: SenderStats,
 }
 
@@ -131,6 +134,7 @@ impl Sender {
             last_keyframe_event: None,
             loss_ewma: 0.0,
             congestion_loss_ewma: 0.0,
+            stall_forecast: None,
             stats: SenderStats {
                 target_bitrate_bps: rate.target_bps(),
                 ..SenderStats::default()
@@ -209,7 +213,17 @@ impl Sender {
             chunks.push(data);
             payloads.push(Payload::Media(fragment));
         }
-        let parity = self.fec.parity_for(count, frame.keyframe);
+        let mut parity = self.fec.parity_for(count, frame.keyframe);
+        // A frame sent into a forecast stall meets the radio's loss there; parity lets it
+        // complete from the burst instead of a NACK round trip that holds every later frame.
+        if self.config.fec != crate::FecMode::Off
+            && let Some(f) = self
+                .stall_forecast
+                .filter(|f| f.window_loss > 0.0 && f.covers(now))
+        {
+            parity = parity.max(f.parity_for(count));
+            self.stats.stall_protected_frames += 1;
+        }
         let shards = encode_parity(&chunks, parity);
         let shard_count = shards.len() as u16;
         for (i, shard) in shards.into_iter().enumerate() {
@@ -287,6 +301,18 @@ impl Sender {
                     self.stats.target_bitrate_bps = bps;
                     self.push_event(SenderEvent::TargetBitrate(bps));
                 }
+                self.stall_forecast = (r.stall_period_ms > 0 && r.stall_next_ms > 0)
+                    .then(|| {
+                        StallForecast::new(
+                            now,
+                            rtt,
+                            Duration::from_millis(r.stall_period_ms.into()),
+                            Duration::from_millis(r.stall_next_ms.into()),
+                            Duration::from_millis(r.stall_length_ms.into()),
+                            f64::from(r.stall_window_loss_q8) / 256.0,
+                        )
+                    })
+                    .flatten();
                 self.stats.last_report = Some(r);
             }
             Payload::Ping(p) => {

@@ -67,6 +67,8 @@ pub struct SenderStats {
     pub bytes_sent: u64,
     /// Parity shards generated.
     pub parity_packets: u64,
+    /// Frames given parity because they were sent into a forecast radio stall.
+    pub stall_protected_frames: u64,
     /// Fragments retransmitted on NACK.
     pub retransmissions: u64,
     /// NACKed numbers not retransmitted (unknown, too old, too recent).

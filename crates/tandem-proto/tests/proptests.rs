@@ -86,10 +86,10 @@ fn payload() -> impl Strategy<Value = Payload> {
         }),
         (
             any::<[u32; 9]>(),
-            any::<[u8; 2]>(),
+            any::<[u8; 4]>(),
             any::<i16>(),
             0u8..3,
-            any::<u16>()
+            any::<[u16; 2]>()
         )
             .prop_map(|(v, l, t, u, p)| {
                 Payload::Report(ReceiverReport {
@@ -110,7 +110,10 @@ fn payload() -> impl Strategy<Value = Payload> {
                     rtt_us: v[7],
                     queue_delay_us: v[8],
                     stall_loss_fraction_q8: l[1],
-                    stall_period_ms: p,
+                    stall_period_ms: p[0],
+                stall_next_ms: p[1],
+                stall_length_ms: l[2],
+                stall_window_loss_q8: l[3],
                 })
             }),
         (any::<u32>(), any::<u64>(), any::<u32>()).prop_map(|(ping_id, sent_us, target_kbps)| {
