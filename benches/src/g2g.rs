@@ -19,22 +19,34 @@
 //! A run captures frames for `seconds` after a warm-up, then waits [`GRACE`] for the frames
 //! still in flight, as the simulator's runner does; frames captured during the warm-up or
 //! the grace period are not counted.
+//!
+//! Latency is never read without the bitrate and picture quality it was bought at, so a run
+//! also measures, from the same frames:
+//!
+//! - the video bitrate delivered ([`Measured::delivered_kbps`]) against the sender's target;
+//! - the PSNR of shown frames against the very source pictures they came from
+//!   ([`PsnrFigures`]). The test pattern is a pure function of frame number and size plus
+//!   the pixel code, so the source picture is rebuilt from the code read back
+//!   ([`source_picture`]), exactly. Scoring runs on a thread of its own, fed through a
+//!   bounded queue every [`DEFAULT_PSNR_EVERY`]th shown frame, never on the sink's (the
+//!   decoder's) thread.
 
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use crossbeam_channel::{Receiver as Rx, unbounded};
+use crossbeam_channel::{Receiver as Rx, Sender as Tx, TrySendError, bounded, unbounded};
 use serde::Serialize;
-use tandem::sink::FnSink;
 use tandem::source::VideoSource;
 use tandem::stats::{g2g_from_code, wall_us};
 use tandem::{
-    DisplayFrame, EncoderKind, EngineError, Frame, PlayoutPolicy, Receiver, ReceiverConfig, Remote,
-    Sender, SenderConfig, Stats, TestPatternSource,
+    DisplayFrame, EncodedVideo, EncoderKind, EngineError, Frame, FrameSink, PlayoutPolicy,
+    Receiver, ReceiverConfig, Remote, Sender, SenderConfig, Stats, TestPatternSource,
 };
+use tandem_codec::{PixelCode, TestPattern};
 use tandem_relay::{Relay, RelayConfig, RelayCounters};
 use tandem_sim::impair::LinkConfig;
 use tandem_sim::report::{FrameFigures, Percentiles, frame_figures};
@@ -56,6 +68,9 @@ pub enum PipelineError {
     /// The relay could not bind or start.
     #[error("relay: {0}")]
     Relay(#[from] std::io::Error),
+    /// The PSNR thread could not start.
+    #[error("starting the PSNR thread: {0}")]
+    Thread(std::io::Error),
 }
 
 /// What a pipeline runs.
@@ -77,6 +92,8 @@ pub struct PipelineConfig {
     pub encoder: EncoderKind,
     /// The relay's spin window (see [`tandem_relay::RelayConfig::spin_window`]).
     pub relay_spin: Duration,
+    /// Score every this many shown frames' PSNR (0: none); see [`DEFAULT_PSNR_EVERY`].
+    pub psnr_every: u32,
 }
 
 impl PipelineConfig {
@@ -92,6 +109,7 @@ impl PipelineConfig {
             fps: 60,
             encoder: EncoderKind::Aom,
             relay_spin: DEFAULT_RELAY_SPIN,
+            psnr_every: DEFAULT_PSNR_EVERY,
         }
     }
 
@@ -112,6 +130,132 @@ impl PipelineConfig {
 /// two-core machine a delivery waits for a core, not for the timer), and run-to-run noise
 /// in encode time (3.7–5.1 ms p50) is ten times the difference.
 pub const DEFAULT_RELAY_SPIN: Duration = Duration::ZERO;
+
+/// Every how many shown frames one is scored for PSNR: 15 a second at 60 fps, 300 in a
+/// 20-s run, enough for a 5th percentile. One score (rebuilding the 640×360 source picture
+/// and comparing all three planes) takes 0.29–0.40 ms of one core, so this is about 0.5 % of
+/// a core, on a thread of its own; the machine's two cores also run the encoder, the
+/// decoder, both drivers and the relay. Measured in one process (`tests/psnr_cost.rs`: 8 s
+/// each on `clean`, latency policy, 640×360@60 libaom, interleaved off / every 4th / every
+/// frame, twice; two process runs), g2g p50 in ms: off 7.25, 7.82 | 6.73, 8.13; every 4th
+/// 7.61, 8.07 | 8.16, 8.19; every frame 7.30, 9.12 | 7.70, 8.50. Those move with encode p50
+/// (3.3–5.4 ms run to run); g2g p50 minus encode and decode p50, the part scoring could
+/// slow besides them: off 1.80, 1.74 | 2.38, 2.25; every 4th 1.62, 1.56 | 2.28, 2.24. No
+/// cost shows at every 4th frame; no sample was dropped at either rate.
+pub const DEFAULT_PSNR_EVERY: u32 = 4;
+
+/// Pictures waiting for the PSNR thread at most: one more is dropped and counted
+/// ([`PsnrFigures::samples_dropped`]) rather than waited for, since the sink runs on the
+/// decoder's thread.
+const PSNR_QUEUE: usize = 4;
+
+/// The source picture a shown frame came from, rebuilt from the pixel code read back from
+/// it: the test pattern's frame `code.frame_id` stamped with `code`. The pattern draws
+/// everything but the code from the frame number and the size alone, and the code from the
+/// frame id and the low 48 bits of the capture time, which is all the code carries and all
+/// the stamp writes; so the rebuild is the sender's picture exactly (tested). `pattern` must
+/// be the size of the stream.
+pub fn source_picture(pattern: &mut TestPattern, code: PixelCode) -> Frame {
+    pattern.seek(code.frame_id);
+    pattern.next_frame_at(code.capture_us)
+}
+
+/// One shown picture scored against its source picture.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Scored {
+    /// Its capture time from its pixel code, wall clock µs (which run window it is in).
+    pub capture_wall_us: u64,
+    /// PSNR against the source picture, dB ([`tandem_codec::psnr`]: all three planes,
+    /// sample-weighted; infinite for an identical picture).
+    pub psnr_db: f64,
+}
+
+/// A shown picture on its way to the PSNR thread: capture wall µs, its code, the picture.
+type ToScore = (u64, PixelCode, Frame);
+
+/// The PSNR thread's scores, shared with the pipeline.
+type Scores = Arc<Mutex<Vec<Scored>>>;
+
+/// Starts the thread that scores pictures from `queue` until every sender of it is gone
+/// (the receiver stopped, dropping its sink), adding each score to `scored`.
+fn spawn_scorer(
+    width: u32,
+    height: u32,
+    fps: u32,
+    queue: Rx<ToScore>,
+    scored: Scores,
+) -> std::io::Result<JoinHandle<()>> {
+    std::thread::Builder::new()
+        .name("g2g-psnr".into())
+        .spawn(move || {
+            // The sender's source made its pattern the same way (TestPatternSource); a size
+            // the pattern refuses never streamed, so there is nothing to score.
+            let Ok(mut pattern) = TestPattern::new(width, height, fps.max(1), 1) else {
+                return;
+            };
+            for (capture_wall_us, code, frame) in queue {
+                // A picture of another size has no source picture to compare with.
+                if let Ok(psnr_db) = tandem_codec::psnr(&source_picture(&mut pattern, code), &frame)
+                {
+                    lock(&scored).push(Scored {
+                        capture_wall_us,
+                        psnr_db,
+                    });
+                }
+            }
+        })
+}
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// The receiver's sink in these runs. It runs on the decoder's thread, so it does nothing
+/// slow there: it reads the clock and passes three numbers on, counts the video bytes
+/// delivered, and hands every `every`th shown picture (moved, not copied) to the PSNR
+/// thread without waiting.
+struct MeasuringSink {
+    shown: Tx<Shown>,
+    unread: Arc<AtomicU64>,
+    delivered_bytes: Arc<AtomicU64>,
+    /// The PSNR thread's queue and the sampling period (at least 1); `None` with PSNR off.
+    score: Option<(Tx<ToScore>, u32)>,
+    score_dropped: Arc<AtomicU64>,
+    /// Shown pictures with a readable code so far (what the sampling counts).
+    coded: u64,
+}
+
+impl FrameSink for MeasuringSink {
+    fn on_frame(&mut self, f: DisplayFrame) {
+        let now = wall_us();
+        let Some((code, g2g)) = f
+            .code
+            .and_then(|c| Some((c, g2g_from_code(c.capture_us, now)?)))
+        else {
+            self.unread.fetch_add(1, Ordering::Relaxed);
+            return;
+        };
+        let capture_wall_us = now.saturating_sub(g2g.as_micros() as u64);
+        let _ = self.shown.send(Shown {
+            frame_id: code.frame_id,
+            capture_wall_us,
+            shown_wall_us: now,
+        });
+        if let Some((queue, every)) = &self.score
+            && self.coded.is_multiple_of(u64::from(*every))
+            && let Err(TrySendError::Full(_)) = queue.try_send((capture_wall_us, code, f.frame))
+        {
+            self.score_dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        self.coded += 1;
+    }
+
+    /// Every frame decoded, shown or decode-only: the video that reached the receiver.
+    fn on_encoded(&mut self, frame: &EncodedVideo) {
+        self.delivered_bytes
+            .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
+    }
+}
 
 /// A captured picture: the pattern's frame id and the wall-clock µs stamped into it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -180,6 +324,11 @@ pub struct Pipeline {
     captures: Arc<Mutex<Vec<Capture>>>,
     shown: Rx<Shown>,
     unread: Arc<AtomicU64>,
+    delivered_bytes: Arc<AtomicU64>,
+    score_dropped: Arc<AtomicU64>,
+    /// The PSNR thread and its scores (`None` with PSNR off). Dropped without a shutdown,
+    /// the thread ends by itself once the receiver's sink is gone.
+    scorer: Option<(JoinHandle<()>, Scores)>,
 }
 
 impl Pipeline {
@@ -188,28 +337,30 @@ impl Pipeline {
     pub fn start(config: &PipelineConfig) -> Result<Pipeline, PipelineError> {
         let (shown_tx, shown) = unbounded::<Shown>();
         let unread = Arc::new(AtomicU64::new(0));
-        // The sink runs on the decoder thread: it reads the clock and passes three numbers
-        // on, nothing slower.
-        let sink = {
-            let unread = Arc::clone(&unread);
-            FnSink(move |f: DisplayFrame| {
-                let now = wall_us();
-                match f
-                    .code
-                    .and_then(|c| Some((c, g2g_from_code(c.capture_us, now)?)))
-                {
-                    Some((code, g2g)) => {
-                        let _ = shown_tx.send(Shown {
-                            frame_id: code.frame_id,
-                            capture_wall_us: now.saturating_sub(g2g.as_micros() as u64),
-                            shown_wall_us: now,
-                        });
-                    }
-                    None => {
-                        unread.fetch_add(1, Ordering::Relaxed);
-                    }
-                }
-            })
+        let delivered_bytes = Arc::new(AtomicU64::new(0));
+        let score_dropped = Arc::new(AtomicU64::new(0));
+        let (score, scorer) = if config.psnr_every > 0 {
+            let (tx, rx) = bounded::<ToScore>(PSNR_QUEUE);
+            let scored = Arc::new(Mutex::new(Vec::new()));
+            let thread = spawn_scorer(
+                config.width,
+                config.height,
+                config.fps,
+                rx,
+                Arc::clone(&scored),
+            )
+            .map_err(PipelineError::Thread)?;
+            (Some((tx, config.psnr_every)), Some((thread, scored)))
+        } else {
+            (None, None)
+        };
+        let sink = MeasuringSink {
+            shown: shown_tx,
+            unread: Arc::clone(&unread),
+            delivered_bytes: Arc::clone(&delivered_bytes),
+            score,
+            score_dropped: Arc::clone(&score_dropped),
+            coded: 0,
         };
         let receiver = Receiver::start(
             ReceiverConfig::default().playout(config.policy),
@@ -247,6 +398,9 @@ impl Pipeline {
             captures,
             shown,
             unread,
+            delivered_bytes,
+            score_dropped,
+            scorer,
         })
     }
 
@@ -258,6 +412,17 @@ impl Pipeline {
     /// Pictures the sink was handed whose pixel code could not be read, so far.
     pub fn codes_unread(&self) -> u64 {
         self.unread.load(Ordering::Relaxed)
+    }
+
+    /// Encoded video bytes of every frame the receiver decoded so far (shown or
+    /// decode-only; frame payload, no headers, parity or duplicates).
+    pub fn delivered_bytes(&self) -> u64 {
+        self.delivered_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Pictures sampled for PSNR but dropped because the PSNR thread was behind, so far.
+    pub fn psnr_samples_dropped(&self) -> u64 {
+        self.score_dropped.load(Ordering::Relaxed)
     }
 
     /// Every capture so far, in order.
@@ -283,18 +448,29 @@ impl Pipeline {
         &self.relay
     }
 
-    /// Stops the sender, then the receiver (the relay goes with the pipeline).
-    pub fn shutdown(self) -> Result<(), PipelineError> {
+    /// Stops the sender, then the receiver (the relay goes with the pipeline), waits for the
+    /// PSNR thread to score what it was given, and returns every score of the run (none
+    /// with PSNR off).
+    pub fn shutdown(self) -> Result<Vec<Scored>, PipelineError> {
         let Pipeline {
             sender,
             receiver,
             relay,
+            scorer,
             ..
         } = self;
         sender.shutdown()?;
+        // The receiver's stop drops its sink, and with it the PSNR thread's queue.
         receiver.shutdown()?;
         drop(relay);
-        Ok(())
+        Ok(match scorer {
+            Some((thread, scored)) => {
+                // A panic there would only lose scores, which the count shows.
+                let _ = thread.join();
+                std::mem::take(&mut *lock(&scored))
+            }
+            None => Vec::new(),
+        })
     }
 }
 
@@ -358,6 +534,19 @@ pub struct Measured {
     pub encode_ms: Percentiles,
     /// Per-frame decode time (one dav1d decode), every frame decoded during the run, ms.
     pub decode_ms: Percentiles,
+    /// Video bitrate delivered, kbit/s: the encoded bytes of every frame the receiver
+    /// decoded (complete frames, shown or decode-only: frame payload, no packet headers,
+    /// parity, duplicates, or fragments of frames given up; a frame dav1d refused is not
+    /// counted) during the counted seconds, × 8 / those seconds. The simulator's
+    /// `video_mbps` counts the same bytes.
+    pub delivered_kbps: f64,
+    /// The sender's congestion-control target over the same seconds, kbit/s: its
+    /// time-weighted mean, the target read every 50 ms ([`tandem::Sender::target_bitrates`]).
+    pub target_kbps_mean: f64,
+    /// `delivered_kbps` as a percentage of `target_kbps_mean`.
+    pub delivered_pct_of_target: f64,
+    /// Picture quality of the counted frames shown.
+    pub psnr: PsnrFigures,
     /// Pictures shown whose pixel code could not be read (not attributable to a capture,
     /// so counted as never shown).
     pub codes_unread: u64,
@@ -365,6 +554,44 @@ pub struct Measured {
     pub engine: EngineSummary,
     /// The relay's.
     pub relay: RelaySummary,
+}
+
+/// PSNR of shown frames against the source pictures they came from ([`source_picture`]),
+/// over the frames scored: every [`PipelineConfig::psnr_every`]th frame shown whose capture
+/// (from its pixel code) falls in the counted seconds.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct PsnrFigures {
+    /// Median, dB (`None`: nothing scored).
+    pub p50_db: Option<f64>,
+    /// 5th percentile (nearest rank), dB: at most a twentieth of the frames score below it.
+    pub p5_db: Option<f64>,
+    /// Frames scored.
+    pub frames_scored: u64,
+    /// Frames sampled but not scored because the PSNR thread was behind (its queue full),
+    /// from the start of the counted seconds to the end of the run.
+    pub samples_dropped: u64,
+    /// One frame of this many shown was sampled (0: PSNR off).
+    pub every: u32,
+}
+
+impl PsnrFigures {
+    /// The figures of the scores whose capture is in `[t0_wall, end_wall)` (µs).
+    pub fn of(scored: &[Scored], t0_wall: u64, end_wall: u64, every: u32, dropped: u64) -> Self {
+        let mut db: Vec<f64> = scored
+            .iter()
+            .filter(|s| (t0_wall..end_wall).contains(&s.capture_wall_us))
+            .map(|s| s.psnr_db)
+            .collect();
+        db.sort_by(f64::total_cmp);
+        let at = |q| (!db.is_empty()).then(|| tandem_proto::stats::percentile(&db, q));
+        PsnrFigures {
+            p50_db: at(0.50),
+            p5_db: at(0.05),
+            frames_scored: db.len() as u64,
+            samples_dropped: dropped,
+            every,
+        }
+    }
 }
 
 /// Turns a run's captures and displays into the simulator's frame records: one per capture
@@ -426,6 +653,7 @@ pub fn measure(
     let p = Pipeline::start(config)?;
     let (encode_rx, decode_rx) = (p.sender().encode_times(), p.receiver().decode_times());
     let (sender_stats, receiver_stats) = (p.sender().stats(), p.receiver().stats());
+    let targets = p.sender().target_bitrates();
     std::thread::sleep(warmup);
     let t0 = Instant::now();
     let t0_wall = wall_us();
@@ -435,11 +663,23 @@ pub fn measure(
     let _ = encode_rx.try_iter().count();
     let _ = decode_rx.try_iter().count();
     let unread_before = p.codes_unread();
+    let (bytes_before, dropped_before) = (p.delivered_bytes(), p.psnr_samples_dropped());
+    let mut last_sent: Option<Stats> = sender_stats.try_iter().last();
+    let mut last_received: Option<Stats> = None;
+    // The target in force: the newest the sender offered, or failing that its last stats.
+    let mut target_kbps = targets
+        .try_iter()
+        .last()
+        .map(f64::from)
+        .or_else(|| last_sent.as_ref().map(|s| s.target_kbps as f64))
+        .unwrap_or(0.0);
+    let mut target_kbps_s = 0.0;
+    let mut since = t0;
+    // When the counted seconds ended (the first look past them) and the bytes by then.
+    let mut window_end: Option<(Instant, u64)> = None;
     let mut shown = Vec::new();
     let mut encode: Vec<(u32, Duration)> = Vec::new();
     let mut decode = Vec::new();
-    let mut last_sent: Option<Stats> = None;
-    let mut last_received: Option<Stats> = None;
     while let Some(left) = stop.checked_duration_since(Instant::now()) {
         // Wake at least every 50 ms: the sample streams keep only their newest 1024.
         if let Ok(s) = p.shown().recv_timeout(left.min(Duration::from_millis(50))) {
@@ -450,13 +690,28 @@ pub fn measure(
         decode.extend(decode_rx.try_iter().map(|(_, d)| d));
         last_sent = sender_stats.try_iter().last().or(last_sent);
         last_received = receiver_stats.try_iter().last().or(last_received);
+        if window_end.is_none() {
+            // The target held since the last look; a new one counts from now (it came at
+            // most 50 ms ago).
+            let now = Instant::now();
+            target_kbps_s += target_kbps * (now - since).as_secs_f64();
+            since = now;
+            if let Some(k) = targets.try_iter().last() {
+                target_kbps = f64::from(k);
+            }
+            if now >= t0 + seconds {
+                window_end = Some((now, p.delivered_bytes()));
+            }
+        }
     }
     let windows = windows_since(&p.relay().stall_windows(), t0, seconds);
     let captures = p.captures();
     let relay = RelaySummary::of(&p.relay().counters());
     let codes_unread = p.codes_unread() - unread_before;
+    let psnr_dropped = p.psnr_samples_dropped() - dropped_before;
     let error = p.sender().error().or_else(|| p.receiver().error());
-    p.shutdown()?;
+    let (end, bytes_after) = window_end.unwrap_or((Instant::now(), p.delivered_bytes()));
+    let scored = p.shutdown()?;
 
     let records = frame_records(&captures, &shown, t0_wall, end_wall);
     let counted: HashSet<u32> = records.iter().map(|r| r.frame_id).collect();
@@ -467,8 +722,19 @@ pub fn measure(
         .collect();
     let sent = last_sent.unwrap_or_default();
     let received = last_received.unwrap_or_default();
+    let counted_s = (end - t0).as_secs_f64().max(1e-3);
+    let delivered_kbps = (bytes_after - bytes_before) as f64 * 8.0 / counted_s / 1e3;
+    let target_kbps_mean = target_kbps_s / counted_s;
     Ok(Measured {
         frames: frame_figures(&records, config.frame_interval(), &windows),
+        delivered_kbps,
+        target_kbps_mean,
+        delivered_pct_of_target: if target_kbps_mean > 0.0 {
+            delivered_kbps * 100.0 / target_kbps_mean
+        } else {
+            0.0
+        },
+        psnr: PsnrFigures::of(&scored, t0_wall, end_wall, config.psnr_every, psnr_dropped),
         encode_ms: ms_samples(&encode),
         decode_ms: ms_samples(&decode),
         codes_unread,
@@ -488,6 +754,59 @@ pub fn measure(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_source_picture_rebuilt_from_the_code_is_the_senders_exactly() {
+        // The sender's own source, capturing on the wall clock (past 2⁴⁸ µs, so the code
+        // keeps only the low bits of what was stamped).
+        let mut source = TestPatternSource::new(640, 360, 60).expect("pattern");
+        let now = wall_us();
+        assert!(now > tandem_codec::pixelcode::CAPTURE_MASK);
+        let sent: Vec<Frame> = (0..6u64)
+            .map(|i| {
+                source
+                    .capture(now + i * 16_667)
+                    .expect("capture")
+                    .expect("never ends")
+            })
+            .collect();
+        let mut pattern = TestPattern::new(640, 360, 60, 1).expect("pattern");
+        // In any order: each rebuild stands alone.
+        for original in sent.iter().rev() {
+            let code = tandem_codec::pixelcode::read(original).expect("a code");
+            let rebuilt = source_picture(&mut pattern, code);
+            assert!(rebuilt.same_picture(original), "frame {}", original.id);
+            assert_eq!(
+                tandem_codec::psnr(&rebuilt, original).expect("same size"),
+                f64::INFINITY
+            );
+        }
+        // And another frame's picture is not the same one.
+        let code = tandem_codec::pixelcode::read(&sent[1]).expect("a code");
+        let other = tandem_codec::psnr(&source_picture(&mut pattern, code), &sent[0]);
+        assert!(other.expect("same size") < 40.0);
+    }
+
+    #[test]
+    fn psnr_figures_count_the_window_only() {
+        let scored: Vec<Scored> = (0..40u64)
+            .map(|i| Scored {
+                capture_wall_us: 1_000 + i,
+                psnr_db: 30.0 + i as f64 * 0.25,
+            })
+            .collect();
+        // The first 20 are in the window: 30.0 to 34.75 dB.
+        let f = PsnrFigures::of(&scored, 1_000, 1_020, 4, 2);
+        assert_eq!(f.frames_scored, 20);
+        assert_eq!(f.p50_db, Some(32.25), "nearest rank: the 10th of 20");
+        assert_eq!(f.p5_db, Some(30.0), "the 1st of 20");
+        assert_eq!((f.every, f.samples_dropped), (4, 2));
+        let none = PsnrFigures::of(&[], 0, 1, 0, 0);
+        assert_eq!(
+            (none.p50_db, none.p5_db, none.frames_scored),
+            (None, None, 0)
+        );
+    }
 
     #[test]
     fn records_count_every_capture_in_the_window_and_use_the_code_capture() {

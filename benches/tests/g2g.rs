@@ -1,7 +1,7 @@
 //! Smoke test of the `g2g` report binary: two seconds on `clean` through the real engine
-//! and relay, checking that the JSON carries the simulator's field names and that frames
-//! were shown. Counts only, no latency bound (the report prints latency; it does not
-//! assert it). Bad arguments are refused with clap's message naming the argument.
+//! and relay, checking that the JSON carries the simulator's field names, the delivered
+//! bitrate and the PSNR, and that frames were shown. Counts only, no latency bound (the
+//! report prints latency; it does not assert it). Bad arguments are refused with clap's message naming the argument.
 
 use std::process::Command;
 
@@ -63,6 +63,25 @@ fn two_seconds_on_clean_give_the_simulators_figures_with_frames_shown() {
             Some(sent - shown),
             "every capture is shown or skipped"
         );
+        // Beside the latency, the bitrate and picture quality it came at.
+        for key in [
+            "delivered_kbps",
+            "target_kbps_mean",
+            "delivered_pct_of_target",
+        ] {
+            assert!(r[key].as_f64().is_some_and(|v| v > 0.0), "{key} in {r}");
+        }
+        let psnr = &r["psnr"];
+        assert!(psnr["frames_scored"].as_u64().is_some_and(|n| n > 0), "{r}");
+        for key in ["p50_db", "p5_db"] {
+            // Lossy AV1 of the pattern: finite, and far from noise.
+            assert!(
+                psnr[key]
+                    .as_f64()
+                    .is_some_and(|db| (20.0..70.0).contains(&db)),
+                "psnr.{key} in {r}"
+            );
+        }
     }
     let targets = doc["targets"].as_array().expect("targets");
     assert_eq!(targets.len(), 1, "clean has one target: {targets:?}");

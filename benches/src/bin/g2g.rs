@@ -13,14 +13,24 @@
 //! `frames_outside_stalls`, `frames_skipped`, `freezes_over_100ms`, `freezes_over_200ms`,
 //! `recovery_ms_p99_with_repairs` (a real run does not know which frames were repaired, so
 //! `recovery_ms_p99` counts them too), and per-frame `encode_ms` and `decode_ms`
-//! percentiles from the engine's own samples.
+//! percentiles from the engine's own samples. Beside the latency, what it was bought at:
+//! `delivered_kbps` (encoded bytes of the frames the receiver decoded during the counted
+//! seconds, × 8 / those seconds), `target_kbps_mean` (the sender's congestion-control
+//! target, time-weighted over the same seconds) and `delivered_pct_of_target`; and `psnr`
+//! {`p50_db`, `p5_db`, `frames_scored`, `samples_dropped`, `every`}: each scored shown frame
+//! against the source picture it came from, rebuilt from its pixel code (see
+//! [`tandem_benches::g2g::PsnrFigures`]). The table's columns: `kbit/s` delivered, `%tgt`
+//! of the target, `psnr50` and `psnr5` (dB), `scored` frames.
 //!
 //! Targets (issue 5; 2-core machine, 640×360@60, libaom), printed as figures with a
 //! pass/fail line, never asserted:
 //! - `clean`: g2g p50 ≤ encode p50 + decode p50 + 3 ms;
 //! - `awdl-stall`, `latency`: p50 ≤ `wifi` p50 + 2 ms (needs `--compare-wifi`), at most 1 %
 //!   of the frames captured away from stalls shown late, and `fixed:50` p50 ≥ 50 ms;
-//! - `lossy`: frames shown ≥ 99 % of those captured, no freeze over 200 ms.
+//! - `lossy`: frames shown ≥ 99 % of those captured, no freeze over 200 ms;
+//! - `awdl-stall` (needs `--compare-wifi`), the chosen policy against its `wifi` run:
+//!   delivered bitrate ≥ 90 % of wifi's, and PSNR p50 at most 0.5 dB below wifi's (a stall
+//!   must not be paid for in bitrate or picture quality; scoring higher than wifi passes).
 //!
 //! The relay does not spin before deliveries by default (`--relay-spin-us 0`): on two
 //! cores it would compete with the encoder while frames are in flight, for no gain the
@@ -32,7 +42,9 @@ use anyhow::{Context, Result};
 use clap::Parser;
 use serde::Serialize;
 use tandem::{EncoderKind, PlayoutPolicy};
-use tandem_benches::g2g::{DEFAULT_RELAY_SPIN, Measured, PipelineConfig, measure};
+use tandem_benches::g2g::{
+    DEFAULT_PSNR_EVERY, DEFAULT_RELAY_SPIN, Measured, PipelineConfig, measure,
+};
 use tandem_sim::impair::LinkConfig;
 use tandem_sim::profile::parse_profile_or_spec;
 use tandem_sim::report::policy_name;
@@ -129,6 +141,9 @@ struct Args {
     #[arg(long, default_value_t = DEFAULT_RELAY_SPIN.as_micros() as u64,
           value_parser = clap::value_parser!(u64).range(0..=10_000))]
     relay_spin_us: u64,
+    /// Score the PSNR of one shown frame in this many (0: none), on a thread of its own.
+    #[arg(long, default_value_t = DEFAULT_PSNR_EVERY)]
+    psnr_every: u32,
     /// Print one JSON document (targets go to stderr) instead of a table.
     #[arg(long)]
     json: bool,
@@ -163,6 +178,7 @@ struct Report {
     fps: u32,
     encoder: String,
     relay_spin_us: u64,
+    psnr_every: u32,
     threads: usize,
     results: Vec<Row>,
     targets: Vec<Target>,
@@ -226,6 +242,31 @@ fn targets(args: &Args, rows: &[Row]) -> Vec<Target> {
                     pct <= 1.0,
                 );
             }
+            if let Some(w) = wifi {
+                let (d, wd) = (m.delivered_kbps, w.measured.delivered_kbps);
+                let pct = if wd > 0.0 { d * 100.0 / wd } else { 0.0 };
+                push(
+                    format!(
+                        "awdl-stall {}: delivered bitrate ≥ 90 % of wifi's (same run), %",
+                        main.policy
+                    ),
+                    pct,
+                    format!("≥ 90 %; {d:.0} of {wd:.0} kbit/s"),
+                    pct >= 90.0,
+                );
+                match (m.psnr.p50_db, w.measured.psnr.p50_db) {
+                    (Some(a), Some(b)) => push(
+                        format!(
+                            "awdl-stall {}: PSNR p50 within 0.5 dB of wifi's (or above), dB",
+                            main.policy
+                        ),
+                        a,
+                        format!("≥ {:.2} dB: wifi's {b:.2} − 0.5", b - 0.5),
+                        a >= b - 0.5,
+                    ),
+                    _ => eprintln!("g2g: no PSNR scored (--psnr-every 0?): no PSNR target"),
+                }
+            }
             if let Some(fx) = fixed {
                 let p50 = fx.measured.frames.latency_ms.p50;
                 push(
@@ -259,7 +300,7 @@ fn targets(args: &Args, rows: &[Row]) -> Vec<Target> {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<12} {:<10} {:>5} {:>5} {:>5} {:>8} {:>7} {:>7} {:>5} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7}",
+        "{:<12} {:<10} {:>5} {:>5} {:>5} {:>8} {:>7} {:>7} {:>5} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>5} {:>6} {:>6} {:>6}",
         "profile",
         "policy",
         "sent",
@@ -276,12 +317,18 @@ fn print_table(rows: &[Row]) {
         "enc50",
         "enc99",
         "dec50",
-        "dec99"
+        "dec99",
+        "kbit/s",
+        "%tgt",
+        "psnr50",
+        "psnr5",
+        "scored"
     );
+    let db = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2}"));
     for r in rows {
         let (f, m) = (&r.measured.frames, &r.measured);
         println!(
-            "{:<12} {:<10} {:>5} {:>5} {:>5} {:>8} {:>7} {:>7} {:>5} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2}",
+            "{:<12} {:<10} {:>5} {:>5} {:>5} {:>8} {:>7} {:>7} {:>5} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>6.0} {:>5.0} {:>6} {:>6} {:>6}",
             r.profile,
             r.policy,
             f.frames_sent,
@@ -298,7 +345,12 @@ fn print_table(rows: &[Row]) {
             m.encode_ms.p50,
             m.encode_ms.p99,
             m.decode_ms.p50,
-            m.decode_ms.p99
+            m.decode_ms.p99,
+            m.delivered_kbps,
+            m.delivered_pct_of_target,
+            db(m.psnr.p50_db),
+            db(m.psnr.p5_db),
+            m.psnr.frames_scored
         );
     }
 }
@@ -349,6 +401,7 @@ fn run(args: &Args) -> Result<()> {
             fps: args.fps,
             encoder: args.encoder,
             relay_spin: Duration::from_micros(args.relay_spin_us),
+            psnr_every: args.psnr_every,
             ..PipelineConfig::new(profile.link.clone())
         };
         let policy = policy_name(&policy);
@@ -379,6 +432,7 @@ fn run(args: &Args) -> Result<()> {
         fps: args.fps,
         encoder: args.encoder.to_string(),
         relay_spin_us: args.relay_spin_us,
+        psnr_every: args.psnr_every,
         threads: std::thread::available_parallelism().map_or(1, |n| n.get()),
         results: rows,
         targets,

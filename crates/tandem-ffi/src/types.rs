@@ -580,10 +580,15 @@ pub struct Stats {
     pub error: Option<String>,
     /// Frames sent or shown per second.
     pub fps: f64,
-    /// Video bitrate, kbit/s.
+    /// Encoded video sent (sender) or received (receiver) over the interval, kbit/s.
     pub bitrate_kbps: f64,
-    /// Congestion control's target (sender), kbit/s.
+    /// Congestion control's target, kbit/s: the sender's own, or (receiver) as the
+    /// sender's latest ping carried it, 0 before one arrived.
     pub target_kbps: u64,
+    /// Video bitrate that reached the receiver, kbit/s: on the receiver, what it received
+    /// (the bitrate above); on the sender, the mean receive rate of the receiver's reports
+    /// in the interval (absent when none came).
+    pub delivered_kbps: Option<f64>,
     /// Round-trip time, ms.
     pub rtt_ms: Option<f64>,
     /// Loss before repair, percent.
@@ -645,6 +650,7 @@ impl From<&tandem::Stats> for Stats {
             fps: s.fps,
             bitrate_kbps: s.bitrate_kbps,
             target_kbps: s.target_kbps,
+            delivered_kbps: s.delivered_kbps,
             rtt_ms: s.rtt_ms,
             loss_pct: s.loss_pct,
             jitter_ms: s.jitter_ms,

@@ -468,13 +468,17 @@ fn stats_loop(
             .clone()
             .or_else(|| lock(&shared.security_trouble).clone())
             .or_else(|| lock(&shared.peer_trouble).clone());
+        // What the decoder thread got: the video that reached this end.
+        let received_kbps = (bytes - last.2) as f64 * 8.0 / dt / 1e3;
         let stats = Stats {
             role: "receiver",
             elapsed_s: (now - shared.started).as_secs_f64(),
             peer: driver.peer().map(|a| a.to_string()),
             error,
             fps: (shown - last.1) as f64 / dt,
-            bitrate_kbps: (bytes - last.2) as f64 * 8.0 / dt / 1e3,
+            bitrate_kbps: received_kbps,
+            target_kbps: p.sender_target_bps / 1000,
+            delivered_kbps: Some(received_kbps),
             rtt_ms: p.rtt.map(|r| r.as_secs_f64() * 1e3),
             loss_pct: if lost.1 > 0 {
                 lost.0 as f64 * 100.0 / lost.1 as f64

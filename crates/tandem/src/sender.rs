@@ -548,6 +548,38 @@ fn encode_loop(
     }
 }
 
+/// The receive rates the receiver's reports carried over one stats interval, for
+/// [`Stats::delivered_kbps`] on the sender.
+#[derive(Debug, Default)]
+struct Reports {
+    /// Reports received so far (the protocol's count) when last looked.
+    seen: u64,
+    /// Sum of the rates of the interval's reports, kbit/s, and how many.
+    sum_kbps: f64,
+    n: u64,
+}
+
+impl Reports {
+    /// Takes the protocol's report count and its latest report's rate. The protocol keeps
+    /// only the latest report, so several that arrived between two looks (a burst released
+    /// after a stall) all count at the latest one's rate.
+    fn saw(&mut self, count: u64, rate_kbps: Option<u32>) {
+        let new = count.saturating_sub(self.seen);
+        self.seen = count;
+        if let (true, Some(rate)) = (new > 0, rate_kbps) {
+            self.sum_kbps += f64::from(rate) * new as f64;
+            self.n += new;
+        }
+    }
+
+    /// The interval's mean rate (`None` without a report), and a fresh interval.
+    fn take(&mut self) -> Option<f64> {
+        let mean = (self.n > 0).then(|| self.sum_kbps / self.n as f64);
+        (self.sum_kbps, self.n) = (0.0, 0);
+        mean
+    }
+}
+
 /// Publishes a [`Stats`] every `interval` and watches the peer.
 fn stats_loop(
     driver: &Driver,
@@ -560,8 +592,17 @@ fn stats_loop(
 ) {
     let mut last = (Instant::now(), 0u64, 0u64);
     let mut first_sent: Option<Instant> = None;
+    let mut reports = Reports::default();
     while !shared.stop.load(Ordering::Relaxed) {
         std::thread::sleep(Duration::from_millis(50));
+        // A report's receive rate covers only its own 50 ms (a few frames): the interval's
+        // figure averages every report, so each is read as it comes, not at the interval.
+        if let Ok((count, report)) = driver.call(|s, _| {
+            let p = s.inner().stats();
+            (p.reports_received, p.last_report)
+        }) {
+            reports.saw(count, report.map(|r| r.receive_rate_kbps));
+        }
         if last.0.elapsed() < interval {
             continue;
         }
@@ -592,6 +633,7 @@ fn stats_loop(
             fps: (frames - last.1) as f64 / dt,
             bitrate_kbps: (bytes - last.2) as f64 * 8.0 / dt / 1e3,
             target_kbps: proto.as_ref().map_or(0, |s| s.target_bitrate_bps / 1000),
+            delivered_kbps: reports.take(),
             rtt_ms: proto
                 .as_ref()
                 .and_then(|s| s.rtt)
@@ -609,5 +651,27 @@ fn stats_loop(
         // An app that does not read loses old snapshots, not memory.
         send_replacing(out, drain, stats);
         last = (now, frames, bytes);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn delivered_is_the_mean_of_the_intervals_reports() {
+        let mut r = Reports::default();
+        assert_eq!(r.take(), None, "no report yet");
+        r.saw(1, Some(1000));
+        r.saw(1, Some(1000)); // the same report, looked at twice
+        r.saw(3, Some(1600)); // two new ones: the latest's rate stands for both
+        assert_eq!(r.take(), Some(1400.0));
+        assert_eq!(r.take(), None, "an interval without reports");
+        r.saw(4, Some(0));
+        assert_eq!(
+            r.take(),
+            Some(0.0),
+            "a report of nothing arriving is a figure"
+        );
     }
 }

@@ -50,10 +50,22 @@ pub struct Stats {
     pub error: Option<String>,
     /// Frames sent (sender) or shown (receiver) per second over the interval.
     pub fps: f64,
-    /// Video bitrate sent or received over the interval, kbit/s.
+    /// Encoded video this end moved over the interval, kbit/s: handed to the protocol to
+    /// send (sender), or handed by the protocol to the decoder in complete frames, shown or
+    /// decode-only (receiver, the same figure as its `delivered_kbps`). Frame payload only:
+    /// no headers, parity or retransmissions.
     pub bitrate_kbps: f64,
-    /// The congestion controller's target (sender), kbit/s.
+    /// The congestion controller's target, kbit/s: the sender's own at the end of the
+    /// interval; on the receiver, the sender's as its latest ping carried it (every 250 ms;
+    /// 0 before the first).
     pub target_kbps: u64,
+    /// Video bitrate that reached the receiver, kbit/s: set beside `target_kbps` so a
+    /// latency figure is never read without the bitrate it was bought at. On the receiver,
+    /// `bitrate_kbps` (what its pipeline got over the interval). On the sender, what the
+    /// receiver's reports said arrived: the mean, over the reports received during the
+    /// interval, of each one's media receive rate (fragment payload over the report's 50 ms,
+    /// retransmissions included, parity not); `None` when no report came in the interval.
+    pub delivered_kbps: Option<f64>,
     /// Round-trip time, ms.
     pub rtt_ms: Option<f64>,
     /// Media datagrams lost before repair, percent of those expected (receiver, interval).
@@ -134,16 +146,24 @@ impl std::fmt::Display for Stats {
                 format!("{:.1}/{:.1}/{:.1}", l.p50, l.p95, l.p99)
             })
         };
+        let target = match self.target_kbps {
+            0 => "-".to_owned(),
+            t => t.to_string(),
+        };
         write!(
             f,
             "{:6.1} s  {:5.1} fps  {:6.0} kbit/s",
             self.elapsed_s, self.fps, self.bitrate_kbps
         )?;
         if self.role == "sender" {
+            // Sent, the controller's target, and what the receiver says arrived.
+            let delivered = self
+                .delivered_kbps
+                .map_or("-".to_owned(), |d| format!("{d:.0}"));
             write!(
                 f,
-                " (target {})  encode {} ms  rtt {} ms  sent {}  keyframes {}  captures skipped {}",
-                self.target_kbps,
+                " (target {target}, delivered {delivered})  encode {} ms  rtt {} ms  sent {}  \
+                 keyframes {}  captures skipped {}",
                 lat(self.encode_ms),
                 ms(self.rtt_ms),
                 self.frames_sent,
@@ -151,10 +171,11 @@ impl std::fmt::Display for Stats {
                 self.captures_skipped
             )?;
         } else {
+            // The receiver's bitrate is the delivered one: only the target goes beside it.
             write!(
                 f,
-                "  g2g {} ms  decode {} ms  rtt {} ms  jitter {:.1}/{:.1} ms  playout {:.1} ms  \
-                 loss {:.1}%  shown {} late {} skipped {} freezes {}",
+                " (target {target})  g2g {} ms  decode {} ms  rtt {} ms  jitter {:.1}/{:.1} ms  \
+                 playout {:.1} ms  loss {:.1}%  shown {} late {} skipped {} freezes {}",
                 lat(self.g2g_ms),
                 lat(self.decode_ms),
                 ms(self.rtt_ms),
@@ -313,8 +334,44 @@ mod tests {
             line.contains("g2g 50.0/95.0/99.0 ms") && line.ends_with("[peer gone]"),
             "{line}"
         );
+        assert!(
+            line.contains("kbit/s (target -)  g2g"),
+            "no ping yet: {line}"
+        );
+        let received = Stats {
+            role: "receiver",
+            bitrate_kbps: 1380.4,
+            target_kbps: 1400,
+            delivered_kbps: Some(1380.4),
+            ..Stats::default()
+        }
+        .to_string();
+        assert!(
+            received.contains("1380 kbit/s (target 1400)  g2g"),
+            "{received}"
+        );
+        let sent = Stats {
+            role: "sender",
+            bitrate_kbps: 1410.0,
+            target_kbps: 1400,
+            delivered_kbps: Some(1379.6),
+            ..Stats::default()
+        }
+        .to_string();
+        assert!(
+            sent.contains("1410 kbit/s (target 1400, delivered 1380)  encode"),
+            "{sent}"
+        );
+        let no_report = Stats {
+            role: "sender",
+            ..Stats::default()
+        }
+        .to_string();
+        assert!(no_report.contains("(target -, delivered -)"), "{no_report}");
         let json = serde_json::to_value(Stats::default()).expect("json");
         for key in [
+            "target_kbps",
+            "delivered_kbps",
             "frames_shown",
             "g2g_ms",
             "rtt_ms",

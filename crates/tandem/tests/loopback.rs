@@ -139,6 +139,14 @@ fn the_test_pattern_streams_and_its_pixel_codes_give_glass_to_glass_latency() {
     assert_eq!(sent.role, "sender");
     assert!(sent.frames_sent >= 60 && sent.keyframes >= 1, "{sent:?}");
     assert!(sent.encode_ms.is_some() && sent.target_kbps > 0, "{sent:?}");
+    // Both ends give the target and the bitrate delivered against it: the receiver learns
+    // the target from the sender's pings, the sender the delivered rate from the reports.
+    assert!(
+        stats.target_kbps > 0 && stats.delivered_kbps.is_some_and(|d| d > 0.0),
+        "{stats:?}"
+    );
+    assert_eq!(stats.delivered_kbps, Some(stats.bitrate_kbps));
+    assert!(sent.delivered_kbps.is_some_and(|d| d > 0.0), "{sent:?}");
     rx.shutdown().expect("receiver stops cleanly");
 }
 

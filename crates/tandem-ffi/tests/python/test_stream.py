@@ -39,6 +39,9 @@ def test_the_test_pattern_streams_sealed_with_frames_and_stats(keys):
         assert last.peer_id == keys.first.identity.fingerprint()
         assert last.frames_shown >= 30
         assert last.decode_ms is not None and last.decode_ms.p50 > 0
+        # The receiver shows the bitrate it got beside the sender's target (from its pings).
+        assert wait_for(lambda: seen.stats[-1].target_kbps > 0, timeout=3)
+        assert seen.stats[-1].delivered_kbps == seen.stats[-1].bitrate_kbps
         assert wait_for(lambda: tx_seen.stats, timeout=3)
         assert tx_seen.stats[-1].role == "sender"
         assert tx_seen.stats[-1].frames_sent > 0

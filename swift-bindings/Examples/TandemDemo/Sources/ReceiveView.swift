@@ -130,7 +130,8 @@ struct StatsOverlay: View {
     var body: some View {
         VStack(alignment: .leading, spacing: 2) {
             if let stats {
-                Text(String(format: "%.0f fps  %.0f kbit/s", stats.fps, stats.bitrateKbps))
+                Text(String(format: "%.0f fps  %.0f kbit/s", stats.fps, stats.bitrateKbps)
+                    + " (target \(stats.targetKbps))")
                 Text("RTT \(milliseconds(stats.rttMs))  one-way \(milliseconds(stats.oneWayMs))")
                 Text("glass-to-glass \(percentiles(stats.g2gMs))  decode \(percentiles(stats.decodeMs))")
                 Text(String(

@@ -56,6 +56,7 @@ struct SendView: View {
                     Section("Stats") {
                         LabeledContent("Frames/s", value: String(format: "%.0f", stats.fps))
                         LabeledContent("Bitrate", value: "\(Int(stats.bitrateKbps)) of \(stats.targetKbps) kbit/s")
+                        LabeledContent("Delivered", value: stats.deliveredKbps.map { "\(Int($0)) kbit/s" } ?? "–")
                         LabeledContent("RTT", value: stats.rttMs.map { String(format: "%.1f ms", $0) } ?? "–")
                         LabeledContent("Loss", value: String(format: "%.1f %%", stats.lossPct))
                         LabeledContent("Encrypted", value: stats.secure ? "yes" : "no")

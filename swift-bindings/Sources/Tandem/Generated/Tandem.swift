@@ -5322,13 +5322,20 @@ public struct Stats: Equatable, Hashable {
      */
     public var fps: Double
     /**
-     * Video bitrate, kbit/s.
+     * Encoded video sent (sender) or received (receiver) over the interval, kbit/s.
      */
     public var bitrateKbps: Double
     /**
-     * Congestion control's target (sender), kbit/s.
+     * Congestion control's target, kbit/s: the sender's own, or (receiver) as the
+     * sender's latest ping carried it, 0 before one arrived.
      */
     public var targetKbps: UInt64
+    /**
+     * Video bitrate that reached the receiver, kbit/s: on the receiver, what it received
+     * (the bitrate above); on the sender, the mean receive rate of the receiver's reports
+     * in the interval (absent when none came).
+     */
+    public var deliveredKbps: Double?
     /**
      * Round-trip time, ms.
      */
@@ -5433,11 +5440,17 @@ public struct Stats: Equatable, Hashable {
          * Frames sent or shown per second.
          */fps: Double, 
         /**
-         * Video bitrate, kbit/s.
+         * Encoded video sent (sender) or received (receiver) over the interval, kbit/s.
          */bitrateKbps: Double, 
         /**
-         * Congestion control's target (sender), kbit/s.
+         * Congestion control's target, kbit/s: the sender's own, or (receiver) as the
+         * sender's latest ping carried it, 0 before one arrived.
          */targetKbps: UInt64, 
+        /**
+         * Video bitrate that reached the receiver, kbit/s: on the receiver, what it received
+         * (the bitrate above); on the sender, the mean receive rate of the receiver's reports
+         * in the interval (absent when none came).
+         */deliveredKbps: Double?, 
         /**
          * Round-trip time, ms.
          */rttMs: Double?, 
@@ -5508,6 +5521,7 @@ public struct Stats: Equatable, Hashable {
         self.fps = fps
         self.bitrateKbps = bitrateKbps
         self.targetKbps = targetKbps
+        self.deliveredKbps = deliveredKbps
         self.rttMs = rttMs
         self.lossPct = lossPct
         self.jitterMs = jitterMs
@@ -5554,6 +5568,7 @@ public struct FfiConverterTypeStats: FfiConverterRustBuffer {
                 fps: FfiConverterDouble.read(from: &buf), 
                 bitrateKbps: FfiConverterDouble.read(from: &buf), 
                 targetKbps: FfiConverterUInt64.read(from: &buf), 
+                deliveredKbps: FfiConverterOptionDouble.read(from: &buf), 
                 rttMs: FfiConverterOptionDouble.read(from: &buf), 
                 lossPct: FfiConverterDouble.read(from: &buf), 
                 jitterMs: FfiConverterDouble.read(from: &buf), 
@@ -5586,6 +5601,7 @@ public struct FfiConverterTypeStats: FfiConverterRustBuffer {
         FfiConverterDouble.write(value.fps, into: &buf)
         FfiConverterDouble.write(value.bitrateKbps, into: &buf)
         FfiConverterUInt64.write(value.targetKbps, into: &buf)
+        FfiConverterOptionDouble.write(value.deliveredKbps, into: &buf)
         FfiConverterOptionDouble.write(value.rttMs, into: &buf)
         FfiConverterDouble.write(value.lossPct, into: &buf)
         FfiConverterDouble.write(value.jitterMs, into: &buf)
