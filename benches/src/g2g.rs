@@ -519,6 +519,10 @@ pub struct EngineSummary {
     pub loss_pct_last_interval: f64,
     /// Times the receiver started over.
     pub receiver_restarts: u64,
+    /// Radio stalls the receiver recognised (and kept out of congestion control).
+    pub stalls: u64,
+    /// The period it learned they repeat with, ms.
+    pub stall_period_ms: Option<f64>,
     /// An error either end reported, if any.
     pub error: Option<String>,
 }
@@ -745,6 +749,8 @@ pub fn measure(
             target_kbps: sent.target_kbps,
             loss_pct_last_interval: received.loss_pct,
             receiver_restarts: received.restarts,
+            stalls: received.stalls,
+            stall_period_ms: received.stall_period_ms,
             error,
         },
         relay,

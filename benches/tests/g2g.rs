@@ -1,7 +1,9 @@
 //! Smoke test of the `g2g` report binary: two seconds on `clean` through the real engine
 //! and relay, checking that the JSON carries the simulator's field names, the delivered
 //! bitrate and the PSNR, and that frames were shown. Counts only, no latency bound (the
-//! report prints latency; it does not assert it). Bad arguments are refused with clap's message naming the argument.
+//! report prints latency; it does not assert it); four seconds on `awdl-stall`, checking
+//! that the real receiver recognises the relay's stalls and the bitrate holds. Bad arguments
+//! are refused with clap's message naming the argument.
 
 use std::process::Command;
 
@@ -88,6 +90,50 @@ fn two_seconds_on_clean_give_the_simulators_figures_with_frames_shown() {
     assert!(
         stderr.contains("PASS") || stderr.contains("FAIL"),
         "{stderr}"
+    );
+}
+
+#[test]
+fn the_real_receiver_recognises_the_relays_stalls_and_keeps_the_bitrate() {
+    // Four seconds through `awdl-stall` (a 30–50 ms stall every 1.05 s from 0.5 s on): the
+    // receiver tells the stalls from congestion on real sockets and real time, so the
+    // target stays where the encoder started it.
+    let out = g2g(&[
+        "--profile",
+        "awdl-stall",
+        "--seconds",
+        "4",
+        "--warmup",
+        "0.5",
+        "--psnr-every",
+        "0",
+        "--json",
+    ]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "g2g failed: {stderr}");
+    let doc: serde_json::Value = serde_json::from_slice(&out.stdout).expect("one JSON document");
+    let latency = &doc["results"][0];
+    assert_eq!(latency["policy"], "latency");
+    let stalls = latency["engine"]["stalls"].as_u64().expect("stalls");
+    let windows = latency["stalls"].as_u64().expect("stall windows");
+    println!(
+        "{stalls} stalls recognised, {windows} windows counted; delivered {} kbit/s, target {} kbit/s",
+        latency["delivered_kbps"], latency["target_kbps_mean"]
+    );
+    // Warm-up and grace included, the engine sees at least the counted windows but one.
+    assert!(stalls + 1 >= windows && windows >= 3, "{latency}");
+    // Before stalls were told apart, the target fell to ~70 % of the encoder's bitrate here
+    // (and delivery with it); now it holds.
+    let start = f64::from(tandem_codec::default_bitrate_kbps(640, 360, 60, 1));
+    let target = latency["target_kbps_mean"].as_f64().expect("target");
+    let delivered = latency["delivered_kbps"].as_f64().expect("delivered");
+    assert!(
+        target >= 0.9 * start,
+        "target {target} of {start}: {latency}"
+    );
+    assert!(
+        delivered >= 0.9 * start,
+        "delivered {delivered} of {start}: {latency}"
     );
 }
 

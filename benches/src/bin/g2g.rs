@@ -107,7 +107,7 @@ fn parse_warmup(s: &str) -> Result<f64, String> {
     about = "Glass-to-glass latency of the real engine through the impairment relay, with the simulator's figures"
 )]
 struct Args {
-    /// Impairment profile (clean, wifi, awdl-stall, awdl-heavy, lossy, burst, reorder) or a
+    /// Impairment profile (clean, wifi, awdl-stall, awdl-heavy, lossy, burst, reorder, step) or a
     /// spec string as tandem-sim takes it, e.g. "wifi,loss=1%".
     #[arg(long, default_value = "awdl-stall", value_parser = parse_profile)]
     profile: Profile,

@@ -617,6 +617,10 @@ pub struct Stats {
     pub frames_skipped: u64,
     /// Gaps over 100 ms, total.
     pub freezes: u64,
+    /// Radio stalls recognised and kept out of congestion control (receiver), total.
+    pub stalls: u64,
+    /// The period the recent stalls repeat with, ms, once known (receiver).
+    pub stall_period_ms: Option<f64>,
     /// Captures the encoder was too busy for, total.
     pub captures_skipped: u64,
     /// Keyframes, total.
@@ -665,6 +669,8 @@ impl From<&tandem::Stats> for Stats {
             frames_late: s.frames_late,
             frames_skipped: s.frames_skipped,
             freezes: s.freezes,
+            stalls: s.stalls,
+            stall_period_ms: s.stall_period_ms,
             captures_skipped: s.captures_skipped,
             keyframes: s.keyframes,
             restarts: s.restarts,

@@ -24,7 +24,9 @@
 //!   datagram that ends them left the sender just then and has no excess; a queue at a
 //!   bottleneck never leaves a silence, because it drains at the bottleneck rate for as
 //!   long as it holds anything. The episode is dated from the last arrival before the
-//!   silence.
+//!   silence. A sender that holds a frame itself (a keyframe that takes 50–250 ms to
+//!   encode) leaves the same signature, and rightly: that is not congestion either. It is
+//!   counted as a stall, but such stalls have no period, so they forecast nothing.
 //! - **Burst.** The episode goes on while the held datagrams drain: it ends at the first
 //!   frame start whose excess transit is back within [`SETTLE_MARGIN`] of what frame starts
 //!   showed before the stall (an average of frame-start excess outside episodes, gain 1/16).

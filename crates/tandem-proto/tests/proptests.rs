@@ -111,9 +111,9 @@ fn payload() -> impl Strategy<Value = Payload> {
                     queue_delay_us: v[8],
                     stall_loss_fraction_q8: l[1],
                     stall_period_ms: p[0],
-                stall_next_ms: p[1],
-                stall_length_ms: l[2],
-                stall_window_loss_q8: l[3],
+                    stall_next_ms: p[1],
+                    stall_length_ms: l[2],
+                    stall_window_loss_q8: l[3],
                 })
             }),
         (any::<u32>(), any::<u64>(), any::<u32>()).prop_map(|(ping_id, sent_us, target_kbps)| {

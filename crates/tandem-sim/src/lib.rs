@@ -1,10 +1,10 @@
 //! Deterministic network impairments and a virtual-time runner for `tandem-proto`.
 //!
 //! [`impair`] holds seeded, composable models of what Wi-Fi and AWDL do to datagrams —
-//! delay, jitter, random and burst loss, reordering, duplication, a capacity limit, and the
-//! periodic stall with burst release of an AWDL channel switch. [`profile`] names the
-//! measurement profiles of the design (`clean`, `wifi`, `awdl-stall`, …) and parses spec
-//! strings. [`runner`] streams a synthetic encoder's frames between a real sender and
+//! delay, jitter, random and burst loss, reordering, duplication, a capacity limit (which may
+//! step down mid-run), and the periodic stall with burst release of an AWDL channel switch.
+//! [`profile`] names the measurement profiles of the design (`clean`, `wifi`, `awdl-stall`,
+//! …) and parses spec strings. [`runner`] streams a synthetic encoder's frames between a real sender and
 //! receiver endpoint through those links in virtual time; [`report`] turns a run into the
 //! figures the project's targets are stated in, and [`plot`] draws them. The same models
 //! drive the real-time UDP relay in `tandem-net`.

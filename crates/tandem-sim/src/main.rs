@@ -15,7 +15,7 @@ use tandem_sim::runner::{Scenario, run};
 #[derive(Parser, Debug)]
 #[command(name = "tandem-sim", version)]
 struct Args {
-    /// Impairment profile (clean, wifi, awdl-stall, awdl-heavy, lossy, burst, reorder) or a
+    /// Impairment profile (clean, wifi, awdl-stall, awdl-heavy, lossy, burst, reorder, step) or a
     /// spec string such as "delay=2ms,jitter=1.5ms,loss=0.1%,stall=40ms/1050ms".
     #[arg(long, default_value = "awdl-stall")]
     profile: String,

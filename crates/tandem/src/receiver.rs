@@ -495,6 +495,8 @@ fn stats_loop(
             frames_late: c.frames_late.load(Ordering::Relaxed),
             frames_skipped: c.frames_skipped.load(Ordering::Relaxed),
             freezes: c.freezes.load(Ordering::Relaxed),
+            stalls: p.stalls,
+            stall_period_ms: p.stall_period.map(|d| d.as_secs_f64() * 1e3),
             keyframes: c.keyframes.load(Ordering::Relaxed),
             restarts: c.restarts.load(Ordering::Relaxed),
             ..Stats::default()

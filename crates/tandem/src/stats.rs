@@ -97,6 +97,13 @@ pub struct Stats {
     pub frames_skipped: u64,
     /// Gaps over 100 ms between shown frames (receiver, total).
     pub freezes: u64,
+    /// Radio stalls recognised: silences ended by a burst of held datagrams, kept out of
+    /// congestion control (receiver, total; see `tandem_proto::stall`). On Apple Wi-Fi with
+    /// AWDL awake, about one a second.
+    pub stalls: u64,
+    /// The period the recent stalls repeat with, ms, once they agree on one (receiver; AWDL:
+    /// 1048.6 ms).
+    pub stall_period_ms: Option<f64>,
     /// Captures the encoder was too busy to take (sender, total).
     pub captures_skipped: u64,
     /// Keyframes sent (sender) or received (receiver), total.
@@ -175,7 +182,7 @@ impl std::fmt::Display for Stats {
             write!(
                 f,
                 " (target {target})  g2g {} ms  decode {} ms  rtt {} ms  jitter {:.1}/{:.1} ms  \
-                 playout {:.1} ms  loss {:.1}%  shown {} late {} skipped {} freezes {}",
+                 playout {:.1} ms  loss {:.1}%  shown {} late {} skipped {} freezes {}  stalls {}",
                 lat(self.g2g_ms),
                 lat(self.decode_ms),
                 ms(self.rtt_ms),
@@ -186,8 +193,12 @@ impl std::fmt::Display for Stats {
                 self.frames_shown,
                 self.frames_late,
                 self.frames_skipped,
-                self.freezes
+                self.freezes,
+                self.stalls
             )?;
+            if let Some(p) = self.stall_period_ms {
+                write!(f, " every {p:.0} ms")?;
+            }
         }
         if self.secure {
             write!(f, "  sealed")?;
@@ -343,11 +354,17 @@ mod tests {
             bitrate_kbps: 1380.4,
             target_kbps: 1400,
             delivered_kbps: Some(1380.4),
+            stalls: 12,
+            stall_period_ms: Some(1048.6),
             ..Stats::default()
         }
         .to_string();
         assert!(
             received.contains("1380 kbit/s (target 1400)  g2g"),
+            "{received}"
+        );
+        assert!(
+            received.contains("freezes 0  stalls 12 every 1049 ms"),
             "{received}"
         );
         let sent = Stats {
@@ -372,6 +389,8 @@ mod tests {
         for key in [
             "target_kbps",
             "delivered_kbps",
+            "stalls",
+            "stall_period_ms",
             "frames_shown",
             "g2g_ms",
             "rtt_ms",

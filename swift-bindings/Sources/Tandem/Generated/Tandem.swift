@@ -5393,6 +5393,14 @@ public struct Stats: Equatable, Hashable {
      */
     public var freezes: UInt64
     /**
+     * Radio stalls recognised and kept out of congestion control (receiver), total.
+     */
+    public var stalls: UInt64
+    /**
+     * The period the recent stalls repeat with, ms, once known (receiver).
+     */
+    public var stallPeriodMs: Double?
+    /**
      * Captures the encoder was too busy for, total.
      */
     public var capturesSkipped: UInt64
@@ -5494,6 +5502,12 @@ public struct Stats: Equatable, Hashable {
          * Gaps over 100 ms, total.
          */freezes: UInt64, 
         /**
+         * Radio stalls recognised and kept out of congestion control (receiver), total.
+         */stalls: UInt64, 
+        /**
+         * The period the recent stalls repeat with, ms, once known (receiver).
+         */stallPeriodMs: Double?, 
+        /**
          * Captures the encoder was too busy for, total.
          */capturesSkipped: UInt64, 
         /**
@@ -5536,6 +5550,8 @@ public struct Stats: Equatable, Hashable {
         self.framesLate = framesLate
         self.framesSkipped = framesSkipped
         self.freezes = freezes
+        self.stalls = stalls
+        self.stallPeriodMs = stallPeriodMs
         self.capturesSkipped = capturesSkipped
         self.keyframes = keyframes
         self.restarts = restarts
@@ -5583,6 +5599,8 @@ public struct FfiConverterTypeStats: FfiConverterRustBuffer {
                 framesLate: FfiConverterUInt64.read(from: &buf), 
                 framesSkipped: FfiConverterUInt64.read(from: &buf), 
                 freezes: FfiConverterUInt64.read(from: &buf), 
+                stalls: FfiConverterUInt64.read(from: &buf), 
+                stallPeriodMs: FfiConverterOptionDouble.read(from: &buf), 
                 capturesSkipped: FfiConverterUInt64.read(from: &buf), 
                 keyframes: FfiConverterUInt64.read(from: &buf), 
                 restarts: FfiConverterUInt64.read(from: &buf), 
@@ -5616,6 +5634,8 @@ public struct FfiConverterTypeStats: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.framesLate, into: &buf)
         FfiConverterUInt64.write(value.framesSkipped, into: &buf)
         FfiConverterUInt64.write(value.freezes, into: &buf)
+        FfiConverterUInt64.write(value.stalls, into: &buf)
+        FfiConverterOptionDouble.write(value.stallPeriodMs, into: &buf)
         FfiConverterUInt64.write(value.capturesSkipped, into: &buf)
         FfiConverterUInt64.write(value.keyframes, into: &buf)
         FfiConverterUInt64.write(value.restarts, into: &buf)
