@@ -211,7 +211,7 @@ impl Receiver {
         self.interval_bytes += f.data.len() as u64;
         let id = f.frame.frame_id;
         let frame_start = self.newest_frame_seen.is_none_or(|n| id > n);
-        let (excess, in_stall) = self.observe_arrival(now, f.frame.capture_us, frame_start);
+        let (excess, in_stall) = self.observe_arrival(now, now_us, f.frame.capture_us, frame_start);
         if frame_start {
             self.newest_frame_seen = Some(id);
             // A stall's silence and burst are not congestion: neither the delay gradient nor
@@ -255,8 +255,13 @@ impl Receiver {
     /// Feeds a media or parity datagram's arrival to the stall detector: returns its transit
     /// above the path's base (µs) and whether it arrived inside a stall episode. A frame
     /// start also updates the base, the smallest first-datagram transit recently seen.
-    fn observe_arrival(&mut self, now: Instant, capture_us: u64, frame_start: bool) -> (u64, bool) {
-        let now_us = self.clock.us(now);
+    fn observe_arrival(
+        &mut self,
+        now: Instant,
+        now_us: u64,
+        capture_us: u64,
+        frame_start: bool,
+    ) -> (u64, bool) {
         let transit = now_us as i64 - capture_us as i64;
         if frame_start {
             self.base_first_transit.push(now, transit);
@@ -574,7 +579,7 @@ impl Receiver {
             Payload::Media(f) => self.on_media(now, f),
             Payload::Parity(s) => {
                 self.stats.parity_packets += 1;
-                self.observe_arrival(now, s.frame.capture_us, false);
+                self.observe_arrival(now, self.clock.us(now), s.frame.capture_us, false);
                 let outcome = self.reassembly.insert_parity(now, s);
                 self.on_insert(now, outcome);
             }

@@ -172,6 +172,25 @@ fn spec(spec: &str, seed: u64) -> Figures {
     f
 }
 
+/// The targets a link with stalls must meet against the same link without them: ≥ 90 % of
+/// its video delivered, p50 within 1 ms, ≤ 0.5 % of frames away from stalls late.
+fn assert_stalls_cost_nothing(label: &str, f: &Figures, clear: &Figures) {
+    assert!(
+        f.video_mbps >= 0.9 * clear.video_mbps,
+        "{label}: {:.2} Mbit/s delivered, {:.2} without stalls",
+        f.video_mbps,
+        clear.video_mbps
+    );
+    assert!(
+        f.latency_ms.p50 <= clear.latency_ms.p50 + 1.0,
+        "{label}: p50 {} vs {} without stalls",
+        f.latency_ms.p50,
+        clear.latency_ms.p50
+    );
+    let late = f.frames_late_outside_stalls as f64 / f.frames_outside_stalls as f64;
+    assert!(late <= 0.005, "{label}: {late} late outside stalls");
+}
+
 #[test]
 fn stalls_are_not_congestion_the_video_keeps_its_bitrate() {
     // The named AWDL profiles against `wifi`, the same link without the stalls.
@@ -179,23 +198,7 @@ fn stalls_are_not_congestion_the_video_keeps_its_bitrate() {
         let wifi = latency("wifi", seed);
         for name in ["awdl-stall", "awdl-heavy"] {
             let f = latency(name, seed);
-            assert!(
-                f.video_mbps >= 0.9 * wifi.video_mbps,
-                "{name} seed {seed}: {:.2} Mbit/s delivered, wifi {:.2}",
-                f.video_mbps,
-                wifi.video_mbps
-            );
-            assert!(
-                f.latency_ms.p50 <= wifi.latency_ms.p50 + 1.0,
-                "{name} seed {seed}: p50 {} vs wifi {}",
-                f.latency_ms.p50,
-                wifi.latency_ms.p50
-            );
-            let late = f.frames_late_outside_stalls as f64 / f.frames_outside_stalls as f64;
-            assert!(
-                late <= 0.005,
-                "{name} seed {seed}: {late} late outside stalls"
-            );
+            assert_stalls_cost_nothing(&format!("{name} seed {seed}"), &f, &wifi);
         }
     }
 }
@@ -229,7 +232,9 @@ fn awdl_heavy_settles_within_17ms_once_the_stalls_are_forecast() {
 #[test]
 fn any_stall_up_to_100ms_every_500ms_or_more_keeps_90_percent_of_the_video() {
     // Stalls of D ≤ 100 ms every P ≥ 500 ms on links of 20 Mbit/s and more, each against
-    // the same link without them (seeds 1–5 for the corners, seed 1 inside).
+    // the same link without them (seeds 1–5 for the corners, seed 1 inside). The settling
+    // time is not asserted here: on the 20 Mbit/s link a frame captured in a 65–100 ms stall
+    // waits for the held data to drain (28–40 ms measured), which no controller can shorten.
     for capacity in ["20mbit", "60mbit"] {
         let link = format!("delay=3ms,jitter=2ms,loss=0.3%,capacity={capacity}");
         for (stall, seeds) in [
@@ -241,18 +246,9 @@ fn any_stall_up_to_100ms_every_500ms_or_more_keeps_90_percent_of_the_video() {
         ] {
             for &seed in seeds {
                 let clear = spec(&link, seed);
-                let f = spec(&format!("{link},stall={stall}"), seed);
-                assert!(
-                    f.video_mbps >= 0.9 * clear.video_mbps,
-                    "{link},stall={stall} seed {seed}: {:.2} Mbit/s delivered, {:.2} without stalls",
-                    f.video_mbps,
-                    clear.video_mbps
-                );
-                let late = f.frames_late_outside_stalls as f64 / f.frames_outside_stalls as f64;
-                assert!(
-                    late <= 0.005,
-                    "{stall} seed {seed}: {late} late outside stalls"
-                );
+                let label = format!("{link},stall={stall}");
+                let f = spec(&label, seed);
+                assert_stalls_cost_nothing(&format!("{label} seed {seed}"), &f, &clear);
             }
         }
     }
