@@ -188,3 +188,132 @@ fn a_million_hostile_datagrams_cost_nothing() {
         "random handshakes are not valid ones"
     );
 }
+
+/// Issue 16's case: a stranger's datagrams reach a paired receiver before its sender has
+/// started, and go on through the handshake: another protocol version, random bytes,
+/// handshakes from nobody, and real handshakes from a device that is not paired. None of
+/// it may end the session or set an error: it is shown as warnings that name the version
+/// and the source, and the stream shows what it shows without the stranger.
+#[test]
+fn a_strangers_datagrams_before_the_handshake_are_warnings_not_errors() {
+    let (send_keys, recv_keys) = keys();
+    let receiver_key = recv_keys.identity.public();
+    let mut rc = ReceiverConfig::default();
+    rc.net.security = Some(recv_keys);
+    let (tx_frames, frames) = crossbeam_channel::unbounded::<u32>();
+    let rx = Receiver::start(
+        rc,
+        Remote::Listen,
+        Box::new(FnSink(move |f: tandem::DisplayFrame| {
+            let _ = tx_frames.send(f.frame.id);
+        })),
+    )
+    .expect("receiver");
+    let to = SocketAddr::from(([127, 0, 0, 1], rx.local_addr().port()));
+    let stats = rx.stats();
+    // The stranger: every fifth datagram speaks version 2 (`craft`), the rest random bytes,
+    // sealed junk, handshakes from nobody and plaintext media, from before the sender
+    // starts until after the session is up.
+    let stranger = UdpSocket::bind("127.0.0.1:0").expect("stranger socket");
+    let stranger_addr = stranger.local_addr().expect("addr");
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let flooder = {
+        let stop = std::sync::Arc::clone(&stop);
+        std::thread::spawn(move || {
+            let mut rng = Xorshift(0x5eed_0016);
+            let mut buf = [0u8; 1400];
+            let mut i = 0u64;
+            while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                let n = craft(i, &mut rng, &mut buf);
+                let _ = stranger.send_to(&buf[..n], to);
+                i += 1;
+                if i.is_multiple_of(200) {
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            }
+            i
+        })
+    };
+    std::thread::sleep(Duration::from_millis(500));
+    // A real device that knows the receiver's key but that the receiver does not trust (it
+    // was unpaired, say) tries too.
+    let (mut unpaired_keys, _) =
+        Security::paired_in_process("intruder", "elsewhere").expect("keys");
+    unpaired_keys.trust = tandem_proto::security::TrustStore::new();
+    unpaired_keys
+        .trust
+        .add(receiver_key, "receiver")
+        .expect("trust");
+    let mut uc = SenderConfig::default().fps(30);
+    uc.net.security = Some(unpaired_keys);
+    let intruder = Sender::start(
+        uc,
+        Remote::Address(to),
+        Some(Box::new(
+            TestPatternSource::new(320, 180, 30).expect("pattern"),
+        )),
+    )
+    .expect("intruder");
+    let mut sc = SenderConfig::default().fps(30);
+    sc.net.security = Some(send_keys);
+    let tx = Sender::start(
+        sc,
+        Remote::Address(to),
+        Some(Box::new(
+            TestPatternSource::new(640, 360, 30).expect("pattern"),
+        )),
+    )
+    .expect("sender");
+    let tx_stats = tx.stats();
+    let end = Instant::now() + Duration::from_secs(5);
+    let mut shown = 0u64;
+    let mut frames_sent = 0;
+    let mut snapshots: Vec<Stats> = Vec::new();
+    while let Some(left) = end.checked_duration_since(Instant::now()) {
+        if frames
+            .recv_timeout(left.min(Duration::from_millis(50)))
+            .is_ok()
+        {
+            shown += 1;
+        }
+        snapshots.extend(stats.try_iter());
+        if let Some(s) = tx_stats.try_iter().last() {
+            frames_sent = s.frames_sent;
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::Relaxed);
+    let sent = flooder.join().expect("flood thread");
+    drop(intruder);
+    drop(tx);
+    let last = snapshots.last().cloned().expect("stats");
+    println!(
+        "stranger sent {sent} datagrams from {stranger_addr}; {shown} frames shown of {frames_sent} \
+         sent; errors seen: {:?}; last: {last}",
+        snapshots
+            .iter()
+            .filter_map(|s| s.error.clone())
+            .collect::<Vec<_>>()
+    );
+    for s in &snapshots {
+        assert_eq!(s.error, None, "a stranger set an error: {s}");
+    }
+    assert!(
+        last.warnings.iter().any(
+            |w| w.contains("speaks protocol version") && w.contains(&stranger_addr.to_string())
+        ),
+        "the version warning names the version and the source: {:?}",
+        last.warnings
+    );
+    assert!(
+        last.warnings.iter().any(|w| w.contains("not paired")),
+        "the intruder is named: {:?}",
+        last.warnings
+    );
+    assert!(last.unpaired_refused > 0, "{last:?}");
+    // What the sender had sent by its last snapshot (up to a second before the end) is
+    // shown, and the session came up early: 5 s at 30 fps from 0.5 s in is ~135 frames.
+    assert!(
+        shown as f64 >= 0.95 * frames_sent as f64 && shown >= 100,
+        "{shown} frames shown of {frames_sent} sent"
+    );
+}

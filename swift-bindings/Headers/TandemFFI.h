@@ -299,6 +299,13 @@ typedef void (*UniffiCallbackInterfaceReceiverDelegateMethod3)(uint64_t, RustBuf
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_RECEIVER_DELEGATE_METHOD4
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_RECEIVER_DELEGATE_METHOD4
+typedef void (*UniffiCallbackInterfaceReceiverDelegateMethod4)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_SENDER_DELEGATE_METHOD0
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_SENDER_DELEGATE_METHOD0
 typedef void (*UniffiCallbackInterfaceSenderDelegateMethod0)(uint64_t, RustBuffer, void* _Nonnull, 
@@ -315,14 +322,21 @@ typedef void (*UniffiCallbackInterfaceSenderDelegateMethod1)(uint64_t, RustBuffe
 #endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_SENDER_DELEGATE_METHOD2
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_SENDER_DELEGATE_METHOD2
-typedef void (*UniffiCallbackInterfaceSenderDelegateMethod2)(uint64_t, void* _Nonnull, 
+typedef void (*UniffiCallbackInterfaceSenderDelegateMethod2)(uint64_t, RustBuffer, void* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
 
 #endif
 #ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_SENDER_DELEGATE_METHOD3
 #define UNIFFI_FFIDEF_CALLBACK_INTERFACE_SENDER_DELEGATE_METHOD3
-typedef void (*UniffiCallbackInterfaceSenderDelegateMethod3)(uint64_t, uint32_t, void* _Nonnull, 
+typedef void (*UniffiCallbackInterfaceSenderDelegateMethod3)(uint64_t, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_SENDER_DELEGATE_METHOD4
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_SENDER_DELEGATE_METHOD4
+typedef void (*UniffiCallbackInterfaceSenderDelegateMethod4)(uint64_t, uint32_t, void* _Nonnull, 
         RustCallStatus *_Nonnull uniffiCallStatus
     );
 
@@ -356,6 +370,7 @@ typedef struct UniffiVTableCallbackInterfaceReceiverDelegate {
     UniffiCallbackInterfaceReceiverDelegateMethod1 _Nonnull onEncoded;
     UniffiCallbackInterfaceReceiverDelegateMethod2 _Nonnull onStats;
     UniffiCallbackInterfaceReceiverDelegateMethod3 _Nonnull onError;
+    UniffiCallbackInterfaceReceiverDelegateMethod4 _Nonnull onWarning;
 } UniffiVTableCallbackInterfaceReceiverDelegate;
 
 #endif
@@ -366,8 +381,9 @@ typedef struct UniffiVTableCallbackInterfaceSenderDelegate {
     UniffiCallbackInterfaceClone _Nonnull uniffiClone;
     UniffiCallbackInterfaceSenderDelegateMethod0 _Nonnull onStats;
     UniffiCallbackInterfaceSenderDelegateMethod1 _Nonnull onError;
-    UniffiCallbackInterfaceSenderDelegateMethod2 _Nonnull onKeyframeRequested;
-    UniffiCallbackInterfaceSenderDelegateMethod3 _Nonnull onTargetBitrate;
+    UniffiCallbackInterfaceSenderDelegateMethod2 _Nonnull onWarning;
+    UniffiCallbackInterfaceSenderDelegateMethod3 _Nonnull onKeyframeRequested;
+    UniffiCallbackInterfaceSenderDelegateMethod4 _Nonnull onTargetBitrate;
 } UniffiVTableCallbackInterfaceSenderDelegate;
 
 #endif
@@ -783,6 +799,11 @@ void uniffi_tandem_ffi_fn_method_receiverdelegate_on_stats(uint64_t ptr, RustBuf
 void uniffi_tandem_ffi_fn_method_receiverdelegate_on_error(uint64_t ptr, RustBuffer message, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_RECEIVERDELEGATE_ON_WARNING
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_RECEIVERDELEGATE_ON_WARNING
+void uniffi_tandem_ffi_fn_method_receiverdelegate_on_warning(uint64_t ptr, RustBuffer message, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CLONE_SENDER
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CLONE_SENDER
 uint64_t uniffi_tandem_ffi_fn_clone_sender(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -891,6 +912,11 @@ void uniffi_tandem_ffi_fn_method_senderdelegate_on_stats(uint64_t ptr, RustBuffe
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDERDELEGATE_ON_ERROR
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDERDELEGATE_ON_ERROR
 void uniffi_tandem_ffi_fn_method_senderdelegate_on_error(uint64_t ptr, RustBuffer message, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDERDELEGATE_ON_WARNING
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDERDELEGATE_ON_WARNING
+void uniffi_tandem_ffi_fn_method_senderdelegate_on_warning(uint64_t ptr, RustBuffer message, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDERDELEGATE_ON_KEYFRAME_REQUESTED
@@ -1550,6 +1576,12 @@ uint16_t uniffi_tandem_ffi_checksum_method_receiverdelegate_on_error(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_RECEIVERDELEGATE_ON_WARNING
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_RECEIVERDELEGATE_ON_WARNING
+uint16_t uniffi_tandem_ffi_checksum_method_receiverdelegate_on_warning(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDER_ERROR
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDER_ERROR
 uint16_t uniffi_tandem_ffi_checksum_method_sender_error(void
@@ -1643,6 +1675,12 @@ uint16_t uniffi_tandem_ffi_checksum_method_senderdelegate_on_stats(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDERDELEGATE_ON_ERROR
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDERDELEGATE_ON_ERROR
 uint16_t uniffi_tandem_ffi_checksum_method_senderdelegate_on_error(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDERDELEGATE_ON_WARNING
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDERDELEGATE_ON_WARNING
+uint16_t uniffi_tandem_ffi_checksum_method_senderdelegate_on_warning(void
     
 );
 #endif

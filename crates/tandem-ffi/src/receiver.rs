@@ -19,8 +19,13 @@ pub trait ReceiverDelegate: Send + Sync {
     fn on_encoded(&self, frame: Arc<EncodedFrame>);
     /// A stats snapshot, once per stats interval, on the stats thread.
     fn on_stats(&self, stats: Stats);
-    /// Something went wrong, once per change, on the stats thread.
+    /// Something went wrong with this end or its own session (the peer fell silent, the
+    /// session lapsed, the decoder failed), once per change, on the stats thread.
     fn on_error(&self, message: String);
+    /// A stranger's datagram said something worth showing (another protocol version, a
+    /// handshake from a device that is not paired), once per new message, on the stats
+    /// thread. Unauthenticated: show it, never stop for it.
+    fn on_warning(&self, message: String);
 }
 
 struct Forward(Arc<dyn ReceiverDelegate>);
@@ -31,6 +36,9 @@ impl StatsListener for Forward {
     }
     fn on_error(&self, message: String) {
         self.0.on_error(message);
+    }
+    fn on_warning(&self, message: String) {
+        self.0.on_warning(message);
     }
 }
 

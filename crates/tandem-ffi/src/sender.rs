@@ -20,6 +20,10 @@ pub trait SenderDelegate: Send + Sync {
     /// Something went wrong (peer gone, no answer to the handshake, encoder failed): once
     /// per change, with a message to show. The sender keeps trying unless stopped.
     fn on_error(&self, message: String);
+    /// A stranger's datagram said something worth showing (another protocol version, a
+    /// handshake from a device that is not paired), once per new message. Unauthenticated:
+    /// show it, never stop for it.
+    fn on_warning(&self, message: String);
     /// The receiver needs a keyframe (it joined, a session came up, or it lost sync): an
     /// app that encodes itself forces its next frame to be one
     /// (`kVTEncodeFrameOptionKey_ForceKeyFrame`). The engine's AV1 encoder does so itself.
@@ -38,6 +42,9 @@ impl StatsListener for Forward {
     }
     fn on_error(&self, message: String) {
         self.0.on_error(message);
+    }
+    fn on_warning(&self, message: String) {
+        self.0.on_warning(message);
     }
     fn on_keyframe_requested(&self) {
         self.0.on_keyframe_requested();

@@ -16,6 +16,7 @@ use crate::types::Stats;
 pub(crate) trait StatsListener: Send + Sync + 'static {
     fn on_stats(&self, stats: Stats);
     fn on_error(&self, message: String);
+    fn on_warning(&self, message: String);
     fn on_keyframe_requested(&self) {}
     fn on_target_bitrate(&self, kbps: u32) {
         let _ = kbps;
@@ -61,6 +62,8 @@ impl StatsFeed {
                 let (stop, waiters) = (Arc::clone(&stop), Arc::clone(&waiters));
                 move || {
                     let mut last_error = None;
+                    // The warnings already told (the engine keeps at most a few).
+                    let mut told: Vec<String> = Vec::new();
                     while !stop.load(Ordering::Relaxed) {
                         // A short wait so that stop is seen promptly.
                         let s = crossbeam_channel::select! {
@@ -96,6 +99,10 @@ impl StatsFeed {
                             {
                                 l.on_error(e.clone());
                             }
+                            for w in stats.warnings.iter().filter(|w| !told.contains(w)) {
+                                l.on_warning(w.clone());
+                            }
+                            told.clone_from(&stats.warnings);
                             l.on_stats(stats);
                         }
                         last_error = error;

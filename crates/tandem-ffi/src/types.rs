@@ -578,6 +578,9 @@ pub struct Stats {
     pub peer: Option<String>,
     /// What is wrong, if anything.
     pub error: Option<String>,
+    /// What strangers' datagrams said (another protocol version, an unpaired device's
+    /// handshake), unauthenticated, naming the source: to show, never to stop for.
+    pub warnings: Vec<String>,
     /// Frames sent or shown per second.
     pub fps: f64,
     /// Encoded video sent (sender) or received (receiver) over the interval, kbit/s.
@@ -651,6 +654,7 @@ impl From<&tandem::Stats> for Stats {
             elapsed_s: s.elapsed_s,
             peer: s.peer.clone(),
             error: s.error.clone(),
+            warnings: s.warnings.clone(),
             fps: s.fps,
             bitrate_kbps: s.bitrate_kbps,
             target_kbps: s.target_kbps,

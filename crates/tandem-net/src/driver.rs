@@ -269,7 +269,7 @@ impl<E: Endpoint> Shared<E> {
         from: SocketAddr,
         datagram: Bytes,
     ) {
-        core.endpoint.handle_datagram(now, datagram);
+        core.endpoint.handle_datagram_from(now, from, datagram);
         if !core.endpoint.last_datagram_authentic() {
             SharedStats::add(&self.stats.strays, 1);
             return;

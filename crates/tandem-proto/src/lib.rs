@@ -48,6 +48,7 @@
 
 #![warn(missing_docs)]
 
+use std::net::SocketAddr;
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -93,6 +94,13 @@ pub trait Endpoint {
     type Event;
     /// Feeds one datagram received from the peer.
     fn handle_datagram(&mut self, now: Instant, datagram: Bytes);
+    /// Feeds one datagram, saying where it came from. The address is never trusted: it
+    /// only lets an endpoint name the source when it reports a stranger's datagram (another
+    /// protocol version, an unpaired device). Default: [`Endpoint::handle_datagram`].
+    fn handle_datagram_from(&mut self, now: Instant, from: SocketAddr, datagram: Bytes) {
+        let _ = from;
+        self.handle_datagram(now, datagram);
+    }
     /// The next datagram to send, if one is ready now.
     fn poll_transmit(&mut self, now: Instant) -> Option<Transmit>;
     /// When [`Endpoint::handle_timeout`] should next be called.

@@ -7,7 +7,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tandem_proto::security::{
-    Identity, Secure, SecureConfig, SecureEvent, SecurityEvent, SessionRole, TrustStore,
+    Identity, MAX_VERSION_REPORTS, Secure, SecureConfig, SecureEvent, SecurityEvent, SessionRole,
+    TrustStore,
 };
 use tandem_proto::{
     Endpoint, OutgoingFrame, Receiver, ReceiverConfig, ReceiverEvent, Sender, SenderConfig,
@@ -269,7 +270,7 @@ fn a_stranger_gets_no_answer_and_the_honest_side_is_told() {
         "nothing came back"
     );
     assert!(
-        run.rx_events.iter().any(|e| matches!(e, SecurityEvent::RejectedPeer { fingerprint } if *fingerprint == a.fingerprint())),
+        run.rx_events.iter().any(|e| matches!(e, SecurityEvent::RejectedPeer { fingerprint, .. } if *fingerprint == a.fingerprint())),
         "{:?}",
         run.rx_events
     );
@@ -375,18 +376,28 @@ fn a_peer_of_another_version_is_reported_while_no_session_is_up() {
     );
     let mut v2 = vec![0xD2, 8, 0, 0, 0x5e, 0xc0, 0, 0, 0, 0, 0, 0];
     v2.extend_from_slice(&[0; 96]);
-    rx.handle_datagram(now, Bytes::from(v2.clone()));
-    rx.handle_datagram(now, Bytes::from(v2));
+    let stranger: std::net::SocketAddr = "192.0.2.7:5000".parse().expect("addr");
+    rx.handle_datagram_from(now, stranger, Bytes::from(v2.clone()));
+    rx.handle_datagram_from(now, stranger, Bytes::from(v2.clone()));
     let events: Vec<_> = std::iter::from_fn(|| rx.poll_event()).collect();
     assert!(
         matches!(
             events.as_slice(),
             [SecureEvent::Security(SecurityEvent::PeerVersion {
-                version: 2
-            })]
+                version: 2,
+                from: Some(a)
+            })] if *a == stranger
         ),
-        "reported once: {events:?}"
+        "reported once per source, naming it: {events:?}"
     );
-    assert_eq!(rx.stats().other_version, 2);
+    // Another source is news (a stranger cannot hide a real peer's version by speaking
+    // first), but only for a bounded number of sources.
+    for port in 1..=20u16 {
+        let from = std::net::SocketAddr::new(stranger.ip(), port);
+        rx.handle_datagram_from(now, from, Bytes::from(v2.clone()));
+    }
+    let more = std::iter::from_fn(|| rx.poll_event()).count();
+    assert_eq!(more, MAX_VERSION_REPORTS - 1);
+    assert_eq!(rx.stats().other_version, 22);
     assert!(rx.poll_transmit(now).is_none(), "and not answered");
 }

@@ -65,7 +65,8 @@ struct Shared {
     g2g_baseline_ms: Mutex<Option<f64>>,
     frame_interval: Mutex<Duration>,
     peer_trouble: Mutex<Option<String>>,
-    security_trouble: Mutex<Option<String>>,
+    /// What the security layer said: the session's trouble, and warnings about strangers.
+    security: Mutex<crate::security::SecurityReport>,
     fatal: Mutex<Option<String>>,
     stop: AtomicBool,
     started: Instant,
@@ -124,7 +125,7 @@ impl Receiver {
             g2g_baseline_ms: Mutex::new(None),
             frame_interval: Mutex::new(Duration::from_micros(16_667)),
             peer_trouble: Mutex::new(None),
-            security_trouble: Mutex::new(None),
+            security: Mutex::default(),
             fatal: Mutex::new(None),
             stop: AtomicBool::new(false),
             started: Instant::now(),
@@ -190,7 +191,7 @@ impl Receiver {
     pub fn error(&self) -> Option<String> {
         lock(&self.shared.fatal)
             .clone()
-            .or_else(|| lock(&self.shared.security_trouble).clone())
+            .or_else(|| lock(&self.shared.security).trouble())
             .or_else(|| lock(&self.shared.peer_trouble).clone())
     }
 
@@ -272,9 +273,7 @@ fn decode_loop(
         let f = match event {
             SecureEvent::Inner(ReceiverEvent::Frame(f)) => f,
             SecureEvent::Security(e) => {
-                if let Some(t) = crate::security::trouble(&e) {
-                    *lock(&shared.security_trouble) = t;
-                }
+                lock(&shared.security).on_event(&e);
                 continue;
             }
         };
@@ -466,7 +465,7 @@ fn stats_loop(
         prev_lost = (p.packets_lost, expected);
         let error = lock(&shared.fatal)
             .clone()
-            .or_else(|| lock(&shared.security_trouble).clone())
+            .or_else(|| lock(&shared.security).trouble())
             .or_else(|| lock(&shared.peer_trouble).clone());
         // What the decoder thread got: the video that reached this end.
         let received_kbps = (bytes - last.2) as f64 * 8.0 / dt / 1e3;
@@ -475,6 +474,7 @@ fn stats_loop(
             elapsed_s: (now - shared.started).as_secs_f64(),
             peer: driver.peer().map(|a| a.to_string()),
             error,
+            warnings: lock(&shared.security).warnings(),
             fps: (shown - last.1) as f64 / dt,
             bitrate_kbps: received_kbps,
             target_kbps: p.sender_target_bps / 1000,

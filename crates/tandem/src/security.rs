@@ -107,28 +107,73 @@ pub(crate) fn guard<E: Endpoint>(
     Ok(MaybeSecure::Sealed(Secure::new(inner, config, now)))
 }
 
-/// What a security event means for the app, if anything: `Some(Some(message))` sets the
-/// pipeline's security trouble, `Some(None)` clears it.
-pub(crate) fn trouble(event: &SecurityEvent) -> Option<Option<String>> {
-    match event {
-        SecurityEvent::Established { peer } => {
-            tracing::info!(peer = %peer.fingerprint(), "secure session up");
-            Some(None)
+/// Most warnings a pipeline keeps: the newest distinct ones.
+pub const MAX_WARNINGS: usize = 4;
+
+/// What the security layer told a pipeline, split by whom it can be believed of.
+///
+/// Trouble with the session itself (no answer to our handshake, the session lapsed) is the
+/// pipeline's error until a session is up again. What a stranger's datagram says (another
+/// protocol version, a handshake from an unpaired device) is unauthenticated: anyone can
+/// send those bytes, before, during or after a handshake, so it is only ever a warning —
+/// counted, shown, never a reason for an app to stop. Warnings are bounded: the newest
+/// [`MAX_WARNINGS`] distinct ones.
+#[derive(Debug, Default)]
+pub(crate) struct SecurityReport {
+    trouble: Option<String>,
+    warnings: std::collections::VecDeque<String>,
+}
+
+impl SecurityReport {
+    /// Takes in one event of the security layer.
+    pub(crate) fn on_event(&mut self, event: &SecurityEvent) {
+        match event {
+            SecurityEvent::Established { peer } => {
+                tracing::info!(peer = %peer.fingerprint(), "secure session up");
+                self.trouble = None;
+            }
+            SecurityEvent::HandshakeTimedOut { waited } => {
+                self.trouble = Some(format!(
+                    "no answer to the handshake after {:.1} s: the peer is not running, has \
+                     not paired with this device, or speaks another protocol version",
+                    waited.as_secs_f64()
+                ));
+            }
+            SecurityEvent::SessionExpired => {
+                self.trouble = Some("the secure session expired".into());
+            }
+            SecurityEvent::PeerVersion { version, from } => self.warn(format!(
+                "{} speaks protocol version {version}; this build speaks {} (ignored; if it \
+                 is your other device, update one of them)",
+                from.map_or("a device".to_owned(), |a| format!("a device at {a}")),
+                tandem_proto::packet::VERSION_BYTE & 0x0f
+            )),
+            SecurityEvent::RejectedPeer { fingerprint, from } => self.warn(format!(
+                "refused a device that is not paired: {fingerprint}{}",
+                from.map_or(String::new(), |a| format!(" at {a}"))
+            )),
         }
-        SecurityEvent::HandshakeTimedOut { waited } => Some(Some(format!(
-            "no answer to the handshake after {:.1} s: the peer is not running, has not \
-             paired with this device, or speaks another protocol version",
-            waited.as_secs_f64()
-        ))),
-        SecurityEvent::PeerVersion { version } => Some(Some(format!(
-            "a peer speaks protocol version {version}; this build speaks {}: update one of them",
-            tandem_proto::packet::VERSION_BYTE & 0x0f
-        ))),
-        SecurityEvent::SessionExpired => Some(Some("the secure session expired".into())),
-        SecurityEvent::RejectedPeer { fingerprint } => {
-            tracing::warn!(%fingerprint, "refused a device that is not paired");
-            None
+    }
+
+    fn warn(&mut self, message: String) {
+        tracing::warn!("{message}");
+        if self.warnings.contains(&message) {
+            return;
         }
+        if self.warnings.len() == MAX_WARNINGS {
+            self.warnings.pop_front();
+        }
+        self.warnings.push_back(message);
+    }
+
+    /// The session's trouble, if any: part of the pipeline's error.
+    pub(crate) fn trouble(&self) -> Option<String> {
+        self.trouble.clone()
+    }
+
+    /// The warnings, oldest first.
+    pub(crate) fn warnings(&self) -> Vec<String> {
+        self.warnings.iter().cloned().collect()
     }
 }
 

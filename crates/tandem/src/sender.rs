@@ -88,8 +88,8 @@ struct Shared {
     fatal: Mutex<Option<String>>,
     /// What is wrong with the peer now (silent, never answered); clears when it returns.
     peer_trouble: Mutex<Option<String>>,
-    /// What the security layer reports (no handshake answer, another version).
-    security_trouble: Mutex<Option<String>>,
+    /// What the security layer said: the session's trouble, and warnings about strangers.
+    security: Mutex<crate::security::SecurityReport>,
     stop: AtomicBool,
     started: Instant,
 }
@@ -102,7 +102,7 @@ impl Shared {
     fn error(&self) -> Option<String> {
         let fatal = lock(&self.fatal).clone();
         fatal
-            .or_else(|| lock(&self.security_trouble).clone())
+            .or_else(|| lock(&self.security).trouble())
             .or_else(|| lock(&self.peer_trouble).clone())
     }
 }
@@ -170,7 +170,7 @@ impl Sender {
             target_bitrates: bounded(1),
             fatal: Mutex::new(None),
             peer_trouble: Mutex::new(None),
-            security_trouble: Mutex::new(None),
+            security: Mutex::default(),
             stop: AtomicBool::new(false),
             started: Instant::now(),
         });
@@ -448,9 +448,7 @@ fn encode_loop(
         while let Ok(e) = events.try_recv() {
             match e {
                 SecureEvent::Security(e) => {
-                    if let Some(t) = crate::security::trouble(&e) {
-                        *lock(&shared.security_trouble) = t;
-                    }
+                    lock(&shared.security).on_event(&e);
                     // A new session (a restarted receiver's too, on a session still up).
                     if matches!(e, tandem_proto::security::SecurityEvent::Established { .. }) {
                         session_started(driver, shared);
@@ -630,6 +628,7 @@ fn stats_loop(
             elapsed_s: (now - shared.started).as_secs_f64(),
             peer: peer.map(|p| p.to_string()),
             error,
+            warnings: lock(&shared.security).warnings(),
             fps: (frames - last.1) as f64 / dt,
             bitrate_kbps: (bytes - last.2) as f64 * 8.0 / dt / 1e3,
             target_kbps: proto.as_ref().map_or(0, |s| s.target_bitrate_bps / 1000),

@@ -46,8 +46,15 @@ pub struct Stats {
     pub elapsed_s: f64,
     /// The peer's address, once known.
     pub peer: Option<String>,
-    /// Why the pipeline stopped, if it has.
+    /// What is wrong with this end or its own session, if anything: the local system
+    /// (socket, codec, capture) failed, the peer fell silent or never answered, or the
+    /// session lapsed. Never set by a datagram that was not authenticated: those are
+    /// `warnings`.
     pub error: Option<String>,
+    /// What strangers' datagrams said, unauthenticated (another protocol version, a
+    /// handshake from a device that is not paired), each naming its source: for the user to
+    /// see, never a reason to stop. The newest few distinct ones.
+    pub warnings: Vec<String>,
     /// Frames sent (sender) or shown (receiver) per second over the interval.
     pub fps: f64,
     /// Encoded video this end moved over the interval, kbit/s: handed to the protocol to
@@ -204,6 +211,12 @@ impl std::fmt::Display for Stats {
             write!(f, "  sealed")?;
         } else {
             write!(f, "  IN THE CLEAR")?;
+        }
+        if let Some(w) = self.warnings.last() {
+            write!(f, "  warning: {w}")?;
+            if self.warnings.len() > 1 {
+                write!(f, " (+{} more)", self.warnings.len() - 1)?;
+            }
         }
         if let Some(e) = &self.error {
             write!(f, "  [{e}]")?;

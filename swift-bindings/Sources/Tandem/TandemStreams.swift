@@ -15,29 +15,34 @@ final class ReceiverEvents: ReceiverDelegate, @unchecked Sendable {
     let encoded: AsyncStream<EncodedFrame>.Continuation
     let stats: AsyncStream<Stats>.Continuation
     let errors: AsyncStream<String>.Continuation
+    let warnings: AsyncStream<String>.Continuation
 
     init(
         frames: AsyncStream<DecodedFrame>.Continuation,
         encoded: AsyncStream<EncodedFrame>.Continuation,
         stats: AsyncStream<Stats>.Continuation,
-        errors: AsyncStream<String>.Continuation
+        errors: AsyncStream<String>.Continuation,
+        warnings: AsyncStream<String>.Continuation
     ) {
         self.frames = frames
         self.encoded = encoded
         self.stats = stats
         self.errors = errors
+        self.warnings = warnings
     }
 
     func onFrame(frame: DecodedFrame) { frames.yield(frame) }
     func onEncoded(frame: EncodedFrame) { encoded.yield(frame) }
     func onStats(stats: Stats) { self.stats.yield(stats) }
     func onError(message: String) { errors.yield(message) }
+    func onWarning(message: String) { warnings.yield(message) }
 
     func finish() {
         frames.finish()
         encoded.finish()
         stats.finish()
         errors.finish()
+        warnings.finish()
     }
 }
 
@@ -56,6 +61,9 @@ public final class ReceiverSession: @unchecked Sendable {
     public let stats: AsyncStream<Stats>
     /// A message each time what is wrong changes (peer gone, not paired, …).
     public let errors: AsyncStream<String>
+    /// What strangers' datagrams said (another protocol version, an unpaired device),
+    /// unauthenticated: show them, never stop for them.
+    public let warnings: AsyncStream<String>
     private let events: ReceiverEvents
 
     public init(config: ReceiverConfig, remote: Remote) throws {
@@ -67,8 +75,11 @@ public final class ReceiverSession: @unchecked Sendable {
             of: Stats.self, bufferingPolicy: .bufferingNewest(8))
         let (errors, errorsIn) = AsyncStream.makeStream(
             of: String.self, bufferingPolicy: .bufferingNewest(8))
+        let (warnings, warningsIn) = AsyncStream.makeStream(
+            of: String.self, bufferingPolicy: .bufferingNewest(8))
         let events = ReceiverEvents(
-            frames: framesIn, encoded: encodedIn, stats: statsIn, errors: errorsIn)
+            frames: framesIn, encoded: encodedIn, stats: statsIn, errors: errorsIn,
+            warnings: warningsIn)
         do {
             receiver = try Receiver(config: config, remote: remote, delegate: events)
         } catch {
@@ -79,6 +90,7 @@ public final class ReceiverSession: @unchecked Sendable {
         self.encodedFrames = encoded
         self.stats = stats
         self.errors = errors
+        self.warnings = warnings
         self.events = events
     }
 
@@ -97,29 +109,34 @@ public final class ReceiverSession: @unchecked Sendable {
 final class SenderEvents: SenderDelegate, @unchecked Sendable {
     let stats: AsyncStream<Stats>.Continuation
     let errors: AsyncStream<String>.Continuation
+    let warnings: AsyncStream<String>.Continuation
     let keyframeRequests: AsyncStream<Void>.Continuation
     let targetBitrates: AsyncStream<UInt32>.Continuation
 
     init(
         stats: AsyncStream<Stats>.Continuation,
         errors: AsyncStream<String>.Continuation,
+        warnings: AsyncStream<String>.Continuation,
         keyframeRequests: AsyncStream<Void>.Continuation,
         targetBitrates: AsyncStream<UInt32>.Continuation
     ) {
         self.stats = stats
         self.errors = errors
+        self.warnings = warnings
         self.keyframeRequests = keyframeRequests
         self.targetBitrates = targetBitrates
     }
 
     func onStats(stats: Stats) { self.stats.yield(stats) }
     func onError(message: String) { errors.yield(message) }
+    func onWarning(message: String) { warnings.yield(message) }
     func onKeyframeRequested() { keyframeRequests.yield() }
     func onTargetBitrate(kbps: UInt32) { targetBitrates.yield(kbps) }
 
     func finish() {
         stats.finish()
         errors.finish()
+        warnings.finish()
         keyframeRequests.finish()
         targetBitrates.finish()
     }
@@ -131,6 +148,8 @@ public final class SenderSession: @unchecked Sendable {
     public let sender: Sender
     public let stats: AsyncStream<Stats>
     public let errors: AsyncStream<String>
+    /// What strangers' datagrams said, unauthenticated: show them, never stop for them.
+    public let warnings: AsyncStream<String>
     /// One element each time the receiver needs a keyframe. Only an app that encodes itself
     /// (VideoToolbox) acts on it; the engine's AV1 encoder obeys by itself. One pending
     /// request means the same as several, hence the buffer of one.
@@ -145,12 +164,14 @@ public final class SenderSession: @unchecked Sendable {
             of: Stats.self, bufferingPolicy: .bufferingNewest(8))
         let (errors, errorsIn) = AsyncStream.makeStream(
             of: String.self, bufferingPolicy: .bufferingNewest(8))
+        let (warnings, warningsIn) = AsyncStream.makeStream(
+            of: String.self, bufferingPolicy: .bufferingNewest(8))
         let (keyframes, keyframesIn) = AsyncStream.makeStream(
             of: Void.self, bufferingPolicy: .bufferingNewest(1))
         let (targets, targetsIn) = AsyncStream.makeStream(
             of: UInt32.self, bufferingPolicy: .bufferingNewest(1))
         let events = SenderEvents(
-            stats: statsIn, errors: errorsIn, keyframeRequests: keyframesIn,
+            stats: statsIn, errors: errorsIn, warnings: warningsIn, keyframeRequests: keyframesIn,
             targetBitrates: targetsIn)
         do {
             sender = try Sender(config: config, remote: remote, delegate: events)
@@ -160,6 +181,7 @@ public final class SenderSession: @unchecked Sendable {
         }
         self.stats = stats
         self.errors = errors
+        self.warnings = warnings
         self.keyframeRequests = keyframes
         self.targetBitrates = targets
         self.events = events

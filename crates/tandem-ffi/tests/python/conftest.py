@@ -43,6 +43,7 @@ class Recorder(t.ReceiverDelegate):
         self.encoded = []
         self.stats = []
         self.errors = []
+        self.warnings = []
         self.keep = keep
         self.frame_count = 0
 
@@ -64,11 +65,16 @@ class Recorder(t.ReceiverDelegate):
         with self.lock:
             self.errors.append(message)
 
+    def on_warning(self, message):
+        with self.lock:
+            self.warnings.append(message)
+
 
 class SenderRecorder(t.SenderDelegate):
     def __init__(self):
         self.stats = []
         self.errors = []
+        self.warnings = []
         self.keyframe_requests = 0
 
         self.targets = []
@@ -84,6 +90,9 @@ class SenderRecorder(t.SenderDelegate):
 
     def on_error(self, message):
         self.errors.append(message)
+
+    def on_warning(self, message):
+        self.warnings.append(message)
 
 
 def buffer_address(buf):

@@ -27,6 +27,9 @@ class Quiet(t.SenderDelegate):
     def on_error(self, message):
         pass
 
+    def on_warning(self, message):
+        pass
+
     def on_keyframe_requested(self):
         pass
 

@@ -5,13 +5,22 @@
 //!
 //! ```text
 //! initiator → responder   header (type 8) | Noise message 1 (e, es, s, ss; 96 B + payload)
+//!                                          | mac1 (16 B)
 //! responder → initiator   header (type 9) | Noise message 2 (e, ee, se; 48 B + payload)
 //! ```
+//!
+//! `mac1` is HMAC-SHA256 over message 1, keyed by a hash of the responder's public key,
+//! truncated to 16 bytes (the idea of WireGuard's `mac1`). Only a device that knows the
+//! responder's key — one it paired with — can make it, and checking it costs a hash, not a
+//! Diffie-Hellman: a flood of forged handshakes is refused before the responder spends its
+//! rate-limited handshake budget on them, so it cannot starve the paired peer's handshake.
 //!
 //! Message 1 carries the protocol version and a random session nonce, so a replayed message
 //! 1 is recognised (see `secure`). Each side then takes its two transport keys from the
 //! Noise split (initiator sends with the first) into [`super::seal::SealKeys`].
 
+use hmac::{Hmac, Mac};
+use sha2::{Digest, Sha256};
 use snow::{Builder, HandshakeState};
 
 use super::SecurityError;
@@ -21,8 +30,37 @@ const PATTERN: &str = "Noise_IK_25519_ChaChaPoly_BLAKE2s";
 /// Binds every handshake to this protocol and version: a Tandem v2 handshake cannot be
 /// replayed into v1.
 const PROLOGUE: &[u8] = b"tandem/1 session";
-/// Longest handshake message accepted.
+/// Longest handshake message accepted (Noise message 1 and its mac).
 pub const MAX_MESSAGE: usize = 256;
+/// Bytes of `mac1` after Noise message 1.
+pub const MAC1_LEN: usize = 16;
+
+fn mac1(responder: &PeerKey, msg: &[u8]) -> [u8; MAC1_LEN] {
+    let key = Sha256::new()
+        .chain_update(b"tandem/1 mac1")
+        .chain_update(responder.0)
+        .finalize();
+    // HMAC takes keys of any length: new_from_slice cannot fail.
+    let mut m = match <Hmac<Sha256> as Mac>::new_from_slice(&key) {
+        Ok(m) => m,
+        Err(_) => unreachable!("HMAC accepts any key length"),
+    };
+    m.update(msg);
+    let mut out = [0u8; MAC1_LEN];
+    out.copy_from_slice(&m.finalize().into_bytes()[..MAC1_LEN]);
+    out
+}
+
+/// Whether `msg1` ends in a valid `mac1` for the responder `ours`: the cheap check that
+/// comes before any Diffie-Hellman. Constant-time in the mac's bytes.
+pub fn mac1_valid(ours: &PeerKey, msg1: &[u8]) -> bool {
+    if msg1.len() <= MAC1_LEN || msg1.len() > MAX_MESSAGE {
+        return false;
+    }
+    let (body, tag) = msg1.split_at(msg1.len() - MAC1_LEN);
+    let want = mac1(ours, body);
+    want.iter().zip(tag).fold(0u8, |acc, (a, b)| acc | (a ^ b)) == 0
+}
 
 /// Keys for one session, from a finished handshake.
 #[derive(Debug)]
@@ -78,6 +116,10 @@ impl Initiator {
         let mut msg = vec![0u8; MAX_MESSAGE];
         let n = state.write_message(payload, &mut msg).map_err(noise)?;
         msg.truncate(n);
+        if msg.len() + MAC1_LEN > MAX_MESSAGE {
+            return Err(SecurityError::Crypto("handshake payload too long".into()));
+        }
+        msg.extend_from_slice(&mac1(&peer, &msg));
         Ok((Initiator { state, peer }, msg))
     }
 
@@ -121,9 +163,10 @@ pub fn respond(
     msg1: &[u8],
     payload: &[u8],
 ) -> Result<Accepted, SecurityError> {
-    if msg1.len() > MAX_MESSAGE {
+    if !mac1_valid(&identity.public(), msg1) {
         return Err(SecurityError::Forged);
     }
+    let msg1 = &msg1[..msg1.len() - MAC1_LEN];
     let mut state = builder()?
         .local_private_key(identity.secret())
         .map_err(noise)?
@@ -195,7 +238,12 @@ mod tests {
             Err(SecurityError::UnknownPeer(id)) => assert_eq!(id, a.fingerprint()),
             other => panic!("expected an unknown peer, got {other:?}"),
         }
-        // A message for another responder does not decrypt.
+        // A message for another responder fails its mac1, before any Diffie-Hellman.
+        assert!(!mac1_valid(
+            &Identity::generate().expect("x").public(),
+            &msg1
+        ));
+        assert!(mac1_valid(&b.public(), &msg1));
         let c = Identity::generate().expect("c");
         let mut trust_c = TrustStore::new();
         trust_c.add(a.public(), "a").expect("trust");

@@ -28,7 +28,8 @@ pub mod secure;
 pub use identity::{Identity, PeerKey, TrustStore, TrustedPeer};
 pub use pairing::{Pairing, PairingConfig, PairingEvent, PairingRole};
 pub use secure::{
-    MaybeSecure, Secure, SecureConfig, SecureEvent, SecurityEvent, SecurityStats, SessionRole,
+    MAX_VERSION_REPORTS, MaybeSecure, Secure, SecureConfig, SecureEvent, SecurityEvent,
+    SecurityStats, SessionRole,
 };
 
 /// What went wrong in the security layer.

@@ -20,6 +20,7 @@
 //! gets no reply.
 
 use std::collections::VecDeque;
+use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
@@ -95,6 +96,10 @@ impl SecureConfig {
     }
 }
 
+/// Most (source, version) pairs a [`Secure`] reports as [`SecurityEvent::PeerVersion`]: a
+/// stranger spraying versions from many addresses costs a few events, then nothing.
+pub const MAX_VERSION_REPORTS: usize = 8;
+
 /// What the security layer reports.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SecurityEvent {
@@ -110,14 +115,22 @@ pub enum SecurityEvent {
         waited: Duration,
     },
     /// A device that is not paired tried to start a session (at most one event a second).
+    /// Unauthenticated: a warning, never a reason to end anything.
     RejectedPeer {
         /// Its peer id.
         fingerprint: String,
+        /// Where its handshake came from, when the driver said.
+        from: Option<SocketAddr>,
     },
-    /// A Tandem datagram of another protocol version arrived (reported once).
+    /// A Tandem datagram of another protocol version arrived while no session was up
+    /// (reported once per source and version, for [`MAX_VERSION_REPORTS`] of them).
+    /// Unauthenticated: any stranger's bytes can read as another version, so this is a
+    /// warning for the user, never a reason to end anything.
     PeerVersion {
         /// The version it speaks.
         version: u8,
+        /// Where it came from, when the driver said.
+        from: Option<SocketAddr>,
     },
     /// The session went idle past `session_expiry` and was dropped.
     SessionExpired,
@@ -206,7 +219,10 @@ pub struct Secure<E> {
     stats: SecurityStats,
     budget: (Instant, u32),
     last_rejection: Option<Instant>,
-    version_reported: bool,
+    /// (source, version) pairs already reported, at most [`MAX_VERSION_REPORTS`].
+    versions_reported: Vec<(Option<SocketAddr>, u8)>,
+    /// Source of the datagram being handled, for events about strangers.
+    source: Option<SocketAddr>,
     /// The last datagram was a valid handshake step or opened under a session key.
     last_authentic: bool,
 }
@@ -226,7 +242,8 @@ impl<E: Endpoint> Secure<E> {
             stats: SecurityStats::default(),
             budget: (now, 0),
             last_rejection: None,
-            version_reported: false,
+            versions_reported: Vec::new(),
+            source: None,
             last_authentic: false,
         };
         s.call(now);
@@ -307,6 +324,12 @@ impl<E: Endpoint> Secure<E> {
             self.last_authentic = true;
             return;
         }
+        // A handshake that does not know our key is refused for the price of a hash, before
+        // it can spend the budget a paired peer's handshake needs (see `handshake`).
+        if !crate::security::handshake::mac1_valid(&self.config.identity.public(), body) {
+            self.stats.bad_handshakes += 1;
+            return;
+        }
         if !self.within_budget(now) {
             self.stats.rate_limited += 1;
             return;
@@ -330,8 +353,10 @@ impl<E: Endpoint> Secure<E> {
                     .is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
                 {
                     self.last_rejection = Some(now);
-                    self.events
-                        .push_back(SecurityEvent::RejectedPeer { fingerprint });
+                    self.events.push_back(SecurityEvent::RejectedPeer {
+                        fingerprint,
+                        from: self.source,
+                    });
                 }
             }
             Err(_) => self.stats.bad_handshakes += 1,
@@ -404,6 +429,12 @@ impl<E: Endpoint> Secure<E> {
 impl<E: Endpoint> Endpoint for Secure<E> {
     type Event = SecureEvent<E::Event>;
 
+    fn handle_datagram_from(&mut self, now: Instant, from: SocketAddr, datagram: Bytes) {
+        self.source = Some(from);
+        self.handle_datagram(now, datagram);
+        self.source = None;
+    }
+
     fn handle_datagram(&mut self, now: Instant, datagram: Bytes) {
         self.last_authentic = false;
         let header = match peek_header(&datagram) {
@@ -412,10 +443,16 @@ impl<E: Endpoint> Endpoint for Secure<E> {
                 self.stats.other_version += 1;
                 // With a session up the peer evidently speaks our version: this datagram is
                 // someone else's (or forged to alarm the user), not news for the app.
-                if !self.version_reported && !self.is_established() {
-                    self.version_reported = true;
-                    self.events
-                        .push_back(SecurityEvent::PeerVersion { version });
+                let key = (self.source, version);
+                if !self.is_established()
+                    && self.versions_reported.len() < MAX_VERSION_REPORTS
+                    && !self.versions_reported.contains(&key)
+                {
+                    self.versions_reported.push(key);
+                    self.events.push_back(SecurityEvent::PeerVersion {
+                        version,
+                        from: self.source,
+                    });
                 }
                 return;
             }
@@ -596,6 +633,12 @@ impl<E: Endpoint> Endpoint for MaybeSecure<E> {
         match self {
             MaybeSecure::Plain(e) => e.handle_datagram(now, datagram),
             MaybeSecure::Sealed(s) => s.handle_datagram(now, datagram),
+        }
+    }
+    fn handle_datagram_from(&mut self, now: Instant, from: SocketAddr, datagram: Bytes) {
+        match self {
+            MaybeSecure::Plain(e) => e.handle_datagram_from(now, from, datagram),
+            MaybeSecure::Sealed(s) => s.handle_datagram_from(now, from, datagram),
         }
     }
     fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {

@@ -2697,9 +2697,17 @@ public protocol ReceiverDelegate: AnyObject, Sendable {
     func onStats(stats: Stats) 
     
     /**
-     * Something went wrong, once per change, on the stats thread.
+     * Something went wrong with this end or its own session (the peer fell silent, the
+     * session lapsed, the decoder failed), once per change, on the stats thread.
      */
     func onError(message: String) 
+    
+    /**
+     * A stranger's datagram said something worth showing (another protocol version, a
+     * handshake from a device that is not paired), once per new message, on the stats
+     * thread. Unauthenticated: show it, never stop for it.
+     */
+    func onWarning(message: String) 
     
 }
 /**
@@ -2796,11 +2804,26 @@ open func onStats(stats: Stats)  {try! rustCall() {
 }
     
     /**
-     * Something went wrong, once per change, on the stats thread.
+     * Something went wrong with this end or its own session (the peer fell silent, the
+     * session lapsed, the decoder failed), once per change, on the stats thread.
      */
 open func onError(message: String)  {try! rustCall() {
         uniffiCallStatus in
     uniffi_tandem_ffi_fn_method_receiverdelegate_on_error(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(message),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * A stranger's datagram said something worth showing (another protocol version, a
+     * handshake from a device that is not paired), once per new message, on the stats
+     * thread. Unauthenticated: show it, never stop for it.
+     */
+open func onWarning(message: String)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_receiverdelegate_on_warning(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(message),uniffiCallStatus
     )
@@ -2919,6 +2942,30 @@ fileprivate struct UniffiCallbackInterfaceReceiverDelegate {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
                 return uniffiObj.onError(
+                     message: try FfiConverterString.lift(message)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        },
+        onWarning: { (
+            uniffiHandle: UInt64,
+            message: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeReceiverDelegate.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onWarning(
                      message: try FfiConverterString.lift(message)
                 )
             }
@@ -3433,6 +3480,13 @@ public protocol SenderDelegate: AnyObject, Sendable {
     func onError(message: String) 
     
     /**
+     * A stranger's datagram said something worth showing (another protocol version, a
+     * handshake from a device that is not paired), once per new message. Unauthenticated:
+     * show it, never stop for it.
+     */
+    func onWarning(message: String) 
+    
+    /**
      * The receiver needs a keyframe (it joined, a session came up, or it lost sync): an
      * app that encodes itself forces its next frame to be one
      * (`kVTEncodeFrameOptionKey_ForceKeyFrame`). The engine's AV1 encoder does so itself.
@@ -3522,6 +3576,20 @@ open func onStats(stats: Stats)  {try! rustCall() {
 open func onError(message: String)  {try! rustCall() {
         uniffiCallStatus in
     uniffi_tandem_ffi_fn_method_senderdelegate_on_error(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(message),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * A stranger's datagram said something worth showing (another protocol version, a
+     * handshake from a device that is not paired), once per new message. Unauthenticated:
+     * show it, never stop for it.
+     */
+open func onWarning(message: String)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_senderdelegate_on_warning(
             self.uniffiCloneHandle(),
         FfiConverterString.lower(message),uniffiCallStatus
     )
@@ -3619,6 +3687,30 @@ fileprivate struct UniffiCallbackInterfaceSenderDelegate {
                     throw UniffiInternalError.unexpectedStaleHandle
                 }
                 return uniffiObj.onError(
+                     message: try FfiConverterString.lift(message)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        },
+        onWarning: { (
+            uniffiHandle: UInt64,
+            message: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeSenderDelegate.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.onWarning(
                      message: try FfiConverterString.lift(message)
                 )
             }
@@ -5318,6 +5410,11 @@ public struct Stats: Equatable, Hashable {
      */
     public var error: String?
     /**
+     * What strangers' datagrams said (another protocol version, an unpaired device's
+     * handshake), unauthenticated, naming the source: to show, never to stop for.
+     */
+    public var warnings: [String]
+    /**
      * Frames sent or shown per second.
      */
     public var fps: Double
@@ -5445,6 +5542,10 @@ public struct Stats: Equatable, Hashable {
          * What is wrong, if anything.
          */error: String?, 
         /**
+         * What strangers' datagrams said (another protocol version, an unpaired device's
+         * handshake), unauthenticated, naming the source: to show, never to stop for.
+         */warnings: [String], 
+        /**
          * Frames sent or shown per second.
          */fps: Double, 
         /**
@@ -5532,6 +5633,7 @@ public struct Stats: Equatable, Hashable {
         self.elapsedS = elapsedS
         self.peer = peer
         self.error = error
+        self.warnings = warnings
         self.fps = fps
         self.bitrateKbps = bitrateKbps
         self.targetKbps = targetKbps
@@ -5581,6 +5683,7 @@ public struct FfiConverterTypeStats: FfiConverterRustBuffer {
                 elapsedS: FfiConverterDouble.read(from: &buf), 
                 peer: FfiConverterOptionString.read(from: &buf), 
                 error: FfiConverterOptionString.read(from: &buf), 
+                warnings: FfiConverterSequenceString.read(from: &buf), 
                 fps: FfiConverterDouble.read(from: &buf), 
                 bitrateKbps: FfiConverterDouble.read(from: &buf), 
                 targetKbps: FfiConverterUInt64.read(from: &buf), 
@@ -5616,6 +5719,7 @@ public struct FfiConverterTypeStats: FfiConverterRustBuffer {
         FfiConverterDouble.write(value.elapsedS, into: &buf)
         FfiConverterOptionString.write(value.peer, into: &buf)
         FfiConverterOptionString.write(value.error, into: &buf)
+        FfiConverterSequenceString.write(value.warnings, into: &buf)
         FfiConverterDouble.write(value.fps, into: &buf)
         FfiConverterDouble.write(value.bitrateKbps, into: &buf)
         FfiConverterUInt64.write(value.targetKbps, into: &buf)
@@ -7776,7 +7880,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_method_receiverdelegate_on_stats() != 37901) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_receiverdelegate_on_error() != 1593) {
+    if (uniffi_tandem_ffi_checksum_method_receiverdelegate_on_error() != 25819) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_method_receiverdelegate_on_warning() != 10207) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_method_sender_error() != 64343) {
@@ -7827,10 +7934,13 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_method_senderdelegate_on_error() != 24620) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_senderdelegate_on_keyframe_requested() != 39387) {
+    if (uniffi_tandem_ffi_checksum_method_senderdelegate_on_warning() != 65426) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_senderdelegate_on_target_bitrate() != 37092) {
+    if (uniffi_tandem_ffi_checksum_method_senderdelegate_on_keyframe_requested() != 27723) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_method_senderdelegate_on_target_bitrate() != 11792) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_constructor_discovery_new() != 32781) {
