@@ -18,6 +18,8 @@
 //!   fresh generation instead (the test command runs this).
 //! - `bench`: the criterion benchmarks.
 //! - `fuzz --seconds N`: every cargo-fuzz target for N seconds each (needs cargo-fuzz).
+//! - `flood [--datagrams N]`: the hostile-flood tests (`tests/flood.rs`) with N datagrams
+//!   per flood (default 1,000,000; `cargo xtask test` runs them with 60,000).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -515,6 +517,22 @@ fn main() -> Result<()> {
             Some("--check") => swift(true),
             Some(other) => bail!("unknown argument {other:?} for swift; expected --check"),
         },
+        Some("flood") => {
+            let datagrams: u64 = match args.get(1).map(String::as_str) {
+                Some("--datagrams") => args
+                    .get(2)
+                    .and_then(|s| s.parse().ok())
+                    .context("--datagrams needs a whole number")?,
+                None => 1_000_000,
+                Some(other) => {
+                    bail!("unknown argument {other:?} for flood; expected --datagrams N")
+                }
+            };
+            run(cargo()
+                .args(["test", "--release", "-p", "tandem-tests", "--test", "flood"])
+                .args(["--", "--nocapture", "--test-threads", "1"])
+                .env("TANDEM_FLOOD_DATAGRAMS", datagrams.to_string()))
+        }
         Some("fuzz") => {
             let seconds = match args.get(1).map(String::as_str) {
                 Some("--seconds") => args
@@ -527,10 +545,14 @@ fn main() -> Result<()> {
             fuzz(seconds)
         }
         Some(other) => {
-            bail!("unknown command {other:?}; expected setup, test, demo, swift, bench or fuzz")
+            bail!(
+                "unknown command {other:?}; expected setup, test, demo, swift, bench, fuzz or flood"
+            )
         }
         None => {
-            bail!("usage: cargo xtask <setup|test|demo|swift [--check]|bench|fuzz [--seconds N]>")
+            bail!(
+                "usage: cargo xtask <setup|test|demo|swift [--check]|bench|fuzz [--seconds N]|flood [--datagrams N]>"
+            )
         }
     }
 }

@@ -107,6 +107,14 @@ pub trait Endpoint {
     fn poll_timeout(&self) -> Option<Instant>;
     /// Runs timers due at `now`.
     fn handle_timeout(&mut self, now: Instant);
+    /// The authenticated peer started a new session: it restarted, or came back after a
+    /// silence long enough to rehandshake. Its stream starts over (new frame ids, a new
+    /// clock), so a receiver forgets the old one at once instead of taking the new frames
+    /// for stale ones. Called by [`security::Secure`] before the first datagram of the new
+    /// session. Default: nothing.
+    fn peer_restarted(&mut self, now: Instant) {
+        let _ = now;
+    }
     /// The next event for the driver.
     fn poll_event(&mut self) -> Option<Self::Event>;
 

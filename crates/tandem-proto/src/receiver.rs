@@ -678,6 +678,15 @@ impl Endpoint for Receiver {
         self.run_timers(now);
     }
 
+    /// Starts over: the sender's new stream begins with new frame ids on a new clock, so
+    /// nothing of the old one (frames, sequence numbers, jitter, base transit) may judge it.
+    /// The configuration and the count of restarts carry over.
+    fn peer_restarted(&mut self, now: Instant) {
+        let restarts = self.stats.peer_restarts + 1;
+        *self = Receiver::new(self.config.clone(), now);
+        self.stats.peer_restarts = restarts;
+    }
+
     /// Frames are released here rather than as they complete, so that frames completing
     /// in one batch of datagrams (a stall's burst) are due together and only the newest is
     /// displayed.

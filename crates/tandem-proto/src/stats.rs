@@ -158,6 +158,9 @@ pub struct ReceiverStats {
     pub receive_rate_bps: u64,
     /// The sender's congestion-control target as its latest ping said (0 before one).
     pub sender_target_bps: u64,
+    /// Times the authenticated sender started a new session and the stream started over
+    /// (see [`crate::Endpoint::peer_restarted`]).
+    pub peer_restarts: u64,
     /// Radio stalls recognised (see [`crate::stall`]).
     pub stalls: u64,
     /// Of those, episodes that ended at their cap: a queue stood behind the stall.

@@ -12,10 +12,12 @@
 //! channel is bounded, and a frame dropped there (a decoder that fell far behind) makes the
 //! protocol hold further deltas and ask for a keyframe.
 //!
-//! A sender that restarts comes back with new frame ids, maybe from a new port. The driver
-//! follows a new address once the old one has been silent a second; the stats thread sees
-//! either the new address or datagrams that no longer make frames, and starts the protocol
-//! state over, which asks for a keyframe: video resumes.
+//! A sender that restarts comes back with new frame ids, maybe from a new port. Sealed, it
+//! comes back with a new session, and the security layer starts the protocol state over
+//! before the new stream's first datagram (its keyframe): video resumes with no request.
+//! In the clear, the driver follows a new address once the old one has been silent a
+//! second; the stats thread sees either the new address or datagrams that no longer make
+//! frames, and starts the protocol state over, which asks for a keyframe.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -403,6 +405,9 @@ fn stats_loop(
     let c = &shared.counters;
     let mut last = (Instant::now(), 0u64, 0u64);
     let mut peer_changes = 0u64;
+    // Restarts the security layer saw (a new authenticated session: the protocol state
+    // started over already, before the new stream's first datagram).
+    let mut peer_restarts = 0u64;
     // Datagrams and delivered frames when frames last moved.
     let mut progress = (Instant::now(), 0u64, 0u64);
     let mut prev_lost = (0u64, 0u64);
@@ -420,7 +425,19 @@ fn stats_loop(
             }
             break;
         };
-        // A new sender address, or datagrams that make no frames: start over.
+        if p.peer_restarts != peer_restarts {
+            c.restarts.fetch_add(
+                p.peer_restarts.saturating_sub(peer_restarts),
+                Ordering::Relaxed,
+            );
+            tracing::info!("the sender started a new session; its stream starts over");
+            peer_restarts = p.peer_restarts;
+            // Its new address (if it moved) is part of the same restart.
+            peer_changes = d.peer_changes;
+            progress = (now, d.datagrams_in, p.frames_delivered);
+        }
+        // A new sender address, or datagrams that make no frames (a sender in the clear,
+        // which has no session to say it restarted): start over.
         let stuck = d.datagrams_in > progress.1
             && p.frames_delivered == progress.2
             && now - progress.0 > config.restart_after;
@@ -432,6 +449,8 @@ fn stats_loop(
             if reset.is_ok() {
                 c.restarts.fetch_add(1, Ordering::Relaxed);
                 tracing::info!("the sender restarted; starting over");
+                // The fresh state counts the security layer's restarts from zero again.
+                peer_restarts = 0;
             }
             progress = (now, d.datagrams_in, 0);
             continue;

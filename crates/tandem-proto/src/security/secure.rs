@@ -223,6 +223,8 @@ pub struct Secure<E> {
     versions_reported: Vec<(Option<SocketAddr>, u8)>,
     /// Source of the datagram being handled, for events about strangers.
     source: Option<SocketAddr>,
+    /// A session has been current before (the next one means the peer started over).
+    had_session: bool,
     /// The last datagram was a valid handshake step or opened under a session key.
     last_authentic: bool,
 }
@@ -244,6 +246,7 @@ impl<E: Endpoint> Secure<E> {
             last_rejection: None,
             versions_reported: Vec::new(),
             source: None,
+            had_session: false,
             last_authentic: false,
         };
         s.call(now);
@@ -407,10 +410,16 @@ impl<E: Endpoint> Secure<E> {
             s.window.accept(pn);
             s.heard_at = now;
             if pending {
-                // The peer uses the new keys: they are the session now.
+                // The peer uses the new keys: they are the session now. A session after an
+                // earlier one means the peer's stream starts over: the endpoint forgets the
+                // old one before this datagram, the new stream's first, reaches it.
+                let restarted = std::mem::replace(&mut self.had_session, true);
                 self.current = self.pending.take();
                 if let Some(peer) = self.current.as_ref().map(|s| s.peer) {
                     self.events.push_back(SecurityEvent::Established { peer });
+                }
+                if restarted {
+                    self.inner.peer_restarted(now);
                 }
             }
             self.stats.opened += 1;
@@ -657,6 +666,12 @@ impl<E: Endpoint> Endpoint for MaybeSecure<E> {
         match self {
             MaybeSecure::Plain(e) => e.handle_timeout(now),
             MaybeSecure::Sealed(s) => s.handle_timeout(now),
+        }
+    }
+    fn peer_restarted(&mut self, now: Instant) {
+        match self {
+            MaybeSecure::Plain(e) => e.peer_restarted(now),
+            MaybeSecure::Sealed(s) => s.inner.peer_restarted(now),
         }
     }
     fn poll_event(&mut self) -> Option<Self::Event> {
