@@ -77,6 +77,7 @@ const FUZZ_TARGETS: &[&str] = &[
     "receiver_state",
     "handshake",
     "secure_receiver",
+    "session",
 ];
 
 fn root() -> PathBuf {

@@ -171,3 +171,198 @@ pub fn drive_secure_receiver(data: &[u8]) {
         assert!(rx.inner().stats().buffered_bytes <= bound + 64 * 1024);
     }
 }
+
+/// A whole session between a sealed sender and a sealed receiver in virtual time —
+/// handshake, streaming, a silence long enough that the sender rehandshakes, streaming
+/// again — with hostile datagrams from `data` interleaved: raw bytes to either side,
+/// replays of the session's own datagrams (exact or with a bit flipped), and drops of real
+/// ones.
+///
+/// Layout: repeated `[action: u8][arg: u8]`, one pair consumed per 1 ms step; action % 6:
+/// 0 raw bytes to the receiver (`arg` bytes taken from the input), 1 the same to the
+/// sender, 2 replay a captured datagram (index `arg`), 3 replay it with bit `arg` flipped,
+/// 4 drop the next real datagram, 5 nothing.
+///
+/// Checks: nothing panics; the receiver's buffers stay bounded; neither side opens more
+/// datagrams than the genuine ones delivered to it (nothing hostile is authenticated) nor
+/// ever authenticates another peer; and when nothing real was dropped, the stream resumes
+/// after the rehandshake (frames are delivered in its second half).
+pub fn drive_session(data: &[u8]) -> SessionSummary {
+    use std::collections::VecDeque;
+
+    use crate::security::TrustStore;
+    use crate::security::{Secure, SecureConfig, SecureEvent, SecurityEvent, SessionRole};
+    use crate::{Sender, SenderConfig};
+
+    let t0 = Instant::now();
+    let (a, b) = (fuzz_identity(1), fuzz_identity(2));
+    let (mut trust_a, mut trust_b) = (TrustStore::new(), TrustStore::new());
+    let _ = trust_a.add(b.public(), "b");
+    let _ = trust_b.add(a.public(), "a");
+    let config = ReceiverConfig::new(FUZZ_SESSION);
+    let bound = config.max_buffered_bytes;
+    let mut rx = Secure::new(
+        Receiver::new(config, t0),
+        SecureConfig::new(b.clone(), trust_b, SessionRole::Responder, FUZZ_SESSION),
+        t0,
+    );
+    let mut tx = Secure::new(
+        Sender::new(SenderConfig::new(FUZZ_SESSION), t0),
+        SecureConfig::new(
+            a.clone(),
+            trust_a,
+            SessionRole::Initiator { peer: b.public() },
+            FUZZ_SESSION,
+        ),
+        t0,
+    );
+    // Genuine datagrams each side was handed (what it may open at most).
+    let (mut genuine_to_rx, mut genuine_to_tx) = (0u64, 0u64);
+    let mut captured: VecDeque<(bool, Bytes)> = VecDeque::new();
+    let mut dropped_real = false;
+    let mut drop_next = false;
+    // The encoder's side: the first frame is a keyframe, and so is the next after a request.
+    let mut keyframe_wanted = true;
+    let (mut delivered_early, mut delivered_late) = (0u64, 0u64);
+    let mut input = data;
+    let mut now = t0;
+    let steps = 600u32;
+    for step in 0..steps {
+        // Half way: 1.5 s in which nothing arrives, so the sender rehandshakes.
+        now += if step == steps / 2 {
+            Duration::from_millis(1500)
+        } else {
+            Duration::from_millis(1)
+        };
+        if step % 17 == 0 && step < steps - 40 {
+            let size = 400 + (step as usize * 37) % 3000;
+            let keyframe = std::mem::take(&mut keyframe_wanted);
+            let frame =
+                crate::OutgoingFrame::av1(Bytes::from(vec![step as u8; size]), now, keyframe);
+            let _ = tx.inner_mut().send_frame(now, frame);
+        }
+        if tx.poll_timeout().is_some_and(|t| t <= now) {
+            tx.handle_timeout(now);
+        }
+        if rx.poll_timeout().is_some_and(|t| t <= now) {
+            rx.handle_timeout(now);
+        }
+        // The real traffic of this step, each way.
+        if step != steps / 2 {
+            while let Some(t) = tx.poll_transmit(now) {
+                if std::mem::take(&mut drop_next) {
+                    dropped_real = true;
+                    continue;
+                }
+                remember(&mut captured, true, &t.contents);
+                genuine_to_rx += 1;
+                rx.handle_datagram(now, t.contents);
+            }
+            while let Some(t) = rx.poll_transmit(now) {
+                remember(&mut captured, false, &t.contents);
+                genuine_to_tx += 1;
+                tx.handle_datagram(now, t.contents);
+            }
+        } else {
+            while tx.poll_transmit(now).is_some() {}
+            while rx.poll_transmit(now).is_some() {}
+        }
+        // One hostile action.
+        if input.len() >= 2 {
+            let (action, arg) = (input[0], input[1]);
+            input = &input[2..];
+            match action % 6 {
+                0 | 1 => {
+                    let take = usize::from(arg).min(input.len());
+                    let raw = Bytes::copy_from_slice(&input[..take]);
+                    input = &input[take..];
+                    if action % 6 == 0 {
+                        rx.handle_datagram(now, raw);
+                    } else {
+                        tx.handle_datagram(now, raw);
+                    }
+                }
+                2 | 3 => {
+                    if let Some((to_rx, d)) = captured
+                        .get(usize::from(arg) % captured.len().max(1))
+                        .cloned()
+                    {
+                        let mut d = d.to_vec();
+                        if action % 6 == 3 && !d.is_empty() {
+                            let bit = usize::from(arg) * 7 % (d.len() * 8);
+                            d[bit / 8] ^= 1 << (bit % 8);
+                        }
+                        if to_rx {
+                            rx.handle_datagram(now, Bytes::from(d));
+                        } else {
+                            tx.handle_datagram(now, Bytes::from(d));
+                        }
+                    }
+                }
+                4 => drop_next = true,
+                _ => {}
+            }
+        }
+        while let Some(e) = tx.poll_event() {
+            match e {
+                SecureEvent::Security(SecurityEvent::Established { peer }) => {
+                    assert_eq!(peer, b.public(), "the sender authenticated someone else");
+                }
+                SecureEvent::Inner(crate::SenderEvent::KeyframeRequested) => {
+                    keyframe_wanted = true;
+                }
+                _ => {}
+            }
+        }
+        while let Some(e) = rx.poll_event() {
+            match e {
+                SecureEvent::Security(SecurityEvent::Established { peer }) => {
+                    assert_eq!(peer, a.public(), "the receiver authenticated someone else");
+                }
+                SecureEvent::Inner(crate::ReceiverEvent::Frame(_)) => {
+                    if step > steps / 2 {
+                        delivered_late += 1;
+                    } else {
+                        delivered_early += 1;
+                    }
+                }
+                _ => {}
+            }
+        }
+        assert!(rx.inner().stats().buffered_bytes <= bound + 64 * 1024);
+        assert!(
+            rx.stats().opened <= genuine_to_rx && tx.stats().opened <= genuine_to_tx,
+            "a hostile datagram was opened"
+        );
+    }
+    if !dropped_real {
+        assert!(
+            delivered_late > 0,
+            "the stream did not resume after the rehandshake"
+        );
+    }
+    SessionSummary {
+        delivered_early,
+        delivered_late,
+        handshakes: rx.stats().handshakes,
+    }
+}
+
+/// What [`drive_session`] saw.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct SessionSummary {
+    /// Frames the receiver delivered before the silence.
+    pub delivered_early: u64,
+    /// And after it.
+    pub delivered_late: u64,
+    /// Handshakes the receiver accepted.
+    pub handshakes: u64,
+}
+
+/// Keeps the newest 64 genuine datagrams for replay.
+fn remember(captured: &mut std::collections::VecDeque<(bool, Bytes)>, to_rx: bool, d: &Bytes) {
+    if captured.len() == 64 {
+        captured.pop_front();
+    }
+    captured.push_back((to_rx, d.clone()));
+}

@@ -231,6 +231,27 @@ fn the_fuzz_receiver_body_survives_random_streams() {
 }
 
 #[test]
+fn the_fuzz_session_body_survives_random_input_and_resumes_without_it() {
+    // No hostile input: the session must come up, stream, rehandshake and stream again.
+    let quiet = tandem_proto::fuzzing::drive_session(&[]);
+    println!("{quiet:?}");
+    assert!(
+        quiet.delivered_early >= 10 && quiet.delivered_late >= 10,
+        "{quiet:?}"
+    );
+    assert!(
+        quiet.handshakes >= 2,
+        "the silence made the sender rehandshake: {quiet:?}"
+    );
+    let mut runner = proptest::test_runner::TestRunner::deterministic();
+    let bytes = prop::collection::vec(any::<u8>(), 0..2400);
+    for _ in 0..60 {
+        let data = bytes.new_tree(&mut runner).expect("strategy").current();
+        let _ = tandem_proto::fuzzing::drive_session(&data);
+    }
+}
+
+#[test]
 fn the_fuzz_security_bodies_survive_random_input() {
     let mut runner = proptest::test_runner::TestRunner::deterministic();
     let bytes = prop::collection::vec(any::<u8>(), 0..3000);
