@@ -490,8 +490,15 @@ struct Run {
     last: Stats,
 }
 
-/// Streams 30 fps for 6 s through a [`Forwarder`]; with `flood`, floods as `when` says.
-/// `restart` stops the sender at 2.5 s and starts another with the same keys.
+/// How long each run streams: 6 s, longer for a large flood (about 150 k datagrams a
+/// second leave the flood thread here).
+fn run_length() -> Duration {
+    Duration::from_secs_f64((flood_size() as f64 / 150_000.0).max(4.0) + 2.0)
+}
+
+/// Streams 30 fps for [`run_length`] through a [`Forwarder`]; with `flood`, floods as
+/// `when` says. [`When::AcrossRestart`] stops the sender at 2.5 s and starts another with
+/// the same keys 0.3 s later.
 fn flooded_run(when: When, flood: bool) -> Run {
     let restart = when == When::AcrossRestart;
     let (send_keys, recv_keys) = keys();
@@ -512,10 +519,11 @@ fn flooded_run(when: When, flood: bool) -> Run {
     let start = Instant::now();
     let before = rss();
     // The flood's window, from the run's start.
+    let length = run_length();
     let (from, until) = match when {
-        When::BeforeHandshake | When::AcrossRestart => (Duration::ZERO, Duration::from_secs(6)),
+        When::BeforeHandshake | When::AcrossRestart => (Duration::ZERO, length),
         When::DuringHandshake => (Duration::from_millis(500), Duration::from_millis(2500)),
-        When::MidStream => (Duration::from_millis(2500), Duration::from_secs(6)),
+        When::MidStream => (Duration::from_millis(2500), length),
     };
     let stop = Arc::new(AtomicBool::new(false));
     let sent = Arc::new(AtomicU64::new(0));
@@ -561,7 +569,7 @@ fn flooded_run(when: When, flood: bool) -> Run {
     };
     let mut tx = Some(start_sender(send_keys.clone()));
     let mut restarted = false;
-    let end = start + Duration::from_secs(6);
+    let end = start + length;
     let mut shown = 0u64;
     let mut peak = before;
     let mut snapshots: Vec<Stats> = Vec::new();
