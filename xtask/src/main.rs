@@ -20,6 +20,9 @@
 //! - `fuzz --seconds N`: every cargo-fuzz target for N seconds each (needs cargo-fuzz).
 //! - `flood [--datagrams N]`: the hostile-flood tests (`tests/flood.rs`) with N datagrams
 //!   per flood (default 1,000,000; `cargo xtask test` runs them with 60,000).
+//! - `soak [--minutes N]`: the fault suite's soak (`tests/faults.rs`: sender and receiver
+//!   at 60 fps, RSS, descriptors and threads sampled every second, their slopes printed and
+//!   bounded) for N minutes (default 30; `cargo xtask test` runs it for 2).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -534,6 +537,27 @@ fn main() -> Result<()> {
                 .args(["--", "--nocapture", "--test-threads", "1"])
                 .env("TANDEM_FLOOD_DATAGRAMS", datagrams.to_string()))
         }
+        Some("soak") => {
+            let minutes: u64 = match args.get(1).map(String::as_str) {
+                Some("--minutes") => args
+                    .get(2)
+                    .and_then(|s| s.parse().ok())
+                    .context("--minutes needs a whole number")?,
+                None => 30,
+                Some(other) => bail!("unknown argument {other:?} for soak; expected --minutes N"),
+            };
+            run(cargo()
+                .args([
+                    "test",
+                    "--release",
+                    "-p",
+                    "tandem-tests",
+                    "--test",
+                    "faults",
+                ])
+                .args(["soak", "--", "--nocapture"])
+                .env("TANDEM_SOAK_SECONDS", (minutes * 60).to_string()))
+        }
         Some("fuzz") => {
             let seconds = match args.get(1).map(String::as_str) {
                 Some("--seconds") => args
@@ -547,12 +571,12 @@ fn main() -> Result<()> {
         }
         Some(other) => {
             bail!(
-                "unknown command {other:?}; expected setup, test, demo, swift, bench, fuzz or flood"
+                "unknown command {other:?}; expected setup, test, demo, swift, bench, fuzz, flood or soak"
             )
         }
         None => {
             bail!(
-                "usage: cargo xtask <setup|test|demo|swift [--check]|bench|fuzz [--seconds N]|flood [--datagrams N]>"
+                "usage: cargo xtask <setup|test|demo|swift [--check]|bench|fuzz [--seconds N]|flood [--datagrams N]|soak [--minutes N]>"
             )
         }
     }

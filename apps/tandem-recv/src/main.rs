@@ -7,6 +7,15 @@
 //! Only paired senders get a session, sealed end to end: `--pair` shows a code for a
 //! sender to type once, and the keys live in `--keys DIR` from then on.
 //!
+//! When it stops: when you stop it (Ctrl-C, `--seconds`, the end of a file played once,
+//! the window closed), or when this machine fails it (socket, codec, capture, window); with
+//! a limit set (`tandem-send --peer-timeout N`, `tandem-recv --wait N`), also after N s on
+//! end without its peer. Nothing else ends it: a peer that is absent, silent, restarting or
+//! unreachable is a state, said in one line on stderr when it changes, while the app keeps
+//! trying (`tandem-send: no receiver at ADDR; still trying`, `tandem-send: streaming to
+//! ADDR`; `tandem-recv: no video from ADDR; still listening`, `tandem-recv: video from
+//! ADDR`); what strangers send is only a warning on the stats line.
+//!
 //! ```text
 //! tandem-recv --pair --listen 0.0.0.0:5000          # once: shows the code
 //! tandem-recv --listen 0.0.0.0:5000 --policy latency
@@ -57,9 +66,10 @@ struct Args {
     /// Stop after this many seconds (default: until interrupted or the window closes).
     #[arg(long)]
     seconds: Option<f64>,
-    /// Seconds to wait for a sender (to be found, or to start sending) before giving up.
-    #[arg(long, default_value_t = 10.0)]
-    wait: f64,
+    /// Give up after this many seconds on end without video (default: keep waiting), and
+    /// when finding senders by discovery, after this long without one (default: 10 s).
+    #[arg(long)]
+    wait: Option<f64>,
     /// Discovery backend: `mdns` or `dns-sd`.
     #[arg(long, default_value = "mdns")]
     discovery: DiscoveryBackend,
@@ -115,7 +125,8 @@ fn find_sender(args: &Args) -> Result<Peer> {
         .enable_time()
         .build()
         .context("runtime")?;
-    let deadline = Instant::now() + Duration::from_secs_f64(args.wait);
+    let wait = args.wait.unwrap_or(DISCOVERY_WAIT_S);
+    let deadline = Instant::now() + Duration::from_secs_f64(wait);
     eprintln!("tandem-recv: looking for senders ({:?})…", args.discovery);
     rt.block_on(async {
         loop {
@@ -148,7 +159,7 @@ fn find_sender(args: &Args) -> Result<Peer> {
                     args.name
                         .as_ref()
                         .map_or(String::new(), |n| format!("`{n}` ")),
-                    args.wait
+                    wait
                 ),
             }
         }
@@ -236,7 +247,9 @@ fn run(args: Args) -> Result<()> {
         .port(port);
     config.net.bind_ip = bind_ip;
     config.net.security = security;
-    config.net.peer_timeout = Duration::from_secs_f64(args.wait.max(1.0));
+    // The engine calls a sender gone after this much silence; it only reports, and the
+    // receiver keeps listening.
+    config.net.peer_timeout = PEER_SILENCE;
     let mut sinks: Vec<Box<dyn FrameSink>> = Vec::new();
     match &args.out {
         Some(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("ivf")) => {
@@ -253,6 +266,8 @@ fn run(args: Args) -> Result<()> {
     } else {
         None
     };
+    // Before the engine starts, so that its first stats (1 s on) find a full second gone.
+    let started = Instant::now();
     let receiver = Receiver::start(config, remote.clone(), Box::new(Tee(sinks)))
         .context("starting the receiver")?;
     match &remote {
@@ -282,42 +297,122 @@ fn run(args: Args) -> Result<()> {
     } else {
         StatsFormat::Line
     };
-    let started = Instant::now();
-    let wait = Duration::from_secs_f64(args.wait);
+    let give_up = args.wait.map(Duration::from_secs_f64);
+    let mut link = Link::new(started);
+    let mut shown = 0u64;
     let stats = receiver.stats();
-    let watcher = {
-        let stop = Arc::clone(&stop);
-        let seconds = args.seconds;
-        std::thread::spawn(move || {
+    let failed = std::thread::scope(|scope| -> Result<Option<String>> {
+        let watcher = scope.spawn(|| {
             let mut failed = None;
             print_until(&stats, format, |s| {
-                if let Some(e) = s.and_then(|s| s.error.clone()) {
+                if let Some(e) = receiver.failure() {
                     failed = Some(e);
                     return true;
                 }
-                if s.is_some_and(|s| s.frames_shown == 0) && started.elapsed() > wait {
-                    failed = Some(format!("no video within {:.0} s", wait.as_secs_f64()));
+                if let Some(s) = s {
+                    // Video is there when frames were shown since the last look.
+                    let up = s.frames_shown > shown;
+                    shown = s.frames_shown;
+                    let from = || s.peer.clone().unwrap_or_else(|| "?".to_owned());
+                    match link.update(up) {
+                        Some(true) => eprintln!("tandem-recv: video from {}", from()),
+                        // Before the first video, `listening on` said we wait.
+                        Some(false) if link.was_up => {
+                            eprintln!("tandem-recv: no video from {}; still listening", from());
+                        }
+                        _ => {}
+                    }
+                }
+                if let Some(limit) = give_up
+                    && link.down_for() > limit
+                {
+                    failed = Some(format!(
+                        "no video for {:.0} s (--wait)",
+                        limit.as_secs_f64()
+                    ));
                     return true;
                 }
                 stop.load(Ordering::Relaxed)
-                    || seconds.is_some_and(|sec| started.elapsed().as_secs_f64() >= sec)
+                    || args
+                        .seconds
+                        .is_some_and(|sec| started.elapsed().as_secs_f64() >= sec)
             });
             stop.store(true, Ordering::Relaxed);
             failed
-        })
-    };
-    if let Some(frames) = frames {
-        window::run(&frames, "Tandem", &stop).context("the window")?;
-        stop.store(true, Ordering::Relaxed);
-    }
-    let failed = watcher
-        .join()
-        .unwrap_or_else(|_| Some("the stats thread panicked".into()));
+        });
+        if let Some(frames) = frames {
+            let shown = window::run(&frames, "Tandem", &stop);
+            stop.store(true, Ordering::Relaxed);
+            shown.context("the window")?;
+        }
+        Ok(watcher
+            .join()
+            .unwrap_or_else(|_| Some("the stats thread panicked".into())))
+    })?;
     receiver.shutdown().context("stopping")?;
     if let Some(e) = failed {
         bail!("{e}");
     }
     Ok(())
+}
+
+/// How long discovery looks for a sender without `--wait`.
+const DISCOVERY_WAIT_S: f64 = 10.0;
+
+/// Silence after which the engine reports the sender gone (and the state line says so).
+const PEER_SILENCE: Duration = Duration::from_secs(1);
+
+/// Whether video is there, and since when it is not: the state line's memory.
+struct Link {
+    up: bool,
+    /// It has been there at least once.
+    was_up: bool,
+    /// Since when it is not there (while it is not).
+    down_since: Instant,
+    /// The absence has been said.
+    said_down: bool,
+}
+
+impl Link {
+    fn new(started: Instant) -> Link {
+        Link {
+            up: false,
+            was_up: false,
+            down_since: started,
+            said_down: false,
+        }
+    }
+
+    /// Takes the newest look; returns the state to say, when it changed: `true` up,
+    /// `false` down (said once it has lasted [`PEER_SILENCE`], so that a start in
+    /// progress is not called an absence).
+    fn update(&mut self, up: bool) -> Option<bool> {
+        if up {
+            let changed = !self.up;
+            (self.up, self.was_up, self.said_down) = (true, true, false);
+            return changed.then_some(true);
+        }
+        if self.up {
+            // A whole stats interval went by without a frame shown: say so now.
+            let now = Instant::now();
+            self.up = false;
+            self.down_since = now.checked_sub(PEER_SILENCE).unwrap_or(now);
+        }
+        if !self.said_down && self.down_since.elapsed() >= PEER_SILENCE {
+            self.said_down = true;
+            return Some(false);
+        }
+        None
+    }
+
+    /// How long video has not been there (zero while it is).
+    fn down_for(&self) -> Duration {
+        if self.up {
+            Duration::ZERO
+        } else {
+            self.down_since.elapsed()
+        }
+    }
 }
 
 #[cfg(test)]

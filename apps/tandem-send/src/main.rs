@@ -5,6 +5,15 @@
 //! Only paired devices stream, sealed end to end: pair once with the receiver's code
 //! (`tandem-recv --pair` shows it), and the keys live in `--keys DIR` from then on.
 //!
+//! When it stops: when you stop it (Ctrl-C, `--seconds`, the end of a file played once,
+//! the window closed), or when this machine fails it (socket, codec, capture, window); with
+//! a limit set (`tandem-send --peer-timeout N`, `tandem-recv --wait N`), also after N s on
+//! end without its peer. Nothing else ends it: a peer that is absent, silent, restarting or
+//! unreachable is a state, said in one line on stderr when it changes, while the app keeps
+//! trying (`tandem-send: no receiver at ADDR; still trying`, `tandem-send: streaming to
+//! ADDR`; `tandem-recv: no video from ADDR; still listening`, `tandem-recv: video from
+//! ADDR`); what strangers send is only a warning on the stats line.
+//!
 //! ```text
 //! tandem-send --pair --peer 192.168.1.20:5000 --code 123456   # once
 //! tandem-send --peer 192.168.1.20:5000 --seconds 10
@@ -68,9 +77,9 @@ struct Args {
     /// Discovery backend for advertising: `mdns` or `dns-sd`.
     #[arg(long, default_value = "mdns")]
     discovery: DiscoveryBackend,
-    /// Seconds the peer may stay silent before the sender gives up.
-    #[arg(long, default_value_t = 5.0)]
-    peer_timeout: f64,
+    /// Give up after this many seconds on end without a receiver (default: keep trying).
+    #[arg(long)]
+    peer_timeout: Option<f64>,
     /// Pair with the receiver at `--peer` by typing the code it shows (`--code`), then exit.
     #[arg(long, requires = "code", requires = "peer")]
     pair: bool,
@@ -232,13 +241,17 @@ fn run(args: Args) -> Result<()> {
     if let Some(kbps) = args.bitrate {
         config = config.bitrate_kbps(kbps);
     }
-    config.net.peer_timeout = Duration::from_secs_f64(args.peer_timeout.max(0.1));
+    // The engine calls a receiver gone after this much silence: short, so that the state
+    // line says so within 2 s; it only reports, the engine keeps trying.
+    config.net.peer_timeout = PEER_SILENCE;
     let own_id = security.as_ref().map(|s| s.identity.fingerprint());
     config.net.security = security;
     let remote = match args.peer {
         Some(a) => Remote::Address(a),
         None => Remote::Listen,
     };
+    // Before the engine starts, so that its first stats (1 s on) find a full second gone.
+    let started = Instant::now();
     let sender = Sender::start(config, remote, Some(source)).context("starting the sender")?;
     let name = args.name.clone().unwrap_or_else(host_name);
     // Advertise only when waiting to be found.
@@ -276,37 +289,111 @@ fn run(args: Args) -> Result<()> {
         ctrlc::set_handler(move || flag.store(true, Ordering::Relaxed))
             .context("installing the Ctrl-C handler")?;
     }
-    let started = Instant::now();
     let format = if args.json_stats {
         StatsFormat::Json
     } else {
         StatsFormat::Line
     };
-    let peer_timeout = Duration::from_secs_f64(args.peer_timeout);
+    let give_up = args.peer_timeout.map(Duration::from_secs_f64);
+    let mut link = Link::new(started);
     let mut failed = None;
     print_until(&sender.stats(), format, |_| {
-        if let Some(e) = sender.error() {
-            // A receiver may still turn up while we are advertising; a configured peer
-            // that never answers, or goes silent, ends the run.
-            if args.peer.is_some() || sender.peer().is_some() {
-                failed = Some(e);
-                return true;
-            }
+        if let Some(e) = sender.failure() {
+            failed = Some(e);
+            return true;
         }
-        let waited = started.elapsed();
-        if args.peer.is_some() && sender.peer().is_none() && waited > peer_timeout {
-            failed = Some(format!("no receiver at {:?}", args.peer));
+        let up = sender.is_connected() && sender.error().is_none();
+        let at = || {
+            sender
+                .peer()
+                .or(args.peer)
+                .map_or_else(|| "?".to_owned(), |a| a.to_string())
+        };
+        match link.update(up) {
+            Some(true) => eprintln!("tandem-send: streaming to {}", at()),
+            // Advertising, nobody was expected yet: `waiting for a receiver` said it.
+            Some(false) if args.peer.is_some() || link.was_up => {
+                eprintln!("tandem-send: no receiver at {}; still trying", at());
+            }
+            _ => {}
+        }
+        if let Some(limit) = give_up
+            && link.down_for() > limit
+        {
+            failed = Some(format!(
+                "no receiver at {} for {:.0} s (--peer-timeout)",
+                at(),
+                limit.as_secs_f64()
+            ));
             return true;
         }
         interrupted.load(Ordering::Relaxed)
             || sender.source_ended()
-            || args.seconds.is_some_and(|s| waited.as_secs_f64() >= s)
+            || args
+                .seconds
+                .is_some_and(|s| started.elapsed().as_secs_f64() >= s)
     });
     sender.shutdown().context("stopping")?;
     if let Some(e) = failed {
         bail!("{e}");
     }
     Ok(())
+}
+
+/// Silence after which the engine reports the receiver gone (and the state line says so).
+const PEER_SILENCE: Duration = Duration::from_secs(1);
+
+/// Whether the receiver is there, and since when it is not: the state line's memory.
+struct Link {
+    up: bool,
+    /// It has been there at least once.
+    was_up: bool,
+    /// Since when it is not there (while it is not).
+    down_since: Instant,
+    /// The absence has been said.
+    said_down: bool,
+}
+
+impl Link {
+    fn new(started: Instant) -> Link {
+        Link {
+            up: false,
+            was_up: false,
+            down_since: started,
+            said_down: false,
+        }
+    }
+
+    /// Takes the newest look; returns the state to say, when it changed: `true` up,
+    /// `false` down (said once it has lasted [`PEER_SILENCE`], so that a handshake in
+    /// progress is not called an absence).
+    fn update(&mut self, up: bool) -> Option<bool> {
+        if up {
+            let changed = !self.up;
+            (self.up, self.was_up, self.said_down) = (true, true, false);
+            return changed.then_some(true);
+        }
+        if self.up {
+            // The engine waited PEER_SILENCE before calling it gone: say so now.
+            let now = Instant::now();
+            self.up = false;
+            self.down_since = now.checked_sub(PEER_SILENCE).unwrap_or(now);
+        }
+        if !self.said_down && self.down_since.elapsed() >= PEER_SILENCE {
+            self.said_down = true;
+            return Some(false);
+        }
+        None
+    }
+
+    /// How long the receiver has not been there (zero while it is).
+    fn down_for(&self) -> Duration {
+        if self.up {
+            Duration::ZERO
+        } else {
+            self.down_since.elapsed()
+        }
+    }
 }
 
 #[cfg(test)]

@@ -197,6 +197,18 @@ impl Receiver {
             .or_else(|| lock(&self.shared.peer_trouble).clone())
     }
 
+    /// What stopped this end for good, if anything: the local system failed (the socket,
+    /// the network side, the decoder's start). Unlike [`Receiver::error`] it never names the
+    /// sender's absence, which a sender that comes back ends: for an app deciding whether
+    /// to exit.
+    pub fn failure(&self) -> Option<String> {
+        let fatal = lock(&self.shared.fatal).clone();
+        fatal.or_else(|| {
+            let stopped = self.pipeline.driver().map_or(true, |d| d.is_finished());
+            stopped.then(|| "the network side stopped".to_owned())
+        })
+    }
+
     /// Stops the network side, then the decoder (which finishes the sink), then the rest.
     pub fn shutdown(mut self) -> Result<(), EngineError> {
         self.stop()

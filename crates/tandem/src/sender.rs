@@ -313,6 +313,18 @@ impl Sender {
         self.shared.error()
     }
 
+    /// What stopped this end for good, if anything: the local system failed (capture,
+    /// encoder, the socket or the network side). Unlike [`Sender::error`] it never names
+    /// the peer's absence, which a receiver that comes back ends: for an app deciding
+    /// whether to exit.
+    pub fn failure(&self) -> Option<String> {
+        let fatal = lock(&self.shared.fatal).clone();
+        fatal.or_else(|| {
+            let stopped = self.pipeline.driver().map_or(true, |d| d.is_finished());
+            stopped.then(|| "the network side stopped".to_owned())
+        })
+    }
+
     /// Whether the capture source has ended (a file played once).
     pub fn source_ended(&self) -> bool {
         self.shared.stop.load(Ordering::Relaxed)
