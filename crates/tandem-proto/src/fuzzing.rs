@@ -130,7 +130,9 @@ pub fn drive_secure_receiver(data: &[u8]) {
     let Some(reply) = rx.poll_transmit(t0) else {
         panic!("a paired initiator gets a reply");
     };
-    let Ok((keys, _)) = init.finish(&reply.contents[crate::packet::HEADER_LEN..]) else {
+    let Ok((keys, _)) = init.finish(
+        &reply.contents[crate::packet::HEADER_LEN + crate::security::handshake::MAC1_LEN..],
+    ) else {
         panic!("the reply completes the handshake");
     };
     let mut seal = SealKeys::new(keys.send);

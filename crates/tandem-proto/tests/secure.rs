@@ -401,3 +401,53 @@ fn a_peer_of_another_version_is_reported_while_no_session_is_up() {
     assert_eq!(rx.stats().other_version, 22);
     assert!(rx.poll_transmit(now).is_none(), "and not answered");
 }
+
+#[test]
+fn replayed_handshakes_cannot_keep_a_restarted_sender_out() {
+    // An attacker on the path records every message 1 and replays all of them beside
+    // every datagram the sender sends. The sender then restarts (new process, same
+    // identity, a later wall clock). Its new message 1 must win: an old one, replayed,
+    // may not displace the session it sets up, and exact replays cost no Diffie-Hellman.
+    let (a, b, ta, tb) = identities();
+    let peer = b.public();
+    let wall = 1_800_000_000_000_000u64;
+    let mut tx_config = SecureConfig::new(a, ta, SessionRole::Initiator { peer }, SESSION);
+    tx_config.wall_clock_us = wall;
+    let mut rx_config = SecureConfig::new(b, tb, SessionRole::Responder, SESSION);
+    rx_config.wall_clock_us = wall;
+    let calls: std::rc::Rc<std::cell::RefCell<Vec<Bytes>>> = Default::default();
+    let seen = std::rc::Rc::clone(&calls);
+    let mut run = Run::new(
+        tx_config.clone(),
+        rx_config,
+        Box::new(move |_, d| {
+            let mut out = seen.borrow().clone();
+            if d.len() > 1 && d[1] & 0x0f == tandem_proto::packet::TYPE_HANDSHAKE {
+                seen.borrow_mut().push(d.clone());
+            }
+            out.push(d);
+            out
+        }),
+    );
+    run.run_for(Duration::from_secs(1));
+    assert!(run.frames.len() > 50, "{} frames before", run.frames.len());
+    // The sending app restarts a second later, its clock a second on.
+    let now = run.now;
+    tx_config.wall_clock_us = wall + 2_000_000;
+    run.tx = Secure::new(Sender::new(SenderConfig::new(SESSION), now), tx_config, now);
+    run.keyframe_due = true;
+    run.frames.clear();
+    run.run_for(Duration::from_secs(2));
+    let s = run.rx.stats();
+    println!("after the restart: {} frames; {s:?}", run.frames.len());
+    assert!(
+        run.frames.len() > 100,
+        "the restarted sender streamed: {} frames",
+        run.frames.len()
+    );
+    assert!(s.replayed > 100, "the replays were recognised: {s:?}");
+    assert!(
+        s.handshakes <= 4,
+        "replays cost no Diffie-Hellman beyond the first: {s:?}"
+    );
+}

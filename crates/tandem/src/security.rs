@@ -98,12 +98,15 @@ pub(crate) fn guard<E: Endpoint>(
             SessionRole::Initiator { peer }
         }
     };
-    let config = SecureConfig::new(
+    let mut config = SecureConfig::new(
         sec.identity.clone(),
         sec.trust.clone(),
         role,
         net.session_id,
     );
+    // Message 1s carry wall-clock time so that a replayed one cannot displace a newer
+    // session (see `SecureConfig::wall_clock_us`).
+    config.wall_clock_us = crate::stats::wall_us();
     Ok(MaybeSecure::Sealed(Secure::new(inner, config, now)))
 }
 

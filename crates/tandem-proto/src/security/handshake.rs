@@ -6,7 +6,8 @@
 //! ```text
 //! initiator → responder   header (type 8) | Noise message 1 (e, es, s, ss; 96 B + payload)
 //!                                          | mac1 (16 B)
-//! responder → initiator   header (type 9) | Noise message 2 (e, ee, se; 48 B + payload)
+//! responder → initiator   header (type 9) | mac1 of the message 1 answered (16 B)
+//!                                          | Noise message 2 (e, ee, se; 48 B + payload)
 //! ```
 //!
 //! `mac1` is HMAC-SHA256 over message 1, keyed by a hash of the responder's public key,
@@ -14,6 +15,11 @@
 //! responder's key — one it paired with — can make it, and checking it costs a hash, not a
 //! Diffie-Hellman: a flood of forged handshakes is refused before the responder spends its
 //! rate-limited handshake budget on them, so it cannot starve the paired peer's handshake.
+//! A reply repeats the `mac1` of the message 1 it answers, so an initiator drops a stale
+//! reply (the answer to an older call, replayed) without spending its handshake state.
+//! Message 1's payload is the initiator's wall-clock time (µs, 8 bytes), and a responder
+//! takes from each peer only message 1s newer than the last it took (see
+//! `secure::SecureConfig::wall_clock_us`).
 //!
 //! Message 1 carries the protocol version and a random session nonce, so a replayed message
 //! 1 is recognised (see `secure`). Each side then takes its two transport keys from the
@@ -49,6 +55,16 @@ fn mac1(responder: &PeerKey, msg: &[u8]) -> [u8; MAC1_LEN] {
     let mut out = [0u8; MAC1_LEN];
     out.copy_from_slice(&m.finalize().into_bytes()[..MAC1_LEN]);
     out
+}
+
+/// The `mac1` tag that ends `msg1` (zeros for a message too short to carry one): an
+/// identifier of the exact message, for recognising replays.
+pub fn mac1_tag(msg1: &[u8]) -> [u8; MAC1_LEN] {
+    let mut tag = [0u8; MAC1_LEN];
+    if msg1.len() >= MAC1_LEN {
+        tag.copy_from_slice(&msg1[msg1.len() - MAC1_LEN..]);
+    }
+    tag
 }
 
 /// Whether `msg1` ends in a valid `mac1` for the responder `ours`: the cheap check that

@@ -72,6 +72,13 @@ pub struct SecureConfig {
     /// Handshake messages a responder answers per second; more are dropped. Default 20:
     /// each costs four X25519 operations, and a real peer needs one.
     pub max_handshakes_per_second: u32,
+    /// Wall-clock time when the endpoint was created, µs since the Unix epoch, read by the
+    /// caller (this crate reads no clock). An initiator stamps each message 1 with it (plus
+    /// the time since), and a responder accepts from each peer only message 1s newer than
+    /// the last it accepted, so a replayed message 1 — any earlier one, however old —
+    /// cannot displace the session a peer is setting up. Default 0: unknown, sent as 0 and
+    /// not checked.
+    pub wall_clock_us: u64,
 }
 
 impl SecureConfig {
@@ -92,9 +99,13 @@ impl SecureConfig {
             rekey_after_silence: Duration::from_secs(1),
             session_expiry: Duration::from_secs(30),
             max_handshakes_per_second: 20,
+            wall_clock_us: 0,
         }
     }
 }
+
+/// Message 1s a responder remembers to drop exact replays of them cheaply.
+pub const SEEN_CALLS: usize = 64;
 
 /// Most (source, version) pairs a [`Secure`] reports as [`SecurityEvent::PeerVersion`]: a
 /// stranger spraying versions from many addresses costs a few events, then nothing.
@@ -225,6 +236,13 @@ pub struct Secure<E> {
     source: Option<SocketAddr>,
     /// A session has been current before (the next one means the peer started over).
     had_session: bool,
+    /// When this endpoint was created: message 1 timestamps count from it.
+    created: Instant,
+    /// Responder: the newest message-1 timestamp accepted from each peer.
+    newest_call: Vec<(PeerKey, u64)>,
+    /// Responder: the `mac1` tags of the last [`SEEN_CALLS`] message 1s that cost a
+    /// Diffie-Hellman: an exact replay of one is dropped for the price of a comparison.
+    seen_calls: VecDeque<[u8; crate::security::handshake::MAC1_LEN]>,
     /// The last datagram was a valid handshake step or opened under a session key.
     last_authentic: bool,
 }
@@ -247,6 +265,9 @@ impl<E: Endpoint> Secure<E> {
             versions_reported: Vec::new(),
             source: None,
             had_session: false,
+            created: now,
+            newest_call: Vec::new(),
+            seen_calls: VecDeque::new(),
             last_authentic: false,
         };
         s.call(now);
@@ -288,7 +309,14 @@ impl<E: Endpoint> Secure<E> {
         };
         // Only a failing random source makes `start` fail. There is then no message to
         // repeat, so the session stays down and the app sees the handshake time out.
-        if let Ok((state, msg1)) = Initiator::start(&self.config.identity, peer, &[]) {
+        // The message's timestamp: wall-clock µs (0 when the caller gave no clock).
+        let stamp = match self.config.wall_clock_us {
+            0 => 0,
+            wall => wall + now.saturating_duration_since(self.created).as_micros() as u64,
+        };
+        if let Ok((state, msg1)) =
+            Initiator::start(&self.config.identity, peer, &stamp.to_be_bytes())
+        {
             {
                 let mut m = security_header(TYPE_HANDSHAKE, self.config.session_id, 0).to_vec();
                 m.extend_from_slice(&msg1);
@@ -333,14 +361,42 @@ impl<E: Endpoint> Secure<E> {
             self.stats.bad_handshakes += 1;
             return;
         }
+        // An exact copy of a message 1 already worked on is a replay: no Diffie-Hellman,
+        // no budget (the peer's own retries match `answered` above instead).
+        let tag = crate::security::handshake::mac1_tag(body);
+        if self.seen_calls.contains(&tag) {
+            self.stats.replayed += 1;
+            return;
+        }
         if !self.within_budget(now) {
             self.stats.rate_limited += 1;
             return;
         }
+        if self.seen_calls.len() == SEEN_CALLS {
+            self.seen_calls.pop_front();
+        }
+        self.seen_calls.push_back(tag);
         match respond(&self.config.identity, &self.config.trust, body, &[]) {
             Ok(accepted) => {
+                // Only a message 1 newer than the last accepted from this peer may start a
+                // session: an older one, replayed, would displace the one being set up.
+                let stamp =
+                    <[u8; 8]>::try_from(accepted.payload.as_slice()).map_or(0, u64::from_be_bytes);
+                let peer = accepted.keys.peer;
+                let newest = self.newest_call.iter_mut().find(|(p, _)| *p == peer);
+                match newest {
+                    Some((_, last)) if stamp != 0 && stamp <= *last => {
+                        self.stats.replayed += 1;
+                        return;
+                    }
+                    Some((_, last)) => *last = (*last).max(stamp),
+                    None => self.newest_call.push((peer, stamp)),
+                }
                 let mut m =
                     security_header(TYPE_HANDSHAKE_REPLY, self.config.session_id, 0).to_vec();
+                // Which message 1 this answers (see `handshake`): a stale reply cannot
+                // break the initiator's handshake in progress.
+                m.extend_from_slice(&tag);
                 m.extend_from_slice(&accepted.reply);
                 let reply = Bytes::from(m);
                 self.out.push_back(reply.clone());
@@ -367,11 +423,21 @@ impl<E: Endpoint> Secure<E> {
     }
 
     fn on_reply(&mut self, now: Instant, body: &[u8]) {
-        let Some(calling) = self.calling.take() else {
-            // A reply to nothing (a repeat after we finished, or a forgery).
+        use crate::security::handshake::{MAC1_LEN, mac1_tag};
+        // A reply names the message 1 it answers. One to another (a repeat of an old
+        // session's reply, replayed) is dropped before it can spend the handshake state.
+        let answers_ours = self.calling.as_ref().is_some_and(|c| {
+            body.len() > MAC1_LEN && body[..MAC1_LEN] == mac1_tag(&c.message[HEADER_LEN..])
+        });
+        if !answers_ours {
+            // A reply to nothing (a repeat after we finished), to another call, or forged.
             self.stats.bad_handshakes += 1;
             return;
+        }
+        let Some(calling) = self.calling.take() else {
+            return;
         };
+        let body = &body[MAC1_LEN..];
         match calling.state.finish(body) {
             Ok((keys, _)) => {
                 let peer = keys.peer;
