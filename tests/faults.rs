@@ -349,11 +349,11 @@ fn a_sender_killed_and_restarted_shows_video_again() {
     let (recv, mut send) = streaming(&keys, listen);
     let before = recv.lines().last().cloned().expect("a stats line");
     let killed = send.kill();
-    // Down long enough for the receiver to call it gone (1 s) and the session to lapse.
-    std::thread::sleep(Duration::from_millis(1500));
+    // Down long enough for the receiver to see a whole stats interval without video and
+    // say so, and for the session to lapse (1 s of silence).
+    std::thread::sleep(Duration::from_millis(2500));
     let send2 = App::spawn("tandem-send", send_cmd(local("tandem-send"), &keys, listen));
     let restarted = send2.spawned;
-    let gone = recv.said_at("no video from", killed);
     let after = recv
         .wait_line(restarted, Duration::from_secs(10), |l| {
             l.shown > before.shown && full(l)
@@ -365,6 +365,8 @@ fn a_sender_killed_and_restarted_shows_video_again() {
                 send2.transcript()
             )
         });
+    let _ = recv.wait_said("tandem-recv: video from", restarted, Duration::from_secs(3));
+    let gone = recv.said_at("no video from", killed);
     let video_again = recv.said_at("tandem-recv: video from", restarted);
     let gap = gap_s(&before, &after);
     let down = (restarted - killed).as_secs_f64();
