@@ -32,7 +32,7 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result, bail};
 use clap::Parser;
 use tandem::sink::{FrameSink, IvfFileSink, Tee, Y4mFileSink};
-use tandem::stats::print_until;
+use tandem::stats::{PEER_SILENCE, PeerPresence, print_until};
 use tandem::{
     KeyDir, PairingRole, PathPreference, PlayoutPolicy, Receiver, ReceiverConfig, Remote,
     StatsFormat,
@@ -298,7 +298,7 @@ fn run(args: Args) -> Result<()> {
         StatsFormat::Line
     };
     let give_up = args.wait.map(Duration::from_secs_f64);
-    let mut link = Link::new(started);
+    let mut link = PeerPresence::new(started);
     let mut shown = 0u64;
     let stats = receiver.stats();
     let failed = std::thread::scope(|scope| -> Result<Option<String>> {
@@ -358,62 +358,6 @@ fn run(args: Args) -> Result<()> {
 
 /// How long discovery looks for a sender without `--wait`.
 const DISCOVERY_WAIT_S: f64 = 10.0;
-
-/// Silence after which the engine reports the sender gone (and the state line says so).
-const PEER_SILENCE: Duration = Duration::from_secs(1);
-
-/// Whether video is there, and since when it is not: the state line's memory.
-struct Link {
-    up: bool,
-    /// It has been there at least once.
-    was_up: bool,
-    /// Since when it is not there (while it is not).
-    down_since: Instant,
-    /// The absence has been said.
-    said_down: bool,
-}
-
-impl Link {
-    fn new(started: Instant) -> Link {
-        Link {
-            up: false,
-            was_up: false,
-            down_since: started,
-            said_down: false,
-        }
-    }
-
-    /// Takes the newest look; returns the state to say, when it changed: `true` up,
-    /// `false` down (said once it has lasted [`PEER_SILENCE`], so that a start in
-    /// progress is not called an absence).
-    fn update(&mut self, up: bool) -> Option<bool> {
-        if up {
-            let changed = !self.up;
-            (self.up, self.was_up, self.said_down) = (true, true, false);
-            return changed.then_some(true);
-        }
-        if self.up {
-            // A whole stats interval went by without a frame shown: say so now.
-            let now = Instant::now();
-            self.up = false;
-            self.down_since = now.checked_sub(PEER_SILENCE).unwrap_or(now);
-        }
-        if !self.said_down && self.down_since.elapsed() >= PEER_SILENCE {
-            self.said_down = true;
-            return Some(false);
-        }
-        None
-    }
-
-    /// How long video has not been there (zero while it is).
-    fn down_for(&self) -> Duration {
-        if self.up {
-            Duration::ZERO
-        } else {
-            self.down_since.elapsed()
-        }
-    }
-}
 
 #[cfg(test)]
 mod tests {

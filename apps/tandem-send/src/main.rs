@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use tandem::stats::print_until;
+use tandem::stats::{PEER_SILENCE, PeerPresence, print_until};
 use tandem::{
     EncoderKind, KeyDir, PairingRole, PathPreference, Remote, Security, Sender, SenderConfig,
     StatsFormat, TestPatternSource, VideoSource, Y4mFileSource,
@@ -295,7 +295,7 @@ fn run(args: Args) -> Result<()> {
         StatsFormat::Line
     };
     let give_up = args.peer_timeout.map(Duration::from_secs_f64);
-    let mut link = Link::new(started);
+    let mut link = PeerPresence::new(started);
     let mut failed = None;
     print_until(&sender.stats(), format, |_| {
         if let Some(e) = sender.failure() {
@@ -338,62 +338,6 @@ fn run(args: Args) -> Result<()> {
         bail!("{e}");
     }
     Ok(())
-}
-
-/// Silence after which the engine reports the receiver gone (and the state line says so).
-const PEER_SILENCE: Duration = Duration::from_secs(1);
-
-/// Whether the receiver is there, and since when it is not: the state line's memory.
-struct Link {
-    up: bool,
-    /// It has been there at least once.
-    was_up: bool,
-    /// Since when it is not there (while it is not).
-    down_since: Instant,
-    /// The absence has been said.
-    said_down: bool,
-}
-
-impl Link {
-    fn new(started: Instant) -> Link {
-        Link {
-            up: false,
-            was_up: false,
-            down_since: started,
-            said_down: false,
-        }
-    }
-
-    /// Takes the newest look; returns the state to say, when it changed: `true` up,
-    /// `false` down (said once it has lasted [`PEER_SILENCE`], so that a handshake in
-    /// progress is not called an absence).
-    fn update(&mut self, up: bool) -> Option<bool> {
-        if up {
-            let changed = !self.up;
-            (self.up, self.was_up, self.said_down) = (true, true, false);
-            return changed.then_some(true);
-        }
-        if self.up {
-            // The engine waited PEER_SILENCE before calling it gone: say so now.
-            let now = Instant::now();
-            self.up = false;
-            self.down_since = now.checked_sub(PEER_SILENCE).unwrap_or(now);
-        }
-        if !self.said_down && self.down_since.elapsed() >= PEER_SILENCE {
-            self.said_down = true;
-            return Some(false);
-        }
-        None
-    }
-
-    /// How long the receiver has not been there (zero while it is).
-    fn down_for(&self) -> Duration {
-        if self.up {
-            Duration::ZERO
-        } else {
-            self.down_since.elapsed()
-        }
-    }
 }
 
 #[cfg(test)]

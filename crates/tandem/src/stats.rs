@@ -6,7 +6,7 @@
 //! picture (frame id and capture time on the sender's wall clock), read back from the
 //! decoded pixels, so it measures what the viewer sees, not what the pipeline believes.
 
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use serde::Serialize;
 use tandem_proto::stats::percentile;
@@ -225,6 +225,68 @@ impl std::fmt::Display for Stats {
     }
 }
 
+/// Silence after which the apps call their peer gone (and set the engine's `peer_timeout`
+/// to): short, so that the state line says so within 2 s. It only reports: the engine keeps
+/// trying.
+pub const PEER_SILENCE: Duration = Duration::from_secs(1);
+
+/// Whether the peer is there, and since when it is not: the memory behind an app's one-line
+/// state ("no receiver at ADDR; still trying", "streaming to ADDR"). Both desktop apps use
+/// it, so they say a change of state the same way and at the same moment.
+#[derive(Debug, Clone)]
+pub struct PeerPresence {
+    up: bool,
+    /// It has been there at least once.
+    pub was_up: bool,
+    /// Since when it is not there (while it is not).
+    down_since: Instant,
+    /// The absence has been said.
+    said_down: bool,
+}
+
+impl PeerPresence {
+    /// Not there yet, counting from `started`.
+    pub fn new(started: Instant) -> PeerPresence {
+        PeerPresence {
+            up: false,
+            was_up: false,
+            down_since: started,
+            said_down: false,
+        }
+    }
+
+    /// Takes the newest look; returns the state to say, when it changed: `true` up,
+    /// `false` down (said once it has lasted [`PEER_SILENCE`], so that a handshake or a
+    /// start in progress is not called an absence).
+    pub fn update(&mut self, up: bool) -> Option<bool> {
+        if up {
+            let changed = !self.up;
+            (self.up, self.was_up, self.said_down) = (true, true, false);
+            return changed.then_some(true);
+        }
+        if self.up {
+            // What told us it is gone waited PEER_SILENCE already: say so now.
+            let now = Instant::now();
+            self.up = false;
+            self.down_since = now.checked_sub(PEER_SILENCE).unwrap_or(now);
+        }
+        if !self.said_down && self.down_since.elapsed() >= PEER_SILENCE {
+            self.said_down = true;
+            return Some(false);
+        }
+        None
+    }
+
+    /// How long the peer has not been there (zero while it is).
+    pub fn down_for(&self) -> Duration {
+        if self.up {
+            Duration::ZERO
+        } else {
+            self.down_since.elapsed()
+        }
+    }
+}
+
 /// How [`print_until`] shows each snapshot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum StatsFormat {
@@ -325,6 +387,26 @@ impl Window {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn peer_presence_says_each_change_once_and_an_absence_only_after_peer_silence() {
+        let started = Instant::now() - PEER_SILENCE * 2;
+        let mut p = PeerPresence::new(started);
+        // Not there for longer than PEER_SILENCE since the start: said once.
+        assert_eq!(p.update(false), Some(false));
+        assert_eq!(p.update(false), None);
+        assert!(p.down_for() >= PEER_SILENCE * 2);
+        assert_eq!(p.update(true), Some(true));
+        assert_eq!(p.update(true), None);
+        assert!(p.was_up);
+        assert_eq!(p.down_for(), Duration::ZERO);
+        // Gone: whoever said so waited PEER_SILENCE already, so it is said at once.
+        assert_eq!(p.update(false), Some(false));
+        assert!(p.down_for() >= PEER_SILENCE);
+        // A fresh start is not an absence until PEER_SILENCE has passed.
+        let mut q = PeerPresence::new(Instant::now());
+        assert_eq!(q.update(false), None);
+    }
 
     #[test]
     fn g2g_reads_the_48_bit_code_across_a_wrap() {
