@@ -17,6 +17,14 @@ use tandem::{
 const FLOOD: u64 = 1_000_000;
 const RUN: Duration = Duration::from_secs(8);
 
+/// One test at a time: each measures the process's memory and floods loopback, and a test
+/// running beside it would count in both.
+fn serial() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    LOCK.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 fn keys() -> (Security, Security) {
     Security::paired_in_process("sender", "receiver").expect("keys")
 }
@@ -161,6 +169,7 @@ fn stream(flood: bool) -> (u64, Stats, u64) {
 
 #[test]
 fn a_million_hostile_datagrams_cost_nothing() {
+    let _one = serial();
     let (quiet, _, quiet_growth) = stream(false);
     let (flooded, stats, growth) = stream(true);
     println!(
@@ -196,6 +205,7 @@ fn a_million_hostile_datagrams_cost_nothing() {
 /// and the source, and the stream shows what it shows without the stranger.
 #[test]
 fn a_strangers_datagrams_before_the_handshake_are_warnings_not_errors() {
+    let _one = serial();
     let (send_keys, recv_keys) = keys();
     let receiver_key = recv_keys.identity.public();
     let mut rc = ReceiverConfig::default();
@@ -608,6 +618,7 @@ fn flooded_run(when: When, flood: bool) -> Run {
 
 #[test]
 fn floods_at_every_moment_and_from_the_peers_own_address_cost_at_most_5_percent() {
+    let _one = serial();
     let plain = flooded_run(When::MidStream, false);
     let restarted = flooded_run(When::AcrossRestart, false);
     println!(
