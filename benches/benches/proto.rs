@@ -37,8 +37,8 @@ fn receiver_per_packet(c: &mut Criterion) {
         let frame = OutgoingFrame::av1(Bytes::from(vec![7u8; 16_667]), now, i == 0);
         tx.send_frame(now, frame).expect("frame fits");
         let later = now + Duration::from_millis(10);
-        while let Some(t) = tx.poll_transmit(later) {
-            datagrams.push((later, t.contents));
+        while let Some(t) = tx.poll_datagram(later) {
+            datagrams.push((later, t));
         }
     }
     let mut g = c.benchmark_group("receiver");
@@ -48,7 +48,7 @@ fn receiver_per_packet(c: &mut Criterion) {
             let mut rx = Receiver::new(ReceiverConfig::new(SESSION), t0);
             for (at, d) in &datagrams {
                 rx.handle_datagram(*at, d.clone());
-                while rx.poll_transmit(*at).is_some() {}
+                while rx.poll_datagram(*at).is_some() {}
                 while rx.poll_event().is_some() {}
             }
             black_box(rx.stats().frames_delivered)

@@ -65,10 +65,10 @@ impl Loopback {
         }
         // Past every pacing slot: the pacer hands over the whole frame.
         let later = self.now + Duration::from_millis(16);
-        while let Some(t) = self.tx.poll_transmit(later) {
-            self.rx.handle_datagram(later, t.contents);
+        while let Some(t) = self.tx.poll_datagram(later) {
+            self.rx.handle_datagram(later, t);
         }
-        while self.rx.poll_transmit(later).is_some() {}
+        while self.rx.poll_datagram(later).is_some() {}
         let mut delivered = 0;
         while let Some(ReceiverEvent::Frame(f)) = self.rx.poll_event() {
             delivered += f.data.len();

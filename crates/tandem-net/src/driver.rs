@@ -222,8 +222,8 @@ impl<E: Endpoint> Shared<E> {
     fn flush(&self, core: &mut Core<E>, now: Instant) {
         loop {
             while core.out.len() < MAX_SEGMENTS {
-                match core.endpoint.poll_transmit(now) {
-                    Some(t) => core.out.push_back(t.contents),
+                match core.endpoint.poll_datagram(now) {
+                    Some(t) => core.out.push_back(t),
                     None => break,
                 }
             }

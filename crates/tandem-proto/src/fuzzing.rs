@@ -46,7 +46,7 @@ pub fn drive_receiver(data: &[u8]) {
         if rx.poll_timeout().is_some_and(|t| t <= now) {
             rx.handle_timeout(now);
         }
-        while rx.poll_transmit(now).is_some() {}
+        while rx.poll_datagram(now).is_some() {}
         while rx.poll_event().is_some() {}
         assert!(rx.stats().buffered_bytes <= bound + 64 * 1024);
     }
@@ -89,7 +89,7 @@ pub fn drive_handshake(data: &[u8]) {
             p.handle_datagram(now, Bytes::from(d));
             now += Duration::from_millis(100);
             p.handle_timeout(now);
-            while p.poll_transmit(now).is_some() {}
+            while p.poll_datagram(now).is_some() {}
             while let Some(e) = p.poll_event() {
                 assert!(
                     !matches!(e, crate::security::PairingEvent::Paired { .. }),
@@ -127,12 +127,12 @@ pub fn drive_secure_receiver(data: &[u8]) {
         crate::packet::security_header(crate::packet::TYPE_HANDSHAKE, FUZZ_SESSION, 0).to_vec();
     m.extend_from_slice(&msg1);
     rx.handle_datagram(t0, Bytes::from(m));
-    let Some(reply) = rx.poll_transmit(t0) else {
+    let Some(reply) = rx.poll_datagram(t0) else {
         panic!("a paired initiator gets a reply");
     };
-    let Ok((keys, _)) = init.finish(
-        &reply.contents[crate::packet::HEADER_LEN + crate::security::handshake::MAC1_LEN..],
-    ) else {
+    let Ok((keys, _)) =
+        init.finish(&reply[crate::packet::HEADER_LEN + crate::security::handshake::MAC1_LEN..])
+    else {
         panic!("the reply completes the handshake");
     };
     let mut seal = SealKeys::new(keys.send);
@@ -168,7 +168,7 @@ pub fn drive_secure_receiver(data: &[u8]) {
         if rx.poll_timeout().is_some_and(|t| t <= now) {
             rx.handle_timeout(now);
         }
-        while rx.poll_transmit(now).is_some() {}
+        while rx.poll_datagram(now).is_some() {}
         while rx.poll_event().is_some() {}
         assert!(rx.inner().stats().buffered_bytes <= bound + 64 * 1024);
     }
@@ -251,23 +251,23 @@ pub fn drive_session(data: &[u8]) -> SessionSummary {
         }
         // The real traffic of this step, each way.
         if step != steps / 2 {
-            while let Some(t) = tx.poll_transmit(now) {
+            while let Some(t) = tx.poll_datagram(now) {
                 if std::mem::take(&mut drop_next) {
                     dropped_real = true;
                     continue;
                 }
-                remember(&mut captured, true, &t.contents);
+                remember(&mut captured, true, &t);
                 genuine_to_rx += 1;
-                rx.handle_datagram(now, t.contents);
+                rx.handle_datagram(now, t);
             }
-            while let Some(t) = rx.poll_transmit(now) {
-                remember(&mut captured, false, &t.contents);
+            while let Some(t) = rx.poll_datagram(now) {
+                remember(&mut captured, false, &t);
                 genuine_to_tx += 1;
-                tx.handle_datagram(now, t.contents);
+                tx.handle_datagram(now, t);
             }
         } else {
-            while tx.poll_transmit(now).is_some() {}
-            while rx.poll_transmit(now).is_some() {}
+            while tx.poll_datagram(now).is_some() {}
+            while rx.poll_datagram(now).is_some() {}
         }
         // One hostile action.
         if input.len() >= 2 {

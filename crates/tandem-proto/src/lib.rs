@@ -20,9 +20,13 @@
 //!    fragments are kept as zero-copy slices of it while their frame is reassembled, and
 //!    the memory bounds charge each piece its datagram's length.
 //! 2. Feed frames (sender only): [`Sender::send_frame`]`(now, frame)`.
-//! 3. After any call above, drain [`Endpoint::poll_transmit`]`(now)` until `None` and send
-//!    each datagram as is. The sender's media is already paced: `poll_transmit` returns
-//!    `None` until the next datagram's slot.
+//! 3. After any call above, drain [`Endpoint::poll_transmit`]`(now, &mut buf)` until
+//!    `None` and send each datagram as is: each call appends one datagram to `buf`, a
+//!    buffer the caller owns and reuses, and returns its length (clear `buf` between
+//!    datagrams, or let several accumulate end to end for one batched send). The sender's
+//!    media is already paced: `poll_transmit` returns `None` until the next datagram's
+//!    slot. [`Endpoint::poll_datagram`]`(now)` is the same in a fresh `Bytes`, for
+//!    simulators and tests.
 //! 4. Drain [`Endpoint::poll_event`]: frames to decode ([`ReceiverEvent::Frame`], each
 //!    marked for display or not), keyframe requests and target bitrates
 //!    ([`SenderEvent`]).
@@ -81,13 +85,6 @@ pub use receiver::{ReceivedFrame, Receiver, ReceiverEvent};
 pub use sender::{OutgoingFrame, SendError, Sender, SenderEvent};
 pub use stats::{DropCounters, ReceiverStats, SenderStats};
 
-/// A datagram to send to the peer.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Transmit {
-    /// The UDP payload.
-    pub contents: Bytes,
-}
-
 /// The sans-IO driving interface shared by [`Sender`] and [`Receiver`].
 pub trait Endpoint {
     /// What the endpoint reports to its driver.
@@ -101,8 +98,21 @@ pub trait Endpoint {
         let _ = from;
         self.handle_datagram(now, datagram);
     }
-    /// The next datagram to send, if one is ready now.
-    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit>;
+    /// Writes the next datagram, if one is ready now, at the end of `buf` (which the caller
+    /// owns and may reuse; bytes already in it are left alone) and returns its length.
+    /// `None` leaves `buf` unchanged.
+    ///
+    /// The caller's buffer is what lets a datagram reach the socket with no copy of its
+    /// own: the endpoint writes (and [`security::Secure`] seals) straight into it, and a
+    /// driver reuses one buffer, or batches several datagrams end to end in it.
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize>;
+    /// Convenience for simulators and tests: the next datagram in a buffer of its own
+    /// (allocates). Provided; same as [`Endpoint::poll_transmit`] into a fresh buffer.
+    fn poll_datagram(&mut self, now: Instant) -> Option<Bytes> {
+        let mut buf = Vec::new();
+        self.poll_transmit(now, &mut buf)?;
+        Some(Bytes::from(buf))
+    }
     /// When [`Endpoint::handle_timeout`] should next be called.
     fn poll_timeout(&self) -> Option<Instant>;
     /// Runs timers due at `now`.

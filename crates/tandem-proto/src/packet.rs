@@ -497,7 +497,7 @@ fn invalid(field: &'static str, value: impl Into<u64>) -> ParseError {
     }
 }
 
-fn put_u48(out: &mut BytesMut, v: u64) {
+fn put_u48(out: &mut impl BufMut, v: u64) {
     out.put_u16((v >> 32) as u16);
     out.put_u32(v as u32);
 }
@@ -507,7 +507,7 @@ fn get_u48(buf: &mut Bytes) -> u64 {
     (hi << 32) | u64::from(buf.get_u32())
 }
 
-fn put_frame_info(out: &mut BytesMut, f: &FrameInfo) {
+fn put_frame_info(out: &mut impl BufMut, f: &FrameInfo) {
     out.put_u32(f.frame_id);
     out.put_u16(f.fragment_count);
     out.put_u8((f.codec.to_nibble() << 4) | (f.flags & 0x0f));
@@ -567,8 +567,8 @@ impl Packet {
         out.freeze()
     }
 
-    /// Appends the wire form to `out`.
-    pub fn encode_into(&self, out: &mut BytesMut) {
+    /// Appends the wire form to `out` (a `BytesMut`, or a driver's `Vec<u8>`).
+    pub fn encode_into(&self, out: &mut impl BufMut) {
         debug_assert!(self.packet_number <= MAX_PACKET_NUMBER);
         out.put_u8(VERSION_BYTE);
         out.put_u8(self.payload.packet_type() as u8);

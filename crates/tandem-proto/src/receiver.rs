@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::Endpoint;
 use crate::cadence::FrameCadence;
 use crate::config::ReceiverConfig;
 use crate::congestion::TrendlineEstimator;
@@ -27,7 +28,6 @@ use crate::rtt::{Clock, Prober};
 use crate::stall::StallDetector;
 use crate::stats::ReceiverStats;
 use crate::window::WindowedMin;
-use crate::{Endpoint, Transmit};
 
 /// Largest sequence gap repaired by NACK; a bigger jump is left to a keyframe.
 const MAX_NACK_GAP: u32 = 1024;
@@ -636,7 +636,7 @@ impl Endpoint for Receiver {
         }
     }
 
-    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
         let payload = match self.control.pop_front() {
             Some(p) => p,
             None => Payload::Ping(self.prober.poll_ping(now, &self.clock)?),
@@ -647,9 +647,10 @@ impl Endpoint for Receiver {
             payload,
         };
         self.next_packet_number += 1;
-        Some(Transmit {
-            contents: packet.encode(),
-        })
+        let len = packet.encoded_len();
+        buf.reserve(len);
+        packet.encode_into(buf);
+        Some(len)
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -5,6 +5,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 
+use crate::Endpoint;
 use crate::cadence::FrameCadence;
 use crate::config::SenderConfig;
 use crate::congestion::{CapacityEstimator, RateController};
@@ -18,7 +19,6 @@ use crate::packet::{
 use crate::rtt::{Clock, Prober};
 use crate::stall::StallForecast;
 use crate::stats::SenderStats;
-use crate::{Endpoint, Transmit};
 
 /// An encoded frame handed to the sender.
 #[derive(Clone, Debug)]
@@ -337,17 +337,20 @@ impl Sender {
         self.events.push_back(event);
     }
 
-    fn seal(&mut self, payload: Payload) -> Transmit {
+    /// Numbers `payload` and writes its datagram at the end of `buf`; returns its length.
+    fn seal(&mut self, payload: Payload, buf: &mut Vec<u8>) -> usize {
         let packet = Packet {
             session_id: self.config.session_id,
             packet_number: self.next_packet_number,
             payload,
         };
         self.next_packet_number += 1;
-        let contents = packet.encode();
+        let len = packet.encoded_len();
+        buf.reserve(len);
+        packet.encode_into(buf);
         self.stats.datagrams_sent += 1;
-        self.stats.bytes_sent += contents.len() as u64;
-        Transmit { contents }
+        self.stats.bytes_sent += len as u64;
+        len
     }
 
     /// How long the datagrams now waiting in the pacer will take to leave. An encoder
@@ -385,16 +388,16 @@ impl Endpoint for Sender {
         }
     }
 
-    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
         if let Some(p) = self.control.pop_front() {
-            return Some(self.seal(p));
+            return Some(self.seal(p, buf));
         }
         if let Some(mut ping) = self.prober.poll_ping(now, &self.clock) {
             ping.target_kbps = (self.rate.target_bps() / 1000).min(u64::from(u32::MAX)) as u32;
-            return Some(self.seal(Payload::Ping(ping)));
+            return Some(self.seal(Payload::Ping(ping), buf));
         }
         let p = self.pacer.poll(now)?;
-        Some(self.seal(p))
+        Some(self.seal(p, buf))
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

@@ -154,7 +154,7 @@ fn a_million_hostile_datagrams_cost_bounded_memory_and_no_panic() {
         if rx.poll_timeout().is_some_and(|t| t <= now) {
             rx.handle_timeout(now);
         }
-        while rx.poll_transmit(now).is_some() {}
+        while rx.poll_datagram(now).is_some() {}
         while rx.poll_event().is_some() {}
         if i % 4096 == 0 {
             peak_live = peak_live.max(CURRENT.load(Ordering::Relaxed).saturating_sub(baseline));

@@ -104,19 +104,18 @@ impl Pair {
             if self.rx.poll_timeout().is_some_and(|t| t <= now) {
                 self.rx.handle_timeout(now);
             }
-            while let Some(t) = self.tx.poll_transmit(now) {
-                let p = Packet::parse(t.contents.clone(), SESSION).expect("we parse our own");
+            while let Some(t) = self.tx.poll_datagram(now) {
+                let p = Packet::parse(t.clone(), SESSION).expect("we parse our own");
                 let retransmit = match &p.payload {
                     Payload::Media(m) => !self.seen_seqs.insert(m.seq),
                     _ => false,
                 };
                 if let Some(d) = (self.script)(now, &p, retransmit) {
-                    self.fwd.push((now + d, t.contents));
+                    self.fwd.push((now + d, t));
                 }
             }
-            while let Some(t) = self.rx.poll_transmit(now) {
-                self.back
-                    .push_back((now + Duration::from_millis(1), t.contents));
+            while let Some(t) = self.rx.poll_datagram(now) {
+                self.back.push_back((now + Duration::from_millis(1), t));
             }
             while let Some(e) = self.tx.poll_event() {
                 match e {

@@ -93,13 +93,13 @@ impl Run {
                 }
                 self.next_frame = now + Duration::from_micros(16_667);
             }
-            while let Some(t) = self.tx.poll_transmit(now) {
-                for d in (self.tamper)(now, t.contents) {
+            while let Some(t) = self.tx.poll_datagram(now) {
+                for d in (self.tamper)(now, t) {
                     self.to_rx.push((now + LINK, d));
                 }
             }
-            while let Some(t) = self.rx.poll_transmit(now) {
-                self.to_tx.push((now + LINK, t.contents));
+            while let Some(t) = self.rx.poll_datagram(now) {
+                self.to_tx.push((now + LINK, t));
             }
             self.to_rx.sort_by_key(|(t, _)| *t);
             while self.to_rx.first().is_some_and(|(t, _)| *t <= now) {
@@ -399,7 +399,7 @@ fn a_peer_of_another_version_is_reported_while_no_session_is_up() {
     let more = std::iter::from_fn(|| rx.poll_event()).count();
     assert_eq!(more, MAX_VERSION_REPORTS - 1);
     assert_eq!(rx.stats().other_version, 22);
-    assert!(rx.poll_transmit(now).is_none(), "and not answered");
+    assert!(rx.poll_datagram(now).is_none(), "and not answered");
 }
 
 #[test]

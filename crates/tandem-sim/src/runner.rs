@@ -302,11 +302,11 @@ pub fn run(scenario: &Scenario) -> RunResult {
                 }));
             }
         };
-        while let Some(t) = tx.poll_transmit(instant) {
-            put_on_link(&mut forward, t.contents, true);
+        while let Some(t) = tx.poll_datagram(instant) {
+            put_on_link(&mut forward, t, true);
         }
-        while let Some(t) = rx.poll_transmit(instant) {
-            put_on_link(&mut reverse, t.contents, false);
+        while let Some(t) = rx.poll_datagram(instant) {
+            put_on_link(&mut reverse, t, false);
         }
         while let Some(e) = tx.poll_event() {
             match e {

@@ -26,8 +26,8 @@ use sha2::Sha256;
 use spake2::{Ed25519Group, Identity as SpakeId, Password, Spake2};
 
 use super::identity::{Identity, KEY_LEN, MAX_NAME, PeerKey};
+use crate::Endpoint;
 use crate::packet::{HEADER_LEN, TYPE_PAIR, peek_header, security_header};
-use crate::{Endpoint, Transmit};
 
 const MSG_LEN: usize = 33;
 const MAC_LEN: usize = 32;
@@ -435,8 +435,10 @@ impl Endpoint for Pairing {
         }
     }
 
-    fn poll_transmit(&mut self, _now: Instant) -> Option<Transmit> {
-        self.out.pop_front().map(|contents| Transmit { contents })
+    fn poll_transmit(&mut self, _now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+        let contents = self.out.pop_front()?;
+        buf.extend_from_slice(&contents);
+        Some(contents.len())
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -504,15 +506,15 @@ mod tests {
         let mut now = start;
         for _ in 0..2000 {
             let typer_done = a.poll_timeout().is_none();
-            while let Some(t) = a.poll_transmit(now) {
+            while let Some(d) = a.poll_datagram(now) {
                 if dropped < drop_first {
                     dropped += 1;
                 } else {
-                    b.handle_datagram(now, t.contents);
+                    b.handle_datagram(now, d);
                 }
             }
-            while let Some(t) = b.poll_transmit(now) {
-                a.handle_datagram(now, t.contents);
+            while let Some(d) = b.poll_datagram(now) {
+                a.handle_datagram(now, d);
             }
             ea.extend(std::iter::from_fn(|| a.poll_event()));
             eb.extend(std::iter::from_fn(|| b.poll_event()));

@@ -29,10 +29,10 @@ use super::SecurityError;
 use super::handshake::{Initiator, SessionKeys, respond};
 use super::identity::{Identity, PeerKey, TrustStore};
 use super::seal::{ReplayWindow, SealKeys};
+use crate::Endpoint;
 use crate::packet::{
     HEADER_LEN, ParseError, TYPE_HANDSHAKE, TYPE_HANDSHAKE_REPLY, peek_header, security_header,
 };
-use crate::{Endpoint, Transmit};
 
 /// Which side of the handshake this endpoint takes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -556,9 +556,10 @@ impl<E: Endpoint> Endpoint for Secure<E> {
         }
     }
 
-    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
         if let Some(contents) = self.out.pop_front() {
-            return Some(Transmit { contents });
+            buf.extend_from_slice(&contents);
+            return Some(contents.len());
         }
         // A responder answers on the keys its peer has just taken up, before any datagram
         // has confirmed them.
@@ -566,16 +567,23 @@ impl<E: Endpoint> Endpoint for Secure<E> {
             // No session: what the inner endpoint releases cannot go out. Dropping it (the
             // protocol repairs or re-requests what matters) keeps its timers moving: a ping
             // never polled would stay due forever.
-            while self.inner.poll_transmit(now).is_some() {
+            // Written into the caller's buffer and cut off again: `buf` ends as it began.
+            let start = buf.len();
+            while self.inner.poll_transmit(now, buf).is_some() {
+                buf.truncate(start);
                 self.stats.dropped_before_session += 1;
             }
             return None;
         };
-        let t = self.inner.poll_transmit(now)?;
-        match session.send.seal(&t.contents) {
+        let start = buf.len();
+        self.inner.poll_transmit(now, buf)?;
+        let sealed = session.send.seal(&buf[start..]);
+        buf.truncate(start);
+        match sealed {
             Ok(contents) => {
                 self.stats.sealed += 1;
-                Some(Transmit { contents })
+                buf.extend_from_slice(&contents);
+                Some(contents.len())
             }
             Err(_) => {
                 // Used up (or the inner datagram was not one): a new session is needed.
@@ -723,10 +731,10 @@ impl<E: Endpoint> Endpoint for MaybeSecure<E> {
             MaybeSecure::Sealed(s) => s.handle_datagram_from(now, from, datagram),
         }
     }
-    fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
         match self {
-            MaybeSecure::Plain(e) => e.poll_transmit(now),
-            MaybeSecure::Sealed(s) => s.poll_transmit(now),
+            MaybeSecure::Plain(e) => e.poll_transmit(now, buf),
+            MaybeSecure::Sealed(s) => s.poll_transmit(now, buf),
         }
     }
     fn poll_timeout(&self) -> Option<Instant> {
