@@ -7,15 +7,15 @@ use std::os::fd::AsRawFd;
 
 use socket2::Socket;
 
-/// Sets `SO_NET_SERVICE_TYPE` (see [`crate::socket::TrafficClass::apple_net_service_type`]).
-pub(crate) fn set_net_service_type(socket: &Socket, value: i32) -> io::Result<()> {
+/// Sets the `SOL_SOCKET`-level int option `name` to `value`; `what` names it in the error.
+fn set_socket_int(socket: &Socket, name: libc::c_int, value: i32, what: &str) -> io::Result<()> {
     let v: libc::c_int = value;
     // SAFETY: a valid descriptor, and a pointer to a c_int with its exact size.
     let rc = unsafe {
         libc::setsockopt(
             socket.as_raw_fd(),
             libc::SOL_SOCKET,
-            crate::socket::SO_NET_SERVICE_TYPE,
+            name,
             (&v as *const libc::c_int).cast(),
             std::mem::size_of::<libc::c_int>() as libc::socklen_t,
         )
@@ -26,9 +26,31 @@ pub(crate) fn set_net_service_type(socket: &Socket, value: i32) -> io::Result<()
         let e = io::Error::last_os_error();
         Err(io::Error::new(
             e.kind(),
-            format!("setting SO_NET_SERVICE_TYPE {value}: {e}"),
+            format!("setting {what} {value}: {e}"),
         ))
     }
+}
+
+/// Sets `SO_NET_SERVICE_TYPE` (see [`crate::socket::TrafficClass::apple_net_service_type`]).
+pub(crate) fn set_net_service_type(socket: &Socket, value: i32) -> io::Result<()> {
+    set_socket_int(
+        socket,
+        crate::socket::SO_NET_SERVICE_TYPE,
+        value,
+        "SO_NET_SERVICE_TYPE",
+    )
+}
+
+/// Sets `SO_RECV_ANYIF` (see [`crate::socket::SO_RECV_ANYIF`] for its source): the socket
+/// then receives on restricted-receive interfaces such as AWDL without being bound to them.
+/// xnu takes an int, non-zero for on (`so_set_recv_anyif` in `bsd/kern/uipc_socket.c`).
+pub(crate) fn set_recv_any_interface(socket: &Socket, on: bool) -> io::Result<()> {
+    set_socket_int(
+        socket,
+        crate::socket::SO_RECV_ANYIF,
+        i32::from(on),
+        "SO_RECV_ANYIF",
+    )
 }
 
 /// The MTU of interface `name` (`SIOCGIFMTU`), or `None` if the kernel will not say.

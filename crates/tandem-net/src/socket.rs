@@ -1,5 +1,7 @@
 //! `open_udp`: the UDP socket a session runs on, with large buffers, its traffic class and,
-//! when a path was chosen, bound to that path's interface.
+//! when a path was chosen, bound to that path's interface; for a listener, also dual-stack
+//! and open to restricted-receive interfaces (see [`crate::listen`] for which sockets a
+//! listener opens).
 //!
 //! Traffic class: interactive video must not queue behind bulk traffic on the Wi-Fi
 //! access point or the host. Elsewhere that is DSCP AF41 (RFC 4594's class for interactive
@@ -53,6 +55,16 @@ impl TrafficClass {
 /// `SO_NET_SERVICE_TYPE` on Apple platforms (`<sys/socket.h>`).
 pub const SO_NET_SERVICE_TYPE: i32 = 0x1116;
 
+/// `SO_RECV_ANYIF` on Apple platforms: "unrestricted inbound processing". Source: xnu
+/// `bsd/sys/socket_private.h` (earlier releases: `bsd/sys/socket.h` inside `#ifdef
+/// PRIVATE`), so no public SDK header defines it, macOS's included; the kernel takes it
+/// from any process (`so_set_recv_anyif` in `bsd/kern/uipc_socket.c` checks no privilege).
+/// With it, `_inp_restricted_recv` (`bsd/netinet/in_pcb.c`) lets a socket receive on an
+/// interface flagged `IFEF_RESTRICTED_RECV`, which every AWDL interface is
+/// (`IFEF_AWDL_MASK` in `bsd/net/if_private.h`); mDNSResponder sets it on its own
+/// multicast sockets for that reason (`SetupSocket` in `mDNSMacOSX/mDNSMacOSX.c`).
+pub const SO_RECV_ANYIF: i32 = 0x1104;
+
 /// Socket settings. [`SocketConfig::default`] documents the defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SocketConfig {
@@ -69,6 +81,23 @@ pub struct SocketConfig {
     /// Interface index to bind to (`SO_BINDTOIFINDEX` on Linux, `IP_BOUND_IF`/`IPV6_BOUND_IF`
     /// on Apple). Default `None`: the routing table decides.
     pub interface: Option<NonZeroU32>,
+    /// For an IPv6 address: carry IPv4 as well (`IPV6_V6ONLY` off), so that `[::]:port`
+    /// receives from IPv4 peers (as IPv4-mapped addresses, `::ffff:a.b.c.d`) and IPv6 ones,
+    /// link-local included. Ignored for an IPv4 address. Default `false`: an IPv6 socket
+    /// carries IPv6 only, as a session bound to one path wants. On a dual-stack socket the
+    /// traffic class is set for both families (IPv6 traffic class and IPv4 TOS; Apple's
+    /// `SO_NET_SERVICE_TYPE` covers both anyway).
+    pub dual_stack: bool,
+    /// Receive on restricted-receive interfaces (AWDL) without being bound to them:
+    /// `SO_RECV_ANYIF` ([`SO_RECV_ANYIF`]) on Apple. A no-op elsewhere: Linux and the other
+    /// systems have no restricted-receive interfaces, a socket there hears every interface
+    /// its address allows. Default `false`.
+    pub receive_any_interface: bool,
+    /// `SO_REUSEADDR`: bind the port even though another socket of the same listener holds
+    /// it on another address (a wildcard `[::]:port` beside `[fe80::1%awdl0]:port`). xnu
+    /// (`in6_pcbbind` in `bsd/netinet6/in6_pcb.c`) and Linux both refuse that second bind
+    /// without it. Default `false`.
+    pub reuse_address: bool,
 }
 
 impl Default for SocketConfig {
@@ -78,6 +107,9 @@ impl Default for SocketConfig {
             send_buffer: 1 << 20,
             traffic: TrafficClass::default(),
             interface: None,
+            dual_stack: false,
+            receive_any_interface: false,
+            reuse_address: false,
         }
     }
 }
@@ -99,26 +131,36 @@ fn context(e: io::Error, what: String) -> io::Error {
     io::Error::new(e.kind(), format!("{what}: {e}"))
 }
 
-/// Opens a non-blocking UDP socket bound to `local` with `config`'s buffers, traffic class
-/// and interface binding. Each failing step's error says which step failed.
+/// Opens a non-blocking UDP socket bound to `local` with `config`'s buffers, traffic class,
+/// interface binding, dual stack, `SO_RECV_ANYIF` and `SO_REUSEADDR`. Each failing step's
+/// error says which step failed.
 pub fn open_udp(local: SocketAddr, config: &SocketConfig) -> io::Result<OpenedSocket> {
     let domain = Domain::for_address(local);
     let socket = Socket::new(domain, Type::DGRAM, Some(Protocol::UDP))
         .map_err(|e| context(e, "creating a UDP socket".into()))?;
+    let dual_stack = local.is_ipv6() && config.dual_stack;
     if local.is_ipv6() {
-        // A v6 socket carries only v6: a dual-stack socket would make the traffic class and
-        // interface binding depend on which family a datagram used.
+        // Set either way: the system default differs (Linux's net.ipv6.bindv6only, 0 on most
+        // distributions; xnu's net.inet6.ip6.v6only).
         socket
-            .set_only_v6(true)
-            .map_err(|e| context(e, "setting IPV6_V6ONLY".into()))?;
+            .set_only_v6(!dual_stack)
+            .map_err(|e| context(e, format!("setting IPV6_V6ONLY {}", !dual_stack)))?;
     }
     socket
         .set_nonblocking(true)
         .map_err(|e| context(e, "setting non-blocking".into()))?;
+    if config.reuse_address {
+        socket
+            .set_reuse_address(true)
+            .map_err(|e| context(e, "setting SO_REUSEADDR".into()))?;
+    }
     // Buffer sizes are requests: a smaller grant is reported, not an error.
     let _ = socket.set_recv_buffer_size(config.recv_buffer);
     let _ = socket.set_send_buffer_size(config.send_buffer);
-    set_traffic_class(&socket, local, config.traffic)?;
+    set_traffic_class(&socket, local, dual_stack, config.traffic)?;
+    if config.receive_any_interface {
+        set_receive_any_interface(&socket)?;
+    }
     if let Some(index) = config.interface {
         bind_interface(&socket, local, index)?;
     }
@@ -138,19 +180,49 @@ pub fn open_udp(local: SocketAddr, config: &SocketConfig) -> io::Result<OpenedSo
 }
 
 #[cfg(not(target_vendor = "apple"))]
-fn set_traffic_class(socket: &Socket, local: SocketAddr, class: TrafficClass) -> io::Result<()> {
+fn set_traffic_class(
+    socket: &Socket,
+    local: SocketAddr,
+    dual_stack: bool,
+    class: TrafficClass,
+) -> io::Result<()> {
     let tos = tos_byte(class.dscp());
     let result = if local.is_ipv6() {
         socket.set_tclass_v6(tos)
     } else {
         socket.set_tos_v4(tos)
     };
-    result.map_err(|e| context(e, format!("setting traffic class {tos:#x}")))
+    result.map_err(|e| context(e, format!("setting traffic class {tos:#x}")))?;
+    if dual_stack {
+        // IPv4 datagrams of a dual-stack socket take the IPv4 TOS (Linux takes IP_TOS on an
+        // IPv6 UDP socket for exactly these). A system that refuses it still sends, unmarked.
+        if let Err(e) = socket.set_tos_v4(tos) {
+            tracing::debug!(%e, "IP_TOS on a dual-stack socket refused; IPv4 goes unmarked");
+        }
+    }
+    Ok(())
 }
 
 #[cfg(target_vendor = "apple")]
-fn set_traffic_class(socket: &Socket, _local: SocketAddr, class: TrafficClass) -> io::Result<()> {
+fn set_traffic_class(
+    socket: &Socket,
+    _local: SocketAddr,
+    _dual_stack: bool,
+    class: TrafficClass,
+) -> io::Result<()> {
+    // One socket-level option, whatever the family of each datagram.
     crate::apple::set_net_service_type(socket, class.apple_net_service_type())
+}
+
+#[cfg(target_vendor = "apple")]
+fn set_receive_any_interface(socket: &Socket) -> io::Result<()> {
+    crate::apple::set_recv_any_interface(socket, true)
+}
+
+/// No restricted-receive interfaces outside Apple: nothing to lift.
+#[cfg(not(target_vendor = "apple"))]
+fn set_receive_any_interface(_socket: &Socket) -> io::Result<()> {
+    Ok(())
 }
 
 /// Binds `socket` to interface `index` for `local`'s family.
@@ -206,6 +278,7 @@ mod tests {
         assert_eq!(TrafficClass::InteractiveVideo.apple_net_service_type(), 3);
         assert_eq!(TrafficClass::ResponsiveAv.apple_net_service_type(), 5);
         assert_eq!(SO_NET_SERVICE_TYPE, 0x1116);
+        assert_eq!(SO_RECV_ANYIF, 0x1104);
     }
 
     #[test]
@@ -215,5 +288,30 @@ mod tests {
         assert_eq!(c.send_buffer, 1 << 20);
         assert_eq!(c.traffic, TrafficClass::InteractiveVideo);
         assert_eq!(c.interface, None);
+        assert!(
+            !c.dual_stack,
+            "an IPv6 socket carries IPv6 only unless asked"
+        );
+        assert!(!c.receive_any_interface);
+        assert!(!c.reuse_address);
+    }
+
+    #[test]
+    fn the_new_options_are_honoured_or_harmless() {
+        // Outside Apple SO_RECV_ANYIF is a no-op: asking for it still opens the socket.
+        let config = SocketConfig {
+            receive_any_interface: true,
+            reuse_address: true,
+            ..SocketConfig::default()
+        };
+        let opened = open_udp("127.0.0.1:0".parse().expect("v4"), &config).expect("opens");
+        let s = socket2::SockRef::from(&opened.socket);
+        assert!(s.reuse_address().expect("SO_REUSEADDR"));
+        // An IPv4 address ignores dual_stack.
+        let v4 = SocketConfig {
+            dual_stack: true,
+            ..SocketConfig::default()
+        };
+        assert!(open_udp("127.0.0.1:0".parse().expect("v4"), &v4).is_ok());
     }
 }
