@@ -119,6 +119,21 @@ pub fn peer_to_peer_by_name(name: &str) -> bool {
     name.starts_with("awdl") || name.starts_with("llw") || name.starts_with("p2p-")
 }
 
+/// Among peer-to-peer interfaces, how much a session likes this one (lower is better):
+/// `llw*` comes after every other. Apple's Bonjour never uses `llw*` ("llw0 interface is
+/// excluded from Bonjour discovery", `isExcludedInterface` in mDNSResponder's
+/// `mDNSMacOSX/mDNSMacOSX.c`), so no peer advertises there and the AWDL interface beside it
+/// is the one to bind; `llw*` is kept only for a host that has nothing else.
+pub fn peer_to_peer_rank(name: &str) -> u8 {
+    u8::from(name.starts_with("llw"))
+}
+
+/// Whether Apple's Bonjour leaves this interface out (see [`peer_to_peer_rank`]): a service
+/// registered with peer-to-peer allowed is never advertised there.
+pub fn bonjour_excludes(name: &str) -> bool {
+    name.starts_with("llw")
+}
+
 /// Classifies an interface from its facts (see the module docs for the rules).
 pub fn classify(facts: &InterfaceFacts) -> InterfaceKind {
     if facts.loopback {
@@ -302,6 +317,11 @@ mod tests {
         }
         assert!(!peer_to_peer_by_name("en0"));
         assert!(!peer_to_peer_by_name("wlan0"));
+        // AWDL before its low-latency companion; Bonjour skips the latter.
+        assert!(peer_to_peer_rank("awdl0") < peer_to_peer_rank("llw0"));
+        assert_eq!(peer_to_peer_rank("p2p-wlan0-0"), peer_to_peer_rank("awdl0"));
+        assert!(bonjour_excludes("llw0"));
+        assert!(!bonjour_excludes("awdl0"));
     }
 
     #[test]

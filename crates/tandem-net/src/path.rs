@@ -5,14 +5,16 @@
 //! infrastructure channel (see `tandem-sim`'s AWDL profiles). `Automatic` prefers a wire,
 //! then infrastructure Wi-Fi, then peer-to-peer, because the stall pattern costs more than
 //! the extra hop; but it always takes the interface the peer was discovered on or whose
-//! subnet holds the peer's address, since another one cannot reach it.
+//! subnet holds the peer's address, since another one cannot reach it. Among peer-to-peer
+//! interfaces AWDL comes before `llw*` whatever their indexes
+//! ([`crate::iface::peer_to_peer_rank`]).
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
 use std::num::NonZeroU32;
 
 use crate::discovery::Peer;
-use crate::iface::{Interface, InterfaceKind, is_link_local_v6};
+use crate::iface::{Interface, InterfaceKind, is_link_local_v6, peer_to_peer_rank};
 
 /// Which kind of link a session should use.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -127,7 +129,8 @@ pub struct PeerHint {
 /// Picks the interface and local address for `preference`, given what is known of the peer.
 ///
 /// Among usable interfaces the preference allows: one the peer was seen on wins, then one
-/// whose subnet holds the peer's address, then the preference's order. The local address
+/// whose subnet holds the peer's address, then the preference's order, then (between
+/// peer-to-peer interfaces) AWDL before `llw*`, then the lowest index. The local address
 /// is of the peer's family (IPv4 when unknown); on a peer-to-peer link, or for a link-local
 /// peer, an IPv6 link-local address scoped to the interface.
 pub fn choose_path(
@@ -173,6 +176,7 @@ pub fn choose_path(
             !seen_there,
             !same_subnet,
             preference.rank(i.kind).unwrap_or(u8::MAX),
+            link_rank(i),
             i.index,
         )
     };
@@ -235,7 +239,9 @@ pub fn choose_path(
 /// Picks the path and the peer address for a peer found by discovery.
 ///
 /// Among the interfaces the peer was seen on that are usable and that `preference` allows,
-/// the best-ranked wins; a loopback sighting (the peer is on this host) wins over all. On a
+/// the best-ranked wins (AWDL before `llw*`, as in [`choose_path`]); a loopback sighting
+/// (the peer is on this host) wins over all. A peer seen only on `llw*` is reached there,
+/// the one link its address is valid on. On a
 /// peer-to-peer link the peer's IPv6 link-local address is used (AWDL carries nothing
 /// else), elsewhere IPv4 first. The socket then binds to that interface, so the session
 /// cannot drift onto another link.
@@ -260,7 +266,7 @@ pub fn plan_connection(
             } else {
                 a.addr.is_ipv6()
             };
-            Some(((rank, family, a.interface), a))
+            Some(((rank, link_rank(iface), family, a.interface), a))
         })
         .min_by_key(|(score, _)| *score)
         .map(|(_, a)| a);
@@ -293,6 +299,16 @@ pub fn plan_connection(
     };
     let path = choose_path(interfaces, preference, hint)?;
     Ok((path, address.addr))
+}
+
+/// Between interfaces of one kind: AWDL before `llw*` (see
+/// [`crate::iface::peer_to_peer_rank`]); other kinds are all alike.
+fn link_rank(i: &Interface) -> u8 {
+    if i.kind == InterfaceKind::PeerToPeer {
+        peer_to_peer_rank(&i.name)
+    } else {
+        0
+    }
 }
 
 fn peer_matches(ip: IpAddr, peer: PeerHint) -> bool {
@@ -414,6 +430,61 @@ mod tests {
         let local = discovered(&[("192.168.1.77:5000", 2), ("127.0.0.1:5000", 1)]);
         let (p, to) = plan_connection(&local, &h, PathPreference::Infrastructure).expect("lo");
         assert_eq!((p.interface.as_str(), to.port()), ("lo", 5000));
+    }
+
+    /// A Mac's AWDL interface and its `llw*` companion, `llw0` with the lower index (as on
+    /// the hosts that have both), beside Wi-Fi.
+    fn mac(with_awdl: bool) -> Vec<Interface> {
+        let mut h = vec![
+            iface(
+                "en0",
+                4,
+                InterfaceKind::WifiInfrastructure,
+                &[("192.168.1.20", 24), ("fe80::20", 64)],
+            ),
+            iface("llw0", 9, InterfaceKind::PeerToPeer, &[("fe80::9", 64)]),
+        ];
+        if with_awdl {
+            h.push(iface(
+                "awdl0",
+                11,
+                InterfaceKind::PeerToPeer,
+                &[("fe80::11", 64)],
+            ));
+        }
+        h
+    }
+
+    #[test]
+    fn awdl_wins_over_llw_whatever_the_indexes() {
+        let h = mac(true);
+        let p = choose_path(&h, PathPreference::PeerToPeer, PeerHint::default()).expect("p2p");
+        assert_eq!(p.interface, "awdl0");
+        assert_eq!(p.local, "[fe80::11%11]:0".parse().expect("addr"));
+        // A link-local peer with no interface named: every link-local subnet holds it.
+        let peer = PeerHint {
+            addr: Some("fe80::77".parse().expect("v6")),
+            interface: None,
+        };
+        let p = choose_path(&h, PathPreference::PeerToPeer, peer).expect("p2p");
+        assert_eq!(p.interface, "awdl0");
+        // Seen on both: the AWDL sighting.
+        let both = discovered(&[("[fe80::77%9]:5000", 9), ("[fe80::78%11]:5000", 11)]);
+        let (p, to) = plan_connection(&both, &h, PathPreference::PeerToPeer).expect("p2p");
+        assert_eq!(
+            (p.interface.as_str(), to),
+            ("awdl0", "[fe80::78%11]:5000".parse().expect("a"))
+        );
+        // Only llw0: it is all there is.
+        let h = mac(false);
+        let p = choose_path(&h, PathPreference::PeerToPeer, PeerHint::default()).expect("llw");
+        assert_eq!(p.interface, "llw0");
+        assert_eq!(p.local, "[fe80::9%9]:0".parse().expect("addr"));
+        // An AWDL interface that is down does not count.
+        let mut h = mac(true);
+        h[2].running = false;
+        let p = choose_path(&h, PathPreference::PeerToPeer, PeerHint::default()).expect("llw");
+        assert_eq!(p.interface, "llw0");
     }
 
     #[test]
