@@ -12,6 +12,8 @@
 //!   Wi-Fi infrastructure, peer-to-peer or other; the choice of interface and addresses for
 //!   a [`PathPreference`] ([`choose_path`], [`plan_connection`] for a discovered peer); and
 //!   [`PathEvent`]s as interfaces come, go and change.
+//! - [`listen`]: the sockets a listener opens so that it is reachable on every interface it
+//!   is advertised on, AWDL included ([`listen_plan`]).
 //! - [`discovery`]: advertising and browsing `_tandem._udp` through `mdns-sd` (the
 //!   embedded default) or the system's `dns_sd.h` (Bonjour on Apple, Avahi on Linux).
 //!
@@ -27,6 +29,7 @@ pub mod batch;
 pub mod discovery;
 pub mod driver;
 pub mod iface;
+pub mod listen;
 pub mod path;
 pub mod socket;
 pub mod timer;
@@ -40,6 +43,7 @@ pub use driver::{
     DriverConfig, DriverError, DriverHandle, DriverStats, DriverStopped, spawn_driver,
 };
 pub use iface::{Interface, InterfaceAddr, InterfaceKind, KindOverrides, classify, interfaces};
+pub use listen::{ListenSocket, Platform, listen_plan, open_listen};
 pub use path::{ChosenPath, PathError, PathPreference, PeerHint, choose_path, plan_connection};
 pub use socket::{OpenedSocket, SocketConfig, TrafficClass, open_udp};
 pub use watch::{PathEvent, PathMonitor, PathMonitorConfig, PathStatus};
