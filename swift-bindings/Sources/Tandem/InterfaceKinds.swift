@@ -1,27 +1,40 @@
 // The engine tells Wi-Fi from Ethernet by sysfs on Linux; on Apple it sees only names
 // (`en0`, `en1`, `awdl0`), so the Network framework, which knows each interface's type, tells it.
+//
+// NWPathMonitor delivers its first path on its own queue shortly after start(queue:); nothing here
+// waits for it on the caller's thread (the old blocking version stalled the main thread for up
+// to its timeout).
+// https://developer.apple.com/documentation/network/nwpathmonitor
+// https://developer.apple.com/documentation/network/nwpath/availableinterfaces
+// https://developer.apple.com/documentation/network/nwinterface/interfacetype
 #if canImport(Network)
 import Foundation
 import Network
 
 public enum SystemInterfaces {
-    /// The interface kinds `NWPathMonitor` reports right now (it delivers a first path
-    /// within milliseconds of starting; `timeout` bounds the wait).
-    public static func kinds(timeout: TimeInterval = 1.0) -> [InterfaceOverride] {
-        let monitor = NWPathMonitor()
-        let queue = DispatchQueue(label: "tandem.interfaces")
-        let ready = DispatchSemaphore(value: 0)
-        let box = PathBox()
-        monitor.pathUpdateHandler = { path in
-            if box.set(path) {
-                ready.signal()
+    /// The interface kinds `NWPathMonitor` reports right now. Suspends until the monitor's first
+    /// path arrives (milliseconds) or `timeout` passes (then: none, and the engine falls back to
+    /// names); never blocks a thread.
+    public static func kinds(timeout: TimeInterval = 1.0) async -> [InterfaceOverride] {
+        await withCheckedContinuation { continuation in
+            let monitor = NWPathMonitor()
+            // Both handlers below run on this serial queue, so `once` needs no lock.
+            let queue = DispatchQueue(label: "tandem.interfaces", qos: .userInitiated)
+            let once = Once(continuation)
+            monitor.pathUpdateHandler = { path in
+                once.resume(path.availableInterfaces.map { interface in
+                    InterfaceOverride(name: interface.name, kind: SystemInterfaces.kind(of: interface))
+                })
+                // The handler holds the monitor; dropping it breaks that cycle.
+                monitor.pathUpdateHandler = nil
+                monitor.cancel()
             }
-        }
-        monitor.start(queue: queue)
-        _ = ready.wait(timeout: .now() + timeout)
-        monitor.cancel()
-        return (box.get()?.availableInterfaces ?? []).map { interface in
-            InterfaceOverride(name: interface.name, kind: kind(of: interface))
+            queue.asyncAfter(deadline: .now() + timeout) {
+                once.resume([])
+                monitor.pathUpdateHandler = nil
+                monitor.cancel()
+            }
+            monitor.start(queue: queue)
         }
     }
 
@@ -38,33 +51,27 @@ public enum SystemInterfaces {
     }
 }
 
-/// The first path `NWPathMonitor` delivered, shared between its queue and the caller.
-private final class PathBox: @unchecked Sendable {
-    private let lock = NSLock()
-    private var path: NWPath?
+/// Resumes a continuation once; later calls do nothing. Used from one serial queue only.
+private final class Once: @unchecked Sendable {
+    private var continuation: CheckedContinuation<[InterfaceOverride], Never>?
 
-    /// Stores `path` if it is the first; whether it was.
-    func set(_ new: NWPath) -> Bool {
-        lock.lock()
-        defer { lock.unlock() }
-        guard path == nil else { return false }
-        path = new
-        return true
+    init(_ continuation: CheckedContinuation<[InterfaceOverride], Never>) {
+        self.continuation = continuation
     }
 
-    func get() -> NWPath? {
-        lock.lock()
-        defer { lock.unlock() }
-        return path
+    func resume(_ value: [InterfaceOverride]) {
+        continuation?.resume(returning: value)
+        continuation = nil
     }
 }
 
 extension NetConfig {
     /// This config with the interface kinds the system reports, so that `.infrastructure`
-    /// finds Wi-Fi `en0` and `.peerToPeer` finds `awdl0`.
-    public func withSystemInterfaceKinds() -> NetConfig {
+    /// finds Wi-Fi `en0` and `.peerToPeer` finds `awdl0`. Asks `NWPathMonitor` without
+    /// blocking; call it from a task.
+    public func withSystemInterfaceKinds() async -> NetConfig {
         var config = self
-        config.interfaceKinds = SystemInterfaces.kinds()
+        config.interfaceKinds = await SystemInterfaces.kinds()
         return config
     }
 }

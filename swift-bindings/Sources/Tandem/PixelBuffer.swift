@@ -21,6 +21,76 @@ public enum PixelBufferError: Error, Equatable, Sendable {
     }
 }
 
+/// How a picture's YCbCr samples become colour: the YCbCr matrix, the colour primaries and the
+/// transfer function, as CoreVideo's attachment values (`kCVImageBufferYCbCrMatrix_ITU_R_709_2`
+/// and the like). Read it from a camera buffer with `init(of:)` on the sending side, apply it to
+/// the receiver's pictures with `makePixelBuffer(pool:colors:)`.
+///
+/// CoreVideo attachment keys and values:
+/// https://developer.apple.com/documentation/corevideo/image-buffer-attachment-keys and
+/// https://developer.apple.com/documentation/corevideo/image-buffer-ycbcr-matrix-constants;
+/// `CVBufferCopyAttachment(_:_:_:)` (iOS 15, macOS 12):
+/// https://developer.apple.com/documentation/corevideo/cvbuffercopyattachment(_:_:_:)
+public struct ColorDescription: Equatable, Sendable {
+    /// `kCVImageBufferYCbCrMatrixKey`'s value, e.g. `kCVImageBufferYCbCrMatrix_ITU_R_601_4`.
+    public var matrix: String?
+    /// `kCVImageBufferColorPrimariesKey`'s value.
+    public var primaries: String?
+    /// `kCVImageBufferTransferFunctionKey`'s value.
+    public var transferFunction: String?
+
+    public init(matrix: String? = nil, primaries: String? = nil, transferFunction: String? = nil) {
+        self.matrix = matrix
+        self.primaries = primaries
+        self.transferFunction = transferFunction
+    }
+
+    /// What `buffer` carries, e.g. the camera's choice on a captured picture.
+    public init(of buffer: CVBuffer) {
+        matrix = Self.attachment(buffer, kCVImageBufferYCbCrMatrixKey)
+        primaries = Self.attachment(buffer, kCVImageBufferColorPrimariesKey)
+        transferFunction = Self.attachment(buffer, kCVImageBufferTransferFunctionKey)
+    }
+
+    /// Nothing known.
+    public var isEmpty: Bool {
+        matrix == nil && primaries == nil && transferFunction == nil
+    }
+
+    /// HD video (ITU-R BT.709).
+    public static let bt709 = ColorDescription(
+        matrix: kCVImageBufferYCbCrMatrix_ITU_R_709_2 as String,
+        primaries: kCVImageBufferColorPrimaries_ITU_R_709_2 as String,
+        transferFunction: kCVImageBufferTransferFunction_ITU_R_709_2 as String)
+
+    /// SD video: the BT.601 matrix with SMPTE C primaries and the BT.709 transfer function.
+    public static let bt601 = ColorDescription(
+        matrix: kCVImageBufferYCbCrMatrix_ITU_R_601_4 as String,
+        primaries: kCVImageBufferColorPrimaries_SMPTE_C as String,
+        transferFunction: kCVImageBufferTransferFunction_ITU_R_709_2 as String)
+
+    /// The known values as an attachments dictionary.
+    public var attachments: [String: Any] {
+        var attachments: [String: Any] = [:]
+        if let matrix { attachments[kCVImageBufferYCbCrMatrixKey as String] = matrix }
+        if let primaries { attachments[kCVImageBufferColorPrimariesKey as String] = primaries }
+        if let transferFunction { attachments[kCVImageBufferTransferFunctionKey as String] = transferFunction }
+        return attachments
+    }
+
+    /// Sets the known values on `buffer` (propagated to buffers made from it), leaving the
+    /// others as they are.
+    public func apply(to buffer: CVBuffer) {
+        for (key, value) in attachments {
+            CVBufferSetAttachment(buffer, key as CFString, value as CFTypeRef, .shouldPropagate)
+        }
+    }
+
+    private static func attachment(_ buffer: CVBuffer, _ key: CFString) -> String? {
+        CVBufferCopyAttachment(buffer, key, nil) as? String
+    }
+}
+
 /// The bi-planar 4:2:0 layout cameras deliver and `AVSampleBufferDisplayLayer` and Metal
 /// prefer.
 public enum NV12 {
@@ -32,15 +102,27 @@ public enum NV12 {
     ]
 
     /// A pool of IOSurface-backed `'420v'` buffers, so that showing a frame allocates nothing.
-    public static func makePool(width: Int, height: Int, minimumBufferCount: Int = 3) throws -> CVPixelBufferPool {
+    /// With `colors`, every buffer of the pool carries them (as propagated attachments,
+    /// `kCVBufferPropagatedAttachmentsKey`), and `makePixelBuffer(pool:)` keeps them.
+    public static func makePool(
+        width: Int,
+        height: Int,
+        minimumBufferCount: Int = 3,
+        colors: ColorDescription? = nil
+    ) throws -> CVPixelBufferPool {
         let poolAttributes: [String: Any] = [
             kCVPixelBufferPoolMinimumBufferCountKey as String: minimumBufferCount,
         ]
+        var attributes = bufferAttributes(width: width, height: height)
+        if let colors, !colors.isEmpty {
+            // https://developer.apple.com/documentation/corevideo/cvbuffer-attribute-keys
+            attributes[kCVBufferPropagatedAttachmentsKey as String] = colors.attachments
+        }
         var pool: CVPixelBufferPool?
         let status = CVPixelBufferPoolCreate(
             kCFAllocatorDefault,
             poolAttributes as CFDictionary,
-            bufferAttributes(width: width, height: height) as CFDictionary,
+            attributes as CFDictionary,
             &pool)
         guard status == kCVReturnSuccess, let pool else {
             throw PixelBufferError.coreVideo(status)
@@ -90,7 +172,13 @@ private func withLockedBaseAddress<T>(
 extension DecodedFrame {
     /// The picture in a new `'420v'` buffer (from `pool` when given; make one with
     /// `NV12.makePool` at the stream's size). One copy, chroma interleaved as it is written.
-    public func makePixelBuffer(pool: CVPixelBufferPool? = nil) throws -> CVPixelBuffer {
+    ///
+    /// Colour: `colors` when given; otherwise whatever the buffer already carries (a pool made
+    /// with `NV12.makePool(…, colors:)` gives each buffer its colours); otherwise the buffer
+    /// stays untagged and the display applies its default for untagged video. The engine
+    /// carries the samples but no colour description, so only the app knows what the sender's
+    /// camera used: read it there with `ColorDescription(of: pixelBuffer)`.
+    public func makePixelBuffer(pool: CVPixelBufferPool? = nil, colors: ColorDescription? = nil) throws -> CVPixelBuffer {
         var buffer: CVPixelBuffer?
         let status: CVReturn
         if let pool {
@@ -104,14 +192,11 @@ extension DecodedFrame {
         guard status == kCVReturnSuccess, let buffer else {
             throw PixelBufferError.coreVideo(status)
         }
-        // Without these the display layer guesses the matrix from the picture size; camera
-        // video is BT.709 and the engine passes samples through unchanged.
-        CVBufferSetAttachment(
-            buffer, kCVImageBufferYCbCrMatrixKey, kCVImageBufferYCbCrMatrix_ITU_R_709_2, .shouldPropagate)
-        CVBufferSetAttachment(
-            buffer, kCVImageBufferColorPrimariesKey, kCVImageBufferColorPrimaries_ITU_R_709_2, .shouldPropagate)
-        CVBufferSetAttachment(
-            buffer, kCVImageBufferTransferFunctionKey, kCVImageBufferTransferFunction_ITU_R_709_2, .shouldPropagate)
+        // Never a fixed matrix: SD camera video is usually BT.601 and HD BT.709, and a wrong
+        // tag shifts every colour. The buffer's own attachments win over nothing.
+        if let colors {
+            colors.apply(to: buffer)
+        }
         try copy(into: buffer)
         return buffer
     }

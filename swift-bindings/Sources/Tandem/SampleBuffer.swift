@@ -326,6 +326,22 @@ public final class SampleBufferAssembler {
     }
 }
 
+extension ColorDescription {
+    /// What a format description says; for H.264/HEVC CoreMedia fills it from the parameter
+    /// sets' colour description (VUI), so a receiver learns the sender's colours in-band.
+    /// The extension values are the same strings as CoreVideo's attachment values.
+    /// https://developer.apple.com/documentation/coremedia/cmformatdescriptiongetextension(_:extensionkey:)
+    public init(of format: CMFormatDescription) {
+        self.init(
+            matrix: CMFormatDescriptionGetExtension(
+                format, extensionKey: kCMFormatDescriptionExtension_YCbCrMatrix) as? String,
+            primaries: CMFormatDescriptionGetExtension(
+                format, extensionKey: kCMFormatDescriptionExtension_ColorPrimaries) as? String,
+            transferFunction: CMFormatDescriptionGetExtension(
+                format, extensionKey: kCMFormatDescriptionExtension_TransferFunction) as? String)
+    }
+}
+
 /// Decoded pictures as samples an `AVSampleBufferDisplayLayer` shows on arrival.
 public enum DisplaySample {
     /// Wraps `pixelBuffer` (no copy) in a sample marked to display immediately.
@@ -351,8 +367,8 @@ public enum DisplaySample {
 extension DecodedFrame {
     /// The picture copied once into a `'420v'` buffer (from `pool` when given) and wrapped
     /// for `AVSampleBufferDisplayLayer.enqueue`.
-    public func makeSampleBuffer(pool: CVPixelBufferPool? = nil) throws -> CMSampleBuffer {
-        try DisplaySample.make(makePixelBuffer(pool: pool), captureUs: captureUs())
+    public func makeSampleBuffer(pool: CVPixelBufferPool? = nil, colors: ColorDescription? = nil) throws -> CMSampleBuffer {
+        try DisplaySample.make(makePixelBuffer(pool: pool, colors: colors), captureUs: captureUs())
     }
 }
 #endif

@@ -16,23 +16,44 @@ final class ReceiverEvents: ReceiverDelegate, @unchecked Sendable {
     let stats: AsyncStream<Stats>.Continuation
     let errors: AsyncStream<String>.Continuation
     let warnings: AsyncStream<String>.Continuation
+    /// When set, frames go here straight from the decoder thread instead of to the streams:
+    /// a display with its own `.userInteractive` queue, no hop through the cooperative pool.
+    let onDecoded: (@Sendable (DecodedFrame) -> Void)?
+    let onEncodedFrame: (@Sendable (EncodedFrame) -> Void)?
 
     init(
         frames: AsyncStream<DecodedFrame>.Continuation,
         encoded: AsyncStream<EncodedFrame>.Continuation,
         stats: AsyncStream<Stats>.Continuation,
         errors: AsyncStream<String>.Continuation,
-        warnings: AsyncStream<String>.Continuation
+        warnings: AsyncStream<String>.Continuation,
+        onDecoded: (@Sendable (DecodedFrame) -> Void)? = nil,
+        onEncodedFrame: (@Sendable (EncodedFrame) -> Void)? = nil
     ) {
         self.frames = frames
         self.encoded = encoded
         self.stats = stats
         self.errors = errors
         self.warnings = warnings
+        self.onDecoded = onDecoded
+        self.onEncodedFrame = onEncodedFrame
     }
 
-    func onFrame(frame: DecodedFrame) { frames.yield(frame) }
-    func onEncoded(frame: EncodedFrame) { encoded.yield(frame) }
+    func onFrame(frame: DecodedFrame) {
+        if let onDecoded {
+            onDecoded(frame)
+        } else {
+            frames.yield(frame)
+        }
+    }
+
+    func onEncoded(frame: EncodedFrame) {
+        if let onEncodedFrame {
+            onEncodedFrame(frame)
+        } else {
+            encoded.yield(frame)
+        }
+    }
     func onStats(stats: Stats) { self.stats.yield(stats) }
     func onError(message: String) { errors.yield(message) }
     func onWarning(message: String) { warnings.yield(message) }
@@ -66,7 +87,20 @@ public final class ReceiverSession: @unchecked Sendable {
     public let warnings: AsyncStream<String>
     private let events: ReceiverEvents
 
-    public init(config: ReceiverConfig, remote: Remote) throws {
+    /// A receiver on the engine's own UDP sockets, reaching or awaiting `remote`.
+    public convenience init(config: ReceiverConfig, remote: Remote) throws {
+        try self.init(sinks: nil) { events in
+            try Receiver(config: config, remote: remote, delegate: events)
+        }
+    }
+
+    /// The frames to hand straight to a display, bypassing `frames` and `encodedFrames`.
+    typealias FrameSinks = (
+        decoded: @Sendable (DecodedFrame) -> Void,
+        encoded: @Sendable (EncodedFrame) -> Void
+    )
+
+    init(sinks: FrameSinks?, making make: (ReceiverEvents) throws -> Receiver) throws {
         let (frames, framesIn) = AsyncStream.makeStream(
             of: DecodedFrame.self, bufferingPolicy: .bufferingNewest(2))
         let (encoded, encodedIn) = AsyncStream.makeStream(
@@ -79,9 +113,9 @@ public final class ReceiverSession: @unchecked Sendable {
             of: String.self, bufferingPolicy: .bufferingNewest(8))
         let events = ReceiverEvents(
             frames: framesIn, encoded: encodedIn, stats: statsIn, errors: errorsIn,
-            warnings: warningsIn)
+            warnings: warningsIn, onDecoded: sinks?.decoded, onEncodedFrame: sinks?.encoded)
         do {
-            receiver = try Receiver(config: config, remote: remote, delegate: events)
+            receiver = try make(events)
         } catch {
             events.finish()
             throw error
@@ -159,7 +193,14 @@ public final class SenderSession: @unchecked Sendable {
     public let targetBitrates: AsyncStream<UInt32>
     private let events: SenderEvents
 
-    public init(config: SenderConfig, remote: Remote) throws {
+    /// A sender on the engine's own UDP sockets, reaching or awaiting `remote`.
+    public convenience init(config: SenderConfig, remote: Remote) throws {
+        try self.init { events in
+            try Sender(config: config, remote: remote, delegate: events)
+        }
+    }
+
+    private init(making make: (SenderEvents) throws -> Sender) throws {
         let (stats, statsIn) = AsyncStream.makeStream(
             of: Stats.self, bufferingPolicy: .bufferingNewest(8))
         let (errors, errorsIn) = AsyncStream.makeStream(
@@ -174,7 +215,7 @@ public final class SenderSession: @unchecked Sendable {
             stats: statsIn, errors: errorsIn, warnings: warningsIn, keyframeRequests: keyframesIn,
             targetBitrates: targetsIn)
         do {
-            sender = try Sender(config: config, remote: remote, delegate: events)
+            sender = try make(events)
         } catch {
             events.finish()
             throw error
