@@ -25,10 +25,15 @@ final class AppModel: ObservableObject {
 
     let identity: Identity
     let trustStore: TrustStore
-    let deviceName: String
+    /// The name other devices see in discovery and pairing. Editable (Pair tab), because on
+    /// iOS 16 and later the system gives the app only a generic one; see `systemDeviceName`.
+    @Published var deviceName: String {
+        didSet { UserDefaults.standard.set(deviceName, forKey: Self.deviceNameKey) }
+    }
     let discovery: Discovery?
 
     private static let keychain = KeychainStore(service: "org.example.tandem.demo")
+    private static let deviceNameKey = "deviceName"
     private var browseTask: Task<Void, Never>?
 
     init() {
@@ -46,11 +51,8 @@ final class AppModel: ObservableObject {
         let devices = trustStore.devices()
         pairedDevices = devices
         encrypted = !devices.isEmpty
-        #if os(iOS)
-        deviceName = UIDevice.current.name
-        #else
-        deviceName = Host.current().localizedName ?? "Mac"
-        #endif
+        deviceName = UserDefaults.standard.string(forKey: Self.deviceNameKey)
+            ?? Self.systemDeviceName(fingerprint: identity.fingerprint())
         do {
             discovery = try Discovery(backend: nil)
         } catch {
@@ -63,6 +65,27 @@ final class AppModel: ObservableObject {
             problem = "\(error)"
         }
         startBrowsing()
+    }
+
+    /// A name for this device when the user has not typed one.
+    ///
+    /// iOS 16 and later return the generic model ("iPhone") from `UIDevice.name` unless the app
+    /// holds the `com.apple.developer.device-information.user-assigned-device-name` entitlement,
+    /// which Apple grants on request to apps that show the name to the user for a feature like
+    /// this one (and never for tracking). Without it, two iPhones would both be "iPhone"; the
+    /// demo adds the start of this device's key fingerprint so they can be told apart, and lets
+    /// the user type a real name. With the entitlement, `UIDevice.name` is the name from
+    /// Settings › General › About.
+    /// https://developer.apple.com/documentation/uikit/uidevice/name
+    /// https://developer.apple.com/documentation/bundleresources/entitlements/com.apple.developer.device-information.user-assigned-device-name
+    static func systemDeviceName(fingerprint: String) -> String {
+        #if os(iOS)
+        let device = UIDevice.current
+        let generic = device.name.isEmpty || device.name == device.model
+        return generic ? "\(device.model) \(fingerprint.prefix(4))" : device.name
+        #else
+        return Host.current().localizedName ?? "Mac \(fingerprint.prefix(4))"
+        #endif
     }
 
     var allowPeerToPeer: Bool { path != .infrastructure }
@@ -78,20 +101,27 @@ final class AppModel: ObservableObject {
     }
 
     /// The network settings of a video session; `peer` names the paired device expected
-    /// when the trust store holds several.
-    func sessionNet(peer fingerprint: String? = nil) -> NetConfig {
+    /// when the trust store holds several. Asks the system for its interface kinds without
+    /// blocking the main actor.
+    func sessionNet(peer fingerprint: String? = nil) async -> NetConfig {
+        await securedNet(peer: fingerprint).withSystemInterfaceKinds()
+    }
+
+    /// The security settings alone, for sessions over an app transport (which picks no
+    /// interface itself).
+    func securedNet(peer fingerprint: String? = nil) -> NetConfig {
         var security: SecurityConfig?
         if encrypted {
             let known = fingerprint.flatMap { trustStore.device(fingerprint: $0) } != nil
             security = SecurityConfig(
                 identity: identity, trust: trustStore, peerFingerprint: known ? fingerprint : nil)
         }
-        return NetConfig(path: path, security: security).withSystemInterfaceKinds()
+        return NetConfig(path: path, security: security)
     }
 
     /// Pairing runs its own handshake, so it needs no keys here.
-    func pairingNet(port: UInt16) -> NetConfig {
-        NetConfig(port: port, path: path).withSystemInterfaceKinds()
+    func pairingNet(port: UInt16) async -> NetConfig {
+        await NetConfig(port: port, path: path).withSystemInterfaceKinds()
     }
 
     func addPairedDevice(_ device: PairedDevice) {

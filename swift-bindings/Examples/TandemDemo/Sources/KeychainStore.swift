@@ -11,6 +11,15 @@ struct KeychainError: Error, CustomStringConvertible {
 
 /// Generic-password items of this app. The identity holds a secret key, so it belongs in the
 /// Keychain rather than in a file; the trust store is public keys only but lives beside it.
+///
+/// On macOS every query names the data protection keychain (`kSecUseDataProtectionKeychain`),
+/// the iOS-style keychain where `kSecAttrAccessible…ThisDeviceOnly` means what it says; without
+/// it macOS uses the legacy file-based keychain, which ignores accessibility classes and may ask
+/// the user for the login password. It needs a signed app with an application identifier (Xcode
+/// signing with a team does that); an unsigned build gets errSecMissingEntitlement (-34018).
+/// Apple: https://developer.apple.com/documentation/security/ksecusedataprotectionkeychain and
+/// TN3137 "On Mac keychain APIs and implementations":
+/// https://developer.apple.com/documentation/technotes/tn3137-on-mac-keychains
 struct KeychainStore {
     let service: String
 
@@ -41,10 +50,15 @@ struct KeychainStore {
     }
 
     private func baseQuery(_ account: String) -> [String: Any] {
-        [
+        var query: [String: Any] = [
             kSecClass as String: kSecClassGenericPassword,
             kSecAttrService as String: service,
             kSecAttrAccount as String: account,
         ]
+        #if os(macOS)
+        // Every query, not only the add: a search without it looks in the file-based keychain.
+        query[kSecUseDataProtectionKeychain as String] = true
+        #endif
+        return query
     }
 }

@@ -10,6 +10,15 @@ struct PairingView: View {
     var body: some View {
         NavigationStack {
             Form {
+                Section {
+                    TextField("Name", text: $model.deviceName)
+                        .autocorrectionDisabled()
+                } header: {
+                    Text("This device")
+                } footer: {
+                    // AppModel.systemDeviceName says why the system's name may be generic.
+                    Text("Other devices see this name when they find or pair with this one.")
+                }
                 Section("Paired devices") {
                     if model.pairedDevices.isEmpty {
                         Text("None yet").foregroundStyle(.secondary)

@@ -23,56 +23,63 @@ struct ReceiveView: View {
 final class ReceiveController: ObservableObject {
     @Published private(set) var stats: Stats?
     @Published private(set) var error: String?
-    let displayLayer = AVSampleBufferDisplayLayer()
+    let displayLayer: AVSampleBufferDisplayLayer
+    /// Frames go from the engine's decoder thread to this display's `.userInteractive` queue
+    /// and on to the layer's renderer; layer calls that must be on the main actor are.
+    let display: SampleBufferDisplay
 
     private var session: ReceiverSession?
+    private var starting = false
     private var tasks: [Task<Void, Never>] = []
 
     init() {
-        displayLayer.videoGravity = .resizeAspect
+        let layer = AVSampleBufferDisplayLayer()
+        layer.videoGravity = .resizeAspect
+        displayLayer = layer
+        display = SampleBufferDisplay(layer: layer)
     }
 
     func start(target: WatchTarget, model: AppModel) {
-        guard session == nil else { return }
+        guard session == nil, !starting else { return }
+        starting = true
         error = nil
         let h264 = model.receiveH264
-        let remote: Remote
-        let net: NetConfig
-        switch target {
-        case .peer(let peer):
-            remote = .discovered(peer: peer)
-            net = model.sessionNet(peer: peer.peerId)
-        case .address(let address):
-            remote = .address(address: address)
-            net = model.sessionNet()
-        }
-        do {
-            let session = try ReceiverSession(
-                config: ReceiverConfig(output: h264 ? .encoded : .decoded, net: net),
-                remote: remote)
-            self.session = session
-            let layer = displayLayer
-            // Off the main actor: a frame should never wait for the UI to be idle.
-            tasks.append(Task.detached(priority: .userInitiated) {
-                if h264 {
-                    await FramePump.showEncoded(session.encodedFrames, on: layer)
-                } else {
-                    await FramePump.showDecoded(session.frames, on: layer)
-                }
-            })
-            tasks.append(Task {
-                for await stats in session.stats {
-                    self.stats = stats
-                }
-            })
-            tasks.append(Task {
-                for await message in session.errors {
-                    self.error = message
-                }
-            })
-        } catch {
-            self.error = "\(error)"
-        }
+        tasks.append(Task {
+            defer { self.starting = false }
+            let remote: Remote
+            let net: NetConfig
+            switch target {
+            case .peer(let peer):
+                remote = .discovered(peer: peer)
+                net = await model.sessionNet(peer: peer.peerId)
+            case .address(let address):
+                remote = .address(address: address)
+                net = await model.sessionNet()
+            }
+            guard !Task.isCancelled else { return }
+            do {
+                let session = try ReceiverSession(
+                    config: ReceiverConfig(output: h264 ? .encoded : .decoded, net: net),
+                    remote: remote, display: display)
+                self.session = session
+                watch(session)
+            } catch {
+                self.error = "\(error)"
+            }
+        })
+    }
+
+    private func watch(_ session: ReceiverSession) {
+        tasks.append(Task {
+            for await stats in session.stats {
+                self.stats = stats
+            }
+        })
+        tasks.append(Task {
+            for await message in session.errors {
+                self.error = message
+            }
+        })
     }
 
     func stop() {
@@ -83,43 +90,7 @@ final class ReceiveController: ObservableObject {
             Task.detached { session.stop() }
         }
         session = nil
-        displayLayer.flushAndRemoveImage()
-    }
-}
-
-/// Moves frames from a session to a display layer. Not isolated to any actor: it runs on
-/// whatever thread the detached task gets.
-enum FramePump {
-    static func showDecoded(_ frames: AsyncStream<DecodedFrame>, on layer: AVSampleBufferDisplayLayer) async {
-        var pool: CVPixelBufferPool?
-        var poolSize = (width: 0, height: 0)
-        for await frame in frames {
-            let size = (width: Int(frame.width()), height: Int(frame.height()))
-            do {
-                if pool == nil || size.width != poolSize.width || size.height != poolSize.height {
-                    pool = try NV12.makePool(width: size.width, height: size.height)
-                    poolSize = size
-                }
-                let sample = try frame.makeSampleBuffer(pool: pool)
-                layer.enqueue(sample)
-            } catch {
-                // A picture that cannot be shown is skipped; the next one replaces it anyway.
-                continue
-            }
-        }
-    }
-
-    static func showEncoded(_ frames: AsyncStream<EncodedFrame>, on layer: AVSampleBufferDisplayLayer) async {
-        let assembler = SampleBufferAssembler()
-        for await frame in frames {
-            if layer.status == .failed {
-                // The layer's decoder gave up (a frame went missing); it restarts at the
-                // next keyframe, which the engine asks the sender for on loss.
-                layer.flush()
-            }
-            guard let sample = try? assembler.sampleBuffer(for: frame) else { continue }
-            layer.enqueue(sample)
-        }
+        display.flush(removingImage: true)
     }
 }
 

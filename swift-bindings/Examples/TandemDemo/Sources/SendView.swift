@@ -88,23 +88,28 @@ final class SendController: ObservableObject {
     @Published private(set) var error: String?
 
     private var session: SenderSession?
+    private var starting = false
     private var advertisement: Advertisement?
     private var camera: CameraCapture?
     private var encoder: H264Encoder?
     private var tasks: [Task<Void, Never>] = []
 
     func start(model: AppModel) async {
-        guard session == nil else { return }
+        // The awaits below let a second tap in before `session` is set.
+        guard session == nil, !starting else { return }
+        starting = true
+        defer { starting = false }
         error = nil
         if source != .testPattern, !(await CameraCapture.requestAccess()) {
             error = "Camera access is off for this app (Settings › Privacy › Camera)."
             return
         }
+        let net = await model.sessionNet()
         do {
             let config = SenderConfig(
                 width: UInt32(Self.width), height: UInt32(Self.height), fps: UInt32(Self.fps),
                 source: source == .testPattern ? .testPattern : .app,
-                net: model.sessionNet())
+                net: net)
             let session = try SenderSession(config: config, remote: .listen)
             self.session = session
             let port = try session.sender.localPort()
