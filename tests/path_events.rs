@@ -11,7 +11,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tandem_net::{
-    DriverConfig, DriverError, DriverStopped, PathEvent, PathMonitor, PathMonitorConfig,
+    DriverConfig, DriverError, DriverStopped, PathConfig, PathEvent, PathMonitor, PathMonitorConfig,
     SocketConfig, spawn_driver,
 };
 use tandem_proto::{OutgoingFrame, Sender, SenderConfig};
@@ -35,13 +35,15 @@ async fn stream_until_the_path_fails(
     let tx = spawn_driver(
         Sender::new(SenderConfig::new(7), Instant::now()),
         DriverConfig {
-            socket: SocketConfig {
-                interface: NonZeroU32::new(index),
-                ..SocketConfig::default()
-            },
             path_down_grace: grace,
-            ..DriverConfig::new(
-                local.parse().expect("local"),
+            ..DriverConfig::with_paths(
+                vec![PathConfig::Udp {
+                    local: local.parse().expect("local"),
+                    socket: SocketConfig {
+                        interface: NonZeroU32::new(index),
+                        ..SocketConfig::default()
+                    },
+                }],
                 Some("10.202.0.2:9".parse().expect("peer")),
             )
         },
@@ -62,7 +64,7 @@ async fn stream_until_the_path_fails(
         Some(DriverStopped),
         "calls after the end are refused"
     );
-    let e = tx.shutdown().await.expect_err("the path failed");
+    let e = tx.shutdown().expect_err("the path failed");
     (e, ended)
 }
 

@@ -18,7 +18,7 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tandem_net::discovery::PROTOCOL_VERSION;
 use tandem_net::{
-    Advertisement, BrowseOptions, Discovery, DiscoveryEvent, DriverConfig, DriverHandle,
+    Advertisement, BrowseOptions, Discovery, DiscoveryEvent, DriverConfig, DriverHandle, PathConfig,
     InterfaceKind, KindOverrides, MdnsSd, PathPreference, Peer, PeerTxt, SocketConfig, interfaces,
     plan_connection, spawn_driver,
 };
@@ -118,13 +118,16 @@ fn stream(
         let now = Instant::now();
         let tx = spawn_driver(
             Sender::new(SenderConfig::new(SESSION), now),
-            DriverConfig {
-                socket: SocketConfig {
-                    interface: Some(path.index),
-                    ..SocketConfig::default()
-                },
-                ..DriverConfig::new(path.local, Some(to))
-            },
+            DriverConfig::with_paths(
+                vec![PathConfig::Udp {
+                    local: path.local,
+                    socket: SocketConfig {
+                        interface: Some(path.index),
+                        ..SocketConfig::default()
+                    },
+                }],
+                Some(to),
+            ),
         )
         .expect("sender bound to the chosen interface");
         let interval = Duration::from_micros(16_667);
@@ -141,7 +144,7 @@ fn stream(
         // Let the last frame and any repair go out.
         tokio::time::sleep(Duration::from_millis(300)).await;
         let sent = tx.stats();
-        tx.shutdown().await.expect("sender stops");
+        tx.shutdown().expect("sender stops");
         (path.interface, to, sent)
     })
 }

@@ -285,6 +285,9 @@ fn run(args: Args) -> Result<()> {
             args.policy
         ),
         Remote::Address(a) => eprintln!("tandem-recv: connecting to {a} ({})", args.policy),
+        Remote::Transport { transport, .. } => {
+            eprintln!("tandem-recv: over {transport:?} ({})", args.policy)
+        }
     }
     let stop = Arc::new(AtomicBool::new(false));
     {

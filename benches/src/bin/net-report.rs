@@ -6,10 +6,15 @@
 //!   the application handing the sender 120 kB frames as fast as it accepts them (FEC off,
 //!   capacity unbounded: the protocol's own limits only).
 //! - `latency`: one-datagram frames at 50 Mbit/s, from the application's `send_frame` call to
-//!   the receiver's frame event, against the plain loop's one-way time at the same rate; the
-//!   difference is what the driver and protocol add per datagram. The sender is told the
-//!   real frame interval (192 µs), so its pacer spreads each one-datagram frame over 19 µs
-//!   and never holds one back: what remains is the drivers.
+//!   the receiver's frame event, interleaved with the plain loop's stamped datagrams at the
+//!   same rate: every tick sends one of each, back to back (which goes first alternates).
+//!   Each tick's pair gives one sample of what the driver and protocol add, measured under
+//!   the same load at the same moment, so a hiccup of the machine lands in both halves of a
+//!   pair instead of in one run's tail (the old figure, a difference of two runs'
+//!   percentiles, once read p99 −80 076 µs). A pair where the plain datagram was the slower
+//!   counts as zero added and is reported; the figure says its spread (quartiles). The
+//!   sender is told the real frame interval (192 µs), so its pacer spreads each
+//!   one-datagram frame over 19 µs and never holds one back: what remains is the drivers.
 //! - `paced`: 60 fps frames of 16.7 kB (8 Mbit/s), which the pacer spreads over 10 % of the
 //!   frame interval (14 datagrams, one every 119 µs): frame latency beyond the pacer's own
 //!   schedule for the last datagram shows whether the drivers keep the pacer's slots.
@@ -95,7 +100,7 @@ struct Report {
     driver_batched_sends_per_1000_datagrams: f64,
     plain_one_way_us: Percentiles,
     driver_one_way_us: Percentiles,
-    added_latency_us: Added,
+    added_latency_us: PairedAdded,
     paced_frame_schedule_us: f64,
     paced_frame_us: Percentiles,
     paced_overrun_us: Added,
@@ -112,6 +117,35 @@ struct Report {
 struct Added {
     p50: f64,
     p99: f64,
+}
+
+/// What the drivers add, from interleaved pairs (see the module docs).
+#[derive(Serialize, Debug)]
+struct PairedAdded {
+    p25: f64,
+    p50: f64,
+    p75: f64,
+    p99: f64,
+    /// Ticks where both the plain datagram and the driver's frame arrived.
+    pairs: usize,
+    /// Pairs where the plain datagram took longer (counted as zero added).
+    plain_slower: usize,
+}
+
+impl PairedAdded {
+    fn of(pairs: &[(f64, f64)]) -> PairedAdded {
+        let mut added: Vec<f64> = pairs.iter().map(|(plain, driver)| (driver - plain).max(0.0)).collect();
+        added.sort_by(f64::total_cmp);
+        let q = |f: f64| tandem_proto::stats::percentile(&added, f);
+        PairedAdded {
+            p25: q(0.25),
+            p50: q(0.50),
+            p75: q(0.75),
+            p99: q(0.99),
+            pairs: pairs.len(),
+            plain_slower: pairs.iter().filter(|(plain, driver)| driver < plain).count(),
+        }
+    }
 }
 
 fn plain_socket() -> Result<UdpSocket> {
@@ -368,10 +402,88 @@ fn stamped_one_way(mbit: f64, count: u32, relay: bool) -> Result<(Vec<f64>, Vec<
     Ok((samples, lateness))
 }
 
-/// One-datagram frames through the drivers at `mbit`: `send_frame` call to frame event.
-async fn driver_one_way(mbit: f64, count: u32) -> Result<Vec<f64>> {
+/// Interleaved one-way times at `mbit` each: per tick, a stamped datagram through the plain
+/// loop and a one-datagram frame through the drivers (see the module docs); returns the
+/// (plain, driver) pairs, µs, of the ticks where both arrived.
+fn paired_one_way(mbit: f64, count: u32) -> Result<Vec<(f64, f64)>> {
     let interval = Duration::from_secs_f64(PAYLOAD as f64 * 8.0 / (mbit * 1e6));
-    frame_latencies(interval, PAYLOAD - 100, count).await
+    let rx_plain = plain_socket()?;
+    let tx_plain = plain_socket()?;
+    let to = rx_plain.local_addr()?;
+    let base = Instant::now();
+    let plain_reader = std::thread::spawn(move || {
+        let mut buf = [0u8; 2048];
+        let mut out = std::collections::HashMap::new();
+        while let Ok((n, _)) = rx_plain.recv_from(&mut buf) {
+            if n >= 16 {
+                let word = |i: usize| {
+                    let mut b = [0u8; 8];
+                    b.copy_from_slice(&buf[i..i + 8]);
+                    u64::from_be_bytes(b)
+                };
+                let sent = word(8) as f64 / 1e3;
+                out.insert(word(0) as u32, base.elapsed().as_nanos() as f64 / 1e3 - sent);
+            }
+        }
+        out
+    });
+    let (tx, mut rx) = driver_pair(interval)?;
+    let mut frames = rx.take_events();
+    let driver_reader = std::thread::spawn(move || {
+        let mut arrivals = std::collections::HashMap::new();
+        while let Some(SecureEvent::Inner(ReceiverEvent::Frame(f))) = frames.blocking_recv() {
+            arrivals.insert(f.frame_id, Instant::now());
+        }
+        arrivals
+    });
+    let data = Bytes::from(vec![0x11u8; PAYLOAD - 100]);
+    let mut payload = vec![0u8; PAYLOAD];
+    let mut sent_at = std::collections::HashMap::new();
+    #[cfg(target_os = "linux")]
+    let _ = nix::sys::prctl::set_timerslack(1_000);
+    for i in 0..count {
+        let due = base + interval * i;
+        if let Some(wait) = due.checked_duration_since(Instant::now()) {
+            std::thread::sleep(wait);
+        }
+        let mut plain = || {
+            payload[..8].copy_from_slice(&u64::from(i).to_be_bytes());
+            payload[8..16].copy_from_slice(&(base.elapsed().as_nanos() as u64).to_be_bytes());
+            let _ = tx_plain.send_to(&payload, to);
+        };
+        let mut driver = || -> Result<()> {
+            let at = Instant::now();
+            if let Ok(id) = send(&tx, data.clone(), i == 0)? {
+                sent_at.insert(id, (i, at));
+            }
+            Ok(())
+        };
+        if i % 2 == 0 {
+            plain();
+            driver()?;
+        } else {
+            driver()?;
+            plain();
+        }
+    }
+    // Let the last ones land, then end both readers.
+    std::thread::sleep(Duration::from_millis(300));
+    rx.stop();
+    drop(tx);
+    let arrivals = driver_reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("driver reader panicked"))?;
+    let plain = plain_reader
+        .join()
+        .map_err(|_| anyhow::anyhow!("plain reader panicked"))?;
+    Ok(arrivals
+        .iter()
+        .filter_map(|(id, at)| {
+            let (tick, sent) = sent_at.get(id)?;
+            let driver = at.duration_since(*sent).as_secs_f64() * 1e6;
+            Some((*plain.get(tick)?, driver))
+        })
+        .collect())
 }
 
 /// Frames of `size` bytes every `interval` through the drivers: `send_frame` call to frame
@@ -534,13 +646,11 @@ fn run(args: &Args) -> Result<()> {
     let plain = plain_throughput(args.seconds)?;
     eprintln!("net-report: driver");
     let (driver, batched) = runtime.block_on(driver_throughput(args.seconds))?;
-    eprintln!("net-report: latency at 50 Mbit/s");
+    eprintln!("net-report: latency at 50 Mbit/s, interleaved with the plain loop");
     let count = (50e6 * 2.0 / (PAYLOAD as f64 * 8.0)) as u32;
-    let plain_lat = Percentiles::of(&stamped_one_way(50.0, count, false)?.0);
-    let single = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()?;
-    let driver_lat = Percentiles::of(&single.block_on(driver_one_way(50.0, count))?);
+    let pairs = paired_one_way(50.0, count)?;
+    let plain_lat = Percentiles::of(&pairs.iter().map(|p| p.0).collect::<Vec<_>>());
+    let driver_lat = Percentiles::of(&pairs.iter().map(|p| p.1).collect::<Vec<_>>());
     eprintln!("net-report: paced 60 fps frames of 16.7 kB");
     let frame_interval = Duration::from_micros(16_667);
     let paced = Percentiles::of(&runtime.block_on(frame_latencies(
@@ -576,10 +686,7 @@ fn run(args: &Args) -> Result<()> {
         paced_frame_us: paced,
         plain,
         driver,
-        added_latency_us: Added {
-            p50: driver_lat.p50 - plain_lat.p50,
-            p99: driver_lat.p99 - plain_lat.p99,
-        },
+        added_latency_us: PairedAdded::of(&pairs),
         plain_one_way_us: plain_lat,
         driver_one_way_us: driver_lat,
         relay_profile_delay_us: profile,

@@ -5,16 +5,17 @@
 //! `sendmsg` carries up to [`MAX_SEGMENTS`] datagrams laid end to end, all of one size but
 //! the last, and the kernel (or the NIC) cuts them apart. Tandem's datagrams suit it: a
 //! frame's fragments and parity shards share one size, only the last fragment is shorter.
-//! The datagrams stay separate buffers (one `iovec` each), so nothing is copied. Where GSO
-//! is missing or a device refuses it, [`BatchSender`] falls back to one `send_to` per
-//! datagram for the rest of the session; elsewhere that is the only path.
+//! The endpoint writes its datagrams end to end into one buffer the driver owns (see
+//! `tandem-proto`'s `Endpoint::poll_transmit`), so a run is one `iovec` and nothing is
+//! copied on the way to the kernel. Where GSO is missing or a device refuses it,
+//! [`BatchSender`] falls back to one `send_to` per datagram for the rest of the session;
+//! elsewhere that is the only path.
 
 use std::io;
 use std::net::SocketAddr;
 use std::ops::Range;
 
-use bytes::Bytes;
-use tokio::net::UdpSocket;
+use std::net::UdpSocket;
 
 /// Most datagrams one GSO send carries (the kernel's `UDP_MAX_SEGMENTS`).
 pub const MAX_SEGMENTS: usize = 64;
@@ -59,7 +60,7 @@ pub struct BatchSender {
 }
 
 impl BatchSender {
-    /// A sender for `socket`, using GSO when the kernel offers it there.
+    /// A sender for `socket` (non-blocking), using GSO when the kernel offers it there.
     pub fn new(socket: &UdpSocket) -> BatchSender {
         BatchSender {
             gso: gso_supported(socket),
@@ -72,23 +73,25 @@ impl BatchSender {
         self.gso
     }
 
-    /// Sends a prefix of `datagrams` to `to`: returns how many the kernel took; `WouldBlock`
-    /// when it took none because the socket buffer is full. Any other error concerns the
-    /// first datagram, which the caller counts and drops.
+    /// Sends a prefix of the datagrams laid end to end in `buf`, whose lengths are `lens`,
+    /// to `to`: returns how many the kernel took; `WouldBlock` when it took none because the
+    /// socket buffer is full. Any other error concerns the first datagram, which the caller
+    /// counts and drops.
     pub fn send(
         &mut self,
         socket: &UdpSocket,
-        datagrams: &[Bytes],
+        buf: &[u8],
+        lens: &[usize],
         to: SocketAddr,
     ) -> io::Result<usize> {
-        let Some(first) = datagrams.first() else {
+        let Some(&first) = lens.first() else {
             return Ok(0);
         };
-        if self.gso && datagrams.len() > 1 {
-            let lengths: Vec<usize> = datagrams.iter().map(Bytes::len).collect();
-            let run = gso_runs(&lengths).into_iter().next().unwrap_or(0..1);
+        if self.gso && lens.len() > 1 {
+            let run = gso_runs(lens).into_iter().next().unwrap_or(0..1);
             if run.len() > 1 {
-                match send_segmented(socket, &datagrams[run.clone()], to) {
+                let bytes: usize = lens[run.clone()].iter().sum();
+                match send_segmented(socket, &buf[..bytes], first, to) {
                     Ok(()) => {
                         self.batched_sends += 1;
                         return Ok(run.len());
@@ -104,7 +107,7 @@ impl BatchSender {
                 }
             }
         }
-        socket.try_send_to(first, to).map(|_| 1)
+        socket.send_to(&buf[..first], to).map(|_| 1)
     }
 }
 
@@ -121,36 +124,44 @@ fn gso_supported(_socket: &UdpSocket) -> bool {
 }
 
 #[cfg(target_os = "linux")]
-fn send_segmented(socket: &UdpSocket, run: &[Bytes], to: SocketAddr) -> io::Result<()> {
+fn send_segmented(
+    socket: &UdpSocket,
+    run: &[u8],
+    segment: usize,
+    to: SocketAddr,
+) -> io::Result<()> {
     use nix::sys::socket::{ControlMessage, MsgFlags, SockaddrStorage, sendmsg};
     use std::io::IoSlice;
     use std::os::fd::AsRawFd;
-    let segment = u16::try_from(run[0].len())
+    let segment = u16::try_from(segment)
         .map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "datagram over 64 KiB"))?;
-    let iov: Vec<IoSlice<'_>> = run.iter().map(|d| IoSlice::new(d)).collect();
+    let iov = [IoSlice::new(run)];
     let addr = SockaddrStorage::from(to);
-    let total: usize = run.iter().map(Bytes::len).sum();
-    let sent = socket.try_io(tokio::io::Interest::WRITABLE, || {
-        sendmsg(
-            socket.as_raw_fd(),
-            &iov,
-            &[ControlMessage::UdpGsoSegments(&segment)],
-            MsgFlags::empty(),
-            Some(&addr),
-        )
-        .map_err(io::Error::from)
-    })?;
-    if sent == total {
+    let sent = sendmsg(
+        socket.as_raw_fd(),
+        &iov,
+        &[ControlMessage::UdpGsoSegments(&segment)],
+        MsgFlags::empty(),
+        Some(&addr),
+    )
+    .map_err(io::Error::from)?;
+    if sent == run.len() {
         Ok(())
     } else {
         Err(io::Error::other(format!(
-            "GSO send took {sent} of {total} bytes"
+            "GSO send took {sent} of {} bytes",
+            run.len()
         )))
     }
 }
 
 #[cfg(not(target_os = "linux"))]
-fn send_segmented(_socket: &UdpSocket, _run: &[Bytes], _to: SocketAddr) -> io::Result<()> {
+fn send_segmented(
+    _socket: &UdpSocket,
+    _run: &[u8],
+    _segment: usize,
+    _to: SocketAddr,
+) -> io::Result<()> {
     Err(io::Error::from_raw_os_error(22))
 }
 
@@ -180,31 +191,37 @@ mod tests {
         assert_eq!(gso_runs(&[0, 0]), vec![0..1, 1..2]);
     }
 
-    #[tokio::test]
-    async fn a_batch_arrives_as_separate_datagrams() {
-        let rx = std::net::UdpSocket::bind("127.0.0.1:0").expect("receiver");
+    #[test]
+    fn a_batch_arrives_as_separate_datagrams() {
+        let rx = UdpSocket::bind("127.0.0.1:0").expect("receiver");
         rx.set_read_timeout(Some(std::time::Duration::from_secs(2)))
             .expect("timeout");
-        let tx = UdpSocket::bind("127.0.0.1:0").await.expect("sender");
+        let tx = UdpSocket::bind("127.0.0.1:0").expect("sender");
+        tx.set_nonblocking(true).expect("non-blocking");
         let mut batch = BatchSender::new(&tx);
-        let datagrams: Vec<Bytes> = (0..5u8)
-            .map(|i| Bytes::from(vec![i; if i == 4 { 300 } else { 1200 }]))
+        let datagrams: Vec<Vec<u8>> = (0..5u8)
+            .map(|i| vec![i; if i == 4 { 300 } else { 1200 }])
             .collect();
+        let buf: Vec<u8> = datagrams.concat();
+        let lens: Vec<usize> = datagrams.iter().map(Vec::len).collect();
         let to = rx.local_addr().expect("addr");
-        let mut sent = 0;
-        while sent < datagrams.len() {
-            match batch.send(&tx, &datagrams[sent..], to) {
-                Ok(n) => sent += n,
+        let (mut sent, mut at) = (0, 0);
+        while sent < lens.len() {
+            match batch.send(&tx, &buf[at..], &lens[sent..], to) {
+                Ok(n) => {
+                    at += lens[sent..sent + n].iter().sum::<usize>();
+                    sent += n;
+                }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                    tx.writable().await.expect("writable");
+                    std::thread::sleep(std::time::Duration::from_millis(1));
                 }
                 Err(e) => panic!("send failed: {e}"),
             }
         }
-        let mut buf = [0u8; 2048];
+        let mut got = [0u8; 2048];
         for (i, d) in datagrams.iter().enumerate() {
-            let (n, _) = rx.recv_from(&mut buf).expect("received");
-            assert_eq!(&buf[..n], &d[..], "datagram {i}");
+            let (n, _) = rx.recv_from(&mut got).expect("received");
+            assert_eq!(&got[..n], &d[..], "datagram {i}");
         }
         if cfg!(target_os = "linux") {
             assert!(batch.gso(), "Linux offers UDP GSO on loopback");

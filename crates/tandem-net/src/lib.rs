@@ -2,10 +2,13 @@
 //! It is where sockets, interfaces, clocks and discovery live; it is not the protocol
 //! (`tandem-proto`), the impairment models (`tandem-sim`) or the media pipeline (`tandem`).
 //!
-//! - [`driver`]: the tokio task that runs one endpoint over a UDP socket
-//!   ([`spawn_driver`]), with [`batch`]ed sends (UDP GSO on Linux), a microsecond
-//!   [`timer`] for the pacer's slots, and a path check that ends a session whose interface
-//!   is gone.
+//! - [`driver`]: the thread that alone owns one endpoint and runs it over its paths
+//!   ([`spawn_driver`]): UDP sockets with [`batch`]ed sends (UDP GSO on Linux), or a
+//!   [`transport`] the application brings (its own Network.framework or Wi-Fi Aware link);
+//!   other threads reach the endpoint through calls the thread runs, and read a snapshot.
+//!   It sleeps in one `poll` with a nanosecond deadline for the pacer's slots, and ends a
+//!   session whose path is gone. [`qos`] gives it (and the decode thread) the scheduling
+//!   media threads need; [`timer`] is a precise timer for tasks that live in tokio.
 //! - [`socket`]: the socket itself ([`open_udp`]: buffers, traffic class — DSCP AF41, or
 //!   `SO_NET_SERVICE_TYPE` on Apple — and interface binding).
 //! - [`iface`], [`path`], [`watch`]: the host's interfaces, classified as loopback, wired,
@@ -31,8 +34,10 @@ pub mod driver;
 pub mod iface;
 pub mod listen;
 pub mod path;
+pub mod qos;
 pub mod socket;
 pub mod timer;
+pub mod transport;
 pub mod watch;
 
 pub use discovery::{
@@ -40,10 +45,12 @@ pub use discovery::{
     DiscoveryEvent, MdnsSd, NativeDnsSd, Peer, PeerAddress, PeerTxt, Registration,
 };
 pub use driver::{
-    DriverConfig, DriverError, DriverHandle, DriverStats, DriverStopped, spawn_driver,
+    DriverConfig, DriverError, DriverHandle, DriverStats, DriverStopped, PathConfig,
+    spawn_driver,
 };
 pub use iface::{Interface, InterfaceAddr, InterfaceKind, KindOverrides, classify, interfaces};
 pub use listen::{ListenSocket, Platform, listen_plan, open_listen};
 pub use path::{ChosenPath, PathError, PathPreference, PeerHint, choose_path, plan_connection};
 pub use socket::{OpenedSocket, SocketConfig, TrafficClass, open_udp};
+pub use transport::{AppTransport, DatagramTransport, TransportError, TransportInbox};
 pub use watch::{PathEvent, PathMonitor, PathMonitorConfig, PathStatus};

@@ -77,8 +77,8 @@ async fn frames_cross_real_sockets_in_order_and_intact() {
     let ts = tx.stats();
     assert_eq!(ts.send_errors, 0, "{ts:?}");
     assert_eq!(ts.events_dropped, 0);
-    let sender = tx.shutdown().await.expect("sender stops");
-    let receiver = rx.shutdown().await.expect("receiver stops");
+    let sender = tx.shutdown().expect("sender stops");
+    let receiver = rx.shutdown().expect("receiver stops");
     assert!(sender.stats().frames_sent >= u64::from(frames));
     assert_eq!(receiver.stats().frames_completed, u64::from(frames));
 }
@@ -121,6 +121,6 @@ async fn an_encoder_thread_hands_frames_straight_to_the_socket() {
         .await
         .expect("join")
         .expect("encoder thread");
-    let sender = tx.shutdown().await.expect("sender stops");
+    let sender = tx.shutdown().expect("sender stops");
     assert_eq!(sender.stats().frames_sent, 30);
 }

@@ -1,11 +1,11 @@
 //! How a pipeline reaches the other end: the socket's interface and address for the
-//! [`Remote`] and the [`NetConfig`]'s path preference.
+//! [`Remote`] and the [`NetConfig`]'s path preference, or the application's own transport.
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use tandem_net::{
-    ChosenPath, DriverConfig, PathPreference, Peer, PeerHint, SocketConfig, choose_path,
-    interfaces, plan_connection,
+    AppTransport, ChosenPath, DriverConfig, PathConfig, PathPreference, Peer, PeerHint,
+    SocketConfig, choose_path, interfaces, plan_connection,
 };
 
 use crate::config::NetConfig;
@@ -20,6 +20,17 @@ pub enum Remote {
     Discovered(Peer),
     /// Not known yet: wait for the other end to reach us (we listen, or advertise).
     Listen,
+    /// Over a link the application provides (its own Network.framework connection, a
+    /// Wi-Fi Aware link; see [`tandem_net::transport`]). The path preference, port and
+    /// interfaces do not apply. `initiator` says which end starts a paired session's
+    /// handshake: the end that opened the link (the Wi-Fi Aware subscriber, the side that
+    /// connected); the other end answers. Unpaired sessions ignore it.
+    Transport {
+        /// The link.
+        transport: AppTransport,
+        /// Whether this end starts the handshake.
+        initiator: bool,
+    },
 }
 
 /// The driver settings for `remote`, and the path chosen (when one was).
@@ -27,8 +38,12 @@ pub(crate) fn driver_config(
     net: &NetConfig,
     remote: &Remote,
 ) -> Result<(DriverConfig, Option<ChosenPath>), EngineError> {
+    if let Remote::Transport { transport, .. } = remote {
+        return Ok((DriverConfig::over_transport(transport.clone()), None));
+    }
     let list = interfaces(&net.kind_overrides).map_err(EngineError::io("listing interfaces"))?;
     let (path, peer) = match remote {
+        Remote::Transport { .. } => unreachable!("handled above"),
         Remote::Address(addr) => {
             let scope = match addr {
                 SocketAddr::V6(v6) if v6.scope_id() != 0 => Some(v6.scope_id()),
@@ -59,12 +74,12 @@ pub(crate) fn driver_config(
             net.port,
         ),
     };
-    let mut config = DriverConfig::new(local, peer);
-    config.socket = SocketConfig {
+    let socket = SocketConfig {
         traffic: net.traffic,
         interface: path.as_ref().map(|p| p.index),
         ..SocketConfig::default()
     };
+    let config = DriverConfig::with_paths(vec![PathConfig::Udp { local, socket }], peer);
     Ok((config, path))
 }
 
@@ -89,8 +104,11 @@ mod tests {
         )
         .expect("a loopback path");
         assert_eq!(c.peer, Some("127.0.0.1:5000".parse().expect("addr")));
-        assert_eq!(c.local.ip(), IpAddr::from([127, 0, 0, 1]));
-        assert!(path.is_some() && c.socket.interface.is_some());
+        let [PathConfig::Udp { local, socket }] = &c.paths[..] else {
+            panic!("one UDP path: {:?}", c.paths);
+        };
+        assert_eq!(local.ip(), IpAddr::from([127, 0, 0, 1]));
+        assert!(path.is_some() && socket.interface.is_some());
         let (c, path) = driver_config(
             &NetConfig {
                 port: 6000,
@@ -99,8 +117,11 @@ mod tests {
             &Remote::Listen,
         )
         .expect("listen");
-        assert_eq!(c.local, "0.0.0.0:6000".parse().expect("addr"));
-        assert_eq!((c.peer, path, c.socket.interface), (None, None, None));
+        let [PathConfig::Udp { local, socket }] = &c.paths[..] else {
+            panic!("one UDP path: {:?}", c.paths);
+        };
+        assert_eq!(*local, "0.0.0.0:6000".parse().expect("addr"));
+        assert_eq!((c.peer, path, socket.interface), (None, None, None));
         let e = driver_config(
             &NetConfig {
                 path: PathPreference::PeerToPeer,

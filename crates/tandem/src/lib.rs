@@ -10,8 +10,10 @@
 //! ```
 //!
 //! Threads meet in bounded channels only ([`crossbeam_channel`], and the driver's event
-//! channel). Each pipeline owns a one-worker tokio runtime for its driver, so the app needs
-//! none. Dropping a pipeline stops it; a session outlives its peer restarting, and reports
+//! channel). Each pipeline's driver is a thread of its own that alone owns the protocol
+//! endpoint (see `tandem_net::driver`), so the app needs no async runtime; the driver, the
+//! encoder and the decoder threads ask for user-interactive scheduling on Apple
+//! (`tandem_net::qos`). Dropping a pipeline stops it; a session outlives its peer restarting, and reports
 //! ([`Stats::error`]) a peer silent past [`NetConfig::peer_timeout`].
 //!
 //! ```no_run

@@ -1,9 +1,9 @@
-//! What every pipeline is made of: a driver on a runtime of its own, the threads around it,
-//! and the order they stop in.
+//! What every pipeline is made of: a driver (a thread of its own that owns the protocol
+//! endpoint and the paths), the threads around it, and the order they stop in.
 //!
 //! Stopping: the driver first (its event channel closes, which ends a thread blocked on
-//! it), then the threads (each sees its stop flag within 50 ms), then the driver's task is
-//! collected and the runtime shut down. Calls a thread makes into a stopped driver fail,
+//! it), then the threads (each sees its stop flag within 50 ms), then the driver's thread
+//! is collected. Calls a thread makes into a stopped driver fail,
 //! which the threads take as the end, not as an error, once the stop flag is up.
 
 use std::net::SocketAddr;
@@ -17,10 +17,9 @@ use tokio::sync::mpsc;
 
 use crate::error::EngineError;
 
-/// A driver, its runtime and the pipeline's threads.
+/// A driver and the pipeline's threads.
 pub(crate) struct Pipeline<E: Endpoint> {
     driver: Option<Arc<DriverHandle<E>>>,
-    runtime: Option<tokio::runtime::Runtime>,
     threads: Vec<JoinHandle<()>>,
     local: SocketAddr,
 }
@@ -29,29 +28,29 @@ impl<E: Endpoint + Send + 'static> Pipeline<E>
 where
     E::Event: Send + 'static,
 {
-    /// Starts `endpoint`'s driver on a one-worker runtime named `name`; returns the pipeline
-    /// and the driver's event channel.
+    /// Starts `endpoint`'s driver on a thread named `name`; returns the pipeline and the
+    /// driver's event channel.
     pub(crate) fn start(
         name: &str,
         endpoint: E,
-        config: DriverConfig,
+        mut config: DriverConfig,
     ) -> Result<(Pipeline<E>, mpsc::Receiver<E::Event>), EngineError> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .thread_name(name)
-            .enable_all()
-            .build()
-            .map_err(EngineError::io("starting the network runtime"))?;
-        let mut driver = {
-            let _enter = runtime.enter();
-            spawn_driver(endpoint, config).map_err(EngineError::io("opening the socket"))?
+        config.thread_name = name.to_owned();
+        let what = if config
+            .paths
+            .iter()
+            .all(|p| matches!(p, tandem_net::PathConfig::Transport(_)))
+        {
+            "starting the network driver"
+        } else {
+            "opening the socket"
         };
+        let mut driver = spawn_driver(endpoint, config).map_err(EngineError::io(what))?;
         let events = driver.take_events();
         let local = driver.local_addr();
         Ok((
             Pipeline {
                 driver: Some(Arc::new(driver)),
-                runtime: Some(runtime),
                 threads: Vec::new(),
                 local,
             },
@@ -92,13 +91,10 @@ where
         for t in self.threads.drain(..) {
             let _ = t.join();
         }
-        let result = match (self.driver.take().map(Arc::try_unwrap), &self.runtime) {
-            (Some(Ok(d)), Some(rt)) => rt.block_on(d.shutdown()).map(|_| ()),
+        let result = match self.driver.take().map(Arc::try_unwrap) {
+            Some(Ok(d)) => d.shutdown().map(|_| ()),
             _ => Ok(()),
         };
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(Duration::from_secs(1));
-        }
         result.map_err(EngineError::from)
     }
 }

@@ -135,7 +135,10 @@ impl Receiver {
         let (stats_tx, stats) = bounded::<Stats>(4);
         pipeline.spawn("tandem-decode", {
             let (driver, shared) = (Arc::clone(&driver), Arc::clone(&shared));
-            move || decode_loop(decoder, sink, events, &driver, &shared)
+            move || {
+                tandem_net::qos::media_thread();
+                decode_loop(decoder, sink, events, &driver, &shared)
+            }
         })?;
         pipeline.spawn("tandem-recv-stats", {
             let (shared, drain) = (Arc::clone(&shared), stats.clone());

@@ -64,7 +64,10 @@ pub(crate) fn guard<E: Endpoint>(
         return Ok(MaybeSecure::Plain(inner));
     };
     let role = match remote {
-        Remote::Listen => SessionRole::Responder,
+        Remote::Listen
+        | Remote::Transport {
+            initiator: false, ..
+        } => SessionRole::Responder,
         Remote::Discovered(p) => {
             let peer = sec
                 .trust
@@ -79,7 +82,14 @@ pub(crate) fn guard<E: Endpoint>(
                 })?;
             SessionRole::Initiator { peer }
         }
-        Remote::Address(addr) => {
+        Remote::Address(_)
+        | Remote::Transport {
+            initiator: true, ..
+        } => {
+            let at = match remote {
+                Remote::Address(addr) => addr.to_string(),
+                _ => "the other end of the transport".to_owned(),
+            };
             let peer = match (sec.peer, sec.trust.peers()) {
                 (Some(k), _) => k,
                 (None, [only]) => only.key,
@@ -90,7 +100,7 @@ pub(crate) fn guard<E: Endpoint>(
                 }
                 (None, many) => {
                     return Err(EngineError::NotPaired(format!(
-                        "{} paired devices: say which one is at {addr}",
+                        "{} paired devices: say which one is at {at}",
                         many.len()
                     )));
                 }

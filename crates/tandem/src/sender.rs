@@ -180,7 +180,10 @@ impl Sender {
         pipeline.spawn("tandem-encode", {
             let (driver, shared, mailbox_rx) =
                 (Arc::clone(&driver), Arc::clone(&shared), mailbox_rx.clone());
-            move || encode_loop(encoder, &driver, events, &mailbox_rx, &control_rx, &shared)
+            move || {
+                tandem_net::qos::media_thread();
+                encode_loop(encoder, &driver, events, &mailbox_rx, &control_rx, &shared)
+            }
         })?;
         if let Some(source) = source {
             pipeline.spawn("tandem-capture", {
