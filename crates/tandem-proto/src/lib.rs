@@ -23,10 +23,13 @@
 //! 3. After any call above, drain [`Endpoint::poll_transmit`]`(now, &mut buf)` until
 //!    `None` and send each datagram as is: each call appends one datagram to `buf`, a
 //!    buffer the caller owns and reuses, and returns its length (clear `buf` between
-//!    datagrams, or let several accumulate end to end for one batched send). The sender's
+//!    datagrams, or let several accumulate end to end for one batched send, with capacity
+//!    reserved for the batch: a `Vec` that grows moves what it holds). The sender writes
+//!    each fragment straight from the frame into `buf` and [`security::Secure`] seals it
+//!    there, so that write is the one copy a frame's bytes see on this side. The sender's
 //!    media is already paced: `poll_transmit` returns `None` until the next datagram's
-//!    slot. [`Endpoint::poll_datagram`]`(now)` is the same in a fresh `Bytes`, for
-//!    simulators and tests.
+//!    slot. [`Endpoint::poll_datagram`]`(now)` is the same in a fresh `Bytes` (an
+//!    allocation per datagram), for simulators and tests.
 //! 4. Drain [`Endpoint::poll_event`]: frames to decode ([`ReceiverEvent::Frame`], each
 //!    marked for display or not), keyframe requests and target bitrates
 //!    ([`SenderEvent`]).

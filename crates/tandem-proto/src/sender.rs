@@ -338,7 +338,12 @@ impl Sender {
     }
 
     /// Numbers `payload` and writes its datagram at the end of `buf`; returns its length.
-    fn seal(&mut self, payload: Payload, buf: &mut Vec<u8>) -> usize {
+    ///
+    /// This is the one copy a fragment's bytes see between the frame handed to
+    /// [`Sender::send_frame`] (the queued fragment is a zero-copy slice of it) and the
+    /// socket: header and slice are written straight into the caller's buffer, which the
+    /// security layer seals in place.
+    fn write_datagram(&mut self, payload: Payload, buf: &mut Vec<u8>) -> usize {
         let packet = Packet {
             session_id: self.config.session_id,
             packet_number: self.next_packet_number,
@@ -390,14 +395,14 @@ impl Endpoint for Sender {
 
     fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
         if let Some(p) = self.control.pop_front() {
-            return Some(self.seal(p, buf));
+            return Some(self.write_datagram(p, buf));
         }
         if let Some(mut ping) = self.prober.poll_ping(now, &self.clock) {
             ping.target_kbps = (self.rate.target_bps() / 1000).min(u64::from(u32::MAX)) as u32;
-            return Some(self.seal(Payload::Ping(ping), buf));
+            return Some(self.write_datagram(Payload::Ping(ping), buf));
         }
         let p = self.pacer.poll(now)?;
-        Some(self.seal(p, buf))
+        Some(self.write_datagram(p, buf))
     }
 
     fn poll_timeout(&self) -> Option<Instant> {

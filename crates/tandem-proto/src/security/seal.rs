@@ -86,23 +86,44 @@ impl SealKeys {
         }
     }
 
-    /// Seals an unsealed datagram (header and payload as the inner endpoint wrote them):
-    /// sets the SEALED flag, encrypts the payload, appends the tag.
-    pub fn seal(&mut self, datagram: &[u8]) -> Result<Bytes, SecurityError> {
+    /// Seals, where it lies, the unsealed datagram that fills `buf[start..]` (header and
+    /// payload as the inner endpoint wrote them): sets the SEALED flag, encrypts the payload
+    /// in place and appends the tag. Nothing is copied, as long as `buf` has room for the
+    /// tag (otherwise appending it grows the `Vec`, which moves its contents). On error
+    /// `buf` is unchanged.
+    pub fn seal_in_place(&mut self, buf: &mut Vec<u8>, start: usize) -> Result<(), SecurityError> {
+        let datagram = buf.get(start..).ok_or(SecurityError::Malformed)?;
+        if datagram.len() < HEADER_LEN {
+            return Err(SecurityError::Malformed);
+        }
         let pn = packet_number(datagram).ok_or(SecurityError::Malformed)?;
         if pn >= REKEY_AT {
             return Err(SecurityError::KeysExhausted);
         }
-        let mut out = BytesMut::with_capacity(datagram.len() + TAG_LEN);
+        let cipher = self.cipher(pn)?;
+        let datagram = &mut buf[start..];
+        datagram[1] |= FLAG_SEALED << 4;
+        let aad = header_aad(datagram);
+        let tag =
+            match cipher.seal_in_place_separate_tag(nonce(pn), aad, &mut datagram[HEADER_LEN..]) {
+                Ok(tag) => tag,
+                Err(_) => {
+                    // Only an input beyond ChaCha20's 256 GiB limit fails; leave `buf` as it was.
+                    buf[start + 1] &= 0x0f;
+                    return Err(SecurityError::Crypto("encryption failed".into()));
+                }
+            };
+        buf.extend_from_slice(tag.as_ref());
+        Ok(())
+    }
+
+    /// [`SealKeys::seal_in_place`] on a copy of `datagram`, in a buffer of its own: for
+    /// tools and tests (the security layer seals in the caller's buffer).
+    pub fn seal(&mut self, datagram: &[u8]) -> Result<Bytes, SecurityError> {
+        let mut out = Vec::with_capacity(datagram.len() + TAG_LEN);
         out.extend_from_slice(datagram);
-        out[1] |= FLAG_SEALED << 4;
-        let aad = header_aad(&out);
-        let tag = self
-            .cipher(pn)?
-            .seal_in_place_separate_tag(nonce(pn), aad, &mut out[HEADER_LEN..])
-            .map_err(|_| SecurityError::Crypto("encryption failed".into()))?;
-        out.extend_from_slice(tag.as_ref());
-        Ok(out.freeze())
+        self.seal_in_place(&mut out, 0)?;
+        Ok(Bytes::from(out))
     }
 
     /// Opens a sealed datagram: checks the tag over header and payload and returns the

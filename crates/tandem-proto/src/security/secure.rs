@@ -28,7 +28,7 @@ use bytes::Bytes;
 use super::SecurityError;
 use super::handshake::{Initiator, SessionKeys, respond};
 use super::identity::{Identity, PeerKey, TrustStore};
-use super::seal::{ReplayWindow, SealKeys};
+use super::seal::{ReplayWindow, SealKeys, TAG_LEN};
 use crate::Endpoint;
 use crate::packet::{
     HEADER_LEN, ParseError, TYPE_HANDSHAKE, TYPE_HANDSHAKE_REPLY, peek_header, security_header,
@@ -113,6 +113,11 @@ pub const KEEP_TRYING: Duration = Duration::from_millis(250);
 
 /// Message 1s a responder remembers to drop exact replays of them cheaply.
 pub const SEEN_CALLS: usize = 64;
+
+/// Room [`Secure`] reserves in the caller's buffer for a datagram before the inner endpoint
+/// writes it (plus the tag): an Ethernet MTU, above the 1200-byte datagrams Tandem sends by
+/// default. A larger datagram raises it.
+pub const SEAL_ROOM: usize = 1500;
 
 /// Most (source, version) pairs a [`Secure`] reports as [`SecurityEvent::PeerVersion`]: a
 /// stranger spraying versions from many addresses costs a few events, then nothing.
@@ -252,6 +257,9 @@ pub struct Secure<E> {
     seen_calls: VecDeque<[u8; crate::security::handshake::MAC1_LEN]>,
     /// The last datagram was a valid handshake step or opened under a session key.
     last_authentic: bool,
+    /// Room reserved for the inner endpoint's next datagram: [`SEAL_ROOM`], or the largest
+    /// it has written if larger.
+    room: usize,
 }
 
 impl<E: Endpoint> Secure<E> {
@@ -276,6 +284,7 @@ impl<E: Endpoint> Secure<E> {
             newest_call: Vec::new(),
             seen_calls: VecDeque::new(),
             last_authentic: false,
+            room: SEAL_ROOM,
         };
         s.call(now);
         s
@@ -575,17 +584,22 @@ impl<E: Endpoint> Endpoint for Secure<E> {
             }
             return None;
         };
+        // Sealed where the inner endpoint writes it, in the caller's buffer: room for the
+        // datagram and its tag first, so neither the inner endpoint's writing nor the tag
+        // moves the datagram (a growing `Vec` moves its contents).
         let start = buf.len();
-        self.inner.poll_transmit(now, buf)?;
-        let sealed = session.send.seal(&buf[start..]);
-        buf.truncate(start);
-        match sealed {
-            Ok(contents) => {
+        buf.reserve(self.room + TAG_LEN);
+        let len = self.inner.poll_transmit(now, buf)?;
+        // Larger than any datagram before: appending the tag will move the buffer; the
+        // room grows so that happens once.
+        self.room = self.room.max(len);
+        match session.send.seal_in_place(buf, start) {
+            Ok(()) => {
                 self.stats.sealed += 1;
-                buf.extend_from_slice(&contents);
-                Some(contents.len())
+                Some(len + TAG_LEN)
             }
             Err(_) => {
+                buf.truncate(start);
                 // Used up (or the inner datagram was not one): a new session is needed.
                 self.current = None;
                 self.pending = None;
