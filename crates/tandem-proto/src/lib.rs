@@ -16,9 +16,12 @@
 //!
 //! 1. Feed every datagram from the peer: [`Endpoint::handle_datagram`]`(now, bytes)`.
 //!    Malformed, foreign-session or other-version datagrams are counted in the stats and
-//!    dropped; nothing else happens. Pass each datagram in a buffer of its own exact size:
-//!    fragments are kept as zero-copy slices of it while their frame is reassembled, and
-//!    the memory bounds charge each piece its datagram's length.
+//!    dropped; nothing else happens. Pass each datagram in a buffer of its own exact size,
+//!    and keep no other handle to it: [`security::Secure`] opens a sealed datagram in place
+//!    there (a shared one it must copy first), fragments are kept as zero-copy slices of
+//!    it while their frame is reassembled, and the memory bounds charge each piece its
+//!    datagram's length. Reassembly is then the one copy a frame's bytes see on this side
+//!    (none for a frame of one fragment, handed on as its slice of the datagram).
 //! 2. Feed frames (sender only): [`Sender::send_frame`]`(now, frame)`.
 //! 3. After any call above, drain [`Endpoint::poll_transmit`]`(now, &mut buf)` until
 //!    `None` and send each datagram as is: each call appends one datagram to `buf`, a

@@ -262,14 +262,24 @@ impl FrameReassembler {
         let span = p.last_arrival.saturating_duration_since(p.first_arrival);
         let delivery_rate_bps = (!p.repaired && count >= 4 && span.as_micros() >= 100)
             .then(|| (p.bytes_after_first as f64 * 8.0 / span.as_secs_f64()) as u64);
-        let mut data = BytesMut::with_capacity(p.fragments.iter().flatten().map(Bytes::len).sum());
-        for f in p.fragments.iter().flatten() {
-            data.extend_from_slice(f);
-        }
+        let data = match <[Option<Bytes>; 1]>::try_from(p.fragments) {
+            // One fragment is the whole frame: its slice of the datagram, no copy.
+            Ok([Some(only)]) => only,
+            Ok([None]) => Bytes::new(),
+            // The frame's one copy: its fragments, end to end.
+            Err(fragments) => {
+                let len = fragments.iter().flatten().map(Bytes::len).sum();
+                let mut data = BytesMut::with_capacity(len);
+                for f in fragments.iter().flatten() {
+                    data.extend_from_slice(f);
+                }
+                data.freeze()
+            }
+        };
         Insert::Complete(CompleteFrame {
             info: p.info,
             first_seq: p.first_seq.unwrap_or(0),
-            data: data.freeze(),
+            data,
             first_arrival: p.first_arrival,
             completed_at: now,
             fec_recovered,

@@ -126,24 +126,31 @@ impl SealKeys {
         Ok(Bytes::from(out))
     }
 
-    /// Opens a sealed datagram: checks the tag over header and payload and returns the
-    /// datagram as the inner endpoint expects it (SEALED flag cleared, tag removed) and its
-    /// packet number. Anything forged, truncated or damaged is [`SecurityError::Forged`].
-    pub fn open(&mut self, datagram: &[u8]) -> Result<(Bytes, u64), SecurityError> {
+    /// Opens a sealed datagram in its own buffer, in place: checks the tag over header and
+    /// payload and returns the datagram as the inner endpoint expects it (SEALED flag
+    /// cleared, tag cut off; the same memory) and its packet number. Anything forged,
+    /// truncated or damaged is [`SecurityError::Forged`], and then the buffer's contents
+    /// are lost (a failed open overwrites what it decrypted): a caller with more than one
+    /// key to try opens a copy for all but the last.
+    pub fn open_in_place(&mut self, mut datagram: BytesMut) -> Result<(Bytes, u64), SecurityError> {
         if datagram.len() < HEADER_LEN + TAG_LEN {
             return Err(SecurityError::Forged);
         }
-        let pn = packet_number(datagram).ok_or(SecurityError::Forged)?;
-        let mut out = BytesMut::from(datagram);
-        let aad = header_aad(&out);
+        let pn = packet_number(&datagram).ok_or(SecurityError::Forged)?;
+        let aad = header_aad(&datagram);
         let plain = self
             .cipher(pn)?
-            .open_in_place(nonce(pn), aad, &mut out[HEADER_LEN..])
+            .open_in_place(nonce(pn), aad, &mut datagram[HEADER_LEN..])
             .map_err(|_| SecurityError::Forged)?
             .len();
-        out.truncate(HEADER_LEN + plain);
-        out[1] &= 0x0f;
-        Ok((out.freeze(), pn))
+        datagram.truncate(HEADER_LEN + plain);
+        datagram[1] &= 0x0f;
+        Ok((datagram.freeze(), pn))
+    }
+
+    /// [`SealKeys::open_in_place`] on a copy of `datagram`.
+    pub fn open(&mut self, datagram: &[u8]) -> Result<(Bytes, u64), SecurityError> {
+        self.open_in_place(BytesMut::from(datagram))
     }
 }
 
@@ -254,6 +261,33 @@ mod tests {
             other.open(&sealed).expect_err("wrong key"),
             SecurityError::Forged
         );
+    }
+
+    #[test]
+    fn sealing_and_opening_in_place_move_nothing() {
+        let (mut tx, mut rx) = (SealKeys::new([5; 32]), SealKeys::new([5; 32]));
+        let plain = datagram(9, &[0xab; 1169]);
+        // Sealed after bytes already in the buffer, which stay as they were; the same
+        // bytes as sealing a copy (the wire format does not depend on where it is sealed).
+        let mut buf = Vec::with_capacity(8 + plain.len() + TAG_LEN);
+        buf.extend_from_slice(b"earlier!");
+        buf.extend_from_slice(&plain);
+        let at = buf.as_ptr();
+        tx.seal_in_place(&mut buf, 8).expect("sealed");
+        assert_eq!(
+            buf.as_ptr(),
+            at,
+            "room for the tag: the buffer did not move"
+        );
+        assert_eq!(&buf[..8], b"earlier!");
+        let copy = SealKeys::new([5; 32]).seal(&plain).expect("sealed");
+        assert_eq!(&buf[8..], copy.as_ref());
+        // Opened where it lies: the plaintext is the received buffer's own memory.
+        let own = BytesMut::from(&buf[8..]);
+        let at = own.as_ptr();
+        let (opened, pn) = rx.open_in_place(own).expect("opens");
+        assert_eq!((opened.as_ref(), pn), (plain.as_slice(), 9));
+        assert_eq!(opened.as_ptr(), at);
     }
 
     #[test]

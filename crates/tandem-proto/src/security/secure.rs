@@ -23,7 +23,7 @@ use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 
-use bytes::Bytes;
+use bytes::{Bytes, BytesMut};
 
 use super::SecurityError;
 use super::handshake::{Initiator, SessionKeys, respond};
@@ -471,9 +471,42 @@ impl<E: Endpoint> Secure<E> {
         }
     }
 
-    fn on_sealed(&mut self, now: Instant, datagram: &[u8], pn: u64) {
+    /// Opens a sealed datagram under the session whose keys sealed it and hands the
+    /// plaintext in. Opens in place, in the datagram's own buffer, when this is its only
+    /// handle; otherwise a copy.
+    fn on_sealed(&mut self, now: Instant, mut datagram: Bytes, pn: u64) {
+        // The sessions that could have sealed it: those whose replay window takes `pn`.
         let mut replayed = false;
+        let mut candidates = [false; 2];
+        for (pending, candidate) in candidates.iter_mut().enumerate() {
+            let slot = if pending == 1 {
+                &self.pending
+            } else {
+                &self.current
+            };
+            if let Some(s) = slot {
+                *candidate = s.window.fresh(pn);
+                replayed |= !*candidate;
+            }
+        }
+        let mut untried = candidates.iter().filter(|c| **c).count();
         for pending in [false, true] {
+            if !candidates[usize::from(pending)] {
+                continue;
+            }
+            untried -= 1;
+            let buf = if untried == 0 {
+                // The last key to try works in the datagram's own buffer, when this is
+                // the only handle to it.
+                match std::mem::take(&mut datagram).try_into_mut() {
+                    Ok(own) => own,
+                    Err(shared) => self.copy_to_open(&shared),
+                }
+            } else {
+                // A failed open overwrites its buffer: a key that may not be the last
+                // works on a copy.
+                self.copy_to_open(&datagram)
+            };
             let slot = if pending {
                 &mut self.pending
             } else {
@@ -482,11 +515,7 @@ impl<E: Endpoint> Secure<E> {
             let Some(s) = slot.as_mut() else {
                 continue;
             };
-            if !s.window.fresh(pn) {
-                replayed = true;
-                continue;
-            }
-            let Ok((plain, pn)) = s.recv.open(datagram) else {
+            let Ok((plain, pn)) = s.recv.open_in_place(buf) else {
                 continue;
             };
             s.window.accept(pn);
@@ -514,6 +543,11 @@ impl<E: Endpoint> Secure<E> {
         } else {
             self.stats.forged += 1;
         }
+    }
+
+    /// A copy of `datagram` to open.
+    fn copy_to_open(&mut self, datagram: &[u8]) -> BytesMut {
+        BytesMut::from(datagram)
     }
 }
 
@@ -560,7 +594,7 @@ impl<E: Endpoint> Endpoint for Secure<E> {
         match (header.type_nibble, header.sealed) {
             (TYPE_HANDSHAKE, false) => self.on_handshake(now, body),
             (TYPE_HANDSHAKE_REPLY, false) => self.on_reply(now, body),
-            (_, true) => self.on_sealed(now, &datagram, header.packet_number),
+            (_, true) => self.on_sealed(now, datagram, header.packet_number),
             _ => self.stats.unsealed += 1,
         }
     }
