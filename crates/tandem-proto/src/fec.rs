@@ -20,6 +20,17 @@ use reed_solomon_simd::{ReedSolomonDecoder, ReedSolomonEncoder};
 ///
 /// Returns an empty list when `parity == 0` or the shape is unsupported by the codec.
 pub fn encode_parity(fragments: &[Bytes], parity: usize) -> Vec<Bytes> {
+    encode_parity_counted(fragments, parity, &mut 0)
+}
+
+/// [`encode_parity`], adding to `copied` the payload bytes it copies: each fragment into its
+/// shard buffer, and each parity shard out of the encoder (the Reed-Solomon library's own
+/// working copies are not counted).
+pub(crate) fn encode_parity_counted(
+    fragments: &[Bytes],
+    parity: usize,
+    copied: &mut u64,
+) -> Vec<Bytes> {
     if parity == 0 || fragments.is_empty() {
         return Vec::new();
     }
@@ -33,12 +44,16 @@ pub fn encode_parity(fragments: &[Bytes], parity: usize) -> Vec<Bytes> {
     let mut shard = vec![0u8; shard_len];
     for f in fragments {
         fill_shard(&mut shard, f);
+        *copied += f.len() as u64;
         if enc.add_original_shard(&shard).is_err() {
             return Vec::new();
         }
     }
     match enc.encode() {
-        Ok(result) => result.recovery_iter().map(Bytes::copy_from_slice).collect(),
+        Ok(result) => {
+            *copied += (parity * shard_len) as u64;
+            result.recovery_iter().map(Bytes::copy_from_slice).collect()
+        }
         Err(_) => Vec::new(),
     }
 }
@@ -66,6 +81,18 @@ pub fn recover(
     parity_count: usize,
     parity: &[(usize, Bytes)],
 ) -> Option<Vec<(usize, Bytes)>> {
+    recover_counted(fragments, parity_count, parity, &mut 0)
+}
+
+/// [`recover`], adding to `copied` the payload bytes it copies: each fragment present into
+/// its shard buffer, and each rebuilt fragment out of the decoder (the Reed-Solomon
+/// library's own working copies are not counted).
+pub(crate) fn recover_counted(
+    fragments: &[Option<Bytes>],
+    parity_count: usize,
+    parity: &[(usize, Bytes)],
+    copied: &mut u64,
+) -> Option<Vec<(usize, Bytes)>> {
     let k = fragments.len();
     let present = fragments.iter().filter(|f| f.is_some()).count();
     if present == k || present + parity.len() < k {
@@ -83,6 +110,7 @@ pub fn recover(
                 return None;
             }
             fill_shard(&mut shard, f);
+            *copied += f.len() as u64;
             dec.add_original_shard(i, &shard).ok()?;
         }
     }
@@ -96,6 +124,7 @@ pub fn recover(
         if len == 0 || len + 2 > s.len() {
             return None;
         }
+        *copied += len as u64;
         out.push((i, Bytes::copy_from_slice(&s[2..2 + len])));
     }
     Some(out)

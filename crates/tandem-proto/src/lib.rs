@@ -18,10 +18,11 @@
 //!    Malformed, foreign-session or other-version datagrams are counted in the stats and
 //!    dropped; nothing else happens. Pass each datagram in a buffer of its own exact size,
 //!    and keep no other handle to it: [`security::Secure`] opens a sealed datagram in place
-//!    there (a shared one it must copy first), fragments are kept as zero-copy slices of
+//!    there (a shared one it must copy first, counted in
+//!    [`security::SecurityStats::open_copies`]), fragments are kept as zero-copy slices of
 //!    it while their frame is reassembled, and the memory bounds charge each piece its
 //!    datagram's length. Reassembly is then the one copy a frame's bytes see on this side
-//!    (none for a frame of one fragment, handed on as its slice of the datagram).
+//!    ([`ReceiverStats::frame_bytes_copied`]).
 //! 2. Feed frames (sender only): [`Sender::send_frame`]`(now, frame)`.
 //! 3. After any call above, drain [`Endpoint::poll_transmit`]`(now, &mut buf)` until
 //!    `None` and send each datagram as is: each call appends one datagram to `buf`, a
@@ -29,10 +30,11 @@
 //!    datagrams, or let several accumulate end to end for one batched send, with capacity
 //!    reserved for the batch: a `Vec` that grows moves what it holds). The sender writes
 //!    each fragment straight from the frame into `buf` and [`security::Secure`] seals it
-//!    there, so that write is the one copy a frame's bytes see on this side. The sender's
-//!    media is already paced: `poll_transmit` returns `None` until the next datagram's
-//!    slot. [`Endpoint::poll_datagram`]`(now)` is the same in a fresh `Bytes` (an
-//!    allocation per datagram), for simulators and tests.
+//!    there, so that write is the one copy a frame's bytes see on this side
+//!    ([`SenderStats::media_bytes_copied`]). The sender's media is already paced:
+//!    `poll_transmit` returns `None` until the next datagram's slot.
+//!    [`Endpoint::poll_datagram`]`(now)` is the same in a fresh `Bytes` (an allocation per
+//!    datagram), for simulators and tests.
 //! 4. Drain [`Endpoint::poll_event`]: frames to decode ([`ReceiverEvent::Frame`], each
 //!    marked for display or not), keyframe requests and target bitrates
 //!    ([`SenderEvent`]).

@@ -88,6 +88,8 @@ pub struct FrameReassembler {
     newest: Option<u32>,
     use_fec: bool,
     evicted: u64,
+    copied: u64,
+    parity_copied: u64,
 }
 
 impl FrameReassembler {
@@ -102,6 +104,8 @@ impl FrameReassembler {
             newest: None,
             use_fec,
             evicted: 0,
+            copied: 0,
+            parity_copied: 0,
         }
     }
 
@@ -240,8 +244,12 @@ impl FrameReassembler {
         let missing = usize::from(p.received) < count;
         if missing
             && usize::from(p.received) + p.parity.len() >= count
-            && let Some(rebuilt) =
-                fec::recover(&p.fragments, usize::from(p.parity_count), &p.parity)
+            && let Some(rebuilt) = fec::recover_counted(
+                &p.fragments,
+                usize::from(p.parity_count),
+                &p.parity,
+                &mut self.parity_copied,
+            )
         {
             for (i, b) in rebuilt {
                 if p.fragments[i].is_none() {
@@ -273,6 +281,7 @@ impl FrameReassembler {
                 for f in fragments.iter().flatten() {
                     data.extend_from_slice(f);
                 }
+                self.copied += len as u64;
                 data.freeze()
             }
         };
@@ -355,5 +364,17 @@ impl FrameReassembler {
     /// Frames evicted by a memory bound.
     pub fn evicted(&self) -> u64 {
         self.evicted
+    }
+
+    /// Fragment bytes copied into complete frames: every byte of each frame of two or more
+    /// fragments, once (a frame of one fragment is that fragment, a zero-copy slice of its
+    /// datagram).
+    pub fn bytes_copied(&self) -> u64 {
+        self.copied
+    }
+
+    /// Bytes copied to rebuild fragments from parity (see `fec::recover`).
+    pub fn parity_bytes_copied(&self) -> u64 {
+        self.parity_copied
     }
 }

@@ -283,6 +283,7 @@ impl Receiver {
 
     fn on_complete(&mut self, c: CompleteFrame) {
         self.stats.frames_completed += 1;
+        self.stats.frame_bytes_completed += c.data.len() as u64;
         if c.fec_recovered > 0 {
             self.stats.frames_fec_recovered += 1;
             self.stats.fec_fragments_recovered += u64::from(c.fec_recovered);
@@ -613,6 +614,8 @@ impl Receiver {
         s.stalled = self.stall.stalled();
         s.stall_period = self.stall.period();
         s.frames_evicted += self.reassembly.evicted();
+        s.frame_bytes_copied = self.reassembly.bytes_copied();
+        s.parity_bytes_copied = self.reassembly.parity_bytes_copied();
         s.buffered_frames = self.reassembly.frames() + self.ready.len() + self.playout.len();
         s.buffered_bytes = self.reassembly.bytes() + self.ready_bytes + self.playout.bytes();
         s

@@ -9,7 +9,7 @@ use crate::Endpoint;
 use crate::cadence::FrameCadence;
 use crate::config::SenderConfig;
 use crate::congestion::{CapacityEstimator, RateController};
-use crate::fec::{FecPolicy, encode_parity};
+use crate::fec::{FecPolicy, encode_parity_counted};
 use crate::history::RetransmitHistory;
 use crate::pacer::Pacer;
 use crate::packet::{
@@ -91,6 +91,8 @@ pub struct Sender {
     clock: Clock,
     next_packet_number: u64,
     next_seq: u32,
+    /// The sequence number whose first transmission is the next to leave.
+    next_fresh_seq: u32,
     next_frame_id: u32,
     pacer: Pacer,
     control: VecDeque<Payload>,
@@ -122,6 +124,7 @@ impl Sender {
             clock: Clock::new(now),
             next_packet_number: 0,
             next_seq: 0,
+            next_fresh_seq: 0,
             next_frame_id: 0,
             pacer: Pacer::default(),
             control: VecDeque::new(),
@@ -224,7 +227,9 @@ impl Sender {
             parity = parity.max(f.parity_for(count));
             self.stats.stall_protected_frames += 1;
         }
-        let shards = encode_parity(&chunks, parity);
+        let mut parity_copied = 0;
+        let shards = encode_parity_counted(&chunks, parity, &mut parity_copied);
+        self.stats.parity_bytes_copied += parity_copied;
         let shard_count = shards.len() as u16;
         for (i, shard) in shards.into_iter().enumerate() {
             self.stats.parity_packets += 1;
@@ -344,6 +349,23 @@ impl Sender {
     /// socket: header and slice are written straight into the caller's buffer, which the
     /// security layer seals in place.
     fn write_datagram(&mut self, payload: Payload, buf: &mut Vec<u8>) -> usize {
+        match &payload {
+            Payload::Media(m) => {
+                // Fresh fragments leave in sequence order, so the first copy of each
+                // sequence number written is its first transmission; any other is a
+                // retransmission (one NACKed before its original left counts the other
+                // way round, but each number still counts once as fresh).
+                let copied = m.data.len() as u64;
+                if m.seq == self.next_fresh_seq {
+                    self.next_fresh_seq = self.next_fresh_seq.wrapping_add(1);
+                    self.stats.media_bytes_copied += copied;
+                } else {
+                    self.stats.retransmitted_bytes_copied += copied;
+                }
+            }
+            Payload::Parity(p) => self.stats.parity_bytes_copied += p.shard.len() as u64,
+            _ => {}
+        }
         let packet = Packet {
             session_id: self.config.session_id,
             packet_number: self.next_packet_number,

@@ -61,6 +61,18 @@ pub struct SenderStats {
     pub keyframes_sent: u64,
     /// Encoded frame bytes accepted.
     pub media_bytes: u64,
+    /// Frame bytes copied on their way out, on each fragment's first transmission: the one
+    /// copy between the frame handed to `send_frame` and the socket (header and fragment
+    /// written straight into the driver's buffer, which the security layer seals in
+    /// place). Equals `media_bytes` once every frame accepted has left the pacer.
+    pub media_bytes_copied: u64,
+    /// Fragment bytes copied into retransmissions (each from the frame, again once).
+    pub retransmitted_bytes_copied: u64,
+    /// Bytes copied for parity: each fragment of a frame given parity into its shard
+    /// buffer, each parity shard out of the Reed-Solomon encoder, and each shard into its
+    /// datagram (the library's own working copies are not counted). Zero while no frame
+    /// gets parity.
+    pub parity_bytes_copied: u64,
     /// Datagrams emitted (all types).
     pub datagrams_sent: u64,
     /// Bytes emitted (UDP payload).
@@ -128,6 +140,18 @@ pub struct ReceiverStats {
     pub frames_fec_recovered: u64,
     /// Frames fully reassembled.
     pub frames_completed: u64,
+    /// Bytes of the frames fully reassembled.
+    pub frame_bytes_completed: u64,
+    /// Fragment bytes copied into reassembled frames: the one copy between the datagrams
+    /// the driver hands in and the frame (sealed datagrams open in their own buffers, and
+    /// fragments stay zero-copy slices of them until their frame completes). Every byte of
+    /// a frame of two or more fragments, once; a frame of one fragment is handed on as its
+    /// slice of the datagram and costs nothing. So at most `frame_bytes_completed`.
+    pub frame_bytes_copied: u64,
+    /// Bytes copied to rebuild fragments from parity: each fragment present into its
+    /// shard buffer and each rebuilt fragment out of the Reed-Solomon decoder (the
+    /// library's own working copies are not counted). Zero while parity repairs nothing.
+    pub parity_bytes_copied: u64,
     /// Frames handed over for decoding.
     pub frames_delivered: u64,
     /// Of those, marked for display.

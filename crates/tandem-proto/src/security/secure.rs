@@ -116,7 +116,7 @@ pub const SEEN_CALLS: usize = 64;
 
 /// Room [`Secure`] reserves in the caller's buffer for a datagram before the inner endpoint
 /// writes it (plus the tag): an Ethernet MTU, above the 1200-byte datagrams Tandem sends by
-/// default. A larger datagram raises it.
+/// default. A larger datagram raises it (see [`SecurityStats::seal_bytes_copied`]).
 pub const SEAL_ROOM: usize = 1500;
 
 /// Most (source, version) pairs a [`Secure`] reports as [`SecurityEvent::PeerVersion`]: a
@@ -195,6 +195,20 @@ pub struct SecurityStats {
     pub handshakes: u64,
     /// Datagrams the inner endpoint released before any session was up, dropped.
     pub dropped_before_session: u64,
+    /// Sealed datagrams opened from a copy instead of in their own buffer: the buffer was
+    /// shared (another `Bytes` handle to it was alive, so it could not be written), or two
+    /// sessions' keys could have sealed the datagram (a failed open overwrites what it
+    /// worked on, so every key but the last tries a copy; only between a new handshake and
+    /// the first datagram under its keys). Zero when the driver hands each datagram over
+    /// in a buffer of its own: then opening copies nothing.
+    pub open_copies: u64,
+    /// Bytes of the datagrams counted in [`SecurityStats::open_copies`], copied.
+    pub open_bytes_copied: u64,
+    /// Bytes moved while sealing: the caller's buffer had no room left for the tag after
+    /// the inner endpoint wrote a datagram larger than [`SEAL_ROOM`] and any before it, so
+    /// appending the tag grew the buffer and moved everything in it. Otherwise sealing
+    /// encrypts in place and copies nothing.
+    pub seal_bytes_copied: u64,
 }
 
 #[derive(Debug)]
@@ -473,7 +487,7 @@ impl<E: Endpoint> Secure<E> {
 
     /// Opens a sealed datagram under the session whose keys sealed it and hands the
     /// plaintext in. Opens in place, in the datagram's own buffer, when this is its only
-    /// handle; otherwise a copy.
+    /// handle; otherwise a copy (counted in [`SecurityStats::open_copies`]).
     fn on_sealed(&mut self, now: Instant, mut datagram: Bytes, pn: u64) {
         // The sessions that could have sealed it: those whose replay window takes `pn`.
         let mut replayed = false;
@@ -545,8 +559,10 @@ impl<E: Endpoint> Secure<E> {
         }
     }
 
-    /// A copy of `datagram` to open.
+    /// A copy of `datagram` to open, counted.
     fn copy_to_open(&mut self, datagram: &[u8]) -> BytesMut {
+        self.stats.open_copies += 1;
+        self.stats.open_bytes_copied += datagram.len() as u64;
         BytesMut::from(datagram)
     }
 }
@@ -624,9 +640,12 @@ impl<E: Endpoint> Endpoint for Secure<E> {
         let start = buf.len();
         buf.reserve(self.room + TAG_LEN);
         let len = self.inner.poll_transmit(now, buf)?;
-        // Larger than any datagram before: appending the tag will move the buffer; the
-        // room grows so that happens once.
         self.room = self.room.max(len);
+        if buf.capacity() - buf.len() < TAG_LEN {
+            // Larger than any datagram before: appending the tag moves the buffer. Counted,
+            // and the room grows so it happens once.
+            self.stats.seal_bytes_copied += buf.len() as u64;
+        }
         match session.send.seal_in_place(buf, start) {
             Ok(()) => {
                 self.stats.sealed += 1;
