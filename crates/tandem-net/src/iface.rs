@@ -134,6 +134,19 @@ pub fn bonjour_excludes(name: &str) -> bool {
     name.starts_with("llw")
 }
 
+/// The indexes of the interfaces [`peer_to_peer_by_name`] names, as the system lists them
+/// now (none if it will not say).
+pub fn peer_to_peer_indexes() -> Vec<u32> {
+    nix::net::if_::if_nameindex()
+        .map(|list| {
+            list.iter()
+                .filter(|i| i.name().to_str().is_ok_and(peer_to_peer_by_name))
+                .map(|i| i.index())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Classifies an interface from its facts (see the module docs for the rules).
 pub fn classify(facts: &InterfaceFacts) -> InterfaceKind {
     if facts.loopback {

@@ -42,7 +42,8 @@ pub mod watch;
 
 pub use discovery::{
     Advertisement, BrowseOptions, Browser, Discovery, DiscoveryBackend, DiscoveryError,
-    DiscoveryEvent, MdnsSd, NativeDnsSd, Peer, PeerAddress, PeerTxt, Registration,
+    DiscoveryEvent, MdnsSd, NativeDnsSd, Peer, PeerAddress, PeerTxt, Registration, SessionState,
+    peer_to_peer_discovery,
 };
 pub use driver::{
     DriverConfig, DriverError, DriverHandle, DriverStats, DriverStopped, PathConfig,

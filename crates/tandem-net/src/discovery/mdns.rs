@@ -112,83 +112,97 @@ fn host_name(txt: &PeerTxt) -> String {
     format!("{base}.local.")
 }
 
+/// Registers `ad` with `daemon`; the registration can be renewed with other settings.
+fn register(daemon: &ServiceDaemon, ad: &Advertisement) -> Result<Registration, DiscoveryError> {
+    validate(ad)?;
+    let pairs = ad.txt.to_pairs();
+    let props: Vec<(&str, &str)> = pairs
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let mut info = ServiceInfo::new(
+        &ty_domain(),
+        &ad.instance,
+        &host_name(&ad.txt),
+        (),
+        ad.port,
+        &props[..],
+    )
+    .map_err(|e| DiscoveryError::InvalidAdvertisement(e.to_string()))?
+    .enable_addr_auto();
+    if let Some(filter) = interface_filter(ad.interface, ad.allow_peer_to_peer) {
+        info.set_interfaces(filter);
+    }
+    let fullname = info.get_fullname().to_owned();
+    daemon
+        .register(info)
+        .map_err(|e| backend_error("registering the service", e))?;
+    let again = daemon.clone();
+    Ok(Registration::new(
+        ad.instance.clone(),
+        Box::new(Advertised {
+            daemon: daemon.clone(),
+            fullname,
+        }),
+    )
+    .renewable(ad.clone(), move |ad| register(&again, ad)))
+}
+
+/// Starts a browse reporting into `sink`, on a daemon of its own; returns its stop handle.
+fn start_browse(
+    options: &BrowseOptions,
+    sink: BrowseSink,
+) -> Result<Box<dyn std::any::Any + Send>, DiscoveryError> {
+    let daemon = new_daemon()?;
+    if let Some(filter) = interface_filter(options.interface, options.allow_peer_to_peer) {
+        // A browse only hears what arrives on the interfaces its daemon listens on.
+        daemon
+            .disable_interface(IfKind::All)
+            .and_then(|()| daemon.enable_interface(filter))
+            .map_err(|e| backend_error("choosing interfaces", e))?;
+    }
+    let events = daemon
+        .browse(&ty_domain())
+        .map_err(|e| backend_error("browsing", e))?;
+    let stop = Arc::new(AtomicBool::new(false));
+    let thread = {
+        let stop = Arc::clone(&stop);
+        let options = options.clone();
+        std::thread::Builder::new()
+            .name("tandem-mdns-browse".into())
+            .spawn(move || {
+                while !stop.load(Ordering::Relaxed) && !sink.is_closed() {
+                    match events.recv_timeout(Duration::from_millis(100)) {
+                        Ok(event) => handle(&sink, &options, event),
+                        Err(mdns_sd::RecvTimeoutError::Timeout) => {}
+                        Err(mdns_sd::RecvTimeoutError::Disconnected) => break,
+                    }
+                }
+            })
+            .map_err(|e| DiscoveryError::Backend {
+                backend: BACKEND,
+                what: "starting the browse thread",
+                why: e.to_string(),
+            })?
+    };
+    Ok(Box::new(Browsing {
+        daemon,
+        stop,
+        thread: Some(thread),
+    }))
+}
+
 impl Discovery for MdnsSd {
     fn name(&self) -> &'static str {
         BACKEND
     }
 
     fn advertise(&self, ad: &Advertisement) -> Result<Registration, DiscoveryError> {
-        validate(ad)?;
-        let pairs = ad.txt.to_pairs();
-        let props: Vec<(&str, &str)> = pairs
-            .iter()
-            .map(|(k, v)| (k.as_str(), v.as_str()))
-            .collect();
-        let mut info = ServiceInfo::new(
-            &ty_domain(),
-            &ad.instance,
-            &host_name(&ad.txt),
-            (),
-            ad.port,
-            &props[..],
-        )
-        .map_err(|e| DiscoveryError::InvalidAdvertisement(e.to_string()))?
-        .enable_addr_auto();
-        if let Some(filter) = interface_filter(ad.interface, ad.allow_peer_to_peer) {
-            info.set_interfaces(filter);
-        }
-        let fullname = info.get_fullname().to_owned();
-        self.daemon
-            .register(info)
-            .map_err(|e| backend_error("registering the service", e))?;
-        Ok(Registration::new(
-            ad.instance.clone(),
-            Box::new(Advertised {
-                daemon: self.daemon.clone(),
-                fullname,
-            }),
-        ))
+        register(&self.daemon, ad)
     }
 
     fn browse(&self, options: &BrowseOptions) -> Result<Browser, DiscoveryError> {
-        let daemon = new_daemon()?;
-        if let Some(filter) = interface_filter(options.interface, options.allow_peer_to_peer) {
-            // A browse only hears what arrives on the interfaces its daemon listens on.
-            daemon
-                .disable_interface(IfKind::All)
-                .and_then(|()| daemon.enable_interface(filter))
-                .map_err(|e| backend_error("choosing interfaces", e))?;
-        }
-        let events = daemon
-            .browse(&ty_domain())
-            .map_err(|e| backend_error("browsing", e))?;
-        let (browser, sink) = Browser::channel(options);
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let stop = Arc::clone(&stop);
-            let options = options.clone();
-            std::thread::Builder::new()
-                .name("tandem-mdns-browse".into())
-                .spawn(move || {
-                    while !stop.load(Ordering::Relaxed) && !sink.is_closed() {
-                        match events.recv_timeout(Duration::from_millis(100)) {
-                            Ok(event) => handle(&sink, &options, event),
-                            Err(mdns_sd::RecvTimeoutError::Timeout) => {}
-                            Err(mdns_sd::RecvTimeoutError::Disconnected) => break,
-                        }
-                    }
-                })
-                .map_err(|e| DiscoveryError::Backend {
-                    backend: BACKEND,
-                    what: "starting the browse thread",
-                    why: e.to_string(),
-                })?
-        };
-        Ok(browser.attach(Box::new(Browsing {
-            daemon,
-            stop,
-            thread: Some(thread),
-        })))
+        Browser::start(options, start_browse)
     }
 }
 

@@ -136,6 +136,29 @@ impl PeerTable {
         self.change(instance, before)
     }
 
+    /// Forgets every sighting on an interface `keep` refuses (a browse that no longer
+    /// covers it will not report departures there); says what that changed, peer by peer.
+    pub(crate) fn retain_interfaces(&mut self, keep: impl Fn(u32) -> bool) -> Vec<DiscoveryEvent> {
+        let touched: Vec<String> = self
+            .peers
+            .iter()
+            .filter(|(_, s)| s.keys().any(|i| !keep(*i)))
+            .map(|(name, _)| name.clone())
+            .collect();
+        let mut events = Vec::new();
+        for instance in touched {
+            let before = self.peer(&instance);
+            if let Some(s) = self.peers.get_mut(&instance) {
+                s.retain(|i, _| keep(*i));
+                if s.is_empty() {
+                    self.peers.remove(&instance);
+                }
+            }
+            events.extend(self.change(&instance, before));
+        }
+        events
+    }
+
     fn peer(&self, instance: &str) -> Option<Peer> {
         self.peers.get(instance).and_then(|s| merge(instance, s))
     }
@@ -244,6 +267,51 @@ mod tests {
             t.removed("cam", None),
             None,
             "losing a lost peer says nothing"
+        );
+    }
+
+    #[test]
+    fn forgetting_interfaces_loses_or_updates_whom_it_touches() {
+        let mut t = PeerTable::new(None);
+        // `both` on Wi-Fi (2) and AWDL (3), `awdl` on AWDL only, `wifi` on Wi-Fi only.
+        let _ = t.resolved_all(
+            "both",
+            "b.local.",
+            9,
+            txt("b"),
+            vec![addr("10.0.0.2:9", 2), addr("[fe80::2%3]:9", 3)],
+        );
+        let _ = t.resolved_on(
+            3,
+            "awdl",
+            "a.local.",
+            9,
+            txt("a"),
+            vec![addr("[fe80::3%3]:9", 3)],
+        );
+        let _ = t.resolved_on(
+            2,
+            "wifi",
+            "w.local.",
+            9,
+            txt("w"),
+            vec![addr("10.0.0.4:9", 2)],
+        );
+        let events = t.retain_interfaces(|i| i != 3);
+        assert_eq!(events.len(), 2, "{events:?}");
+        assert!(events.contains(&DiscoveryEvent::Lost {
+            instance: "awdl".into(),
+            peer_id: "a".into()
+        }));
+        assert!(events.iter().any(
+            |e| matches!(e, DiscoveryEvent::Updated(p) if p.instance == "both"
+                && p.addresses == vec![addr("10.0.0.2:9", 2)])
+        ));
+        let names: Vec<String> = t.peers().into_iter().map(|p| p.instance).collect();
+        assert_eq!(names, vec!["both".to_owned(), "wifi".to_owned()]);
+        assert!(
+            t.retain_interfaces(|i| i != 3).is_empty(),
+            "nothing left to forget"
         );
     }
 

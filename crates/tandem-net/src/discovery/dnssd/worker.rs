@@ -169,7 +169,12 @@ pub(super) fn advertise(
             }
         })?
     };
-    Ok(Registration::new(ad.instance.clone(), Box::new(worker)).reporting_name(registered))
+    Ok(Registration::new(ad.instance.clone(), Box::new(worker))
+        .reporting_name(registered)
+        .renewable(ad.clone(), move |ad| {
+            crate::discovery::validate(ad)?;
+            advertise(api, ad)
+        }))
 }
 
 /// What the register callback said: the name registered, or an error (which leaves the
@@ -191,12 +196,22 @@ fn registration_reply(asked: &str, reply: Reply, registered: &Mutex<Option<Strin
     }
 }
 
-/// Starts browsing.
+/// Starts browsing; [`Browser::set_peer_to_peer`] restarts it with other flags.
 pub(super) fn browse(
     api: &'static Api,
     options: &BrowseOptions,
 ) -> Result<Browser, DiscoveryError> {
-    let (browser, sink) = Browser::channel(options);
+    Browser::start(options, move |options, sink| {
+        start_browse(api, options, sink)
+    })
+}
+
+/// Starts a browse thread reporting into `sink`; returns its handle.
+fn start_browse(
+    api: &'static Api,
+    options: &BrowseOptions,
+    sink: BrowseSink,
+) -> Result<Box<dyn std::any::Any + Send>, DiscoveryError> {
     let flags = dns_service_flags(APPLE, options.allow_peer_to_peer);
     let interface = options.interface.unwrap_or(0);
     let worker = spawn("tandem-dnssd-browse", move |ready, wake| {
@@ -210,7 +225,7 @@ pub(super) fn browse(
         let _ = ready.send(Ok(()));
         run_browse(api, flags, &op, &sink, &wake);
     })?;
-    Ok(browser.attach(Box::new(worker)))
+    Ok(Box::new(worker))
 }
 
 /// Starts one request the browse asked for.
