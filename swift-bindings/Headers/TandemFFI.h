@@ -457,6 +457,21 @@ RustBuffer uniffi_tandem_ffi_fn_method_discovery_backend_name(uint64_t ptr, Rust
 uint64_t uniffi_tandem_ffi_fn_method_discovery_browse(uint64_t ptr, uint64_t delegate, int8_t allow_peer_to_peer, RustBuffer ignore_peer_id, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_DISCOVERY_PEER_TO_PEER_ACTIVE
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_DISCOVERY_PEER_TO_PEER_ACTIVE
+int8_t uniffi_tandem_ffi_fn_method_discovery_peer_to_peer_active(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_DISCOVERY_SET_KEEP_PEER_TO_PEER
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_DISCOVERY_SET_KEEP_PEER_TO_PEER
+int8_t uniffi_tandem_ffi_fn_method_discovery_set_keep_peer_to_peer(uint64_t ptr, int8_t keep, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_DISCOVERY_SET_SESSION
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_DISCOVERY_SET_SESSION
+int8_t uniffi_tandem_ffi_fn_method_discovery_set_session(uint64_t ptr, RustBuffer path, RustBuffer session, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CLONE_DISCOVERYDELEGATE
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CLONE_DISCOVERYDELEGATE
 uint64_t uniffi_tandem_ffi_fn_clone_discoverydelegate(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -941,6 +956,11 @@ RustBuffer uniffi_tandem_ffi_fn_func_tandem_version(RustCallStatus *_Nonnull out
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_DISCOVERY_SESSION
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_DISCOVERY_SESSION
+RustBuffer uniffi_tandem_ffi_fn_func_discovery_session(int8_t connected, RustBuffer peer, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_PAIRED_IN_PROCESS
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_PAIRED_IN_PROCESS
 RustBuffer uniffi_tandem_ffi_fn_func_paired_in_process(RustBuffer first_name, RustBuffer second_name, RustCallStatus *_Nonnull out_status
@@ -1240,6 +1260,12 @@ uint16_t uniffi_tandem_ffi_checksum_func_tandem_version(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_FUNC_DISCOVERY_SESSION
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_FUNC_DISCOVERY_SESSION
+uint16_t uniffi_tandem_ffi_checksum_func_discovery_session(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_FUNC_PAIRED_IN_PROCESS
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_FUNC_PAIRED_IN_PROCESS
 uint16_t uniffi_tandem_ffi_checksum_func_paired_in_process(void
@@ -1309,6 +1335,24 @@ uint16_t uniffi_tandem_ffi_checksum_method_discovery_backend_name(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_DISCOVERY_BROWSE
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_DISCOVERY_BROWSE
 uint16_t uniffi_tandem_ffi_checksum_method_discovery_browse(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_DISCOVERY_PEER_TO_PEER_ACTIVE
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_DISCOVERY_PEER_TO_PEER_ACTIVE
+uint16_t uniffi_tandem_ffi_checksum_method_discovery_peer_to_peer_active(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_DISCOVERY_SET_KEEP_PEER_TO_PEER
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_DISCOVERY_SET_KEEP_PEER_TO_PEER
+uint16_t uniffi_tandem_ffi_checksum_method_discovery_set_keep_peer_to_peer(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_DISCOVERY_SET_SESSION
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_DISCOVERY_SET_SESSION
+uint16_t uniffi_tandem_ffi_checksum_method_discovery_set_session(void
     
 );
 #endif

@@ -1264,7 +1264,9 @@ public protocol DiscoveryProtocol: AnyObject, Sendable {
     /**
      * Advertises a session on `port` under `device_name`, with `identity`'s fingerprint as
      * the peer id (a paired browser recognises it by that). Withdrawn when the returned
-     * object is released or withdrawn.
+     * object is released or withdrawn. `allow_peer_to_peer` false keeps it off AWDL for
+     * good; true (the default) puts it on AWDL whenever the policy does
+     * ([`Discovery::set_session`]).
      */
     func advertise(port: UInt16, deviceName: String, identity: Identity, allowPeerToPeer: Bool) throws  -> Advertisement
     
@@ -1276,8 +1278,37 @@ public protocol DiscoveryProtocol: AnyObject, Sendable {
     /**
      * Browses for peers; events go to `delegate` until the returned object is stopped or
      * released. `ignore_peer_id` leaves out this device's own advertisement.
+     * `allow_peer_to_peer` as for [`Discovery::advertise`].
      */
     func browse(delegate: DiscoveryDelegate, allowPeerToPeer: Bool, ignorePeerId: String?) throws  -> Browse
+    
+    /**
+     * Whether advertisements and browses include peer-to-peer links now (those asked with
+     * `allow_peer_to_peer` false never do).
+     */
+    func peerToPeerActive()  -> Bool
+    
+    /**
+     * Keeps AWDL discovery on even while an automatic session is up on infrastructure
+     * (`true`), for an app that wants to go on seeing nearby devices reachable only over
+     * AWDL, at the cost of the stalls; `false` (the default) follows the policy. Never
+     * turns AWDL on under the infrastructure preference. Applied at once, as
+     * [`Discovery::set_session`] does; returns whether peer-to-peer discovery is on now.
+     */
+    func setKeepPeerToPeer(keep: Bool) throws  -> Bool
+    
+    /**
+     * Tells discovery where the session stands, under which path preference; every live
+     * advertisement and browse made by this Discovery then includes AWDL or not as the
+     * policy says (see the module docs), each restarted if its setting changes (a browse
+     * keeps the peers it knows; peers seen only over AWDL are reported lost when AWDL is
+     * dropped; an advertisement is withdrawn and registered again, so browsers see it go
+     * and come back). Returns whether peer-to-peer discovery is on now. Call it whenever
+     * the session may have changed; a call that changes nothing costs nothing. If a
+     * restart fails, the others still happen and the first error is returned (that one
+     * keeps its old setting).
+     */
+    func setSession(path: PathPreference, session: DiscoverySession) throws  -> Bool
     
 }
 /**
@@ -1353,7 +1384,9 @@ public convenience init(backend: DiscoveryBackend? = nil)throws  {
     /**
      * Advertises a session on `port` under `device_name`, with `identity`'s fingerprint as
      * the peer id (a paired browser recognises it by that). Withdrawn when the returned
-     * object is released or withdrawn.
+     * object is released or withdrawn. `allow_peer_to_peer` false keeps it off AWDL for
+     * good; true (the default) puts it on AWDL whenever the policy does
+     * ([`Discovery::set_session`]).
      */
 open func advertise(port: UInt16, deviceName: String, identity: Identity, allowPeerToPeer: Bool = true)throws  -> Advertisement  {
     return try  FfiConverterTypeAdvertisement_lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
@@ -1383,6 +1416,7 @@ open func backendName() -> String  {
     /**
      * Browses for peers; events go to `delegate` until the returned object is stopped or
      * released. `ignore_peer_id` leaves out this device's own advertisement.
+     * `allow_peer_to_peer` as for [`Discovery::advertise`].
      */
 open func browse(delegate: DiscoveryDelegate, allowPeerToPeer: Bool = true, ignorePeerId: String? = nil)throws  -> Browse  {
     return try  FfiConverterTypeBrowse_lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
@@ -1392,6 +1426,58 @@ open func browse(delegate: DiscoveryDelegate, allowPeerToPeer: Bool = true, igno
         FfiConverterTypeDiscoveryDelegate_lower(delegate),
         FfiConverterBool.lower(allowPeerToPeer),
         FfiConverterOptionString.lower(ignorePeerId),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Whether advertisements and browses include peer-to-peer links now (those asked with
+     * `allow_peer_to_peer` false never do).
+     */
+open func peerToPeerActive() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_discovery_peer_to_peer_active(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Keeps AWDL discovery on even while an automatic session is up on infrastructure
+     * (`true`), for an app that wants to go on seeing nearby devices reachable only over
+     * AWDL, at the cost of the stalls; `false` (the default) follows the policy. Never
+     * turns AWDL on under the infrastructure preference. Applied at once, as
+     * [`Discovery::set_session`] does; returns whether peer-to-peer discovery is on now.
+     */
+open func setKeepPeerToPeer(keep: Bool)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_discovery_set_keep_peer_to_peer(
+            self.uniffiCloneHandle(),
+        FfiConverterBool.lower(keep),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Tells discovery where the session stands, under which path preference; every live
+     * advertisement and browse made by this Discovery then includes AWDL or not as the
+     * policy says (see the module docs), each restarted if its setting changes (a browse
+     * keeps the peers it knows; peers seen only over AWDL are reported lost when AWDL is
+     * dropped; an advertisement is withdrawn and registered again, so browsers see it go
+     * and come back). Returns whether peer-to-peer discovery is on now. Call it whenever
+     * the session may have changed; a call that changes nothing costs nothing. If a
+     * restart fails, the others still happen and the first error is returned (that one
+     * keeps its old setting).
+     */
+open func setSession(path: PathPreference, session: DiscoverySession)throws  -> Bool  {
+    return try  FfiConverterBool.lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_discovery_set_session(
+            self.uniffiCloneHandle(),
+        FfiConverterTypePathPreference_lower(path),
+        FfiConverterTypeDiscoverySession_lower(session),uniffiCallStatus
     )
 })
 }
@@ -5993,6 +6079,102 @@ public func FfiConverterTypeDiscoveryBackend_lower(_ value: DiscoveryBackend) ->
 
 
 /**
+ * Where the app's session stands, for the discovery policy (see [`Discovery::set_session`];
+ * [`discovery_session`] works it out from a sender's or receiver's state).
+ */
+
+public enum DiscoverySession: Equatable, Hashable {
+    
+    /**
+     * No session: not started, or waiting to be found.
+     */
+    case idle
+    /**
+     * A session is being set up, or its peer went silent and it is trying again.
+     */
+    case connecting
+    /**
+     * Up over Wi-Fi through the access point, a wire, or loopback.
+     */
+    case upInfrastructure
+    /**
+     * Up over a peer-to-peer link (AWDL).
+     */
+    case upPeerToPeer
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension DiscoverySession: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDiscoverySession: FfiConverterRustBuffer {
+    typealias SwiftType = DiscoverySession
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DiscoverySession {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .idle
+        
+        case 2: return .connecting
+        
+        case 3: return .upInfrastructure
+        
+        case 4: return .upPeerToPeer
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: DiscoverySession, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .idle:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .connecting:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .upInfrastructure:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .upPeerToPeer:
+            writeInt(&buf, Int32(4))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDiscoverySession_lift(_ buf: RustBuffer) throws -> DiscoverySession {
+    return try FfiConverterTypeDiscoverySession.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDiscoverySession_lower(_ value: DiscoverySession) -> RustBuffer {
+    return FfiConverterTypeDiscoverySession.lower(value)
+}
+
+
+
+/**
  * What kind of link an interface is.
  */
 
@@ -7632,6 +7814,25 @@ public func tandemVersion() -> String  {
 })
 }
 /**
+ * Where a session stands, from what a `Sender` or `Receiver` says: `connected`
+ * (`sender.isConnected()`; for a receiver, video arriving) and `peer` (`peer()`, the
+ * address it last heard its peer at). Up with a peer on an AWDL interface is
+ * `upPeerToPeer`, up elsewhere `upInfrastructure`; not up, `connecting` with a peer known
+ * and `idle` without; up over a link this device cannot tell counts as `connecting`, which
+ * keeps AWDL discovery on. Lists the device's interfaces (as the engine classifies them,
+ * without overrides) each call: cheap, but not for every frame. Fails only for an address
+ * that does not parse.
+ */
+public func discoverySession(connected: Bool, peer: String? = nil)throws  -> DiscoverySession  {
+    return try  FfiConverterTypeDiscoverySession_lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_func_discovery_session(
+        FfiConverterBool.lower(connected),
+        FfiConverterOptionString.lower(peer),uniffiCallStatus
+    )
+})
+}
+/**
  * Keys for both ends in one process (see [`LocalPair`]).
  */
 public func pairedInProcess(firstName: String, secondName: String)throws  -> LocalPair  {
@@ -7715,6 +7916,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_func_tandem_version() != 21115) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tandem_ffi_checksum_func_discovery_session() != 33860) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tandem_ffi_checksum_func_paired_in_process() != 6292) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -7742,13 +7946,22 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_method_browse_stop() != 12634) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_discovery_advertise() != 23061) {
+    if (uniffi_tandem_ffi_checksum_method_discovery_advertise() != 14806) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_method_discovery_backend_name() != 18155) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_discovery_browse() != 30717) {
+    if (uniffi_tandem_ffi_checksum_method_discovery_browse() != 46613) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_method_discovery_peer_to_peer_active() != 8112) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_method_discovery_set_keep_peer_to_peer() != 62318) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_method_discovery_set_session() != 64048) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_method_discoverydelegate_on_found() != 13664) {
