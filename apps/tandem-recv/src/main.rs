@@ -37,7 +37,9 @@ use tandem::{
     KeyDir, PairingRole, PathPreference, PlayoutPolicy, Receiver, ReceiverConfig, Remote,
     StatsFormat,
 };
-use tandem_net::{BrowseOptions, DiscoveryBackend, DiscoveryEvent, Peer};
+use tandem_net::{
+    BrowseOptions, DiscoveryBackend, DiscoveryEvent, Peer, SessionState, peer_to_peer_discovery,
+};
 
 #[derive(Parser, Debug)]
 #[command(about = "Receive and show video from a Tandem sender", version)]
@@ -115,12 +117,17 @@ fn main() {
     }
 }
 
-/// Browses until the sender we want appears, listing every sender seen on the way.
+/// Browses until the sender we want appears, listing every sender seen on the way. The
+/// browse ends there: the session runs without discovery, so no peer-to-peer browse keeps
+/// AWDL awake under it; before a session, it covers peer-to-peer links only if `--path`
+/// may use them (tandem_net::discovery::policy).
 fn find_sender(args: &Args) -> Result<Peer> {
     let discovery = args.discovery.open().context("--discovery")?;
-    let mut browser = discovery
-        .browse(&BrowseOptions::default())
-        .context("browsing")?;
+    let options = BrowseOptions {
+        allow_peer_to_peer: peer_to_peer_discovery(args.path, SessionState::Idle, false),
+        ..BrowseOptions::default()
+    };
+    let mut browser = discovery.browse(&options).context("browsing")?;
     let rt = tokio::runtime::Builder::new_current_thread()
         .enable_time()
         .build()

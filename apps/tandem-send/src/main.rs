@@ -33,7 +33,10 @@ use tandem::{
     StatsFormat, TestPatternSource, VideoSource, Y4mFileSource,
 };
 use tandem_net::discovery::PROTOCOL_VERSION;
-use tandem_net::{Advertisement, DiscoveryBackend, PeerTxt};
+use tandem_net::{
+    Advertisement, DiscoveryBackend, KindOverrides, PeerTxt, SessionState, interfaces,
+    peer_to_peer_discovery,
+};
 
 #[derive(Parser, Debug)]
 #[command(about = "Stream video to a Tandem receiver", version)]
@@ -77,6 +80,12 @@ struct Args {
     /// Discovery backend for advertising: `mdns` or `dns-sd`.
     #[arg(long, default_value = "mdns")]
     discovery: DiscoveryBackend,
+    /// With `--path auto`, keep advertising over peer-to-peer links (AWDL) while a receiver
+    /// streams over infrastructure. By default that advertisement stops then, because
+    /// peer-to-peer discovery keeps AWDL awake and AWDL stalls the infrastructure path; it
+    /// comes back when the receiver goes.
+    #[arg(long)]
+    keep_p2p_discovery: bool,
     /// Give up after this many seconds on end without a receiver (default: keep trying).
     #[arg(long)]
     peer_timeout: Option<f64>,
@@ -254,8 +263,10 @@ fn run(args: Args) -> Result<()> {
     let started = Instant::now();
     let sender = Sender::start(config, remote, Some(source)).context("starting the sender")?;
     let name = args.name.clone().unwrap_or_else(host_name);
-    // Advertise only when waiting to be found.
-    let _advertised = if args.peer.is_none() {
+    // Advertise only when waiting to be found; over peer-to-peer links only while the
+    // session may use them (tandem_net::discovery::policy).
+    let p2p_now = |session| peer_to_peer_discovery(args.path, session, args.keep_p2p_discovery);
+    let mut advertised = if args.peer.is_none() {
         let discovery = args.discovery.open().context("--discovery")?;
         let txt = PeerTxt {
             protocol_version: PROTOCOL_VERSION,
@@ -268,6 +279,7 @@ fn run(args: Args) -> Result<()> {
         };
         let mut ad = Advertisement::new(sender.local_addr().port(), txt);
         ad.instance = name.clone();
+        ad.allow_peer_to_peer = p2p_now(SessionState::Idle);
         let reg = discovery.advertise(&ad).context("advertising")?;
         eprintln!(
             "tandem-send: advertising `{name}` on port {} ({:?}); waiting for a receiver",
@@ -309,13 +321,31 @@ fn run(args: Args) -> Result<()> {
                 .or(args.peer)
                 .map_or_else(|| "?".to_owned(), |a| a.to_string())
         };
-        match link.update(up) {
+        let change = link.update(up);
+        match change {
             Some(true) => eprintln!("tandem-send: streaming to {}", at()),
             // Advertising, nobody was expected yet: `waiting for a receiver` said it.
             Some(false) if args.peer.is_some() || link.was_up => {
                 eprintln!("tandem-send: no receiver at {}; still trying", at());
             }
             _ => {}
+        }
+        if let (Some(up), Some((_, registration))) = (change, advertised.as_mut()) {
+            // The session came up or went: the advertisement follows the policy.
+            let list = if up {
+                interfaces(&KindOverrides::new()).unwrap_or_default()
+            } else {
+                Vec::new()
+            };
+            let on = p2p_now(SessionState::of(up, sender.peer(), &list));
+            match registration.set_peer_to_peer(on) {
+                Ok(true) => eprintln!(
+                    "tandem-send: advertising {} peer-to-peer links",
+                    if on { "on" } else { "off" }
+                ),
+                Ok(false) => {}
+                Err(e) => eprintln!("tandem-send: warning: advertisement unchanged: {e}"),
+            }
         }
         if let Some(limit) = give_up
             && link.down_for() > limit
@@ -368,6 +398,9 @@ mod tests {
             .expect("valid");
         assert_eq!(ok.size, (1280, 720));
         assert_eq!(ok.path, PathPreference::PeerToPeer);
+        assert!(!ok.keep_p2p_discovery);
+        let keep = Args::try_parse_from(["tandem-send", "--keep-p2p-discovery"]).expect("valid");
+        assert!(keep.keep_p2p_discovery);
         assert!(parse_size("641x360").expect_err("odd").contains("even"));
     }
 }
