@@ -443,7 +443,15 @@ where
     for path in &config.paths {
         match path {
             PathConfig::Udp { local, socket } => {
-                let opened = open_udp(*local, socket)?;
+                // One port for the session: a path asking for port 0 after another takes
+                // that one's (a listener's sockets, see `crate::listen`).
+                let mut local = *local;
+                if local.port() == 0
+                    && let Some(first) = locals.first()
+                {
+                    local.set_port(SocketAddr::port(first));
+                }
+                let opened = open_udp(local, socket)?;
                 locals.push(opened.local);
                 paths.push(Path::Udp(UdpPath::new(
                     opened,

@@ -4,8 +4,8 @@
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use tandem_net::{
-    AppTransport, ChosenPath, DriverConfig, PathConfig, PathPreference, Peer, PeerHint,
-    SocketConfig, choose_path, interfaces, plan_connection,
+    AppTransport, ChosenPath, DriverConfig, PathConfig, PathPreference, Peer, PeerHint, Platform,
+    SocketConfig, choose_path, interfaces, listen_plan, plan_connection,
 };
 
 use crate::config::NetConfig;
@@ -42,6 +42,24 @@ pub(crate) fn driver_config(
         return Ok((DriverConfig::over_transport(transport.clone()), None));
     }
     let list = interfaces(&net.kind_overrides).map_err(EngineError::io("listing interfaces"))?;
+    let base = SocketConfig {
+        traffic: net.traffic,
+        ..SocketConfig::default()
+    };
+    if *remote == Remote::Listen && net.path == PathPreference::Automatic && net.bind_ip.is_none() {
+        // Listening on every interface is what "automatic" means for a listener: it is
+        // advertised everywhere, AWDL included, so it must hear everywhere (see
+        // `tandem_net::listen` for the sockets each platform needs and why).
+        let plan = listen_plan(Platform::current(), &list, net.port, net.path, &base)?;
+        let paths = plan
+            .into_iter()
+            .map(|s| PathConfig::Udp {
+                local: s.local,
+                socket: s.socket,
+            })
+            .collect();
+        return Ok((DriverConfig::with_paths(paths, None), None));
+    }
     let (path, peer) = match remote {
         Remote::Transport { .. } => unreachable!("handled above"),
         Remote::Address(addr) => {
@@ -59,9 +77,9 @@ pub(crate) fn driver_config(
             let (path, addr) = plan_connection(peer, &list, net.path)?;
             (Some(path), Some(addr))
         }
-        // Listening on every interface is what "automatic" means for a listener; a
-        // preference for one kind binds to that kind's interface.
+        // An automatic listener at the address the application chose (above: everywhere).
         Remote::Listen if net.path == PathPreference::Automatic => (None, None),
+        // A preference for one kind binds to that kind's interface.
         Remote::Listen => (
             Some(choose_path(&list, net.path, PeerHint::default())?),
             None,
@@ -75,9 +93,8 @@ pub(crate) fn driver_config(
         ),
     };
     let socket = SocketConfig {
-        traffic: net.traffic,
         interface: path.as_ref().map(|p| p.index),
-        ..SocketConfig::default()
+        ..base
     };
     let config = DriverConfig::with_paths(vec![PathConfig::Udp { local, socket }], peer);
     Ok((config, path))
@@ -117,10 +134,15 @@ mod tests {
             &Remote::Listen,
         )
         .expect("listen");
-        let [PathConfig::Udp { local, socket }] = &c.paths[..] else {
-            panic!("one UDP path: {:?}", c.paths);
+        // This platform's plan (Linux: one dual-stack wildcard, or IPv4's without IPv6).
+        let PathConfig::Udp { local, socket } = &c.paths[0] else {
+            panic!("a UDP path: {:?}", c.paths);
         };
-        assert_eq!(*local, "0.0.0.0:6000".parse().expect("addr"));
+        assert!(
+            local.ip().is_unspecified() && local.port() == 6000,
+            "{local}"
+        );
+        assert_eq!(socket.dual_stack, local.is_ipv6());
         assert_eq!((c.peer, path, socket.interface), (None, None, None));
         let e = driver_config(
             &NetConfig {

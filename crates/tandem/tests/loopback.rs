@@ -320,6 +320,32 @@ fn a_listening_sender_waits_for_its_receiver() {
     assert_eq!(tx.peer().map(|p| p.port()), Some(rx.local_addr().port()));
 }
 
+/// An automatic listener hears IPv6 as well as IPv4 (AWDL peers are IPv6 link-local only):
+/// a receiver reaches a listening sender at `[::1]`, the sender answers it there.
+#[test]
+fn an_automatic_listener_is_reachable_over_ipv6() {
+    if std::net::UdpSocket::bind("[::1]:0").is_err() {
+        eprintln!("skipped: this host has no IPv6 loopback (::1)");
+        return;
+    }
+    let tx = Sender::start(sender_config(), Remote::Listen, Some(pattern())).expect("sender");
+    let sender_addr = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, tx.local_addr().port()));
+    let (fsend, frames) = unbounded();
+    let rx = Receiver::start(
+        receiver_config(),
+        Remote::Address(sender_addr),
+        Box::new(FnSink(move |f| {
+            let _ = fsend.send(f);
+        })),
+    )
+    .expect("receiver reaches the sender over IPv6");
+    let shown = collect(&frames, Duration::from_secs(2));
+    assert!(shown.len() >= 20, "{} frames", shown.len());
+    let peer = tx.peer().expect("the sender knows its receiver");
+    assert!(peer.is_ipv6(), "{peer}");
+    assert_eq!(peer.port(), rx.local_addr().port());
+}
+
 #[test]
 fn a_restarted_receiver_gets_a_keyframe_and_video() {
     let port = std::net::UdpSocket::bind("127.0.0.1:0")

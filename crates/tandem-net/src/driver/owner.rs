@@ -13,9 +13,10 @@ use polling::{Event, Events, PollMode};
 use tandem_proto::Endpoint;
 use tokio::sync::mpsc;
 
-use super::udp::{UdpPath, is_peer, path_error, unmapped, with_scope};
+use super::udp::{UdpPath, is_peer, path_error, with_scope};
 use super::{Command, DriverError, Shared, SharedStats};
 use crate::batch::MAX_SEGMENTS;
+use crate::listen::canonical_peer;
 use crate::transport::{AppTransport, TransportInbox};
 
 /// Datagrams read per socket per wake-up before the loop turns to sending and events again.
@@ -319,7 +320,7 @@ impl<E: Endpoint> Owner<E> {
                     let fresh = BytesMut::zeroed(self.max_datagram + 1);
                     let mut datagram = std::mem::replace(&mut self.rx_buf, fresh);
                     datagram.truncate(n);
-                    self.deliver(now, key, unmapped(from), datagram.freeze());
+                    self.deliver(now, key, canonical_peer(from), datagram.freeze());
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => return Ok(()),
                 // ICMP unreachable from an earlier send surfaces here on Linux: the peer is

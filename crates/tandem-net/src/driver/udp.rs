@@ -62,24 +62,7 @@ impl UdpPath {
 
     /// A v4 destination as a dual-stack v6 socket must address it (v4-mapped).
     pub(super) fn destination(&self, to: SocketAddr) -> SocketAddr {
-        match (self.local, to) {
-            (SocketAddr::V6(_), SocketAddr::V4(v4)) => {
-                SocketAddr::new(v4.ip().to_ipv6_mapped().into(), v4.port())
-            }
-            _ => to,
-        }
-    }
-}
-
-/// A datagram from a v4-mapped address (a dual-stack socket's view of an IPv4 peer) as the
-/// IPv4 address it is, so a peer is one address whichever socket heard it.
-pub(super) fn unmapped(from: SocketAddr) -> SocketAddr {
-    match from {
-        SocketAddr::V6(v6) => match v6.ip().to_ipv4_mapped() {
-            Some(v4) => SocketAddr::new(v4.into(), v6.port()),
-            None => from,
-        },
-        v4 => v4,
+        crate::listen::to_socket_family(to, self.local)
     }
 }
 
@@ -213,13 +196,5 @@ mod tests {
         assert_eq!(with_scope(a("[fe80::2%3]:9"), 4), a("[fe80::2%3]:9"));
         assert_eq!(with_scope(a("[2001:db8::2]:9"), 4), a("[2001:db8::2]:9"));
         assert_eq!(with_scope(a("10.0.0.2:9"), 4), a("10.0.0.2:9"));
-    }
-
-    #[test]
-    fn v4_mapped_sources_are_their_ipv4_address() {
-        let a = |s: &str| s.parse::<SocketAddr>().expect("addr");
-        assert_eq!(unmapped(a("[::ffff:10.0.0.2]:9")), a("10.0.0.2:9"));
-        assert_eq!(unmapped(a("[fe80::2%3]:9")), a("[fe80::2%3]:9"));
-        assert_eq!(unmapped(a("10.0.0.2:9")), a("10.0.0.2:9"));
     }
 }
