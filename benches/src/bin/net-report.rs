@@ -26,6 +26,7 @@
 //! - `aead`: the same one-datagram frames at 20 Mbit/s through the bare pair and through a
 //!   paired, sealed pair: process CPU per datagram each way, the AEAD's share of it, and
 //!   sealing plus opening alone.
+//! - `copies`: payload copies per side through the real drivers, sealed (see [`Copies`]).
 //!
 //! Targets (issue 4): driver ≥ 60 % of the plain loop and ≥ 1 Gbit/s; added latency p99
 //! ≤ 200 µs at 50 Mbit/s; the relay adds ≤ 100 µs p99 in `clean`. Issue 6: the AEAD's share
@@ -101,6 +102,7 @@ struct Report {
     plain_one_way_us: Percentiles,
     driver_one_way_us: Percentiles,
     added_latency_us: PairedAdded,
+    driver_stages_us: Stages,
     paced_frame_schedule_us: f64,
     paced_frame_us: Percentiles,
     paced_overrun_us: Added,
@@ -111,12 +113,51 @@ struct Report {
     relay_added_us: Added,
     relay_lateness_us: Percentiles,
     aead: AeadCost,
+    copies: Copies,
 }
 
 #[derive(Serialize, Debug)]
 struct Added {
     p50: f64,
     p99: f64,
+}
+
+/// One tick of the interleaved latency run, µs.
+struct Pair {
+    /// The plain loop's stamped datagram, one way.
+    plain: f64,
+    /// The driver's frame: `send_frame` call to the frame event on the application's thread…
+    driver: f64,
+    /// …of which the command's hop to the sender's driver thread (it runs there)…
+    to_owner: f64,
+    /// …from there to the frame completed on the receiver's driver thread (the send, the
+    /// kernel, the receiver's wake-up and the protocol)…
+    to_frame: f64,
+    /// …and from there to the application's thread (the event channel).
+    to_app: f64,
+}
+
+/// Where the driver's one-way time goes, p50 of each stage, µs (see [`Pair`]).
+#[derive(Serialize, Debug)]
+struct Stages {
+    to_owner_p50: f64,
+    to_frame_p50: f64,
+    to_app_p50: f64,
+}
+
+impl Stages {
+    fn of(pairs: &[Pair]) -> Stages {
+        let p50 = |f: fn(&Pair) -> f64| {
+            let mut v: Vec<f64> = pairs.iter().map(f).collect();
+            v.sort_by(f64::total_cmp);
+            tandem_proto::stats::percentile(&v, 0.5)
+        };
+        Stages {
+            to_owner_p50: p50(|p| p.to_owner),
+            to_frame_p50: p50(|p| p.to_frame),
+            to_app_p50: p50(|p| p.to_app),
+        }
+    }
 }
 
 /// What the drivers add, from interleaved pairs (see the module docs).
@@ -133,8 +174,11 @@ struct PairedAdded {
 }
 
 impl PairedAdded {
-    fn of(pairs: &[(f64, f64)]) -> PairedAdded {
-        let mut added: Vec<f64> = pairs.iter().map(|(plain, driver)| (driver - plain).max(0.0)).collect();
+    fn of(pairs: &[Pair]) -> PairedAdded {
+        let mut added: Vec<f64> = pairs
+            .iter()
+            .map(|p| (p.driver - p.plain).max(0.0))
+            .collect();
         added.sort_by(f64::total_cmp);
         let q = |f: f64| tandem_proto::stats::percentile(&added, f);
         PairedAdded {
@@ -143,7 +187,7 @@ impl PairedAdded {
             p75: q(0.75),
             p99: q(0.99),
             pairs: pairs.len(),
-            plain_slower: pairs.iter().filter(|(plain, driver)| driver < plain).count(),
+            plain_slower: pairs.iter().filter(|p| p.driver < p.plain).count(),
         }
     }
 }
@@ -404,8 +448,8 @@ fn stamped_one_way(mbit: f64, count: u32, relay: bool) -> Result<(Vec<f64>, Vec<
 
 /// Interleaved one-way times at `mbit` each: per tick, a stamped datagram through the plain
 /// loop and a one-datagram frame through the drivers (see the module docs); returns the
-/// (plain, driver) pairs, µs, of the ticks where both arrived.
-fn paired_one_way(mbit: f64, count: u32) -> Result<Vec<(f64, f64)>> {
+/// pairs of the ticks where both arrived.
+fn paired_one_way(mbit: f64, count: u32) -> Result<Vec<Pair>> {
     let interval = Duration::from_secs_f64(PAYLOAD as f64 * 8.0 / (mbit * 1e6));
     let rx_plain = plain_socket()?;
     let tx_plain = plain_socket()?;
@@ -422,7 +466,10 @@ fn paired_one_way(mbit: f64, count: u32) -> Result<Vec<(f64, f64)>> {
                     u64::from_be_bytes(b)
                 };
                 let sent = word(8) as f64 / 1e3;
-                out.insert(word(0) as u32, base.elapsed().as_nanos() as f64 / 1e3 - sent);
+                out.insert(
+                    word(0) as u32,
+                    base.elapsed().as_nanos() as f64 / 1e3 - sent,
+                );
             }
         }
         out
@@ -432,7 +479,7 @@ fn paired_one_way(mbit: f64, count: u32) -> Result<Vec<(f64, f64)>> {
     let driver_reader = std::thread::spawn(move || {
         let mut arrivals = std::collections::HashMap::new();
         while let Some(SecureEvent::Inner(ReceiverEvent::Frame(f))) = frames.blocking_recv() {
-            arrivals.insert(f.frame_id, Instant::now());
+            arrivals.insert(f.frame_id, (f.completed_at, Instant::now()));
         }
         arrivals
     });
@@ -453,8 +500,15 @@ fn paired_one_way(mbit: f64, count: u32) -> Result<Vec<(f64, f64)>> {
         };
         let mut driver = || -> Result<()> {
             let at = Instant::now();
-            if let Ok(id) = send(&tx, data.clone(), i == 0)? {
-                sent_at.insert(id, (i, at));
+            let d = data.clone();
+            let sent = tx.call(move |s, now| {
+                let sent = s
+                    .inner_mut()
+                    .send_frame(now, OutgoingFrame::av1(d, now, i == 0));
+                (sent, now)
+            })?;
+            if let (Ok(id), ran) = sent {
+                sent_at.insert(id, (i, at, ran));
             }
             Ok(())
         };
@@ -476,12 +530,18 @@ fn paired_one_way(mbit: f64, count: u32) -> Result<Vec<(f64, f64)>> {
     let plain = plain_reader
         .join()
         .map_err(|_| anyhow::anyhow!("plain reader panicked"))?;
+    let us = |later: Instant, earlier: Instant| later.duration_since(earlier).as_secs_f64() * 1e6;
     Ok(arrivals
         .iter()
-        .filter_map(|(id, at)| {
-            let (tick, sent) = sent_at.get(id)?;
-            let driver = at.duration_since(*sent).as_secs_f64() * 1e6;
-            Some((*plain.get(tick)?, driver))
+        .filter_map(|(id, (completed, seen))| {
+            let (tick, sent, ran) = sent_at.get(id)?;
+            Some(Pair {
+                plain: *plain.get(tick)?,
+                driver: us(*seen, *sent),
+                to_owner: us(*ran, *sent),
+                to_frame: us(*completed, *ran),
+                to_app: us(*seen, *completed),
+            })
         })
         .collect())
 }
@@ -573,6 +633,79 @@ struct AeadCost {
     share_by_difference: f64,
 }
 
+/// Payload copies through the real drivers, paired and sealed: the protocol's and the
+/// security layer's own counters after 60 fps frames of 16.7 kB (14 datagrams each). The
+/// targets (issue 17): one copy between the encoder's packet and the socket (into the
+/// datagram buffer the driver hands the socket; sealing is in place), one between the
+/// socket and the reassembled frame (the driver receives each datagram into a buffer of its
+/// own, which is opened in place; reassembly copies each fragment once).
+#[derive(Serialize, Debug)]
+struct Copies {
+    frames: u64,
+    /// Sender: media payload bytes the encoder handed over.
+    sender_media_bytes: u64,
+    /// …copied into datagrams (one copy each is the target).
+    sender_media_bytes_copied: u64,
+    /// …moved again while sealing (zero is the target).
+    sender_seal_bytes_copied: u64,
+    /// Copies of each payload byte on the way out: (media + seal copies) / media.
+    sender_copies_per_byte: f64,
+    /// Receiver: bytes of the frames reassembled.
+    receiver_frame_bytes: u64,
+    /// …copied from datagrams into frames.
+    receiver_frame_bytes_copied: u64,
+    /// Datagrams opened from a copy instead of in their own buffer, of all opened.
+    receiver_open_copies: u64,
+    receiver_opened: u64,
+    /// Copies of each payload byte on the way in: (reassembly + open copies) / frame bytes.
+    receiver_copies_per_byte: f64,
+}
+
+/// Sealed 16.7 kB frames at 60 fps for `seconds` through the drivers; the copy counters.
+async fn copies(seconds: f64) -> Result<Copies> {
+    let interval = Duration::from_micros(16_667);
+    let (tx, mut rx) = driver_pair_secured(interval, true)?;
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let counter = tokio::spawn(async move {
+        let mut frames = 0u64;
+        while let Ok(Some(e)) =
+            tokio::time::timeout(Duration::from_millis(500), rx.next_event()).await
+        {
+            if matches!(e, SecureEvent::Inner(ReceiverEvent::Frame(_))) {
+                frames += 1;
+            }
+        }
+        (frames, rx)
+    });
+    let data = Bytes::from(vec![0x44u8; PACED_FRAME]);
+    let timer = PreciseTimer::new()?;
+    let start = Instant::now();
+    for i in 0..(seconds * 60.0) as u32 {
+        timer.wait(Some(start + interval * i)).await;
+        send(&tx, data.clone(), i == 0)?.map_err(|e| anyhow::anyhow!("send_frame: {e}"))?;
+    }
+    let (frames, rx) = counter.await?;
+    let (sent, sealed) = tx.call(|s, _| (s.inner().stats(), s.security_stats()))?;
+    let (received, opened) = rx.call(|r, _| (r.inner().stats(), r.security_stats()))?;
+    if opened.opened == 0 || sealed.sealed == 0 {
+        anyhow::bail!("the copy run was not sealed: {sealed:?} {opened:?}");
+    }
+    Ok(Copies {
+        frames,
+        sender_media_bytes: sent.media_bytes,
+        sender_media_bytes_copied: sent.media_bytes_copied,
+        sender_seal_bytes_copied: sealed.seal_bytes_copied,
+        sender_copies_per_byte: (sent.media_bytes_copied + sealed.seal_bytes_copied) as f64
+            / sent.media_bytes.max(1) as f64,
+        receiver_frame_bytes: received.frame_bytes_completed,
+        receiver_frame_bytes_copied: received.frame_bytes_copied,
+        receiver_open_copies: opened.open_copies,
+        receiver_opened: opened.opened,
+        receiver_copies_per_byte: (received.frame_bytes_copied + opened.open_bytes_copied) as f64
+            / received.frame_bytes_completed.max(1) as f64,
+    })
+}
+
 /// Frames of one datagram at `mbit` for `seconds` through the driver pair; returns the
 /// process CPU per datagram delivered.
 async fn cpu_per_datagram(mbit: f64, seconds: f64, secure: bool) -> Result<f64> {
@@ -649,8 +782,8 @@ fn run(args: &Args) -> Result<()> {
     eprintln!("net-report: latency at 50 Mbit/s, interleaved with the plain loop");
     let count = (50e6 * 2.0 / (PAYLOAD as f64 * 8.0)) as u32;
     let pairs = paired_one_way(50.0, count)?;
-    let plain_lat = Percentiles::of(&pairs.iter().map(|p| p.0).collect::<Vec<_>>());
-    let driver_lat = Percentiles::of(&pairs.iter().map(|p| p.1).collect::<Vec<_>>());
+    let plain_lat = Percentiles::of(&pairs.iter().map(|p| p.plain).collect::<Vec<_>>());
+    let driver_lat = Percentiles::of(&pairs.iter().map(|p| p.driver).collect::<Vec<_>>());
     eprintln!("net-report: paced 60 fps frames of 16.7 kB");
     let frame_interval = Duration::from_micros(16_667);
     let paced = Percentiles::of(&runtime.block_on(frame_latencies(
@@ -667,6 +800,8 @@ fn run(args: &Args) -> Result<()> {
     let plain_cpu = runtime.block_on(cpu_per_datagram(20.0, args.seconds, false))?;
     let sealed_cpu = runtime.block_on(cpu_per_datagram(20.0, args.seconds, true))?;
     let seal_open = seal_open_us()?;
+    eprintln!("net-report: payload copies, sealed 16.7 kB frames at 60 fps");
+    let copies = runtime.block_on(copies(args.seconds))?;
     let aead = AeadCost {
         mbit_per_s: 20.0,
         plain_cpu_us_per_datagram: plain_cpu,
@@ -687,6 +822,7 @@ fn run(args: &Args) -> Result<()> {
         plain,
         driver,
         added_latency_us: PairedAdded::of(&pairs),
+        driver_stages_us: Stages::of(&pairs),
         plain_one_way_us: plain_lat,
         driver_one_way_us: driver_lat,
         relay_profile_delay_us: profile,
@@ -697,6 +833,7 @@ fn run(args: &Args) -> Result<()> {
         relay_one_way_us: relay_one_way,
         relay_lateness_us: Percentiles::of(&relay_lateness),
         aead,
+        copies,
     };
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
