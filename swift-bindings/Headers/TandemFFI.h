@@ -341,6 +341,27 @@ typedef void (*UniffiCallbackInterfaceSenderDelegateMethod4)(uint64_t, uint32_t,
     );
 
 #endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_DATAGRAM_TRANSPORT_METHOD0
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_DATAGRAM_TRANSPORT_METHOD0
+typedef void (*UniffiCallbackInterfaceDatagramTransportMethod0)(uint64_t, uint64_t, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_DATAGRAM_TRANSPORT_METHOD1
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_DATAGRAM_TRANSPORT_METHOD1
+typedef void (*UniffiCallbackInterfaceDatagramTransportMethod1)(uint64_t, RustBuffer, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
+#ifndef UNIFFI_FFIDEF_CALLBACK_INTERFACE_DATAGRAM_TRANSPORT_METHOD2
+#define UNIFFI_FFIDEF_CALLBACK_INTERFACE_DATAGRAM_TRANSPORT_METHOD2
+typedef void (*UniffiCallbackInterfaceDatagramTransportMethod2)(uint64_t, void* _Nonnull, 
+        RustCallStatus *_Nonnull uniffiCallStatus
+    );
+
+#endif
 #ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DISCOVERY_DELEGATE
 #define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DISCOVERY_DELEGATE
 typedef struct UniffiVTableCallbackInterfaceDiscoveryDelegate {
@@ -385,6 +406,17 @@ typedef struct UniffiVTableCallbackInterfaceSenderDelegate {
     UniffiCallbackInterfaceSenderDelegateMethod3 _Nonnull onKeyframeRequested;
     UniffiCallbackInterfaceSenderDelegateMethod4 _Nonnull onTargetBitrate;
 } UniffiVTableCallbackInterfaceSenderDelegate;
+
+#endif
+#ifndef UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DATAGRAM_TRANSPORT
+#define UNIFFI_FFIDEF_V_TABLE_CALLBACK_INTERFACE_DATAGRAM_TRANSPORT
+typedef struct UniffiVTableCallbackInterfaceDatagramTransport {
+    UniffiCallbackInterfaceFree _Nonnull uniffiFree;
+    UniffiCallbackInterfaceClone _Nonnull uniffiClone;
+    UniffiCallbackInterfaceDatagramTransportMethod0 _Nonnull start;
+    UniffiCallbackInterfaceDatagramTransportMethod1 _Nonnull send;
+    UniffiCallbackInterfaceDatagramTransportMethod2 _Nonnull stop;
+} UniffiVTableCallbackInterfaceDatagramTransport;
 
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CLONE_ADVERTISEMENT
@@ -739,6 +771,11 @@ void uniffi_tandem_ffi_fn_free_receiver(uint64_t handle, RustCallStatus *_Nonnul
 uint64_t uniffi_tandem_ffi_fn_constructor_receiver_new(RustBuffer config, RustBuffer remote, uint64_t delegate, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CONSTRUCTOR_RECEIVER_OVER_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CONSTRUCTOR_RECEIVER_OVER_TRANSPORT
+uint64_t uniffi_tandem_ffi_fn_constructor_receiver_over_transport(RustBuffer config, uint64_t transport, int8_t initiator, uint64_t delegate, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_RECEIVER_ERROR
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_RECEIVER_ERROR
 RustBuffer uniffi_tandem_ffi_fn_method_receiver_error(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -832,6 +869,11 @@ void uniffi_tandem_ffi_fn_free_sender(uint64_t handle, RustCallStatus *_Nonnull 
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CONSTRUCTOR_SENDER_NEW
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CONSTRUCTOR_SENDER_NEW
 uint64_t uniffi_tandem_ffi_fn_constructor_sender_new(RustBuffer config, RustBuffer remote, RustBuffer delegate, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CONSTRUCTOR_SENDER_OVER_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CONSTRUCTOR_SENDER_OVER_TRANSPORT
+uint64_t uniffi_tandem_ffi_fn_constructor_sender_over_transport(RustBuffer config, uint64_t transport, int8_t initiator, RustBuffer delegate, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDER_ERROR
@@ -944,6 +986,61 @@ void uniffi_tandem_ffi_fn_method_senderdelegate_on_keyframe_requested(uint64_t p
 void uniffi_tandem_ffi_fn_method_senderdelegate_on_target_bitrate(uint64_t ptr, uint32_t kbps, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CLONE_DATAGRAMTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CLONE_DATAGRAMTRANSPORT
+uint64_t uniffi_tandem_ffi_fn_clone_datagramtransport(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FREE_DATAGRAMTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FREE_DATAGRAMTRANSPORT
+void uniffi_tandem_ffi_fn_free_datagramtransport(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_INIT_CALLBACK_VTABLE_DATAGRAMTRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_INIT_CALLBACK_VTABLE_DATAGRAMTRANSPORT
+void uniffi_tandem_ffi_fn_init_callback_vtable_datagramtransport(const UniffiVTableCallbackInterfaceDatagramTransport* _Nonnull vtable
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_DATAGRAMTRANSPORT_START
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_DATAGRAMTRANSPORT_START
+void uniffi_tandem_ffi_fn_method_datagramtransport_start(uint64_t ptr, uint64_t inbox, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_DATAGRAMTRANSPORT_SEND
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_DATAGRAMTRANSPORT_SEND
+void uniffi_tandem_ffi_fn_method_datagramtransport_send(uint64_t ptr, RustBuffer datagrams, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_DATAGRAMTRANSPORT_STOP
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_DATAGRAMTRANSPORT_STOP
+void uniffi_tandem_ffi_fn_method_datagramtransport_stop(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CLONE_TRANSPORTINBOX
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CLONE_TRANSPORTINBOX
+uint64_t uniffi_tandem_ffi_fn_clone_transportinbox(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FREE_TRANSPORTINBOX
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FREE_TRANSPORTINBOX
+void uniffi_tandem_ffi_fn_free_transportinbox(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_TRANSPORTINBOX_DELIVER
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_TRANSPORTINBOX_DELIVER
+void uniffi_tandem_ffi_fn_method_transportinbox_deliver(uint64_t ptr, RustBuffer datagram, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_TRANSPORTINBOX_FAIL
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_TRANSPORTINBOX_FAIL
+void uniffi_tandem_ffi_fn_method_transportinbox_fail(uint64_t ptr, RustBuffer reason, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_TRANSPORTINBOX_IS_CLOSED
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_TRANSPORTINBOX_IS_CLOSED
+int8_t uniffi_tandem_ffi_fn_method_transportinbox_is_closed(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_PROTOCOL_VERSION
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_PROTOCOL_VERSION
 uint8_t uniffi_tandem_ffi_fn_func_protocol_version(RustCallStatus *_Nonnull out_status
@@ -981,6 +1078,11 @@ RustBuffer uniffi_tandem_ffi_fn_func_new_pairing_code(RustCallStatus *_Nonnull o
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_PAIR
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_PAIR
 uint64_t uniffi_tandem_ffi_fn_func_pair(RustBuffer role, RustBuffer code, uint64_t identity, RustBuffer device_name, RustBuffer net, RustBuffer remote, RustBuffer delegate
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_PAIR_OVER_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_PAIR_OVER_TRANSPORT
+uint64_t uniffi_tandem_ffi_fn_func_pair_over_transport(RustBuffer code, uint64_t identity, RustBuffer device_name, uint64_t transport, int8_t initiator, RustBuffer delegate
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FUNC_LOCAL_INTERFACES
@@ -1287,6 +1389,12 @@ uint16_t uniffi_tandem_ffi_checksum_func_new_pairing_code(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_FUNC_PAIR
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_FUNC_PAIR
 uint16_t uniffi_tandem_ffi_checksum_func_pair(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_FUNC_PAIR_OVER_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_FUNC_PAIR_OVER_TRANSPORT
+uint16_t uniffi_tandem_ffi_checksum_func_pair_over_transport(void
     
 );
 #endif
@@ -1740,6 +1848,42 @@ uint16_t uniffi_tandem_ffi_checksum_method_senderdelegate_on_target_bitrate(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_DATAGRAMTRANSPORT_START
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_DATAGRAMTRANSPORT_START
+uint16_t uniffi_tandem_ffi_checksum_method_datagramtransport_start(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_DATAGRAMTRANSPORT_SEND
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_DATAGRAMTRANSPORT_SEND
+uint16_t uniffi_tandem_ffi_checksum_method_datagramtransport_send(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_DATAGRAMTRANSPORT_STOP
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_DATAGRAMTRANSPORT_STOP
+uint16_t uniffi_tandem_ffi_checksum_method_datagramtransport_stop(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_TRANSPORTINBOX_DELIVER
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_TRANSPORTINBOX_DELIVER
+uint16_t uniffi_tandem_ffi_checksum_method_transportinbox_deliver(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_TRANSPORTINBOX_FAIL
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_TRANSPORTINBOX_FAIL
+uint16_t uniffi_tandem_ffi_checksum_method_transportinbox_fail(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_TRANSPORTINBOX_IS_CLOSED
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_TRANSPORTINBOX_IS_CLOSED
+uint16_t uniffi_tandem_ffi_checksum_method_transportinbox_is_closed(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_DISCOVERY_NEW
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_DISCOVERY_NEW
 uint16_t uniffi_tandem_ffi_checksum_constructor_discovery_new(void
@@ -1776,9 +1920,21 @@ uint16_t uniffi_tandem_ffi_checksum_constructor_receiver_new(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_RECEIVER_OVER_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_RECEIVER_OVER_TRANSPORT
+uint16_t uniffi_tandem_ffi_checksum_constructor_receiver_over_transport(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_SENDER_NEW
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_SENDER_NEW
 uint16_t uniffi_tandem_ffi_checksum_constructor_sender_new(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_SENDER_OVER_TRANSPORT
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_SENDER_OVER_TRANSPORT
+uint16_t uniffi_tandem_ffi_checksum_constructor_sender_over_transport(void
     
 );
 #endif

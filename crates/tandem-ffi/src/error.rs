@@ -70,6 +70,40 @@ impl TandemError {
             message: message.into(),
         }
     }
+
+    /// The same case with its message rewritten by `f`.
+    pub(crate) fn map_message(self, f: impl FnOnce(String) -> String) -> TandemError {
+        use TandemError::*;
+        match self {
+            InvalidArgument { message } => InvalidArgument {
+                message: f(message),
+            },
+            NotPaired { message } => NotPaired {
+                message: f(message),
+            },
+            Pairing { message } => Pairing {
+                message: f(message),
+            },
+            Keys { message } => Keys {
+                message: f(message),
+            },
+            Codec { message } => Codec {
+                message: f(message),
+            },
+            Network { message } => Network {
+                message: f(message),
+            },
+            Discovery { message } => Discovery {
+                message: f(message),
+            },
+            NotConnected { message } => NotConnected {
+                message: f(message),
+            },
+            Stopped { message } => Stopped {
+                message: f(message),
+            },
+        }
+    }
 }
 
 impl From<EngineError> for TandemError {

@@ -26,13 +26,23 @@
 //! into `Data`). Encoded input likewise: [`Sender::send_encoded_from`] reads the app's
 //! memory once; [`Sender::send_encoded`] with `Data` copies twice.
 //!
+//! # The app's own transport
+//!
+//! A session can run over a datagram link the app provides instead of the engine's UDP
+//! sockets (a Network.framework connection, a Wi-Fi Aware data path in realtime mode): the
+//! app implements [`DatagramTransport`] and hands it to [`Sender::over_transport`],
+//! [`Receiver::over_transport`] or [`pair_over_transport`], with `initiator` saying which end
+//! opened the link. The engine does everything else as on its own sockets (pacing, recovery,
+//! congestion control, the sealed session).
+//!
 //! # Proven on Linux
 //!
 //! There is no Swift toolchain on the Linux hosts that build this, so `cargo xtask test`
 //! generates UniFFI's Python bindings from the same library and runs `tests/python` (pytest)
-//! against them: a sealed loopback stream, every object, record, enum, error case and
-//! delegate, and 1,000 create/destroy cycles checked with [`live_objects`]. `cargo xtask
-//! swift --check` fails when the committed Swift sources are not what this crate generates.
+//! against them: a sealed loopback stream (and one over transports written in Python),
+//! every object, record, enum, error case and delegate, and 1,000 create/destroy cycles
+//! checked with [`live_objects`]. `cargo xtask swift --check` fails when the committed Swift
+//! sources are not what this crate generates.
 
 // The FFI is where raw memory crosses: UniFFI's scaffolding and the copies to and from
 // addresses the app hands over.
@@ -50,6 +60,7 @@ mod pairing;
 mod receiver;
 mod sender;
 mod stats_feed;
+mod transport;
 mod types;
 
 pub use discovery::{Advertisement, Browse, Discovery, DiscoveryBackend, DiscoveryDelegate};
@@ -57,9 +68,10 @@ pub use error::TandemError;
 pub use frames::{DecodedFrame, EncodedFrame, PlaneLayout};
 pub use keys::{Identity, LocalPair, PairedDevice, TrustStore, paired_in_process};
 pub use live::{LiveObjects, live_objects};
-pub use pairing::{PairingDelegate, PairingRole, new_pairing_code, pair};
+pub use pairing::{PairingDelegate, PairingRole, new_pairing_code, pair, pair_over_transport};
 pub use receiver::{Receiver, ReceiverDelegate};
 pub use sender::{PlaneSource, Sender, SenderDelegate};
+pub use transport::{DatagramTransport, TRANSPORT_LABEL, TransportFailure, TransportInbox};
 pub use types::*;
 
 /// The engine's version (the crate's), for an app's about box and bug reports.

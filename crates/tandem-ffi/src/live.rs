@@ -15,9 +15,11 @@ pub(crate) enum Kind {
     Discovery,
     Advertisement,
     Browse,
+    Transport,
+    TransportInbox,
 }
 
-static COUNTS: [AtomicU64; 9] = [const { AtomicU64::new(0) }; 9];
+static COUNTS: [AtomicU64; 11] = [const { AtomicU64::new(0) }; 11];
 
 /// Held by each counted object: counts it while it lives.
 #[derive(Debug)]
@@ -58,6 +60,11 @@ pub struct LiveObjects {
     pub advertisements: u64,
     /// Browses.
     pub browses: u64,
+    /// App transports a session (or pairing) holds: each holds the app's
+    /// `DatagramTransport` until the session has stopped.
+    pub transports: u64,
+    /// Transport inboxes (one per started transport, until the app releases it).
+    pub transport_inboxes: u64,
 }
 
 /// The live-object counts now.
@@ -74,5 +81,7 @@ pub fn live_objects() -> LiveObjects {
         discoveries: n(Kind::Discovery),
         advertisements: n(Kind::Advertisement),
         browses: n(Kind::Browse),
+        transports: n(Kind::Transport),
+        transport_inboxes: n(Kind::TransportInbox),
     }
 }

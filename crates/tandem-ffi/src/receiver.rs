@@ -7,6 +7,7 @@ use crate::error::TandemError;
 use crate::frames::{DecodedFrame, EncodedFrame};
 use crate::live::{Kind, Live};
 use crate::stats_feed::{StatsFeed, StatsListener};
+use crate::transport::{DatagramTransport, Link};
 use crate::types::{PlayoutPolicy, ReceiverConfig, Remote, Stats};
 
 /// What a receiver tells the app.
@@ -67,10 +68,40 @@ impl tandem::FrameSink for DelegateSink {
 pub struct Receiver {
     inner: Mutex<Option<tandem::Receiver>>,
     feed: Mutex<Option<StatsFeed>>,
+    link: Link,
     _live: Live,
 }
 
 impl Receiver {
+    /// Starts the engine's receiver towards `remote` (what `new` and `over_transport`
+    /// share).
+    fn start(
+        config: ReceiverConfig,
+        remote: tandem::Remote,
+        link: Link,
+        delegate: Arc<dyn ReceiverDelegate>,
+    ) -> Result<Arc<Receiver>, TandemError> {
+        let engine_config = config.to_engine()?;
+        let sink = DelegateSink {
+            delegate: Arc::clone(&delegate),
+            encoded: engine_config.output == tandem::OutputMode::Encoded,
+        };
+        let receiver = tandem::Receiver::start(engine_config, remote, Box::new(sink))?;
+        let feed = StatsFeed::start(
+            "tandem-ffi-recv-stats",
+            receiver.stats(),
+            None,
+            Some(Arc::new(Forward(delegate))),
+            link.clone(),
+        )?;
+        Ok(Arc::new(Receiver {
+            inner: Mutex::new(Some(receiver)),
+            feed: Mutex::new(Some(feed)),
+            link,
+            _live: Live::new(Kind::Receiver),
+        }))
+    }
+
     fn engine(&self) -> MutexGuard<'_, Option<tandem::Receiver>> {
         self.inner.lock().unwrap_or_else(|p| p.into_inner())
     }
@@ -93,43 +124,49 @@ impl Receiver {
         remote: Remote,
         delegate: Arc<dyn ReceiverDelegate>,
     ) -> Result<Arc<Receiver>, TandemError> {
-        let engine_config = config.to_engine()?;
-        let sink = DelegateSink {
-            delegate: Arc::clone(&delegate),
-            encoded: engine_config.output == tandem::OutputMode::Encoded,
-        };
-        let receiver = tandem::Receiver::start(engine_config, remote.to_engine()?, Box::new(sink))?;
-        let feed = StatsFeed::start(
-            "tandem-ffi-recv-stats",
-            receiver.stats(),
-            None,
-            Some(Arc::new(Forward(delegate))),
-        )?;
-        Ok(Arc::new(Receiver {
-            inner: Mutex::new(Some(receiver)),
-            feed: Mutex::new(Some(feed)),
-            _live: Live::new(Kind::Receiver),
-        }))
+        let remote = remote.to_engine()?;
+        Receiver::start(config, remote, Link::sockets(), delegate)
     }
 
-    /// The local UDP port (where senders send; what to advertise).
+    /// Starts a receiver over the app's own `transport` (Swift
+    /// `Receiver.overTransport(config:transport:initiator:delegate:)`) instead of the
+    /// engine's sockets: the config's path preference, port and interface kinds do not
+    /// apply. `initiator`: this end starts a paired session's handshake (the end that
+    /// opened the link: the side that connected, the Wi-Fi Aware subscriber); exactly one
+    /// end of a sealed session must be it. The transport is started here and stopped by
+    /// `stop()` (or when the session fails); `localAddress()` and `peer()` then say
+    /// "app transport", `localPort()` is 0.
+    #[uniffi::constructor]
+    pub fn over_transport(
+        config: ReceiverConfig,
+        transport: Arc<dyn DatagramTransport>,
+        initiator: bool,
+        delegate: Arc<dyn ReceiverDelegate>,
+    ) -> Result<Arc<Receiver>, TandemError> {
+        let (link, remote) = Link::over(transport, initiator);
+        Receiver::start(config, remote, link, delegate)
+    }
+
+    /// The local UDP port (where senders send; what to advertise); 0 over an app
+    /// transport.
     pub fn local_port(&self) -> Result<u16, TandemError> {
         self.with(|r| r.local_addr().port())
     }
 
-    /// The local address the socket is bound to.
+    /// The local address the socket is bound to; "app transport" over one.
     pub fn local_address(&self) -> Result<String, TandemError> {
-        self.with(|r| r.local_addr().to_string())
+        self.with(|r| self.link.local_address(r.local_addr()))
     }
 
-    /// The sender's address, once known.
+    /// The sender's address, once known; "app transport" over one, once the other end has
+    /// been heard.
     pub fn peer(&self) -> Result<Option<String>, TandemError> {
-        self.with(|r| r.peer().map(|p| p.to_string()))
+        self.with(|r| self.link.peer(r.peer()))
     }
 
-    /// What is wrong now, if anything.
+    /// What is wrong now, if anything: over an app transport that failed, its reason.
     pub fn error(&self) -> Option<String> {
-        self.with(|r| r.error()).unwrap_or(None)
+        self.with(|r| self.link.error(r.error())).unwrap_or(None)
     }
 
     /// Asks the sender for a keyframe, holding frames until it comes: for an app whose own

@@ -10,6 +10,7 @@ use tandem_codec::{Frame, PlaneIndex};
 use crate::error::TandemError;
 use crate::live::{Kind, Live};
 use crate::stats_feed::{SenderControl, StatsFeed, StatsListener};
+use crate::transport::{DatagramTransport, Link};
 use crate::types::{Remote, SenderConfig, Stats, VideoCodec, VideoSource};
 
 /// What a sender tells the app. Called on the sender's stats thread.
@@ -100,10 +101,47 @@ pub struct Sender {
     inner: Mutex<Option<tandem::Sender>>,
     feed: Mutex<Option<StatsFeed>>,
     size: (u32, u32),
+    link: Link,
     _live: Live,
 }
 
 impl Sender {
+    /// Starts the engine's sender towards `remote` (what `new` and `over_transport` share).
+    fn start(
+        config: SenderConfig,
+        remote: tandem::Remote,
+        link: Link,
+        delegate: Option<Arc<dyn SenderDelegate>>,
+    ) -> Result<Arc<Sender>, TandemError> {
+        let engine_config = config.to_engine()?;
+        let source: Option<Box<dyn tandem::VideoSource>> = match config.source {
+            Some(VideoSource::TestPattern) => Some(Box::new(tandem::TestPatternSource::new(
+                config.width,
+                config.height,
+                config.fps,
+            )?)),
+            Some(VideoSource::App) | None => None,
+        };
+        let sender = tandem::Sender::start(engine_config, remote, source)?;
+        let feed = StatsFeed::start(
+            "tandem-ffi-send-stats",
+            sender.stats(),
+            Some(SenderControl {
+                keyframe_requests: sender.keyframe_requests(),
+                target_bitrates: sender.target_bitrates(),
+            }),
+            delegate.map(|d| Arc::new(Forward(d)) as Arc<dyn StatsListener>),
+            link.clone(),
+        )?;
+        Ok(Arc::new(Sender {
+            inner: Mutex::new(Some(sender)),
+            feed: Mutex::new(Some(feed)),
+            size: (config.width, config.height),
+            link,
+            _live: Live::new(Kind::Sender),
+        }))
+    }
+
     fn with<T>(&self, f: impl FnOnce(&tandem::Sender) -> T) -> Result<T, TandemError> {
         match self
             .inner
@@ -154,46 +192,43 @@ impl Sender {
         remote: Remote,
         delegate: Option<Arc<dyn SenderDelegate>>,
     ) -> Result<Arc<Sender>, TandemError> {
-        let engine_config = config.to_engine()?;
-        let source: Option<Box<dyn tandem::VideoSource>> = match config.source {
-            Some(VideoSource::TestPattern) => Some(Box::new(tandem::TestPatternSource::new(
-                config.width,
-                config.height,
-                config.fps,
-            )?)),
-            Some(VideoSource::App) | None => None,
-        };
-        let sender = tandem::Sender::start(engine_config, remote.to_engine()?, source)?;
-        let feed = StatsFeed::start(
-            "tandem-ffi-send-stats",
-            sender.stats(),
-            Some(SenderControl {
-                keyframe_requests: sender.keyframe_requests(),
-                target_bitrates: sender.target_bitrates(),
-            }),
-            delegate.map(|d| Arc::new(Forward(d)) as Arc<dyn StatsListener>),
-        )?;
-        Ok(Arc::new(Sender {
-            inner: Mutex::new(Some(sender)),
-            feed: Mutex::new(Some(feed)),
-            size: (config.width, config.height),
-            _live: Live::new(Kind::Sender),
-        }))
+        let remote = remote.to_engine()?;
+        Sender::start(config, remote, Link::sockets(), delegate)
     }
 
-    /// The local UDP port (what to advertise).
+    /// Starts a sender over the app's own `transport` (Swift
+    /// `Sender.overTransport(config:transport:initiator:delegate:)`) instead of the engine's
+    /// sockets: the config's path preference, port and interface kinds do not apply.
+    /// `initiator`: this end starts a paired session's handshake (the end that opened the
+    /// link: the side that connected, the Wi-Fi Aware subscriber); exactly one end of a
+    /// sealed session must be it. The transport is started here and stopped by `stop()`
+    /// (or when the session fails); `localAddress()` and `peer()` then say "app transport",
+    /// `localPort()` is 0.
+    #[uniffi::constructor(default(delegate = None))]
+    pub fn over_transport(
+        config: SenderConfig,
+        transport: Arc<dyn DatagramTransport>,
+        initiator: bool,
+        delegate: Option<Arc<dyn SenderDelegate>>,
+    ) -> Result<Arc<Sender>, TandemError> {
+        let (link, remote) = Link::over(transport, initiator);
+        Sender::start(config, remote, link, delegate)
+    }
+
+    /// The local UDP port (what to advertise); 0 over an app transport.
     pub fn local_port(&self) -> Result<u16, TandemError> {
         self.with(|s| s.local_addr().port())
     }
 
-    /// The local address the socket is bound to.
+    /// The local address the socket is bound to; "app transport" over one.
     pub fn local_address(&self) -> Result<String, TandemError> {
-        self.with(|s| s.local_addr().to_string())
+        self.with(|s| self.link.local_address(s.local_addr()))
     }
 
-    /// The receiver's address, once one is known.
+    /// The receiver's address, once one is known; "app transport" over one, once the
+    /// other end has been heard.
     pub fn peer(&self) -> Result<Option<String>, TandemError> {
-        self.with(|s| s.peer().map(|p| p.to_string()))
+        self.with(|s| self.link.peer(s.peer()))
     }
 
     /// Whether a receiver is there to send to (its address known, the session up; in the
@@ -203,9 +238,10 @@ impl Sender {
         self.with(|s| s.is_connected())
     }
 
-    /// What is wrong now, if anything (also sent to the delegate's `on_error`).
+    /// What is wrong now, if anything (also sent to the delegate's `on_error`): over an
+    /// app transport that failed, its reason.
     pub fn error(&self) -> Option<String> {
-        self.with(|s| s.error()).unwrap_or(None)
+        self.with(|s| self.link.error(s.error())).unwrap_or(None)
     }
 
     /// Encodes a tightly packed I420 picture captured now (bytes: two copies across the

@@ -1,6 +1,8 @@
 //! One thread per pipeline that takes the engine's stats snapshots and hands each to the
 //! delegate and to whoever awaits `next_stats()`, reports a changed error once, and passes
-//! a sender's keyframe requests on as they come.
+//! a sender's keyframe requests on as they come. Every snapshot is what the app sees
+//! ([`Link::stats`]: over an app transport, its label and its failure), and a pipeline that
+//! ends by itself because its transport failed says so once more if it had not.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
@@ -10,6 +12,7 @@ use std::time::Duration;
 use futures_channel::oneshot;
 
 use crate::error::TandemError;
+use crate::transport::Link;
 use crate::types::Stats;
 
 /// Where a feed sends what it reads.
@@ -49,6 +52,7 @@ impl StatsFeed {
         snapshots: crossbeam_channel::Receiver<tandem::Stats>,
         control: Option<SenderControl>,
         listener: Option<Arc<dyn StatsListener>>,
+        link: Link,
     ) -> Result<StatsFeed, TandemError> {
         let (keyframe_requests, target_bitrates) = match control {
             Some(c) => (c.keyframe_requests, c.target_bitrates),
@@ -69,7 +73,16 @@ impl StatsFeed {
                         let s = crossbeam_channel::select! {
                             recv(snapshots) -> s => match s {
                                 Ok(s) => s,
-                                Err(_) => break,
+                                Err(_) => {
+                                    // The pipeline ended by itself (its last snapshot may
+                                    // not have said why): a failed transport's reason.
+                                    if let (Some(l), Some(e)) = (&listener, link.error(None))
+                                        && last_error.as_ref() != Some(&e)
+                                    {
+                                        l.on_error(e);
+                                    }
+                                    break;
+                                }
                             },
                             recv(keyframe_requests) -> k => {
                                 if let (Ok(()), Some(l)) = (k, &listener) {
@@ -85,7 +98,7 @@ impl StatsFeed {
                             },
                             default(Duration::from_millis(50)) => continue,
                         };
-                        let stats = Stats::from(&s);
+                        let stats = link.stats(Stats::from(&s));
                         let waiting = std::mem::take(
                             &mut waiters.lock().unwrap_or_else(|p| p.into_inner()).waiting,
                         );

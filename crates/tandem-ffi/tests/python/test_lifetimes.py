@@ -1,6 +1,7 @@
-"""Nothing leaks across the boundary: 1,000 create/destroy cycles of every object kind bring
-the live-object counts back to where they were, and the process's memory stays flat. And
-what a frame copy across the boundary costs, for 720p pictures."""
+"""Nothing leaks across the boundary: 1,000 create/destroy cycles of every object kind
+(sessions over the engine's sockets and over an app's own transport among them) bring the
+live-object counts back to where they were, and the process's memory stays flat. And what a
+frame copy across the boundary costs, for 720p pictures."""
 
 import ctypes
 import gc
@@ -37,21 +38,57 @@ class Quiet(t.SenderDelegate):
         pass
 
 
+class NullTransport(t.DatagramTransport):
+    """An app transport that carries nothing: it holds the inbox from start to stop (as a
+    real one does) and counts the calls; `fail` makes it report a failed link at start."""
+
+    def __init__(self, fail=False):
+        self.fail = fail
+        self.inbox = None
+        self.starts = 0
+        self.stops = 0
+
+    def start(self, inbox):
+        self.starts += 1
+        self.inbox = inbox
+        if self.fail:
+            inbox.fail("the link failed at once (cycle)")
+
+    def send(self, datagrams):
+        pass
+
+    def stop(self):
+        self.stops += 1
+        self.inbox = None
+
+
 def one_cycle(i, discovery):
     pair = t.paired_in_process("a", "b")
     again = t.Identity.from_bytes(pair.first.identity.to_bytes())
     store = t.TrustStore.from_bytes(pair.second.trust.to_bytes())
     store.add(t.PairedDevice(name="again", fingerprint="", public_key=again.public_key()))
-    # A pipeline every cycle (threads, a socket, an encoder or a decoder), senders and
-    # receivers in turn, each with a delegate so the foreign-trait handles are exercised.
-    if i % 2 == 0:
+    # A pipeline every cycle (threads, a socket or an app transport, an encoder or a
+    # decoder): senders and receivers, over sockets and over transports, in turn, each with
+    # a delegate so the foreign-trait handles are exercised. Every 100th transport session
+    # has its link fail at once.
+    kind = i % 4
+    if kind == 0:
         tx = t.Sender(t.SenderConfig(stats_interval_ms=50, net=t.NetConfig(security=pair.first)), t.Remote.LISTEN(), Quiet())
         tx.local_port()
         tx.stop()
-    else:
+    elif kind == 1:
         rx = t.Receiver(t.ReceiverConfig(stats_interval_ms=50, net=t.NetConfig(security=pair.second)), t.Remote.LISTEN(), Recorder())
         rx.local_port()
         rx.stop()
+    else:
+        link = NullTransport(fail=i % 100 == 2)
+        if kind == 2:
+            session = t.Sender.over_transport(t.SenderConfig(stats_interval_ms=50, net=t.NetConfig(security=pair.first)), link, True, Quiet())
+        else:
+            session = t.Receiver.over_transport(t.ReceiverConfig(stats_interval_ms=50, net=t.NetConfig(security=pair.second)), link, False, Recorder())
+        session.local_address()
+        session.stop()
+        assert (link.starts, link.stops, link.inbox) == (1, 1, None), f"cycle {i}"
     if i % 50 == 0:
         ad = discovery.advertise(40000 + i, f"cycle {i}", again, False)
         browse = discovery.browse(_NoPeers(), False, None)
@@ -91,6 +128,7 @@ def test_a_thousand_create_destroy_cycles_leak_nothing():
     grown = {k: (v, getattr(after, k)) for k, v in vars(base_objects).items() if getattr(after, k) > v}
     assert not grown, f"live objects grew (before, after): {grown}"
     assert after.senders == 0 and after.receivers == 0 and after.browses == 0
+    assert after.transports == 0 and after.transport_inboxes == 0
     assert growth_mib < 16, f"RSS grew {growth_mib:.1f} MiB over {CYCLES} cycles"
 
 

@@ -934,6 +934,310 @@ public func FfiConverterTypeBrowse_lower(_ value: Browse) -> UInt64 {
 
 
 /**
+ * A datagram link the app provides (Swift `protocol DatagramTransport`). The engine calls
+ * every method on its network thread: none may block for long (a send that cannot go now
+ * drops or queues, as a full socket buffer would) and none may call back into the session
+ * that owns the transport (stopping it from here would wait on this very thread).
+ */
+public protocol DatagramTransport: AnyObject, Sendable {
+    
+    /**
+     * The session starts, once, before any `send`: from now on hand every datagram the
+     * link receives to `inbox` (from any thread), and call `inbox.fail(reason:)` if the
+     * link fails.
+     */
+    func start(inbox: TransportInbox) 
+    
+    /**
+     * Sends `datagrams` in order, each as one datagram on the link (never split or
+     * joined). Throwing ends the session with the reason.
+     */
+    func send(datagrams: [Data]) throws 
+    
+    /**
+     * The session is over: release the link and stop delivering. Called once, also after
+     * a failure (but never when `start` was not called: a constructor that threw).
+     */
+    func stop() 
+    
+}
+/**
+ * A datagram link the app provides (Swift `protocol DatagramTransport`). The engine calls
+ * every method on its network thread: none may block for long (a send that cannot go now
+ * drops or queues, as a full socket buffer would) and none may call back into the session
+ * that owns the transport (stopping it from here would wait on this very thread).
+ */
+open class DatagramTransportImpl: DatagramTransport, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_tandem_ffi_fn_clone_datagramtransport(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_tandem_ffi_fn_free_datagramtransport(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * The session starts, once, before any `send`: from now on hand every datagram the
+     * link receives to `inbox` (from any thread), and call `inbox.fail(reason:)` if the
+     * link fails.
+     */
+open func start(inbox: TransportInbox)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_datagramtransport_start(
+            self.uniffiCloneHandle(),
+        FfiConverterTypeTransportInbox_lower(inbox),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Sends `datagrams` in order, each as one datagram on the link (never split or
+     * joined). Throwing ends the session with the reason.
+     */
+open func send(datagrams: [Data])throws   {try rustCallWithError(FfiConverterTypeTransportFailure_lift) {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_datagramtransport_send(
+            self.uniffiCloneHandle(),
+        FfiConverterSequenceData.lower(datagrams),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The session is over: release the link and stop delivering. Called once, also after
+     * a failure (but never when `start` was not called: a constructor that threw).
+     */
+open func stop()  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_datagramtransport_stop(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+}
+}
+    
+
+    
+}
+
+
+
+// Put the implementation in a struct so we don't pollute the top-level namespace
+fileprivate struct UniffiCallbackInterfaceDatagramTransport {
+
+    // Create the VTable using a series of closures.
+    // Swift automatically converts these into C callback functions.
+    //
+    // Store the vtable directly.
+    static let vtable: UniffiVTableCallbackInterfaceDatagramTransport = UniffiVTableCallbackInterfaceDatagramTransport(
+        uniffiFree: { (uniffiHandle: UInt64) -> () in
+            do {
+                try FfiConverterTypeDatagramTransport.handleMap.remove(handle: uniffiHandle)
+            } catch {
+                print("Uniffi callback interface DatagramTransport: handle missing in uniffiFree")
+            }
+        },
+        uniffiClone: { (uniffiHandle: UInt64) -> UInt64 in
+            do {
+                return try FfiConverterTypeDatagramTransport.handleMap.clone(handle: uniffiHandle)
+            } catch {
+                fatalError("Uniffi callback interface DatagramTransport: handle missing in uniffiClone")
+            }
+        },
+        start: { (
+            uniffiHandle: UInt64,
+            inbox: UInt64,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeDatagramTransport.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.start(
+                     inbox: try FfiConverterTypeTransportInbox_lift(inbox)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        },
+        send: { (
+            uniffiHandle: UInt64,
+            datagrams: RustBuffer,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeDatagramTransport.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return try uniffiObj.send(
+                     datagrams: try FfiConverterSequenceData.lift(datagrams)
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCallWithError(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn,
+                lowerError: FfiConverterTypeTransportFailure_lower
+            )
+        },
+        stop: { (
+            uniffiHandle: UInt64,
+            uniffiOutReturn: UnsafeMutableRawPointer,
+            uniffiCallStatus: UnsafeMutablePointer<RustCallStatus>
+        ) in
+            let makeCall = {
+                () throws -> () in
+                guard let uniffiObj = try? FfiConverterTypeDatagramTransport.handleMap.get(handle: uniffiHandle) else {
+                    throw UniffiInternalError.unexpectedStaleHandle
+                }
+                return uniffiObj.stop(
+                )
+            }
+
+            
+            let writeReturn = { () }
+            uniffiTraitInterfaceCall(
+                callStatus: uniffiCallStatus,
+                makeCall: makeCall,
+                writeReturn: writeReturn
+            )
+        }
+    )
+
+    // Rust stores this pointer for future callback invocations, so it must live
+    // for the process lifetime (not just for the init function call).
+    //
+    // `nonisolated(unsafe)` is needed under Swift 6 strict concurrency.
+    // This is safe because the pointee is initialized once during static init
+    // and never mutated by either side of the FFI.  Its fields are C function pointers.
+    nonisolated(unsafe) static let vtablePtr: UnsafePointer<UniffiVTableCallbackInterfaceDatagramTransport> = {
+        let ptr = UnsafeMutablePointer<UniffiVTableCallbackInterfaceDatagramTransport>.allocate(capacity: 1)
+        ptr.initialize(to: vtable)
+        return UnsafePointer(ptr)
+    }()
+}
+
+private func uniffiCallbackInitDatagramTransport() {
+    uniffi_tandem_ffi_fn_init_callback_vtable_datagramtransport(UniffiCallbackInterfaceDatagramTransport.vtablePtr)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeDatagramTransport: FfiConverter {
+    fileprivate static let handleMap = UniffiHandleMap<DatagramTransport>()
+
+    typealias FfiType = UInt64
+    typealias SwiftType = DatagramTransport
+
+    public static func lift(_ handle: UInt64) throws -> DatagramTransport {
+        if ((handle & 1) == 0) {
+            // Rust-generated handle, construct a new class that uses the handle to implement the
+            // interface
+            return DatagramTransportImpl(unsafeFromHandle: handle)
+        } else {
+            // Swift-generated handle, get the object from the handle map
+            return try handleMap.remove(handle: handle)
+        }
+    }
+
+    public static func lower(_ value: DatagramTransport) -> UInt64 {
+         if let rustImpl = value as? DatagramTransportImpl {
+             // Rust-implemented object.  Clone the handle and return it
+            return rustImpl.uniffiCloneHandle()
+         } else {
+            // Swift object, generate a new vtable handle and return that.
+            return handleMap.insert(obj: value)
+         }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> DatagramTransport {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: DatagramTransport, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDatagramTransport_lift(_ handle: UInt64) throws -> DatagramTransport {
+    return try FfiConverterTypeDatagramTransport.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeDatagramTransport_lower(_ value: DatagramTransport) -> UInt64 {
+    return FfiConverterTypeDatagramTransport.lower(value)
+}
+
+
+
+
+
+
+/**
  * A decoded I420 picture to show. Release it soon: the decoder's buffer behind it stays
  * alive while the app holds it.
  */
@@ -2497,17 +2801,18 @@ public func FfiConverterTypePairingDelegate_lower(_ value: PairingDelegate) -> U
 public protocol ReceiverProtocol: AnyObject, Sendable {
     
     /**
-     * What is wrong now, if anything.
+     * What is wrong now, if anything: over an app transport that failed, its reason.
      */
     func error()  -> String?
     
     /**
-     * The local address the socket is bound to.
+     * The local address the socket is bound to; "app transport" over one.
      */
     func localAddress() throws  -> String
     
     /**
-     * The local UDP port (where senders send; what to advertise).
+     * The local UDP port (where senders send; what to advertise); 0 over an app
+     * transport.
      */
     func localPort() throws  -> UInt16
     
@@ -2517,7 +2822,8 @@ public protocol ReceiverProtocol: AnyObject, Sendable {
     func nextStats() async throws  -> Stats
     
     /**
-     * The sender's address, once known.
+     * The sender's address, once known; "app transport" over one, once the other end has
+     * been heard.
      */
     func peer() throws  -> String?
     
@@ -2607,10 +2913,32 @@ public convenience init(config: ReceiverConfig, remote: Remote, delegate: Receiv
     }
 
     
+    /**
+     * Starts a receiver over the app's own `transport` (Swift
+     * `Receiver.overTransport(config:transport:initiator:delegate:)`) instead of the
+     * engine's sockets: the config's path preference, port and interface kinds do not
+     * apply. `initiator`: this end starts a paired session's handshake (the end that
+     * opened the link: the side that connected, the Wi-Fi Aware subscriber); exactly one
+     * end of a sealed session must be it. The transport is started here and stopped by
+     * `stop()` (or when the session fails); `localAddress()` and `peer()` then say
+     * "app transport", `localPort()` is 0.
+     */
+public static func overTransport(config: ReceiverConfig, transport: DatagramTransport, initiator: Bool, delegate: ReceiverDelegate)throws  -> Receiver  {
+    return try  FfiConverterTypeReceiver_lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_constructor_receiver_over_transport(
+        FfiConverterTypeReceiverConfig_lower(config),
+        FfiConverterTypeDatagramTransport_lower(transport),
+        FfiConverterBool.lower(initiator),
+        FfiConverterTypeReceiverDelegate_lower(delegate),uniffiCallStatus
+    )
+})
+}
+    
 
     
     /**
-     * What is wrong now, if anything.
+     * What is wrong now, if anything: over an app transport that failed, its reason.
      */
 open func error() -> String?  {
     return try!  FfiConverterOptionString.lift(try! rustCall() {
@@ -2622,7 +2950,7 @@ open func error() -> String?  {
 }
     
     /**
-     * The local address the socket is bound to.
+     * The local address the socket is bound to; "app transport" over one.
      */
 open func localAddress()throws  -> String  {
     return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
@@ -2634,7 +2962,8 @@ open func localAddress()throws  -> String  {
 }
     
     /**
-     * The local UDP port (where senders send; what to advertise).
+     * The local UDP port (where senders send; what to advertise); 0 over an app
+     * transport.
      */
 open func localPort()throws  -> UInt16  {
     return try  FfiConverterUInt16.lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
@@ -2665,7 +2994,8 @@ open func nextStats()async throws  -> Stats  {
 }
     
     /**
-     * The sender's address, once known.
+     * The sender's address, once known; "app transport" over one, once the other end has
+     * been heard.
      */
 open func peer()throws  -> String?  {
     return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
@@ -3149,7 +3479,8 @@ public func FfiConverterTypeReceiverDelegate_lower(_ value: ReceiverDelegate) ->
 public protocol SenderProtocol: AnyObject, Sendable {
     
     /**
-     * What is wrong now, if anything (also sent to the delegate's `on_error`).
+     * What is wrong now, if anything (also sent to the delegate's `on_error`): over an
+     * app transport that failed, its reason.
      */
     func error()  -> String?
     
@@ -3161,12 +3492,12 @@ public protocol SenderProtocol: AnyObject, Sendable {
     func isConnected() throws  -> Bool
     
     /**
-     * The local address the socket is bound to.
+     * The local address the socket is bound to; "app transport" over one.
      */
     func localAddress() throws  -> String
     
     /**
-     * The local UDP port (what to advertise).
+     * The local UDP port (what to advertise); 0 over an app transport.
      */
     func localPort() throws  -> UInt16
     
@@ -3176,7 +3507,8 @@ public protocol SenderProtocol: AnyObject, Sendable {
     func nextStats() async throws  -> Stats
     
     /**
-     * The receiver's address, once one is known.
+     * The receiver's address, once one is known; "app transport" over one, once the
+     * other end has been heard.
      */
     func peer() throws  -> String?
     
@@ -3297,10 +3629,33 @@ public convenience init(config: SenderConfig, remote: Remote, delegate: SenderDe
     }
 
     
+    /**
+     * Starts a sender over the app's own `transport` (Swift
+     * `Sender.overTransport(config:transport:initiator:delegate:)`) instead of the engine's
+     * sockets: the config's path preference, port and interface kinds do not apply.
+     * `initiator`: this end starts a paired session's handshake (the end that opened the
+     * link: the side that connected, the Wi-Fi Aware subscriber); exactly one end of a
+     * sealed session must be it. The transport is started here and stopped by `stop()`
+     * (or when the session fails); `localAddress()` and `peer()` then say "app transport",
+     * `localPort()` is 0.
+     */
+public static func overTransport(config: SenderConfig, transport: DatagramTransport, initiator: Bool, delegate: SenderDelegate? = nil)throws  -> Sender  {
+    return try  FfiConverterTypeSender_lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_constructor_sender_over_transport(
+        FfiConverterTypeSenderConfig_lower(config),
+        FfiConverterTypeDatagramTransport_lower(transport),
+        FfiConverterBool.lower(initiator),
+        FfiConverterOptionTypeSenderDelegate.lower(delegate),uniffiCallStatus
+    )
+})
+}
+    
 
     
     /**
-     * What is wrong now, if anything (also sent to the delegate's `on_error`).
+     * What is wrong now, if anything (also sent to the delegate's `on_error`): over an
+     * app transport that failed, its reason.
      */
 open func error() -> String?  {
     return try!  FfiConverterOptionString.lift(try! rustCall() {
@@ -3326,7 +3681,7 @@ open func isConnected()throws  -> Bool  {
 }
     
     /**
-     * The local address the socket is bound to.
+     * The local address the socket is bound to; "app transport" over one.
      */
 open func localAddress()throws  -> String  {
     return try  FfiConverterString.lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
@@ -3338,7 +3693,7 @@ open func localAddress()throws  -> String  {
 }
     
     /**
-     * The local UDP port (what to advertise).
+     * The local UDP port (what to advertise); 0 over an app transport.
      */
 open func localPort()throws  -> UInt16  {
     return try  FfiConverterUInt16.lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
@@ -3369,7 +3724,8 @@ open func nextStats()async throws  -> Stats  {
 }
     
     /**
-     * The receiver's address, once one is known.
+     * The receiver's address, once one is known; "app transport" over one, once the
+     * other end has been heard.
      */
 open func peer()throws  -> String?  {
     return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
@@ -3927,6 +4283,175 @@ public func FfiConverterTypeSenderDelegate_lift(_ handle: UInt64) throws -> Send
 #endif
 public func FfiConverterTypeSenderDelegate_lower(_ value: SenderDelegate) -> UInt64 {
     return FfiConverterTypeSenderDelegate.lower(value)
+}
+
+
+
+
+
+
+/**
+ * Where a transport delivers what it receives. Usable from any thread; once the session
+ * has ended, deliveries are dropped.
+ */
+public protocol TransportInboxProtocol: AnyObject, Sendable {
+    
+    /**
+     * Hands the session one received datagram. Dropped when the session is behind (its
+     * inbox is full: counted by the engine, as a full socket buffer would drop) or over.
+     */
+    func deliver(datagram: Data) 
+    
+    /**
+     * The link failed: the session ends with `reason` (what `error()` and the delegate
+     * say). Later calls change nothing.
+     */
+    func fail(reason: String) 
+    
+    /**
+     * Whether the session has ended (a receive loop can stop).
+     */
+    func isClosed()  -> Bool
+    
+}
+/**
+ * Where a transport delivers what it receives. Usable from any thread; once the session
+ * has ended, deliveries are dropped.
+ */
+open class TransportInbox: TransportInboxProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_tandem_ffi_fn_clone_transportinbox(self.handle, $0) }
+    }
+    // No primary constructor declared for this class.
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_tandem_ffi_fn_free_transportinbox(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Hands the session one received datagram. Dropped when the session is behind (its
+     * inbox is full: counted by the engine, as a full socket buffer would drop) or over.
+     */
+open func deliver(datagram: Data)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_transportinbox_deliver(
+            self.uniffiCloneHandle(),
+        FfiConverterData.lower(datagram),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * The link failed: the session ends with `reason` (what `error()` and the delegate
+     * say). Later calls change nothing.
+     */
+open func fail(reason: String)  {try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_transportinbox_fail(
+            self.uniffiCloneHandle(),
+        FfiConverterString.lower(reason),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Whether the session has ended (a receive loop can stop).
+     */
+open func isClosed() -> Bool  {
+    return try!  FfiConverterBool.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_transportinbox_is_closed(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTransportInbox: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = TransportInbox
+
+    public static func lift(_ handle: UInt64) throws -> TransportInbox {
+        return TransportInbox(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: TransportInbox) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TransportInbox {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: TransportInbox, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTransportInbox_lift(_ handle: UInt64) throws -> TransportInbox {
+    return try FfiConverterTypeTransportInbox.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTransportInbox_lower(_ value: TransportInbox) -> UInt64 {
+    return FfiConverterTypeTransportInbox.lower(value)
 }
 
 
@@ -4586,6 +5111,15 @@ public struct LiveObjects: Equatable, Hashable {
      * Browses.
      */
     public var browses: UInt64
+    /**
+     * App transports a session (or pairing) holds: each holds the app's
+     * `DatagramTransport` until the session has stopped.
+     */
+    public var transports: UInt64
+    /**
+     * Transport inboxes (one per started transport, until the app releases it).
+     */
+    public var transportInboxes: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -4616,7 +5150,14 @@ public struct LiveObjects: Equatable, Hashable {
          */advertisements: UInt64, 
         /**
          * Browses.
-         */browses: UInt64) {
+         */browses: UInt64, 
+        /**
+         * App transports a session (or pairing) holds: each holds the app's
+         * `DatagramTransport` until the session has stopped.
+         */transports: UInt64, 
+        /**
+         * Transport inboxes (one per started transport, until the app releases it).
+         */transportInboxes: UInt64) {
         self.senders = senders
         self.receivers = receivers
         self.decodedFrames = decodedFrames
@@ -4626,6 +5167,8 @@ public struct LiveObjects: Equatable, Hashable {
         self.discoveries = discoveries
         self.advertisements = advertisements
         self.browses = browses
+        self.transports = transports
+        self.transportInboxes = transportInboxes
     }
 
     
@@ -4652,7 +5195,9 @@ public struct FfiConverterTypeLiveObjects: FfiConverterRustBuffer {
                 trustStores: FfiConverterUInt64.read(from: &buf), 
                 discoveries: FfiConverterUInt64.read(from: &buf), 
                 advertisements: FfiConverterUInt64.read(from: &buf), 
-                browses: FfiConverterUInt64.read(from: &buf)
+                browses: FfiConverterUInt64.read(from: &buf), 
+                transports: FfiConverterUInt64.read(from: &buf), 
+                transportInboxes: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -4666,6 +5211,8 @@ public struct FfiConverterTypeLiveObjects: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.discoveries, into: &buf)
         FfiConverterUInt64.write(value.advertisements, into: &buf)
         FfiConverterUInt64.write(value.browses, into: &buf)
+        FfiConverterUInt64.write(value.transports, into: &buf)
+        FfiConverterUInt64.write(value.transportInboxes, into: &buf)
     }
 }
 
@@ -7003,6 +7550,91 @@ public func FfiConverterTypeTandemError_lower(_ value: TandemError) -> RustBuffe
 
 
 /**
+ * Why a transport could not send (Swift: `throw TransportFailure.Failed(reason:)`). The
+ * session ends with `reason`.
+ */
+public 
+enum TransportFailure: Swift.Error, Equatable, Hashable, Foundation.LocalizedError {
+
+    
+    
+    /**
+     * The link failed.
+     */
+    case Failed(
+        /**
+         * What failed, in the transport's words (shown to the app's user).
+         */reason: String
+    )
+
+    
+
+    
+
+    
+    public var errorDescription: String? {
+        String(reflecting: self)
+    }
+    
+}
+
+#if compiler(>=6)
+extension TransportFailure: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTransportFailure: FfiConverterRustBuffer {
+    typealias SwiftType = TransportFailure
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TransportFailure {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+
+        
+
+        
+        case 1: return .Failed(
+            reason: try FfiConverterString.read(from: &buf)
+            )
+
+         default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: TransportFailure, into buf: inout [UInt8]) {
+        switch value {
+
+        
+
+        
+        
+        case let .Failed(reason):
+            writeInt(&buf, Int32(1))
+            FfiConverterString.write(reason, into: &buf)
+            
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTransportFailure_lift(_ buf: RustBuffer) throws -> TransportFailure {
+    return try FfiConverterTypeTransportFailure.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTransportFailure_lower(_ value: TransportFailure) -> RustBuffer {
+    return FfiConverterTypeTransportFailure.lower(value)
+}
+
+
+/**
  * A codec on the wire.
  */
 
@@ -7599,6 +8231,31 @@ fileprivate struct FfiConverterSequenceString: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterSequenceData: FfiConverterRustBuffer {
+    typealias SwiftType = [Data]
+
+    public static func write(_ value: [Data], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterData.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [Data] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [Data]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterData.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterSequenceTypeDiscoveredPeer: FfiConverterRustBuffer {
     typealias SwiftType = [DiscoveredPeer]
 
@@ -7884,6 +8541,30 @@ public func pair(role: PairingRole, code: String, identity: Identity, deviceName
         )
 }
 /**
+ * Pairs with another device over the app's own `transport` (Swift `try await
+ * pairOverTransport(...)`), both ends already linked by it. The end that opened the link
+ * (`initiator`: it connected, the Wi-Fi Aware subscriber) types `code` and starts; the
+ * other shows `code` (from [`new_pairing_code`]) and answers, as `.showCode` listens over
+ * the network: over a link that a listener learns its peer from, only the end that
+ * connected can speak first. Wrong codes and the time limit end it as [`pair`] does; a
+ * transport that fails ends it with `Network` naming the transport's reason. The transport
+ * is started here and stopped before this returns.
+ */
+public func pairOverTransport(code: String, identity: Identity, deviceName: String, transport: DatagramTransport, initiator: Bool, delegate: PairingDelegate? = nil)async throws  -> PairedDevice  {
+    return
+        try  await uniffiRustCallAsync(
+            rustFutureFunc: {
+                uniffi_tandem_ffi_fn_func_pair_over_transport(FfiConverterString.lower(code),FfiConverterTypeIdentity_lower(identity),FfiConverterString.lower(deviceName),FfiConverterTypeDatagramTransport_lower(transport),FfiConverterBool.lower(initiator),FfiConverterOptionTypePairingDelegate.lower(delegate)
+                )
+            },
+            pollFunc: ffi_tandem_ffi_rust_future_poll_rust_buffer,
+            completeFunc: ffi_tandem_ffi_rust_future_complete_rust_buffer,
+            freeFunc: ffi_tandem_ffi_rust_future_free_rust_buffer,
+            liftFunc: FfiConverterTypePairedDevice_lift,
+            errorHandler: FfiConverterTypeTandemError_lift
+        )
+}
+/**
  * The local interfaces, classified with `overrides` (see [`InterfaceOverride`]).
  */
 public func localInterfaces(overrides: [InterfaceOverride])throws  -> [InterfaceInfo]  {
@@ -7929,6 +8610,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_func_pair() != 22232) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_func_pair_over_transport() != 44165) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_func_local_interfaces() != 49618) {
@@ -8060,19 +8744,19 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_method_pairingdelegate_on_wrong_code() != 8709) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_receiver_error() != 33604) {
+    if (uniffi_tandem_ffi_checksum_method_receiver_error() != 17491) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_receiver_local_address() != 52127) {
+    if (uniffi_tandem_ffi_checksum_method_receiver_local_address() != 47900) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_receiver_local_port() != 49580) {
+    if (uniffi_tandem_ffi_checksum_method_receiver_local_port() != 30014) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_method_receiver_next_stats() != 8348) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_receiver_peer() != 47763) {
+    if (uniffi_tandem_ffi_checksum_method_receiver_peer() != 50459) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_method_receiver_request_keyframe() != 56127) {
@@ -8099,22 +8783,22 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_method_receiverdelegate_on_warning() != 10207) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_sender_error() != 64343) {
+    if (uniffi_tandem_ffi_checksum_method_sender_error() != 65410) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_method_sender_is_connected() != 6882) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_sender_local_address() != 50203) {
+    if (uniffi_tandem_ffi_checksum_method_sender_local_address() != 62474) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_sender_local_port() != 31093) {
+    if (uniffi_tandem_ffi_checksum_method_sender_local_port() != 56318) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_method_sender_next_stats() != 17693) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_sender_peer() != 52962) {
+    if (uniffi_tandem_ffi_checksum_method_sender_peer() != 15939) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_method_sender_request_keyframe() != 61782) {
@@ -8156,6 +8840,24 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_method_senderdelegate_on_target_bitrate() != 11792) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tandem_ffi_checksum_method_datagramtransport_start() != 50689) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_method_datagramtransport_send() != 58075) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_method_datagramtransport_stop() != 19172) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_method_transportinbox_deliver() != 56665) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_method_transportinbox_fail() != 58904) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_method_transportinbox_is_closed() != 26437) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tandem_ffi_checksum_constructor_discovery_new() != 32781) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -8174,10 +8876,17 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_constructor_receiver_new() != 31747) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tandem_ffi_checksum_constructor_receiver_over_transport() != 29133) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tandem_ffi_checksum_constructor_sender_new() != 1908) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tandem_ffi_checksum_constructor_sender_over_transport() != 50848) {
+        return InitializationResult.apiChecksumMismatch
+    }
 
+    uniffiCallbackInitDatagramTransport()
     uniffiCallbackInitDiscoveryDelegate()
     uniffiCallbackInitPairingDelegate()
     uniffiCallbackInitReceiverDelegate()
