@@ -243,6 +243,21 @@ extension ReceiverSession {
         }
         display.requestKeyframes(from: receiver)
     }
+
+    /// The same over an app-provided `transport` (`initiator` as in
+    /// `init(config:transport:initiator:)`).
+    public convenience init(
+        config: ReceiverConfig,
+        transport: DatagramTransport,
+        initiator: Bool,
+        display: SampleBufferDisplay
+    ) throws {
+        try self.init(sinks: display.sinks) { events in
+            try Receiver.overTransport(
+                config: config, transport: transport, initiator: initiator, delegate: events)
+        }
+        display.requestKeyframes(from: receiver)
+    }
 }
 
 extension SampleBufferDisplay {

@@ -94,6 +94,18 @@ public final class ReceiverSession: @unchecked Sendable {
         }
     }
 
+    /// A receiver whose datagrams travel over an app-provided `transport`
+    /// (`NetworkTransport`, `WiFiAwareTransport`, or your own `DatagramTransport`).
+    /// `initiator`: this end opened the link (it connected; the Wi-Fi Aware subscriber) and so
+    /// starts a paired session's handshake; exactly one end must be. The transports here say
+    /// which they are: `transport.initiatesSession`.
+    public convenience init(config: ReceiverConfig, transport: DatagramTransport, initiator: Bool) throws {
+        try self.init(sinks: nil) { events in
+            try Receiver.overTransport(
+                config: config, transport: transport, initiator: initiator, delegate: events)
+        }
+    }
+
     /// The frames to hand straight to a display, bypassing `frames` and `encodedFrames`.
     typealias FrameSinks = (
         decoded: @Sendable (DecodedFrame) -> Void,
@@ -197,6 +209,17 @@ public final class SenderSession: @unchecked Sendable {
     public convenience init(config: SenderConfig, remote: Remote) throws {
         try self.init { events in
             try Sender(config: config, remote: remote, delegate: events)
+        }
+    }
+
+    /// A sender whose datagrams travel over an app-provided `transport`
+    /// (`NetworkTransport`, `WiFiAwareTransport`, or your own `DatagramTransport`).
+    /// `initiator`: this end opened the link and starts a paired session's handshake; exactly
+    /// one end must be (`transport.initiatesSession` for the transports here).
+    public convenience init(config: SenderConfig, transport: DatagramTransport, initiator: Bool) throws {
+        try self.init { events in
+            try Sender.overTransport(
+                config: config, transport: transport, initiator: initiator, delegate: events)
         }
     }
 
