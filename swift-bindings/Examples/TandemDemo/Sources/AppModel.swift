@@ -5,6 +5,20 @@ import Tandem
 import UIKit
 #endif
 
+/// How sessions reach the other device.
+enum SessionLink: Hashable {
+    /// The engine's sockets through the Wi-Fi router (or Ethernet).
+    case infrastructure
+    /// The engine's sockets over AWDL, directly between the devices.
+    case peerToPeer
+    /// The engine's sockets on whatever the peer and the interfaces allow, infrastructure
+    /// first.
+    case automatic
+    /// A Wi-Fi Aware data path in realtime mode (`WiFiAwareTransport`), iOS 26, between
+    /// devices paired for it. Offered only where `WiFiAwareSupport.isAvailable`.
+    case wifiAware
+}
+
 /// What the three tabs share: this device's keys, the path choice, and the peers nearby.
 @MainActor
 final class AppModel: ObservableObject {
@@ -12,8 +26,8 @@ final class AppModel: ObservableObject {
     /// side can tell its pairing listener from its video advertisement.
     static let pairingMarker = " · pairing"
 
-    @Published var path: PathPreference = .automatic {
-        didSet { startBrowsing() }
+    @Published var link: SessionLink = .automatic {
+        didSet { linkChanged() }
     }
     /// Encrypted sessions accept paired devices only; off, anyone nearby can watch.
     @Published var encrypted: Bool
@@ -35,6 +49,11 @@ final class AppModel: ObservableObject {
     private static let keychain = KeychainStore(service: "org.example.tandem.demo")
     private static let deviceNameKey = "deviceName"
     private var browseTask: Task<Void, Never>?
+    /// Where each running session stands, for the discovery policy.
+    private var sessions: [UUID: DiscoverySession] = [:]
+    /// What this app advertises, by purpose ("video", "pairing"), kept so that it can be
+    /// advertised again when the link (and with it the peer-to-peer cap) changes.
+    private var advertised: [String: (port: UInt16, name: String, advertisement: Advertisement)] = [:]
 
     init() {
         if let saved = AppModel.keychain.data(for: "identity"), let restored = try? Identity.fromBytes(bytes: saved) {
@@ -88,7 +107,114 @@ final class AppModel: ObservableObject {
         #endif
     }
 
-    var allowPeerToPeer: Bool { path != .infrastructure }
+    /// The engine's path preference: Wi-Fi Aware sessions bring their own transport, and the
+    /// rest of the app (discovery, code pairing) then stays on infrastructure.
+    var path: PathPreference {
+        switch link {
+        case .infrastructure, .wifiAware: return .infrastructure
+        case .peerToPeer: return .peerToPeer
+        case .automatic: return .automatic
+        }
+    }
+
+    // MARK: The discovery quiet rule
+    //
+    // Tandem's peer-to-peer discovery (Bonjour with AWDL) keeps AWDL awake, and an awake AWDL
+    // takes the radio off the router's channel about once a second: 30-90 ms stalls on the
+    // infrastructure path. So discovery uses peer-to-peer only while a session may use it.
+    // The engine's Discovery applies the policy (`Discovery.setSession(path:session:)`: AWDL
+    // under `.peerToPeer`; under `.automatic` until a session is up over infrastructure; never
+    // under `.infrastructure`) and restarts every live browse and advertisement it made when
+    // the answer changes. The demo's part: say where its sessions stand, and cap
+    // `allowPeerToPeer` by the link the user chose (a Wi-Fi Aware session needs no Bonjour at
+    // all, and AWDL would only take radio time from it).
+
+    /// Whether browses and advertisements may use AWDL at all under the chosen link.
+    var linkAllowsPeerToPeer: Bool {
+        switch link {
+        case .peerToPeer, .automatic: return true
+        case .infrastructure, .wifiAware: return false
+        }
+    }
+
+    /// Whether discovery is using AWDL right now.
+    var discoveryUsesPeerToPeer: Bool {
+        discovery?.peerToPeerActive() ?? false
+    }
+
+    /// A session starts; report where it stands as that changes, and end it.
+    func sessionStarted() -> UUID {
+        let id = UUID()
+        sessions[id] = .connecting
+        applyDiscoveryPolicy()
+        return id
+    }
+
+    func session(_ id: UUID, stands state: DiscoverySession) {
+        guard sessions[id] != nil, sessions[id] != state else { return }
+        sessions[id] = state
+        applyDiscoveryPolicy()
+    }
+
+    func sessionEnded(_ id: UUID) {
+        guard sessions.removeValue(forKey: id) != nil else { return }
+        applyDiscoveryPolicy()
+    }
+
+    /// Where a socket session stands, from its stats: connected (a sender says so itself,
+    /// `sender.isConnected()`; a receiver is when video arrives from a known peer), and the
+    /// peer's address tells infrastructure from AWDL (`discoverySession(connected:peer:)` asks
+    /// the engine, which knows the interfaces). Once a second, with the stats.
+    static func discoveryState(of stats: Stats, connected: Bool? = nil) -> DiscoverySession {
+        let up = connected ?? (stats.peer != nil && stats.fps > 0)
+        return (try? discoverySession(connected: up, peer: stats.peer)) ?? .connecting
+    }
+
+    /// One state for the app: a session up over infrastructure is what AWDL would stall, so it
+    /// wins; then one up over AWDL, then one connecting.
+    private var combinedSession: DiscoverySession {
+        let states = Set(sessions.values)
+        for state in [DiscoverySession.upInfrastructure, .upPeerToPeer, .connecting] where states.contains(state) {
+            return state
+        }
+        return .idle
+    }
+
+    private func applyDiscoveryPolicy() {
+        do {
+            _ = try discovery?.setSession(path: path, session: combinedSession)
+        } catch {
+            problem = "\(error)"
+        }
+    }
+
+    /// The cap changes with the link: browse and advertise again under the new one.
+    private func linkChanged() {
+        applyDiscoveryPolicy()
+        startBrowsing()
+        for (purpose, ad) in advertised {
+            advertise(purpose, port: ad.port, name: ad.name)
+        }
+    }
+
+    /// Advertises this device for `purpose` ("video", "pairing"), replacing what was
+    /// advertised for it; AWDL as the link allows and the policy says.
+    func advertise(_ purpose: String, port: UInt16, name: String) {
+        advertised.removeValue(forKey: purpose)?.advertisement.withdraw()
+        guard let discovery else { return }
+        do {
+            let advertisement = try discovery.advertise(
+                port: port, deviceName: name, identity: identity,
+                allowPeerToPeer: linkAllowsPeerToPeer)
+            advertised[purpose] = (port, name, advertisement)
+        } catch {
+            problem = "\(error)"
+        }
+    }
+
+    func withdraw(_ purpose: String) {
+        advertised.removeValue(forKey: purpose)?.advertisement.withdraw()
+    }
 
     /// Devices advertising a video session.
     var senders: [DiscoveredPeer] { peers.filter { !$0.deviceName.hasSuffix(Self.pairingMarker) } }
@@ -152,7 +278,7 @@ final class AppModel: ObservableObject {
         guard let discovery else { return }
         do {
             let events = try discovery.peers(
-                allowPeerToPeer: allowPeerToPeer, ignorePeerId: identity.fingerprint())
+                allowPeerToPeer: linkAllowsPeerToPeer, ignorePeerId: identity.fingerprint())
             browseTask = Task { [weak self] in
                 for await event in events {
                     self?.apply(event)

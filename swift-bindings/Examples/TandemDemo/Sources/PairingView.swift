@@ -58,6 +58,12 @@ struct PairingView: View {
                     }
                     .disabled(pairing.busy || chosen == nil || code.count < 6)
                 }
+                if WiFiAwareSupport.isAvailable {
+                    // Wi-Fi Aware has its own, system-run pairing (the link layer's keys);
+                    // the code pairing above is Tandem's (the engine's keys). A Wi-Fi Aware
+                    // session uses both when Encrypted is on.
+                    WiFiAwarePairingSection()
+                }
                 if let status = pairing.status {
                     Section {
                         Text(status)
@@ -102,21 +108,16 @@ final class PairingController: ObservableObject {
     @Published private(set) var shownCode: String?
     @Published private(set) var status: String?
     @Published private(set) var busy = false
-    private var advertisement: Advertisement?
+    /// Owns the pairing advertisement (it re-advertises when the discovery quiet rule changes).
+    private weak var model: AppModel?
 
     func showCode(model: AppModel) {
         let code = newPairingCode()
         shownCode = code
         busy = true
         status = "Waiting for the other device (up to a minute)…"
-        do {
-            advertisement = try model.discovery?.advertise(
-                port: Self.port, deviceName: model.deviceName + AppModel.pairingMarker,
-                identity: model.identity, allowPeerToPeer: model.allowPeerToPeer)
-        } catch {
-            finish("\(error)")
-            return
-        }
+        self.model = model
+        model.advertise("pairing", port: Self.port, name: model.deviceName + AppModel.pairingMarker)
         let (wrongCodes, wrongCode) = AsyncStream.makeStream(of: UInt32.self)
         let reporter = WrongCodeReporter { wrongCode.yield($0) }
         let watcher = Task {
@@ -160,7 +161,6 @@ final class PairingController: ObservableObject {
         status = message
         busy = false
         shownCode = nil
-        advertisement?.withdraw()
-        advertisement = nil
+        model?.withdraw("pairing")
     }
 }

@@ -11,7 +11,7 @@ struct ReceiveView: View {
         ZStack(alignment: .topLeading) {
             Color.black
             VideoLayerView(layer: controller.displayLayer)
-            StatsOverlay(stats: controller.stats, error: controller.error)
+            StatsOverlay(stats: controller.stats, error: controller.error, link: controller.linkStatus)
         }
         .navigationTitle(target.title)
         .onAppear { controller.start(target: target, model: model) }
@@ -23,6 +23,8 @@ struct ReceiveView: View {
 final class ReceiveController: ObservableObject {
     @Published private(set) var stats: Stats?
     @Published private(set) var error: String?
+    /// What a Wi-Fi Aware transport is doing.
+    @Published private(set) var linkStatus: String?
     let displayLayer: AVSampleBufferDisplayLayer
     /// Frames go from the engine's decoder thread to this display's `.userInteractive` queue
     /// and on to the layer's renderer; layer calls that must be on the main actor are.
@@ -31,6 +33,9 @@ final class ReceiveController: ObservableObject {
     private var session: ReceiverSession?
     private var starting = false
     private var tasks: [Task<Void, Never>] = []
+    private weak var model: AppModel?
+    /// This session in the model's discovery quiet rule.
+    private var sessionID: UUID?
 
     init() {
         let layer = AVSampleBufferDisplayLayer()
@@ -43,36 +48,54 @@ final class ReceiveController: ObservableObject {
         guard session == nil, !starting else { return }
         starting = true
         error = nil
+        self.model = model
         let h264 = model.receiveH264
         tasks.append(Task {
             defer { self.starting = false }
-            let remote: Remote
-            let net: NetConfig
-            switch target {
-            case .peer(let peer):
-                remote = .discovered(peer: peer)
-                net = await model.sessionNet(peer: peer.peerId)
-            case .address(let address):
-                remote = .address(address: address)
-                net = await model.sessionNet()
-            }
-            guard !Task.isCancelled else { return }
             do {
-                let session = try ReceiverSession(
-                    config: ReceiverConfig(output: h264 ? .encoded : .decoded, net: net),
-                    remote: remote, display: display)
+                let output: OutputMode = h264 ? .encoded : .decoded
+                let session: ReceiverSession
+                switch target {
+                case .peer(let peer):
+                    let net = await model.sessionNet(peer: peer.peerId)
+                    guard !Task.isCancelled else { return }
+                    session = try ReceiverSession(
+                        config: ReceiverConfig(output: output, net: net),
+                        remote: .discovered(peer: peer), display: display)
+                case .address(let address):
+                    let net = await model.sessionNet()
+                    guard !Task.isCancelled else { return }
+                    session = try ReceiverSession(
+                        config: ReceiverConfig(output: output, net: net),
+                        remote: .address(address: address), display: display)
+                case .wifiAware:
+                    let (transport, events) = try WiFiAwareSupport.subscriber()
+                    session = try ReceiverSession(
+                        config: ReceiverConfig(output: output, net: model.securedNet()),
+                        transport: transport, initiator: true, display: display)
+                    tasks.append(Task {
+                        for await event in events {
+                            self.linkStatus = WiFiAwareSupport.describe(event)
+                        }
+                    })
+                }
                 self.session = session
-                watch(session)
+                watch(session, wifiAware: target == .wifiAware, model: model)
             } catch {
                 self.error = "\(error)"
             }
         })
     }
 
-    private func watch(_ session: ReceiverSession) {
+    private func watch(_ session: ReceiverSession, wifiAware: Bool, model: AppModel) {
+        let id = model.sessionStarted()
+        sessionID = id
         tasks.append(Task {
             for await stats in session.stats {
                 self.stats = stats
+                // A Wi-Fi Aware session is never on AWDL (and its link keeps discovery off AWDL
+                // anyway); a socket session's state comes from its stats.
+                model.session(id, stands: wifiAware ? .upInfrastructure : AppModel.discoveryState(of: stats))
             }
         })
         tasks.append(Task {
@@ -90,6 +113,11 @@ final class ReceiveController: ObservableObject {
             Task.detached { session.stop() }
         }
         session = nil
+        if let sessionID {
+            model?.sessionEnded(sessionID)
+        }
+        sessionID = nil
+        linkStatus = nil
         display.flush(removingImage: true)
     }
 }
@@ -97,6 +125,7 @@ final class ReceiveController: ObservableObject {
 struct StatsOverlay: View {
     let stats: Stats?
     let error: String?
+    var link: String?
 
     var body: some View {
         VStack(alignment: .leading, spacing: 2) {
@@ -114,6 +143,9 @@ struct StatsOverlay: View {
                     systemImage: stats.secure ? "lock.fill" : "lock.open")
             } else {
                 Text("Connecting…")
+            }
+            if let link {
+                Text(link)
             }
             if let error {
                 Text(error).foregroundStyle(.yellow)

@@ -48,6 +48,9 @@ struct SendView: View {
                     if let port = controller.port {
                         LabeledContent("Listening on port", value: "\(port)")
                     }
+                    if let link = controller.linkStatus {
+                        Text(link).foregroundStyle(.secondary)
+                    }
                     if let peer = controller.stats?.peer {
                         LabeledContent("Receiver", value: peer)
                     }
@@ -84,15 +87,19 @@ final class SendController: ObservableObject {
     @Published var source: SendSource = .cameraAV1
     @Published private(set) var running = false
     @Published private(set) var port: UInt16?
+    /// What a Wi-Fi Aware transport is doing.
+    @Published private(set) var linkStatus: String?
     @Published private(set) var stats: Stats?
     @Published private(set) var error: String?
 
     private var session: SenderSession?
     private var starting = false
-    private var advertisement: Advertisement?
     private var camera: CameraCapture?
     private var encoder: H264Encoder?
     private var tasks: [Task<Void, Never>] = []
+    private weak var model: AppModel?
+    /// This session in the model's discovery quiet rule.
+    private var sessionID: UUID?
 
     func start(model: AppModel) async {
         // The awaits below let a second tap in before `session` is set.
@@ -104,24 +111,50 @@ final class SendController: ObservableObject {
             error = "Camera access is off for this app (Settings › Privacy › Camera)."
             return
         }
-        let net = await model.sessionNet()
+        self.model = model
+        let wifiAware = model.link == .wifiAware
+        let net: NetConfig
+        if wifiAware {
+            // The transport picks the link; only the keys matter.
+            net = model.securedNet()
+        } else {
+            net = await model.sessionNet()
+        }
         do {
             let config = SenderConfig(
                 width: UInt32(Self.width), height: UInt32(Self.height), fps: UInt32(Self.fps),
                 source: source == .testPattern ? .testPattern : .app,
                 net: net)
-            let session = try SenderSession(config: config, remote: .listen)
+            let session: SenderSession
+            if wifiAware {
+                // The Wi-Fi Aware publication is the advertisement: no Bonjour needed.
+                let (transport, events) = try WiFiAwareSupport.publisher()
+                // The publisher does not open the link; the subscribing receiver does, and
+                // starts the handshake.
+                session = try SenderSession(config: config, transport: transport, initiator: false)
+                tasks.append(Task {
+                    for await event in events {
+                        self.linkStatus = WiFiAwareSupport.describe(event)
+                    }
+                })
+            } else {
+                session = try SenderSession(config: config, remote: .listen)
+                let port = try session.sender.localPort()
+                self.port = port
+                model.advertise("video", port: port, name: model.deviceName)
+            }
             self.session = session
-            let port = try session.sender.localPort()
-            self.port = port
-            advertisement = try model.discovery?.advertise(
-                port: port, deviceName: model.deviceName, identity: model.identity,
-                allowPeerToPeer: model.allowPeerToPeer)
+            let id = model.sessionStarted()
+            sessionID = id
             try startCapture(session)
             running = true
             tasks.append(Task {
                 for await stats in session.stats {
                     self.stats = stats
+                    // A Wi-Fi Aware session is never on AWDL (and its link keeps discovery off AWDL
+                    // anyway); a socket session's state comes from its stats.
+                    model.session(id, stands: wifiAware ? .upInfrastructure : AppModel.discoveryState(
+                        of: stats, connected: (try? session.sender.isConnected()) ?? false))
                 }
             })
             tasks.append(Task {
@@ -202,8 +235,11 @@ final class SendController: ObservableObject {
         camera = nil
         encoder?.invalidate()
         encoder = nil
-        advertisement?.withdraw()
-        advertisement = nil
+        model?.withdraw("video")
+        if let sessionID {
+            model?.sessionEnded(sessionID)
+        }
+        sessionID = nil
         if let session {
             // stop() joins the engine's threads; keep that off the main thread.
             Task.detached { session.stop() }
@@ -211,5 +247,6 @@ final class SendController: ObservableObject {
         session = nil
         running = false
         port = nil
+        linkStatus = nil
     }
 }

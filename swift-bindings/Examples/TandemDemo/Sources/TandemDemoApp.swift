@@ -42,12 +42,26 @@ struct SessionSettings: View {
     @EnvironmentObject private var model: AppModel
 
     var body: some View {
-        Picker("Path", selection: $model.path) {
-            Text("Wi-Fi").tag(PathPreference.infrastructure)
-            Text("Peer-to-peer").tag(PathPreference.peerToPeer)
-            Text("Automatic").tag(PathPreference.automatic)
+        if WiFiAwareSupport.isAvailable {
+            // Four choices are too many for a segmented control on a phone.
+            Picker("Path", selection: $model.link) {
+                linkChoices
+                Text("Wi-Fi Aware (realtime)").tag(SessionLink.wifiAware)
+            }
+            .pickerStyle(.menu)
+        } else {
+            Picker("Path", selection: $model.link) {
+                linkChoices
+            }
+            .pickerStyle(.segmented)
         }
-        .pickerStyle(.segmented)
         Toggle("Encrypted (paired devices only)", isOn: $model.encrypted)
+    }
+
+    @ViewBuilder
+    private var linkChoices: some View {
+        Text("Wi-Fi").tag(SessionLink.infrastructure)
+        Text("Peer-to-peer").tag(SessionLink.peerToPeer)
+        Text("Automatic").tag(SessionLink.automatic)
     }
 }

@@ -5,11 +5,14 @@ import Tandem
 enum WatchTarget: Hashable {
     case peer(DiscoveredPeer)
     case address(String)
+    /// The paired device publishing over Wi-Fi Aware (`WiFiAwareTransport`).
+    case wifiAware
 
     var title: String {
         switch self {
         case .peer(let peer): return peer.deviceName
         case .address(let address): return address
+        case .wifiAware: return "Wi-Fi Aware"
         }
     }
 }
@@ -24,6 +27,15 @@ struct WatchView: View {
                 Section {
                     SessionSettings()
                     Toggle("Sender uses H.264 (decode with VideoToolbox)", isOn: $model.receiveH264)
+                }
+                if model.link == .wifiAware {
+                    Section {
+                        NavigationLink(value: WatchTarget.wifiAware) {
+                            Label("Paired sender over Wi-Fi Aware", systemImage: "dot.radiowaves.left.and.right")
+                        }
+                    } footer: {
+                        Text("Connects to the first paired device that publishes. Pair devices in the Pair tab.")
+                    }
                 }
                 Section("Senders nearby") {
                     if model.senders.isEmpty {
