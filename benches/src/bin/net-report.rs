@@ -499,6 +499,8 @@ fn paired_one_way(mbit: f64, count: u32) -> Result<Vec<Pair>> {
             let _ = tx_plain.send_to(&payload, to);
         };
         let mut driver = || -> Result<()> {
+            // As the engine's encoder thread hands over its frames: the call returns once
+            // the driver's thread has run it (and sent the datagram).
             let at = Instant::now();
             let d = data.clone();
             let sent = tx.call(move |s, now| {

@@ -254,6 +254,8 @@ struct Shared {
     /// When the peer last spoke: nanoseconds after `epoch`, plus one (0: never).
     heard: AtomicU64,
     epoch: Instant,
+    /// The endpoint's `is_established`, as of the driver's last turn.
+    established: AtomicBool,
 }
 
 impl Shared {
@@ -358,6 +360,12 @@ impl<E: Endpoint + Send + 'static> DriverHandle<E> {
         std::mem::replace(&mut self.events, empty)
     }
 
+    /// Whether media can flow (the endpoint's [`Endpoint::is_established`]: a sealed
+    /// session is up), as of the driver's last turn; read without waking the driver.
+    pub fn is_established(&self) -> bool {
+        self.shared.established.load(Ordering::Acquire)
+    }
+
     /// The peer's address: configured, or learned from its first datagram; a transport's
     /// peer is what the transport names, or [`TRANSPORT_PEER`].
     pub fn peer(&self) -> Option<SocketAddr> {
@@ -437,6 +445,7 @@ where
         peer: Mutex::new(None),
         heard: AtomicU64::new(0),
         epoch: Instant::now(),
+        established: AtomicBool::new(endpoint.is_established()),
     });
     let mut paths = Vec::with_capacity(config.paths.len());
     let mut locals = Vec::new();

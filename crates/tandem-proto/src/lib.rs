@@ -149,4 +149,10 @@ pub trait Endpoint {
     fn last_datagram_authentic(&self) -> bool {
         true
     }
+
+    /// Whether media can flow now: a sealed endpoint once its session is up. A driver
+    /// publishes it for other threads to read without calling in. Default true.
+    fn is_established(&self) -> bool {
+        true
+    }
 }

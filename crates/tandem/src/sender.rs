@@ -241,9 +241,10 @@ impl Sender {
     /// address is connected from the start. Frames encoded before are not sent (the engine's own encoder waits;
     /// [`Sender::send_encoded`] refuses them).
     pub fn is_connected(&self) -> bool {
-        self.pipeline.driver().ok().is_some_and(|d| {
-            d.peer().is_some() && d.call(|s, _| s.is_established()).unwrap_or(false)
-        })
+        self.pipeline
+            .driver()
+            .ok()
+            .is_some_and(|d| d.peer().is_some() && d.is_established())
     }
 
     /// A value arrives each time the receiver needs a keyframe: it joined, a session came
@@ -494,8 +495,7 @@ fn encode_loop(
             Err(RecvTimeoutError::Timeout) => None,
             Err(RecvTimeoutError::Disconnected) => break,
         };
-        let connected =
-            driver.peer().is_some() && driver.call(|s, _| s.is_established()).unwrap_or(false);
+        let connected = driver.peer().is_some() && driver.is_established();
         if connected && !was_connected {
             // A plain session has no handshake to say a receiver became reachable.
             session_started(driver, shared);

@@ -301,11 +301,12 @@ fn encoded_frames_before_a_session_are_refused() {
     assert!(matches!(e, tandem::EngineError::NotConnected), "{e}");
 }
 
-#[test]
-fn a_listening_sender_waits_for_its_receiver() {
+/// A listening sender (automatic path preference) that a receiver reaches at `ip`: it waits
+/// for the receiver, then streams to it. Returns where the sender says its receiver is.
+fn listening_sender_reached_at(ip: std::net::IpAddr) -> SocketAddr {
     let tx = Sender::start(sender_config(), Remote::Listen, Some(pattern())).expect("sender");
     assert_eq!(tx.peer(), None);
-    let sender_addr = SocketAddr::from(([127, 0, 0, 1], tx.local_addr().port()));
+    let sender_addr = SocketAddr::new(ip, tx.local_addr().port());
     let (fsend, frames) = unbounded();
     let rx = Receiver::start(
         receiver_config(),
@@ -316,8 +317,15 @@ fn a_listening_sender_waits_for_its_receiver() {
     )
     .expect("receiver reaches the sender");
     let shown = collect(&frames, Duration::from_secs(2));
-    assert!(shown.len() >= 20, "{} frames", shown.len());
-    assert_eq!(tx.peer().map(|p| p.port()), Some(rx.local_addr().port()));
+    assert!(shown.len() >= 20, "{} frames over {ip}", shown.len());
+    let peer = tx.peer().expect("the sender knows its receiver");
+    assert_eq!(peer.port(), rx.local_addr().port());
+    peer
+}
+
+#[test]
+fn a_listening_sender_waits_for_its_receiver() {
+    listening_sender_reached_at(std::net::Ipv4Addr::LOCALHOST.into());
 }
 
 /// An automatic listener hears IPv6 as well as IPv4 (AWDL peers are IPv6 link-local only):
@@ -328,22 +336,8 @@ fn an_automatic_listener_is_reachable_over_ipv6() {
         eprintln!("skipped: this host has no IPv6 loopback (::1)");
         return;
     }
-    let tx = Sender::start(sender_config(), Remote::Listen, Some(pattern())).expect("sender");
-    let sender_addr = SocketAddr::from((std::net::Ipv6Addr::LOCALHOST, tx.local_addr().port()));
-    let (fsend, frames) = unbounded();
-    let rx = Receiver::start(
-        receiver_config(),
-        Remote::Address(sender_addr),
-        Box::new(FnSink(move |f| {
-            let _ = fsend.send(f);
-        })),
-    )
-    .expect("receiver reaches the sender over IPv6");
-    let shown = collect(&frames, Duration::from_secs(2));
-    assert!(shown.len() >= 20, "{} frames", shown.len());
-    let peer = tx.peer().expect("the sender knows its receiver");
+    let peer = listening_sender_reached_at(std::net::Ipv6Addr::LOCALHOST.into());
     assert!(peer.is_ipv6(), "{peer}");
-    assert_eq!(peer.port(), rx.local_addr().port());
 }
 
 #[test]

@@ -128,6 +128,9 @@ impl<E: Endpoint> Owner<E> {
             self.take_from_transports()?;
             self.flush(Instant::now())?;
             self.hand_on_events();
+            self.shared
+                .established
+                .store(self.endpoint.is_established(), Ordering::Release);
             let deadline = [self.endpoint.poll_timeout(), self.next_path_check]
                 .into_iter()
                 .flatten()

@@ -570,6 +570,10 @@ impl<E: Endpoint> Secure<E> {
 impl<E: Endpoint> Endpoint for Secure<E> {
     type Event = SecureEvent<E::Event>;
 
+    fn is_established(&self) -> bool {
+        Secure::is_established(self)
+    }
+
     fn handle_datagram_from(&mut self, now: Instant, from: SocketAddr, datagram: Bytes) {
         self.source = Some(from);
         self.handle_datagram(now, datagram);
@@ -785,6 +789,10 @@ impl<E: Endpoint> MaybeSecure<E> {
 
 impl<E: Endpoint> Endpoint for MaybeSecure<E> {
     type Event = SecureEvent<E::Event>;
+
+    fn is_established(&self) -> bool {
+        MaybeSecure::is_established(self)
+    }
 
     fn handle_datagram(&mut self, now: Instant, datagram: Bytes) {
         match self {
