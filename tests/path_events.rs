@@ -11,8 +11,8 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use tandem_net::{
-    DriverConfig, DriverError, DriverStopped, PathConfig, PathEvent, PathMonitor, PathMonitorConfig,
-    SocketConfig, spawn_driver,
+    DriverConfig, DriverError, DriverStopped, PathConfig, PathEvent, PathMonitor,
+    PathMonitorConfig, SocketConfig, spawn_driver,
 };
 use tandem_proto::{OutgoingFrame, Sender, SenderConfig};
 use tandem_tests::netns::{self, Netns, VethEnd, VethPair, run, run_in};

@@ -18,9 +18,9 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 use tandem_net::discovery::PROTOCOL_VERSION;
 use tandem_net::{
-    Advertisement, BrowseOptions, Discovery, DiscoveryEvent, DriverConfig, DriverHandle, PathConfig,
-    InterfaceKind, KindOverrides, MdnsSd, PathPreference, Peer, PeerTxt, SocketConfig, interfaces,
-    plan_connection, spawn_driver,
+    Advertisement, BrowseOptions, Discovery, DiscoveryEvent, DriverConfig, DriverHandle,
+    InterfaceKind, KindOverrides, MdnsSd, PathConfig, PathPreference, Peer, PeerTxt, SocketConfig,
+    interfaces, plan_connection, spawn_driver,
 };
 use tandem_proto::{OutgoingFrame, Receiver, ReceiverConfig, ReceiverEvent, Sender, SenderConfig};
 use tandem_tests::netns::{self, Netns, VethEnd, VethPair};

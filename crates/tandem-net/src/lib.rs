@@ -46,8 +46,7 @@ pub use discovery::{
     peer_to_peer_discovery,
 };
 pub use driver::{
-    DriverConfig, DriverError, DriverHandle, DriverStats, DriverStopped, PathConfig,
-    spawn_driver,
+    DriverConfig, DriverError, DriverHandle, DriverStats, DriverStopped, PathConfig, spawn_driver,
 };
 pub use iface::{Interface, InterfaceAddr, InterfaceKind, KindOverrides, classify, interfaces};
 pub use listen::{ListenSocket, Platform, listen_plan, open_listen};
