@@ -256,6 +256,8 @@ struct Shared {
     epoch: Instant,
     /// The endpoint's `is_established`, as of the driver's last turn.
     established: AtomicBool,
+    /// Why the driver's thread ended, when it ended with an error.
+    ended: Mutex<Option<String>>,
 }
 
 impl Shared {
@@ -360,6 +362,17 @@ impl<E: Endpoint + Send + 'static> DriverHandle<E> {
         std::mem::replace(&mut self.events, empty)
     }
 
+    /// Why the driver ended, when it ended with an error (a lost path, a failed transport,
+    /// a socket error): what [`DriverHandle::shutdown`] will return, readable before it
+    /// from any thread. `None` while it runs and after a clean stop.
+    pub fn end_reason(&self) -> Option<String> {
+        self.shared
+            .ended
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     /// Whether media can flow (the endpoint's [`Endpoint::is_established`]: a sealed
     /// session is up), as of the driver's last turn; read without waking the driver.
     pub fn is_established(&self) -> bool {
@@ -446,6 +459,7 @@ where
         heard: AtomicU64::new(0),
         epoch: Instant::now(),
         established: AtomicBool::new(endpoint.is_established()),
+        ended: Mutex::new(None),
     });
     let mut paths = Vec::with_capacity(config.paths.len());
     let mut locals = Vec::new();
@@ -518,7 +532,15 @@ where
         .name(config.thread_name.clone())
         .spawn(move || {
             crate::qos::media_thread();
-            owner.run().map(|()| owner.endpoint)
+            let result = owner.run();
+            if let Err(e) = &result {
+                *owner
+                    .shared
+                    .ended
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(e.to_string());
+            }
+            result.map(|()| owner.endpoint)
         })?;
     Ok(DriverHandle {
         owner: thread.thread().id(),

@@ -104,6 +104,17 @@ pub(crate) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
+/// What to tell the app when the network side has stopped: the driver's reason (a lost
+/// path, a failed transport, a socket error) when it gave one.
+pub(crate) fn network_stopped<E: Endpoint + Send + 'static>(
+    driver: Option<&DriverHandle<E>>,
+) -> String {
+    match driver.and_then(DriverHandle::end_reason) {
+        Some(why) => format!("the network side stopped: {why}"),
+        None => "the network side stopped".to_owned(),
+    }
+}
+
 /// The peer's state, as both pipelines judge it: `None` while all is well.
 pub(crate) fn peer_trouble<E: Endpoint + Send + 'static>(
     driver: &DriverHandle<E>,
@@ -112,7 +123,7 @@ pub(crate) fn peer_trouble<E: Endpoint + Send + 'static>(
 ) -> Option<String> {
     let now = Instant::now();
     match (driver.peer(), driver.peer_silent_for()) {
-        _ if driver.is_finished() => Some("the network side stopped".to_owned()),
+        _ if driver.is_finished() => Some(network_stopped(Some(driver))),
         (Some(peer), Some(silent)) if silent > timeout => {
             Some(EngineError::PeerGone { peer, silent }.to_string())
         }

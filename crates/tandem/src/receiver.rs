@@ -207,8 +207,9 @@ impl Receiver {
     pub fn failure(&self) -> Option<String> {
         let fatal = lock(&self.shared.fatal).clone();
         fatal.or_else(|| {
-            let stopped = self.pipeline.driver().map_or(true, |d| d.is_finished());
-            stopped.then(|| "the network side stopped".to_owned())
+            let driver = self.pipeline.driver().ok();
+            let stopped = driver.is_none_or(|d| d.is_finished());
+            stopped.then(|| crate::pipeline::network_stopped(driver.map(|d| &**d)))
         })
     }
 
@@ -436,7 +437,19 @@ fn stats_loop(
         else {
             // Not an error when we are the ones stopping it.
             if !shared.stop.load(Ordering::Relaxed) {
-                lock(&shared.fatal).get_or_insert("the network side stopped".into());
+                let why = crate::pipeline::network_stopped(Some(driver));
+                lock(&shared.fatal).get_or_insert(why.clone());
+                // The last snapshot says why, so an app that reads only stats learns it.
+                let stats = Stats {
+                    role: "receiver",
+                    elapsed_s: (now - shared.started).as_secs_f64(),
+                    peer: driver.peer().map(|a| a.to_string()),
+                    error: Some(why),
+                    frames_shown: c.frames_shown.load(Ordering::Relaxed),
+                    restarts: c.restarts.load(Ordering::Relaxed),
+                    ..Stats::default()
+                };
+                send_replacing(out, drain, stats);
             }
             break;
         };

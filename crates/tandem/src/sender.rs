@@ -324,8 +324,9 @@ impl Sender {
     pub fn failure(&self) -> Option<String> {
         let fatal = lock(&self.shared.fatal).clone();
         fatal.or_else(|| {
-            let stopped = self.pipeline.driver().map_or(true, |d| d.is_finished());
-            stopped.then(|| "the network side stopped".to_owned())
+            let driver = self.pipeline.driver().ok();
+            let stopped = driver.is_none_or(|d| d.is_finished());
+            stopped.then(|| crate::pipeline::network_stopped(driver.map(|d| &**d)))
         })
     }
 
@@ -552,7 +553,7 @@ fn encode_loop(
                 }
                 Err(_) => {
                     if !shared.stop.load(Ordering::Relaxed) {
-                        shared.fail("the network side stopped".into());
+                        shared.fail(crate::pipeline::network_stopped(Some(driver)));
                     }
                     return;
                 }
