@@ -178,3 +178,131 @@ fn interfaces_coming_and_going_are_reported_and_end_bound_sessions() {
     .expect("host thread")
     .expect("in A");
 }
+
+/// Polls `f` every 50 ms for up to `within`.
+fn wait_for<T>(within: Duration, mut f: impl FnMut() -> Option<T>) -> Option<T> {
+    let end = Instant::now() + within;
+    loop {
+        if let Some(v) = f() {
+            return Some(v);
+        }
+        if Instant::now() >= end {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A listener planned as on iOS (a wildcard socket, plus one bound to each peer-to-peer
+/// interface at its link-local address) follows its interfaces: a peer-to-peer link that
+/// comes up after it started gets a socket on the listener's port, bound there; a peer on
+/// that link reaches the session through it; when the link goes, the session that was using
+/// it ends with an error naming it.
+#[test]
+fn a_listener_binds_a_peer_to_peer_link_that_comes_up_after_it_started() {
+    use std::net::{SocketAddr, SocketAddrV6, UdpSocket};
+    use tandem_net::{
+        InterfaceKind, KindOverrides, PathPreference, Platform, Relisten, interfaces, listen_plan,
+    };
+    use tandem_proto::{Receiver, ReceiverConfig};
+
+    if let Some(why) = netns::unavailable() {
+        println!("skipped: {why}");
+        return;
+    }
+    let tag = std::process::id() % 100_000;
+    let a = Arc::new(Netns::new(&format!("tnd-ra-{tag}")).expect("namespace A"));
+    let b = Arc::new(Netns::new(&format!("tnd-rb-{tag}")).expect("namespace B"));
+    let (a2, b2) = (Arc::clone(&a), Arc::clone(&b));
+    a.spawn(move || {
+        let (a, b) = (a2, b2);
+        let overrides: KindOverrides = [("p2p-t".to_owned(), InterfaceKind::PeerToPeer)].into();
+        let base = SocketConfig::default();
+        let list = interfaces(&overrides).expect("interfaces");
+        if !list.iter().any(|i| i.addrs.iter().any(|a| a.ip.is_ipv6())) {
+            println!("skipped: no IPv6 in a new network namespace here");
+            return;
+        }
+        let plan =
+            listen_plan(Platform::Ios, &list, 0, PathPreference::Automatic, &base).expect("plan");
+        assert_eq!(plan.len(), 1, "no peer-to-peer interface yet: {plan:?}");
+        let paths = plan
+            .into_iter()
+            .map(|s| PathConfig::Udp {
+                local: s.local,
+                socket: s.socket,
+            })
+            .collect();
+        let mut config = DriverConfig::with_paths(paths, None);
+        config.path_check = Some(Duration::from_millis(100));
+        config.path_down_grace = Duration::from_millis(300);
+        config.relisten = Some(Relisten {
+            platform: Platform::Ios,
+            overrides,
+            base,
+        });
+        let rx = spawn_driver(
+            Receiver::new(ReceiverConfig::new(0x5e55), Instant::now()),
+            config,
+        )
+        .expect("listener");
+        let port = rx.local_addr().port();
+
+        // The peer-to-peer link comes up (IPv6 link-local only, as AWDL).
+        let _link = VethPair::new(
+            VethEnd::new("p2p-t").in_ns(&a),
+            VethEnd::new("p2p-tb").in_ns(&b),
+        )
+        .expect("veth");
+        let index = a.index_of("p2p-t").expect("index");
+        let started = Instant::now();
+        // Within the address's duplicate detection and a path check or two.
+        let bound = wait_for(Duration::from_secs(10), || {
+            rx.local_addrs().into_iter().find_map(|l| match l {
+                SocketAddr::V6(v6) if v6.scope_id() == index => Some(v6),
+                _ => None,
+            })
+        })
+        .unwrap_or_else(|| panic!("no socket bound to p2p-t: {:?}", rx.local_addrs()));
+        println!(
+            "bound {bound} {:?} after the link came up",
+            started.elapsed()
+        );
+        assert_eq!(bound.port(), port, "the listener's one port");
+        assert!(bound.ip().is_unicast_link_local(), "{bound}");
+
+        // A peer on the link reaches the session there.
+        let b_index = b.index_of("p2p-tb").expect("index");
+        b.spawn(move || {
+            let s = UdpSocket::bind("[::]:0").expect("peer socket");
+            let to = SocketAddrV6::new(*bound.ip(), port, 0, b_index);
+            for _ in 0..5 {
+                s.send_to(b"hello over p2p", to).expect("sent");
+                std::thread::sleep(Duration::from_millis(20));
+            }
+        })
+        .join()
+        .expect("peer thread")
+        .expect("in B");
+        let peer = wait_for(Duration::from_secs(2), || rx.peer()).expect("the peer is heard");
+        assert!(
+            matches!(peer, SocketAddr::V6(v6) if v6.scope_id() == index),
+            "the peer is on p2p-t: {peer}"
+        );
+
+        // The link goes: the session on it ends, naming it.
+        let gone = Instant::now();
+        run(&["ip", "-n", a.name(), "link", "del", "p2p-t"]).expect("delete");
+        let ended = wait_for(Duration::from_secs(5), || rx.is_finished().then_some(()));
+        assert!(ended.is_some(), "the session on the lost link ends");
+        let e = rx.shutdown().expect_err("it ended with an error");
+        println!("deleted: ended {:?} after: {e}", gone.elapsed());
+        assert!(
+            matches!(&e, DriverError::PathLost(m) if m.contains("p2p-t")),
+            "{e}"
+        );
+    })
+    .join()
+    .expect("host thread")
+    .expect("in A");
+}

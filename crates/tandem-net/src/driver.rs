@@ -122,6 +122,25 @@ pub struct DriverConfig {
     pub adopt_new_peer_after: Option<Duration>,
     /// The driver thread's name. Default "tandem-net".
     pub thread_name: String,
+    /// A listener that keeps itself reachable on every interface it is advertised on: at
+    /// each path check it makes its [`crate::listen_plan`] again and opens the sockets it
+    /// lacks (see [`Relisten`]). Default `None`.
+    pub relisten: Option<Relisten>,
+}
+
+/// What a listener's driver needs to make its listen plan again as interfaces change: on
+/// the iOS family a peer-to-peer interface (AWDL) that comes up after the listener
+/// started, or comes back with a new link-local address, gets a socket bound to it (see
+/// [`crate::listen`]); macOS and Linux plans are one wildcard socket, which stays. Sockets
+/// whose address went away are dropped by the path check like any lost path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Relisten {
+    /// The platform the plan is for ([`Platform::current`] outside tests).
+    pub platform: crate::listen::Platform,
+    /// Interface kinds the application set.
+    pub overrides: crate::iface::KindOverrides,
+    /// Buffers and traffic class for new sockets.
+    pub base: SocketConfig,
 }
 
 impl DriverConfig {
@@ -155,6 +174,7 @@ impl DriverConfig {
             path_down_grace: Duration::from_secs(3),
             adopt_new_peer_after: Some(Duration::from_secs(1)),
             thread_name: "tandem-net".to_owned(),
+            relisten: None,
         }
     }
 
@@ -258,6 +278,8 @@ struct Shared {
     established: AtomicBool,
     /// Why the driver's thread ended, when it ended with an error.
     ended: Mutex<Option<String>>,
+    /// Every UDP socket's local address, in the order of the paths.
+    locals: Mutex<Vec<SocketAddr>>,
 }
 
 impl Shared {
@@ -294,7 +316,6 @@ pub struct DriverHandle<E: Endpoint> {
     shared: Arc<Shared>,
     commands: Option<SyncSender<Command<E>>>,
     events: mpsc::Receiver<E::Event>,
-    locals: Vec<SocketAddr>,
     thread: Option<JoinHandle<Result<E, DriverError>>>,
     owner: ThreadId,
 }
@@ -302,7 +323,14 @@ pub struct DriverHandle<E: Endpoint> {
 impl<E: Endpoint> std::fmt::Debug for DriverHandle<E> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("DriverHandle")
-            .field("locals", &self.locals)
+            .field(
+                "locals",
+                &*self
+                    .shared
+                    .locals
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner),
+            )
             .field("stats", &self.shared.stats.snapshot())
             .finish_non_exhaustive()
     }
@@ -397,12 +425,20 @@ impl<E: Endpoint + Send + 'static> DriverHandle<E> {
     /// The address the first socket is bound to ([`TRANSPORT_PEER`]'s unspecified address
     /// for a session over a transport only).
     pub fn local_addr(&self) -> SocketAddr {
-        self.locals.first().copied().unwrap_or(TRANSPORT_PEER)
+        self.local_addrs()
+            .first()
+            .copied()
+            .unwrap_or(TRANSPORT_PEER)
     }
 
-    /// The addresses of every socket, in the order of the paths.
-    pub fn local_addrs(&self) -> &[SocketAddr] {
-        &self.locals
+    /// The addresses of every socket, in the order of the paths (a listener's grow and
+    /// shrink as its interfaces come and go, see [`Relisten`]).
+    pub fn local_addrs(&self) -> Vec<SocketAddr> {
+        self.shared
+            .locals
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
     }
 
     /// Counters.
@@ -460,9 +496,10 @@ where
         epoch: Instant::now(),
         established: AtomicBool::new(endpoint.is_established()),
         ended: Mutex::new(None),
+        locals: Mutex::new(Vec::new()),
     });
     let mut paths = Vec::with_capacity(config.paths.len());
-    let mut locals = Vec::new();
+    let mut locals: Vec<SocketAddr> = Vec::new();
     for path in &config.paths {
         match path {
             PathConfig::Udp { local, socket } => {
@@ -517,7 +554,11 @@ where
         events: events_tx,
         path_check: config.path_check,
         next_path_check: config.path_check.map(|p| Instant::now() + p),
+        relisten: config.relisten.clone(),
+        relisten_refused: Vec::new(),
+        path_down_grace: config.path_down_grace,
     };
+    owner.publish_locals();
     if let Some(peer) = config.peer {
         // The configured peer is on the first socket that can send to it.
         let path = owner.paths.iter().position(|p| match p {
@@ -547,7 +588,6 @@ where
         shared,
         commands: Some(commands_tx),
         events: events_rx,
-        locals,
         thread: Some(thread),
     })
 }

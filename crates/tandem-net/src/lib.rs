@@ -46,10 +46,11 @@ pub use discovery::{
     peer_to_peer_discovery,
 };
 pub use driver::{
-    DriverConfig, DriverError, DriverHandle, DriverStats, DriverStopped, PathConfig, spawn_driver,
+    DriverConfig, DriverError, DriverHandle, DriverStats, DriverStopped, PathConfig, Relisten,
+    spawn_driver,
 };
 pub use iface::{Interface, InterfaceAddr, InterfaceKind, KindOverrides, classify, interfaces};
-pub use listen::{ListenSocket, Platform, listen_plan, open_listen};
+pub use listen::{ListenSocket, Platform, listen_plan, missing_sockets, open_listen};
 pub use path::{ChosenPath, PathError, PathPreference, PeerHint, choose_path, plan_connection};
 pub use socket::{OpenedSocket, SocketConfig, TrafficClass, open_udp};
 pub use transport::{AppTransport, DatagramTransport, TransportError, TransportInbox};

@@ -30,9 +30,10 @@
 //!   address. xnu hands a datagram to the socket whose local address matches exactly
 //!   before a wildcard one (`in6_pcblookup_hash_locked`), so AWDL traffic goes to the bound
 //!   socket. Its cost: an AWDL interface that appears later (or renumbers) is not covered
-//!   until the plan is made again, so the caller re-plans on
-//!   [`crate::PathEvent`]s. `llw*` gets no socket: Bonjour never advertises there
-//!   ([`crate::iface::bonjour_excludes`]).
+//!   until the plan is made again, so a listener's driver makes it again at every path
+//!   check and opens what is new ([`crate::Relisten`], [`missing_sockets`]); the wildcard
+//!   has `SO_REUSEADDR` from the start for them. `llw*` gets no socket: Bonjour never
+//!   advertises there ([`crate::iface::bonjour_excludes`]).
 //! - **Linux and the rest**: one dual-stack `[::]:port` socket: there are no
 //!   restricted-receive interfaces, and dual-stack reaches IPv6-only peers (a link-local
 //!   Wi-Fi Direct group) as well as IPv4 ones. Where the host has no IPv6 address at all (a
@@ -165,8 +166,10 @@ pub fn listen_plan(
             interface: None,
             dual_stack: true,
             receive_any_interface: platform == Platform::MacOs,
-            // Beside bound sockets on the same port, every one of them needs it.
-            reuse_address: !bound.is_empty(),
+            // Beside bound sockets on the same port, every one of them needs it (Linux
+            // refuses the second bind unless both have it), also those a later plan adds
+            // when a peer-to-peer interface comes up (see `crate::Relisten`).
+            reuse_address: platform == Platform::Ios,
             ..base.clone()
         },
     };
@@ -190,6 +193,25 @@ pub fn open_listen(plan: &[ListenSocket]) -> io::Result<Vec<OpenedSocket>> {
         opened.push(open_udp(local, &s.socket)?);
     }
     Ok(opened)
+}
+
+/// The sockets of `plan` that are not open yet: `open` holds each open socket's local
+/// address and bound interface. A listener on the iOS family calls it when interfaces
+/// change (an AWDL interface that came up, or renumbered) with a plan made again for the
+/// port it has: what it returns is what to open. The port compares too, so a plan for
+/// port 0 matches nothing; make it for the port the first socket took.
+pub fn missing_sockets(
+    plan: &[ListenSocket],
+    open: &[(SocketAddr, Option<NonZeroU32>)],
+) -> Vec<ListenSocket> {
+    plan.iter()
+        .filter(|s| {
+            !open
+                .iter()
+                .any(|(local, interface)| *local == s.local && *interface == s.socket.interface)
+        })
+        .cloned()
+        .collect()
 }
 
 /// `addr` as a socket bound to `local` can send to it: an IPv4 peer becomes IPv4-mapped
@@ -321,7 +343,8 @@ mod tests {
             )
             .expect("plan");
             assert_eq!(plan.len(), 1, "{plan:?}");
-            assert!(!plan[0].socket.reuse_address);
+            // Ready for the bound sockets a later plan adds when AWDL comes up.
+            assert!(plan[0].socket.reuse_address);
         }
     }
 
@@ -436,6 +459,35 @@ mod tests {
         );
         for a in ["10.0.0.1:1", "[fd00::1]:2", "[fe80::1%3]:3"] {
             assert_eq!(canonical_peer(to_socket_family(addr(a), wild)), addr(a));
+        }
+    }
+
+    #[test]
+    fn a_replan_opens_only_what_is_new() {
+        let base = SocketConfig::default();
+        let mut host = apple_host();
+        let first = listen_plan(Platform::Ios, &host, 5000, PathPreference::Automatic, &base)
+            .expect("plan");
+        let open: Vec<_> = first
+            .iter()
+            .map(|s| (s.local, s.socket.interface))
+            .collect();
+        assert!(missing_sockets(&first, &open).is_empty());
+        // AWDL renumbers (a new link-local address after it came up again).
+        let awdl = host.iter_mut().find(|i| i.name == "awdl0").expect("awdl0");
+        awdl.addrs[0].ip = "fe80::c".parse().expect("ip");
+        let again = listen_plan(Platform::Ios, &host, 5000, PathPreference::Automatic, &base)
+            .expect("plan");
+        let new = missing_sockets(&again, &open);
+        assert_eq!(new.len(), 1, "{new:?}");
+        assert_eq!(new[0].local, addr("[fe80::c%11]:5000"));
+        assert_eq!(new[0].socket.interface, NonZeroU32::new(11));
+        // macOS and Linux plans are one wildcard: nothing new, whatever the interfaces do.
+        for platform in [Platform::MacOs, Platform::Other] {
+            let plan =
+                listen_plan(platform, &host, 5000, PathPreference::Automatic, &base).expect("plan");
+            let open: Vec<_> = plan.iter().map(|s| (s.local, s.socket.interface)).collect();
+            assert!(missing_sockets(&plan, &open).is_empty());
         }
     }
 }

@@ -5,7 +5,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 
 use tandem_net::{
     AppTransport, ChosenPath, DriverConfig, PathConfig, PathPreference, Peer, PeerHint, Platform,
-    SocketConfig, choose_path, interfaces, listen_plan, plan_connection,
+    Relisten, SocketConfig, choose_path, interfaces, listen_plan, plan_connection,
 };
 
 use crate::config::NetConfig;
@@ -58,7 +58,14 @@ pub(crate) fn driver_config(
                 socket: s.socket,
             })
             .collect();
-        return Ok((DriverConfig::with_paths(paths, None), None));
+        let mut config = DriverConfig::with_paths(paths, None);
+        // And stays so as interfaces come, go and renumber (iOS binds AWDL by address).
+        config.relisten = Some(Relisten {
+            platform: Platform::current(),
+            overrides: net.kind_overrides.clone(),
+            base,
+        });
+        return Ok((config, None));
     }
     let (path, peer) = match remote {
         Remote::Transport { .. } => unreachable!("handled above"),
@@ -144,6 +151,10 @@ mod tests {
         );
         assert_eq!(socket.dual_stack, local.is_ipv6());
         assert_eq!((c.peer, path, socket.interface), (None, None, None));
+        assert!(
+            c.relisten.is_some(),
+            "an automatic listener follows its interfaces"
+        );
         let e = driver_config(
             &NetConfig {
                 path: PathPreference::PeerToPeer,

@@ -14,9 +14,12 @@ use tandem_proto::Endpoint;
 use tokio::sync::mpsc;
 
 use super::udp::{UdpPath, is_peer, path_error, with_scope};
-use super::{Command, DriverError, Shared, SharedStats};
+use super::{Command, DriverError, Relisten, Shared, SharedStats};
 use crate::batch::MAX_SEGMENTS;
-use crate::listen::canonical_peer;
+use crate::iface::interfaces;
+use crate::listen::{canonical_peer, listen_plan, missing_sockets};
+use crate::path::PathPreference;
+use crate::socket::open_udp;
 use crate::transport::{AppTransport, TransportInbox};
 
 /// Datagrams read per socket per wake-up before the loop turns to sending and events again.
@@ -67,6 +70,11 @@ pub(super) struct Owner<E: Endpoint> {
     pub(super) events: mpsc::Sender<E::Event>,
     pub(super) path_check: Option<Duration>,
     pub(super) next_path_check: Option<Instant>,
+    /// A listener that opens the sockets its plan lacks at each path check.
+    pub(super) relisten: Option<Relisten>,
+    /// Sockets a re-plan could not open (said once each; tried again at every check).
+    pub(super) relisten_refused: Vec<SocketAddr>,
+    pub(super) path_down_grace: Duration,
 }
 
 impl<E: Endpoint> Owner<E> {
@@ -446,6 +454,9 @@ impl<E: Endpoint> Owner<E> {
         if due {
             self.next_path_check = self.path_check.map(|p| now + p);
         }
+        if due {
+            self.relisten()?;
+        }
         let mut lost = None;
         for (key, path) in self.paths.iter_mut().enumerate() {
             if let Path::Udp(u) = path
@@ -483,6 +494,90 @@ impl<E: Endpoint> Owner<E> {
         {
             p.path -= 1;
         }
+        self.publish_locals();
         Ok(())
+    }
+
+    /// A listener's re-plan (see [`Relisten`]): opens the sockets its listen plan, made
+    /// again for today's interfaces, lacks. A socket that cannot open yet (an address
+    /// still tentative, a port another program holds there) is said once and tried again
+    /// at the next check; it does not end the session.
+    fn relisten(&mut self) -> Result<(), DriverError> {
+        let Some(relisten) = &self.relisten else {
+            return Ok(());
+        };
+        let Some(port) = self.paths.iter().find_map(|p| match p {
+            Path::Udp(u) => Some(u.local.port()),
+            Path::Transport { .. } => None,
+        }) else {
+            return Ok(());
+        };
+        // A listing that fails says nothing about the interfaces.
+        let Ok(list) = interfaces(&relisten.overrides) else {
+            return Ok(());
+        };
+        let Ok(plan) = listen_plan(
+            relisten.platform,
+            &list,
+            port,
+            PathPreference::Automatic,
+            &relisten.base,
+        ) else {
+            return Ok(());
+        };
+        let open: Vec<_> = self
+            .paths
+            .iter()
+            .filter_map(|p| match p {
+                Path::Udp(u) => Some((u.local, u.interface())),
+                Path::Transport { .. } => None,
+            })
+            .collect();
+        for wanted in missing_sockets(&plan, &open) {
+            match open_udp(wanted.local, &wanted.socket) {
+                Ok(opened) => {
+                    let key = self.paths.len();
+                    let path = UdpPath::new(opened, &wanted.socket, self.path_down_grace);
+                    // SAFETY (the poller's contract): every socket is deleted from the
+                    // poller in `close` or `check_paths` before it is dropped.
+                    #[allow(unsafe_code)]
+                    unsafe {
+                        self.shared.poller.add_with_mode(
+                            &path.socket,
+                            Event::readable(key),
+                            PollMode::Level,
+                        )?;
+                    }
+                    tracing::info!(local = %path.local, "driver: listening on a new interface");
+                    self.relisten_refused.retain(|a| *a != wanted.local);
+                    self.paths.push(Path::Udp(path));
+                    self.publish_locals();
+                }
+                Err(e) => {
+                    if !self.relisten_refused.contains(&wanted.local) {
+                        tracing::warn!(local = %wanted.local, %e, "driver: cannot listen there yet");
+                        self.relisten_refused.push(wanted.local);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    /// Puts the UDP paths' local addresses in the snapshot.
+    pub(super) fn publish_locals(&self) {
+        let locals = self
+            .paths
+            .iter()
+            .filter_map(|p| match p {
+                Path::Udp(u) => Some(u.local),
+                Path::Transport { .. } => None,
+            })
+            .collect();
+        *self
+            .shared
+            .locals
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = locals;
     }
 }

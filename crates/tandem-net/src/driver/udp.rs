@@ -37,6 +37,11 @@ impl UdpPath {
         }
     }
 
+    /// The interface the socket is bound to, if any.
+    pub(super) fn interface(&self) -> Option<std::num::NonZeroU32> {
+        self.watch.index.and_then(std::num::NonZeroU32::new)
+    }
+
     /// The scope an IPv6 link-local peer without one gets on this path.
     pub(super) fn scope(&self) -> u32 {
         self.watch.index.unwrap_or(match self.local {
