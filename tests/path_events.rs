@@ -226,13 +226,7 @@ fn a_listener_binds_a_peer_to_peer_link_that_comes_up_after_it_started() {
         let plan =
             listen_plan(Platform::Ios, &list, 0, PathPreference::Automatic, &base).expect("plan");
         assert_eq!(plan.len(), 1, "no peer-to-peer interface yet: {plan:?}");
-        let paths = plan
-            .into_iter()
-            .map(|s| PathConfig::Udp {
-                local: s.local,
-                socket: s.socket,
-            })
-            .collect();
+        let paths = plan.into_iter().map(PathConfig::from).collect();
         let mut config = DriverConfig::with_paths(paths, None);
         config.path_check = Some(Duration::from_millis(100));
         config.path_down_grace = Duration::from_millis(300);

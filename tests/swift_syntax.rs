@@ -494,6 +494,17 @@ fn check_calls(
 ) -> (Vec<String>, usize) {
     let mut wrong = Vec::new();
     let mut checked = 0;
+    // A generated type's member, and what the hand-written layer's extensions add to it.
+    let members_of = |ty: &str, member: &str| -> Vec<&Signature> {
+        let key = (ty.to_owned(), member.to_owned());
+        generated
+            .members
+            .get(&key)
+            .into_iter()
+            .chain(own.members.get(&key))
+            .flatten()
+            .collect()
+    };
     let any_accepts = |sigs: Vec<&Signature>, call: &Call| {
         sigs.iter()
             .any(|s| s.accepts(&call.labels, call.trailing_closure))
@@ -517,23 +528,9 @@ fn check_calls(
             if !generated.types.contains(ty) {
                 continue;
             }
-            let key = (ty.to_owned(), member.to_owned());
-            generated
-                .members
-                .get(&key)
-                .into_iter()
-                .chain(own.members.get(&key))
-                .flatten()
-                .collect()
+            members_of(ty, member)
         } else if generated.types.contains(&call.callee) {
-            let key = (call.callee.clone(), "init".to_owned());
-            generated
-                .members
-                .get(&key)
-                .into_iter()
-                .chain(own.members.get(&key))
-                .flatten()
-                .collect()
+            members_of(&call.callee, "init")
         } else {
             let key = (String::new(), call.callee.clone());
             match generated.members.get(&key) {

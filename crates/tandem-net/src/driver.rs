@@ -79,6 +79,16 @@ pub enum PathConfig {
     Transport(AppTransport),
 }
 
+impl From<crate::listen::ListenSocket> for PathConfig {
+    /// One socket of a listen plan ([`crate::listen_plan`]) as a path.
+    fn from(s: crate::listen::ListenSocket) -> PathConfig {
+        PathConfig::Udp {
+            local: s.local,
+            socket: s.socket,
+        }
+    }
+}
+
 /// Driver settings. [`DriverConfig::new`] documents the defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DriverConfig {

@@ -51,13 +51,7 @@ pub(crate) fn driver_config(
         // advertised everywhere, AWDL included, so it must hear everywhere (see
         // `tandem_net::listen` for the sockets each platform needs and why).
         let plan = listen_plan(Platform::current(), &list, net.port, net.path, &base)?;
-        let paths = plan
-            .into_iter()
-            .map(|s| PathConfig::Udp {
-                local: s.local,
-                socket: s.socket,
-            })
-            .collect();
+        let paths = plan.into_iter().map(PathConfig::from).collect();
         let mut config = DriverConfig::with_paths(paths, None);
         // And stays so as interfaces come, go and renumber (iOS binds AWDL by address).
         config.relisten = Some(Relisten {

@@ -83,18 +83,7 @@ impl<E: Endpoint> Owner<E> {
     pub(super) fn run(&mut self) -> Result<(), DriverError> {
         for (key, path) in self.paths.iter().enumerate() {
             match path {
-                Path::Udp(u) => {
-                    // SAFETY (the poller's contract): every socket is deleted from the
-                    // poller in `close` before it is dropped.
-                    #[allow(unsafe_code)]
-                    unsafe {
-                        self.shared.poller.add_with_mode(
-                            &u.socket,
-                            Event::readable(key),
-                            PollMode::Level,
-                        )?;
-                    }
-                }
+                Path::Udp(u) => register(&self.shared, u, key)?,
                 Path::Transport {
                     transport, inbox, ..
                 } => transport.0.start(inbox.clone()),
@@ -536,18 +525,8 @@ impl<E: Endpoint> Owner<E> {
         for wanted in missing_sockets(&plan, &open) {
             match open_udp(wanted.local, &wanted.socket) {
                 Ok(opened) => {
-                    let key = self.paths.len();
                     let path = UdpPath::new(opened, &wanted.socket, self.path_down_grace);
-                    // SAFETY (the poller's contract): every socket is deleted from the
-                    // poller in `close` or `check_paths` before it is dropped.
-                    #[allow(unsafe_code)]
-                    unsafe {
-                        self.shared.poller.add_with_mode(
-                            &path.socket,
-                            Event::readable(key),
-                            PollMode::Level,
-                        )?;
-                    }
+                    register(&self.shared, &path, self.paths.len())?;
                     tracing::info!(local = %path.local, "driver: listening on a new interface");
                     self.relisten_refused.retain(|a| *a != wanted.local);
                     self.paths.push(Path::Udp(path));
@@ -579,5 +558,17 @@ impl<E: Endpoint> Owner<E> {
             .locals
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner) = locals;
+    }
+}
+
+/// Puts path `key`'s socket in the poller, for reading.
+fn register(shared: &Shared, path: &UdpPath, key: usize) -> io::Result<()> {
+    // SAFETY (the poller's contract): every socket is deleted from the poller before it
+    // is dropped (`Owner::close`, and `Owner::check_paths` for a lost path).
+    #[allow(unsafe_code)]
+    unsafe {
+        shared
+            .poller
+            .add_with_mode(&path.socket, Event::readable(key), PollMode::Level)
     }
 }
