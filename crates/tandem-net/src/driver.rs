@@ -318,8 +318,13 @@ impl Shared {
     }
 }
 
-/// A call for the driver's thread.
-type Command<E> = Box<dyn FnOnce(&mut E, Instant) + Send>;
+/// A call for the driver's thread: it runs on the endpoint and returns the answer, to send
+/// once what the call released has gone out (so the caller's wake-up costs the datagram
+/// nothing).
+type Command<E> = Box<dyn FnOnce(&mut E, Instant) -> Answer + Send>;
+
+/// A call's answer, sent to its caller after the flush.
+type Answer = Box<dyn FnOnce() + Send>;
 
 /// The application's side of a running driver. Dropping it stops the driver's thread.
 pub struct DriverHandle<E: Endpoint> {
@@ -373,7 +378,10 @@ impl<E: Endpoint + Send + 'static> DriverHandle<E> {
         let commands = self.commands.as_ref().ok_or(DriverStopped)?;
         let (reply, answer) = sync_channel(1);
         let command: Command<E> = Box::new(move |endpoint, now| {
-            let _ = reply.send(f(endpoint, now));
+            let answer = f(endpoint, now);
+            Box::new(move || {
+                let _ = reply.send(answer);
+            })
         });
         commands.send(command).map_err(|_| DriverStopped)?;
         self.shared.wake();

@@ -158,8 +158,10 @@ impl<E: Endpoint> Owner<E> {
             match self.commands.try_recv() {
                 Ok(command) => {
                     let now = Instant::now();
-                    command(&mut self.endpoint, now);
-                    self.flush(now)?;
+                    let answer = command(&mut self.endpoint, now);
+                    let flushed = self.flush(now);
+                    answer();
+                    flushed?;
                 }
                 Err(TryRecvError::Empty) => return Ok(()),
                 // Every handle is gone: nobody can use the session any more.
