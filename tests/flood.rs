@@ -29,6 +29,24 @@ fn keys() -> (Security, Security) {
     Security::paired_in_process("sender", "receiver").expect("keys")
 }
 
+/// A receiver with `keys` listening on loopback (every interface, as an app's would); the
+/// ids of the frames it shows arrive on the channel; the address to reach it at.
+fn listening_receiver(keys: Security) -> (Receiver, crossbeam_channel::Receiver<u32>, SocketAddr) {
+    let mut rc = ReceiverConfig::default();
+    rc.net.security = Some(keys);
+    let (tx_frames, frames) = crossbeam_channel::unbounded::<u32>();
+    let rx = Receiver::start(
+        rc,
+        Remote::Listen,
+        Box::new(FnSink(move |f: tandem::DisplayFrame| {
+            let _ = tx_frames.send(f.frame.id);
+        })),
+    )
+    .expect("receiver");
+    let to = SocketAddr::from(([127, 0, 0, 1], rx.local_addr().port()));
+    (rx, frames, to)
+}
+
 /// The process's resident memory, bytes (Linux).
 fn rss() -> u64 {
     std::fs::read_to_string("/proc/self/status")
@@ -92,18 +110,7 @@ fn craft(i: u64, rng: &mut Xorshift, buf: &mut [u8; 1400]) -> usize {
 /// Returns the frames shown, the receiver's last stats and its memory growth.
 fn stream(flood: bool) -> (u64, Stats, u64) {
     let (send_keys, recv_keys) = keys();
-    let mut rc = ReceiverConfig::default();
-    rc.net.security = Some(recv_keys);
-    let (tx_frames, frames) = crossbeam_channel::unbounded::<u32>();
-    let rx = Receiver::start(
-        rc,
-        Remote::Listen,
-        Box::new(FnSink(move |f: tandem::DisplayFrame| {
-            let _ = tx_frames.send(f.frame.id);
-        })),
-    )
-    .expect("receiver");
-    let to = SocketAddr::from(([127, 0, 0, 1], rx.local_addr().port()));
+    let (rx, frames, to) = listening_receiver(recv_keys);
     let mut sc = SenderConfig::default().fps(30);
     sc.net.security = Some(send_keys);
     let source = TestPatternSource::new(640, 360, 30).expect("pattern");
@@ -208,18 +215,7 @@ fn a_strangers_datagrams_before_the_handshake_are_warnings_not_errors() {
     let _one = serial();
     let (send_keys, recv_keys) = keys();
     let receiver_key = recv_keys.identity.public();
-    let mut rc = ReceiverConfig::default();
-    rc.net.security = Some(recv_keys);
-    let (tx_frames, frames) = crossbeam_channel::unbounded::<u32>();
-    let rx = Receiver::start(
-        rc,
-        Remote::Listen,
-        Box::new(FnSink(move |f: tandem::DisplayFrame| {
-            let _ = tx_frames.send(f.frame.id);
-        })),
-    )
-    .expect("receiver");
-    let to = SocketAddr::from(([127, 0, 0, 1], rx.local_addr().port()));
+    let (rx, frames, to) = listening_receiver(recv_keys);
     let stats = rx.stats();
     // The stranger: every fifth datagram speaks version 2 (`craft`), the rest random bytes,
     // sealed junk, handshakes from nobody and plaintext media, from before the sender
@@ -512,20 +508,9 @@ fn run_length() -> Duration {
 fn flooded_run(when: When, flood: bool) -> Run {
     let restart = when == When::AcrossRestart;
     let (send_keys, recv_keys) = keys();
-    let mut rc = ReceiverConfig::default();
-    rc.net.security = Some(recv_keys);
-    let (tx_frames, frames) = crossbeam_channel::unbounded::<u32>();
-    let rx = Receiver::start(
-        rc,
-        Remote::Listen,
-        Box::new(FnSink(move |f: tandem::DisplayFrame| {
-            let _ = tx_frames.send(f.frame.id);
-        })),
-    )
-    .expect("receiver");
+    let (rx, frames, to) = listening_receiver(recv_keys);
     let stats = rx.stats();
-    let forwarder = Forwarder::start(SocketAddr::from(([127, 0, 0, 1], rx.local_addr().port())));
-    let to = SocketAddr::from(([127, 0, 0, 1], rx.local_addr().port()));
+    let forwarder = Forwarder::start(to);
     let start = Instant::now();
     let before = rss();
     // The flood's window, from the run's start.
