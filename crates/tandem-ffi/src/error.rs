@@ -72,37 +72,19 @@ impl TandemError {
     }
 
     /// The same case with its message rewritten by `f`.
-    pub(crate) fn map_message(self, f: impl FnOnce(String) -> String) -> TandemError {
+    pub(crate) fn map_message(mut self, f: impl FnOnce(String) -> String) -> TandemError {
         use TandemError::*;
-        match self {
-            InvalidArgument { message } => InvalidArgument {
-                message: f(message),
-            },
-            NotPaired { message } => NotPaired {
-                message: f(message),
-            },
-            Pairing { message } => Pairing {
-                message: f(message),
-            },
-            Keys { message } => Keys {
-                message: f(message),
-            },
-            Codec { message } => Codec {
-                message: f(message),
-            },
-            Network { message } => Network {
-                message: f(message),
-            },
-            Discovery { message } => Discovery {
-                message: f(message),
-            },
-            NotConnected { message } => NotConnected {
-                message: f(message),
-            },
-            Stopped { message } => Stopped {
-                message: f(message),
-            },
-        }
+        let (InvalidArgument { message }
+        | NotPaired { message }
+        | Pairing { message }
+        | Keys { message }
+        | Codec { message }
+        | Network { message }
+        | Discovery { message }
+        | NotConnected { message }
+        | Stopped { message }) = &mut self;
+        *message = f(std::mem::take(message));
+        self
     }
 }
 

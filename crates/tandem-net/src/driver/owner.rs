@@ -16,7 +16,7 @@ use tokio::sync::mpsc;
 use super::udp::{UdpPath, is_peer, path_error, with_scope};
 use super::{Command, DriverError, Relisten, Shared, SharedStats};
 use crate::batch::MAX_SEGMENTS;
-use crate::iface::interfaces;
+use crate::iface::{Interface, KindOverrides, interfaces};
 use crate::listen::{canonical_peer, listen_plan, missing_sockets};
 use crate::path::PathPreference;
 use crate::socket::open_udp;
@@ -445,14 +445,32 @@ impl<E: Endpoint> Owner<E> {
         if due {
             self.next_path_check = self.path_check.map(|p| now + p);
         }
+        let checking = due
+            || self
+                .paths
+                .iter()
+                .any(|p| matches!(p, Path::Udp(u) if u.watch.suspect));
+        if !checking {
+            return Ok(());
+        }
+        // One listing for the whole check; one that fails says nothing about the paths.
+        let overrides = self.relisten.as_ref().map(|r| &r.overrides);
+        let Ok(list) = interfaces(overrides.unwrap_or(&KindOverrides::new())) else {
+            for path in &mut self.paths {
+                if let Path::Udp(u) = path {
+                    u.watch.suspect = false;
+                }
+            }
+            return Ok(());
+        };
         if due {
-            self.relisten()?;
+            self.relisten(&list)?;
         }
         let mut lost = None;
         for (key, path) in self.paths.iter_mut().enumerate() {
             if let Path::Udp(u) = path
                 && (due || u.watch.suspect)
-                && let Err(why) = u.watch.check(now)
+                && let Err(why) = u.watch.check(now, &list)
             {
                 lost = Some((key, why));
                 break;
@@ -493,7 +511,7 @@ impl<E: Endpoint> Owner<E> {
     /// again for today's interfaces, lacks. A socket that cannot open yet (an address
     /// still tentative, a port another program holds there) is said once and tried again
     /// at the next check; it does not end the session.
-    fn relisten(&mut self) -> Result<(), DriverError> {
+    fn relisten(&mut self, list: &[Interface]) -> Result<(), DriverError> {
         let Some(relisten) = &self.relisten else {
             return Ok(());
         };
@@ -503,13 +521,9 @@ impl<E: Endpoint> Owner<E> {
         }) else {
             return Ok(());
         };
-        // A listing that fails says nothing about the interfaces.
-        let Ok(list) = interfaces(&relisten.overrides) else {
-            return Ok(());
-        };
         let Ok(plan) = listen_plan(
             relisten.platform,
-            &list,
+            list,
             port,
             PathPreference::Automatic,
             &relisten.base,

@@ -6,7 +6,7 @@ use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
 use crate::batch::BatchSender;
-use crate::iface::{KindOverrides, interfaces};
+use crate::iface::Interface;
 use crate::socket::{OpenedSocket, SocketConfig};
 use crate::watch::{PathStatus, path_status};
 
@@ -154,14 +154,11 @@ impl PathWatch {
         }
     }
 
-    /// Checks the path; `Err` (why) when it is lost for good.
-    pub(super) fn check(&mut self, now: Instant) -> Result<(), String> {
+    /// Checks the path against `list`, the host's interfaces now; `Err` (why) when it is
+    /// lost for good.
+    pub(super) fn check(&mut self, now: Instant, list: &[Interface]) -> Result<(), String> {
         self.suspect = false;
-        // A listing that fails says nothing about the path.
-        let Ok(list) = interfaces(&KindOverrides::new()) else {
-            return Ok(());
-        };
-        let status = path_status(&list, self.index, self.local);
+        let status = path_status(list, self.index, self.local);
         let what = match status {
             PathStatus::Alive => {
                 self.unusable_since = None;
