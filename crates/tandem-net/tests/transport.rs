@@ -250,6 +250,12 @@ fn a_transport_that_fails_mid_stream_ends_the_session_with_its_reason() {
         std::thread::sleep(Duration::from_millis(5));
     }
     assert!(sent < 200, "calls fail once the transport has failed");
+    // A call fails as soon as the driver's thread has let go of its queue; the thread
+    // itself ends a moment later.
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while !tx.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(1));
+    }
     assert!(tx.is_finished());
     match tx.shutdown() {
         Err(DriverError::Transport(reason)) => assert_eq!(reason, "the link went down (test)"),
