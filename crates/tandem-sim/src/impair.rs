@@ -15,6 +15,79 @@
 //!    Wi-Fi link does not reorder frames.
 //! 5. [`Reorder`] — the rare datagram that does arrive late, overtaken by later ones.
 //! 6. [`Duplicate`] — a retransmitted 802.11 frame whose ACK was lost arrives twice.
+//!
+//! Before all of them, an [`Outage`] (a path gone silent for a while) loses every datagram
+//! that enters during it. The datagrams it loses never reach the other stages, so they draw
+//! nothing from those stages' random streams.
+//!
+//! # The shared radio
+//!
+//! One Wi-Fi radio serves the router's channel and AWDL (Apple Wireless Direct Link) by
+//! taking turns, so a [`PeriodicStall`] schedule belongs to the radio, not to one link: its
+//! windows are the times the radio is away from the infrastructure channel. A link says
+//! which side of that schedule it is on ([`StallConfig::serves`]). A
+//! [`Channel::Infrastructure`] link is dead inside the windows (the single-path model); a
+//! [`Channel::PeerToPeer`] link is live only inside them. The windows are a pure function of
+//! the stall seed and the window index, so two links built with the same stall seed
+//! ([`Link::with_stall_seed`]) see the same windows, and each is live where the other is
+//! dead. [`Link::stall_windows`] returns those shared windows on either side.
+//!
+//! What the model takes from published descriptions of AWDL, and what it assumes:
+//!
+//! - **Time unit, windows, sequence.** AWDL counts in IEEE 802.11 time units (TU) of
+//!   1024 µs (OWL, the open AWDL implementation, github.com/seemoo-lab/owl:
+//!   `src/ieee80211.h`). An availability window (AW) is 16 TU, and with the presence mode
+//!   of 4 that OWL starts with, four AWs make one extended availability window (EAW) of
+//!   64 TU = 65.536 ms (`src/sync.c`: `awdl_sync_state_init`, `awdl_sync_current_eaw`).
+//!   The channel sequence has 16 entries (`src/channel.h`: `AWDL_CHANSEQ_LENGTH`), one
+//!   per EAW (`src/schedule.c` and `daemon/core.c` pick the entry as the current EAW
+//!   modulo 16), so it repeats every 16 × 64 TU = 1024 TU = 1048.576 ms, the stall
+//!   period [`crate::profile::AWDL_PERIOD`].
+//! - **How long AWDL holds the radio.** Each node announces a sequence of availability
+//!   windows that an elected master keeps synchronized; outside them a node may tune its
+//!   radio to another channel to talk to an access point, or switch it off (Stute,
+//!   Kreitschmann, Hollick, "One Billion Apples' Secret Sauce: Recipe for the Apple
+//!   Wireless Direct Link Ad hoc Protocol", MobiCom 2018, arXiv:1808.03156). An
+//!   access-point vendor describes the same for AirPlay: the radio time-shares between
+//!   channel 149 and the infrastructure channel (Aruba blog, "Apple TV Peer-to-Peer using
+//!   WiFi channels 6 and 149"). A sequence entry names a channel or none, so AWDL takes
+//!   the radio in whole 64-TU slots. OWL's idle sequence (`src/channel.c`:
+//!   `awdl_chanseq_init_idle`) names channel 149 in slots 0, 9 and 10 and channel 6 in
+//!   slot 8 and leaves the other twelve empty; its busy one (`awdl_chanseq_init`) fills
+//!   all sixteen. With the router on channel 149, AWDL's slots on 149 cost the router
+//!   nothing, and the idle sequence takes the radio away once per sequence for one slot,
+//!   65.5 ms. That fits the single stall of 30–90 ms about once a second measured on the
+//!   infrastructure side (`shared/DESIGN.md`). The model keeps those measured lengths:
+//!   one window per sequence, its length drawn from `[min, max]`.
+//! - **Edges.** OWL sends no unicast frame within 3 TU (3.07 ms) of an EAW edge when the
+//!   neighbouring slot is on another channel, and no multicast frame within 16 TU
+//!   (`src/schedule.h`: `AWDL_UNICAST_GUARD_TU`, `AWDL_MULTICAST_GUARD_TU`;
+//!   `src/schedule.c`: `awdl_can_send_in`, `awdl_can_send_unicast_in`). That margin has
+//!   to cover clock error between peers as well as the switch, so it is not a measure of
+//!   the switching time.
+//! - **Switching time.** Neither OWL (it switches with one call at the slot boundary,
+//!   `daemon/core.c`: `awdl_switch_channel`) nor the paper gives a figure that we found.
+//!   A co-author's summary is only that the hopping costs a small overhead (Stack
+//!   Overflow question 19587701, "What is AWDL (Apple Wireless Direct Link) and how does
+//!   it work?"), and a general Wi-Fi source puts typical channel switches at about 5 ms
+//!   (European patent application EP 4 383 869 A2, background). The dual-path profiles
+//!   use [`crate::profile::AWDL_SWITCH`] = 500 µs. That value is our assumption; a spec
+//!   can change it (`stall-switch=`).
+//! - **Where the switch time goes** (our choice). A window is a measured absence from the
+//!   router's channel, so it already contains the switch away and the switch back. An
+//!   infrastructure link therefore ignores [`StallConfig::switch`]: a larger switch time
+//!   never lengthens its stall. A peer-to-peer link is live in
+//!   `[start + switch, end − switch)`. A datagram arriving in the first `switch` of a
+//!   window is held to `start + switch`; one arriving in its last `switch`, or between
+//!   windows, is held to the next window's `start + switch`. Neither side is live during
+//!   the two switches.
+//! - **Not modelled.** When the AWDL channel is the router's channel, both paths are
+//!   live at once in those slots. A busier channel sequence than the idle one takes the
+//!   radio away for more than one slot a sequence. Apple's "realtime" AWDL mode, which
+//!   public APIs cannot request (`shared/DESIGN.md`), is not modelled either. A
+//!   peer-to-peer burst drains at link rate even past the window's end, because the
+//!   [`Capacity`] stage knows nothing of windows; a scheduler that sends on the
+//!   peer-to-peer path only inside windows never meets this.
 
 use std::fmt;
 use std::time::Duration;
@@ -124,11 +197,17 @@ impl Stage for GilbertElliott {
     }
 }
 
-/// The AWDL channel-switch pattern: the link is unavailable during windows starting at
-/// `phase + k·period`, each lasting a duration drawn uniformly from `[min, max]` by a
-/// generator keyed by `(seed, k)` — so the schedule is a pure function anyone can query.
-/// A datagram arriving inside a window is held to its end (or lost with probability
-/// `loss_in_stall`); the [`Capacity`] stage after it turns the held datagrams into a burst.
+/// The AWDL channel-switch pattern of one radio: windows starting at `phase + k·period`,
+/// each lasting a duration drawn uniformly from `[min, max]` by a generator keyed by
+/// `(seed, k)` — so the schedule is a pure function anyone can query, the same on either
+/// side of the radio (see [the shared radio](self#the-shared-radio)).
+///
+/// On the [`Channel::Infrastructure`] side a datagram arriving inside a window is held to
+/// its end. On the [`Channel::PeerToPeer`] side one arriving outside `[start + switch,
+/// end − switch)` is held to the next such start. Either way a held datagram is lost with
+/// probability `loss_in_stall`, and the [`Capacity`] stage after this one turns the held
+/// datagrams into a burst. Windows must not overlap (`max < period`; the spec parser
+/// enforces it).
 #[derive(Debug)]
 pub struct PeriodicStall {
     /// Window spacing (AWDL: 16 slots of 64 TU ≈ 1.05 s).
@@ -139,18 +218,24 @@ pub struct PeriodicStall {
     pub max: Duration,
     /// Start of window 0.
     pub phase: Duration,
-    /// Loss probability for datagrams arriving inside a window.
+    /// Loss probability for held datagrams.
     pub loss_in_stall: f64,
+    /// The side of the schedule this link is on.
+    pub serves: Channel,
+    /// Channel-switching time, at most half the shortest window.
+    pub switch: Duration,
     schedule_seed: u64,
     rng: ChaCha8Rng,
-    /// Datagrams held by a window.
+    /// Datagrams held (inside a window, or outside one on the peer-to-peer side).
     pub held: u64,
-    /// Datagrams lost inside a window.
+    /// Held datagrams lost.
     pub dropped: u64,
 }
 
 impl PeriodicStall {
-    /// A stall schedule; `seed` keys both the window lengths and the in-stall losses.
+    /// A stall schedule; `seed` keys both the window lengths and the losses of held
+    /// datagrams. The switching time is cut to half the shortest window, so every window
+    /// of the peer-to-peer side has a live part, even if an empty one.
     pub fn new(config: &StallConfig, seed: u64) -> Self {
         Self {
             period: config.period.max(Duration::from_millis(1)),
@@ -158,10 +243,34 @@ impl PeriodicStall {
             max: config.max.max(config.min),
             phase: config.phase,
             loss_in_stall: config.loss_in_stall.clamp(0.0, 1.0),
+            serves: config.serves,
+            switch: config.switch.min(config.min / 2),
             schedule_seed: seed,
             rng: stream(seed, "stall-loss"),
             held: 0,
             dropped: 0,
+        }
+    }
+
+    /// When a datagram reaching this stage at `t` may leave it: `None` if at once, else the
+    /// time it is held to. A pure function of the schedule, whichever side the link is on.
+    pub fn hold_until(&self, t: Duration) -> Option<Duration> {
+        match self.serves {
+            Channel::Infrastructure => self.containing(t).map(|(_, end)| end),
+            Channel::PeerToPeer => {
+                if t < self.phase {
+                    return Some(self.phase + self.switch);
+                }
+                let k = ((t - self.phase).as_nanos() / self.period.as_nanos()) as u64;
+                let (start, end) = self.window(k);
+                if t < start + self.switch {
+                    Some(start + self.switch)
+                } else if t < end.saturating_sub(self.switch) {
+                    None
+                } else {
+                    Some(self.window(k + 1).0 + self.switch)
+                }
+            }
         }
     }
 
@@ -207,13 +316,13 @@ impl Stage for PeriodicStall {
     fn process(&mut self, _size: usize, copies: &mut Vec<Duration>) {
         let mut i = 0;
         while i < copies.len() {
-            if let Some((_, end)) = self.containing(copies[i]) {
+            if let Some(release) = self.hold_until(copies[i]) {
                 if self.rng.random_bool(self.loss_in_stall) {
                     copies.remove(i);
                     self.dropped += 1;
                     continue;
                 }
-                copies[i] = end;
+                copies[i] = release;
                 self.held += 1;
             }
             i += 1;
@@ -429,6 +538,17 @@ pub struct ReorderConfig {
     pub max_extra: Duration,
 }
 
+/// The side of the shared radio schedule a link is on (see
+/// [the shared radio](self#the-shared-radio)).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Channel {
+    /// The router's channel: dead inside the windows, while the radio serves AWDL.
+    #[default]
+    Infrastructure,
+    /// AWDL: live only inside the windows, less the switching time at each edge.
+    PeerToPeer,
+}
+
 /// Stall parameters.
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct StallConfig {
@@ -440,8 +560,30 @@ pub struct StallConfig {
     pub max: Duration,
     /// Start of the first window.
     pub phase: Duration,
-    /// Loss inside windows.
+    /// Loss probability for held datagrams (inside windows on the infrastructure side,
+    /// outside them on the peer-to-peer side).
     pub loss_in_stall: f64,
+    /// Which side of the schedule the link is on.
+    pub serves: Channel,
+    /// Channel-switching time, spent inside each window at both ends; only the
+    /// peer-to-peer side feels it. Zero: the single-path model exactly.
+    pub switch: Duration,
+}
+
+/// A path gone silent: every datagram entering in `[from, to)` is lost.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Outage {
+    /// Start of the silence, since the start of the run.
+    pub from: Duration,
+    /// End of the silence (exclusive).
+    pub to: Duration,
+}
+
+impl Outage {
+    /// Whether a datagram entering at `t` is lost.
+    pub fn contains(&self, t: Duration) -> bool {
+        t >= self.from && t < self.to
+    }
 }
 
 /// Default start of the first stall: after a run's start-up.
@@ -470,6 +612,8 @@ pub struct LinkConfig {
     pub stall: Option<StallConfig>,
     /// Longest queueing wait before drop-tail.
     pub queue_limit: Duration,
+    /// A time the path is silent.
+    pub outage: Option<Outage>,
 }
 
 impl Default for LinkConfig {
@@ -485,6 +629,7 @@ impl Default for LinkConfig {
             capacity_step: None,
             stall: None,
             queue_limit: Duration::from_millis(500),
+            outage: None,
         }
     }
 }
@@ -500,11 +645,13 @@ pub struct LinkCounters {
     pub dropped_random: u64,
     /// Lost in bursts.
     pub dropped_burst: u64,
-    /// Lost inside stall windows.
+    /// Lost while held by the stall schedule.
     pub dropped_stall: u64,
+    /// Lost to an outage.
+    pub dropped_outage: u64,
     /// Dropped at the full queue.
     pub dropped_queue: u64,
-    /// Held by a stall window.
+    /// Held by the stall schedule.
     pub held_by_stall: u64,
     /// Delayed out of order.
     pub reordered: u64,
@@ -526,6 +673,7 @@ pub struct Link {
     delay: DelayJitter,
     reorder: Option<Reorder>,
     duplicate: Duplicate,
+    outage: Option<Outage>,
     counters: LinkCounters,
 }
 
@@ -552,6 +700,7 @@ impl Link {
             delay: DelayJitter::new(config.base_delay, config.jitter, seed),
             reorder: config.reorder.as_ref().map(|r| Reorder::new(r, seed)),
             duplicate: Duplicate::new(config.duplicate, seed),
+            outage: config.outage,
             counters: LinkCounters::default(),
         }
     }
@@ -562,6 +711,10 @@ impl Link {
         let mut copies = vec![sent];
         self.counters.datagrams_in += 1;
         self.counters.bytes_in += size as u64;
+        if self.outage.is_some_and(|o| o.contains(sent)) {
+            self.counters.dropped_outage += 1;
+            return Vec::new();
+        }
         self.random.process(size, &mut copies);
         if let Some(b) = &mut self.burst {
             b.process(size, &mut copies);
@@ -581,11 +734,29 @@ impl Link {
         copies
     }
 
-    /// Stall windows overlapping `[from, to)`; empty without a stall model.
+    /// Stall windows overlapping `[from, to)`; empty without a stall model. They are the
+    /// radio's windows, the same on either side: dead time on the infrastructure side, live
+    /// time (less the switching time at each end) on the peer-to-peer side.
     pub fn stall_windows(&self, from: Duration, to: Duration) -> Vec<(Duration, Duration)> {
         self.stall
             .as_ref()
             .map_or_else(Vec::new, |s| s.windows_between(from, to))
+    }
+
+    /// The stall model, if the link has one: its side, switching time, windows and
+    /// [`PeriodicStall::hold_until`].
+    pub fn stall(&self) -> Option<&PeriodicStall> {
+        self.stall.as_ref()
+    }
+
+    /// Whether a datagram sent at `t` would be neither lost to an outage nor held by the
+    /// stall schedule (it may still be lost at random or queue behind others).
+    pub fn live_at(&self, t: Duration) -> bool {
+        !self.outage.is_some_and(|o| o.contains(t))
+            && self
+                .stall
+                .as_ref()
+                .is_none_or(|s| s.hold_until(t).is_none())
     }
 
     /// Counters so far.
@@ -609,6 +780,7 @@ mod tests {
 
     const MS: Duration = Duration::from_millis(1);
     const US: Duration = Duration::from_micros(1);
+    const SEC: Duration = Duration::from_secs(1);
 
     fn feed(link: &mut Link, n: usize, gap: Duration, size: usize) -> Vec<Vec<Duration>> {
         (0..n).map(|i| link.send(gap * i as u32, size)).collect()
@@ -671,6 +843,8 @@ mod tests {
             max: 40 * MS,
             phase: 500 * MS,
             loss_in_stall: 0.0,
+            serves: Channel::Infrastructure,
+            switch: Duration::ZERO,
         };
         let cfg = LinkConfig {
             stall: Some(stall),
@@ -712,6 +886,8 @@ mod tests {
             max: 50 * MS,
             phase: 500 * MS,
             loss_in_stall: 0.0,
+            serves: Channel::Infrastructure,
+            switch: Duration::ZERO,
         };
         let a = PeriodicStall::new(&s, 7);
         let b = PeriodicStall::new(&s, 7);
@@ -742,6 +918,8 @@ mod tests {
             max: 50 * MS,
             phase: Duration::ZERO,
             loss_in_stall: 0.1,
+            serves: Channel::Infrastructure,
+            switch: Duration::ZERO,
         };
         let mut l = Link::new(
             &LinkConfig {
@@ -879,5 +1057,210 @@ mod tests {
         };
         assert_eq!(run(1), run(1));
         assert_ne!(run(1), run(2));
+    }
+
+    /// A radio with `awdl-heavy`'s schedule and a switching time, seen from one side.
+    fn radio(serves: Channel, switch: Duration) -> LinkConfig {
+        LinkConfig {
+            base_delay: Duration::ZERO,
+            stall: Some(StallConfig {
+                period: crate::profile::AWDL_PERIOD,
+                min: 30 * MS,
+                max: 90 * MS,
+                phase: 500 * MS,
+                loss_in_stall: 0.0,
+                serves,
+                switch,
+            }),
+            ..Default::default()
+        }
+    }
+
+    /// Feeds one datagram every `gap` from `offset` for `n` sends; returns, per send, the
+    /// send time and whether the stall schedule let it pass at once.
+    fn passes(link: &mut Link, n: u32, gap: Duration, offset: Duration) -> Vec<(Duration, bool)> {
+        (0..n)
+            .map(|i| {
+                let t = offset + gap * i;
+                let held = link.counters().held_by_stall;
+                let live = link.live_at(t);
+                link.send(t, 1200);
+                let passed = link.counters().held_by_stall == held;
+                assert_eq!(live, passed, "live_at agrees with the stage at {t:?}");
+                (t, passed)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn the_two_sides_of_one_radio_are_complementary() {
+        for switch in [Duration::ZERO, 500 * US, 3 * MS] {
+            for offset in [Duration::ZERO, 250 * US, 999 * US] {
+                // Different link seeds, the same stall seed: the two paths of one radio.
+                let mut infra =
+                    Link::with_stall_seed(&radio(Channel::Infrastructure, switch), 1, 42);
+                let mut p2p = Link::with_stall_seed(&radio(Channel::PeerToPeer, switch), 2, 42);
+                let a = passes(&mut infra, 20_000, MS, offset);
+                let b = passes(&mut p2p, 20_000, MS, offset);
+                let windows = infra.stall_windows(Duration::ZERO, 20 * SEC);
+                assert_eq!(windows, p2p.stall_windows(Duration::ZERO, 20 * SEC));
+                assert_eq!(windows.len(), 19);
+                let (mut one, mut neither) = (0usize, 0usize);
+                for ((t, pa), (_, pb)) in a.iter().zip(&b) {
+                    let inside = windows.iter().any(|(s, e)| t >= s && t < e);
+                    let switching = windows.iter().any(|(s, e)| {
+                        (*t >= *s && *t < *s + switch) || (*t >= *e - switch && t < e)
+                    });
+                    assert_eq!(
+                        *pa, !inside,
+                        "infrastructure is dead exactly inside windows, {t:?}"
+                    );
+                    if switching {
+                        assert!(!pa && !pb, "neither side is live while switching, {t:?}");
+                        neither += 1;
+                    } else {
+                        assert!(pa ^ pb, "exactly one side is live at {t:?}");
+                        one += 1;
+                    }
+                }
+                assert!(one > 19_000);
+                if switch.is_zero() {
+                    assert_eq!(neither, 0);
+                } else {
+                    // Two switches a window, 19 windows, one send a millisecond.
+                    let expect = 2 * 19 * switch.as_micros() as usize / 1000;
+                    assert!(neither.abs_diff(expect) <= 2 * 19, "{neither} vs {expect}");
+                }
+            }
+        }
+        // Another stall seed: another radio, and the sides are no longer complementary.
+        let mut infra =
+            Link::with_stall_seed(&radio(Channel::Infrastructure, Duration::ZERO), 1, 42);
+        let mut p2p = Link::with_stall_seed(&radio(Channel::PeerToPeer, Duration::ZERO), 2, 43);
+        let a = passes(&mut infra, 20_000, MS, Duration::ZERO);
+        let b = passes(&mut p2p, 20_000, MS, Duration::ZERO);
+        assert!(a.iter().zip(&b).any(|((_, pa), (_, pb))| pa == pb));
+    }
+
+    #[test]
+    fn peer_to_peer_holds_until_the_next_window_then_bursts_at_capacity() {
+        let stall = StallConfig {
+            period: 1050 * MS,
+            min: 40 * MS,
+            max: 40 * MS,
+            phase: 500 * MS,
+            loss_in_stall: 0.0,
+            serves: Channel::PeerToPeer,
+            switch: 500 * US,
+        };
+        let cfg = LinkConfig {
+            stall: Some(stall),
+            base_delay: Duration::ZERO,
+            ..Default::default()
+        };
+        let mut l = Link::new(&cfg, 1);
+        let tx = Capacity::new(100_000_000, Duration::ZERO).tx_time(1200);
+        let out: Vec<(Duration, Duration)> = (400..600u32)
+            .map(|i| (MS * i, l.send(MS * i, 1200)[0]))
+            .collect();
+        let live_from = 500 * MS + 500 * US;
+        // Sent before the window or in its first switch: released at start + switch, back
+        // to back at link rate, in order.
+        let early: Vec<Duration> = out
+            .iter()
+            .filter(|(s, _)| *s < live_from)
+            .map(|(_, a)| *a)
+            .collect();
+        assert_eq!(early.len(), 101);
+        for (j, at) in early.iter().enumerate() {
+            assert_eq!(*at, live_from + tx * (j as u32 + 1));
+        }
+        // Sent inside the live part, once the burst has drained: through at once.
+        for (s, a) in &out {
+            if *s >= 520 * MS && *s < 539 * MS + 500 * US {
+                assert_eq!(*a, *s + tx, "live at {s:?}");
+            }
+        }
+        // Sent in the last switch or after the window: held to the next window.
+        let late: Vec<Duration> = out
+            .iter()
+            .filter(|(s, _)| *s >= 539 * MS + 500 * US)
+            .map(|(_, a)| *a)
+            .collect();
+        assert_eq!(late.len(), 60);
+        assert_eq!(late[0], 1550 * MS + 500 * US + tx);
+        for w in late.windows(2) {
+            assert_eq!(w[1] - w[0], tx);
+        }
+        assert_eq!(l.counters().held_by_stall, 161);
+    }
+
+    #[test]
+    fn switch_time_leaves_the_infrastructure_side_as_measured() {
+        let feed_with = |switch| {
+            let mut l = Link::with_stall_seed(&radio(Channel::Infrastructure, switch), 3, 9);
+            let out = feed(&mut l, 30_000, 300 * US, 1200);
+            (out, l.counters())
+        };
+        assert_eq!(feed_with(Duration::ZERO), feed_with(MS));
+    }
+
+    #[test]
+    fn held_peer_to_peer_datagrams_take_the_stall_loss() {
+        let mut cfg = radio(Channel::PeerToPeer, 500 * US);
+        if let Some(s) = &mut cfg.stall {
+            s.loss_in_stall = 0.1;
+        }
+        let mut l = Link::new(&cfg, 4);
+        let out = feed(&mut l, 50_000, 200 * US, 100);
+        let c = l.counters();
+        let lost = out.iter().filter(|c| c.is_empty()).count() as u64;
+        assert_eq!(lost, c.dropped_stall);
+        let held = c.held_by_stall + c.dropped_stall;
+        let rate = c.dropped_stall as f64 / held as f64;
+        assert!((rate - 0.1).abs() < 0.01, "{rate}");
+        assert!(
+            held > 40_000,
+            "most of the time the peer-to-peer side waits: {held}"
+        );
+    }
+
+    #[test]
+    fn outage_drops_exactly_its_interval() {
+        let cfg = LinkConfig {
+            outage: Some(Outage {
+                from: 100 * MS,
+                to: 200 * MS,
+            }),
+            ..Default::default()
+        };
+        let mut l = Link::new(&cfg, 5);
+        let sends = [
+            Duration::ZERO,
+            100 * MS - Duration::from_nanos(1),
+            100 * MS,
+            150 * MS,
+            200 * MS - Duration::from_nanos(1),
+            200 * MS,
+            300 * MS,
+        ];
+        let lost: Vec<bool> = sends
+            .iter()
+            .map(|t| {
+                let live = l.live_at(*t);
+                let lost = l.send(*t, 100).is_empty();
+                assert_eq!(live, !lost);
+                lost
+            })
+            .collect();
+        assert_eq!(lost, [false, false, true, true, true, false, false]);
+        let c = l.counters();
+        assert_eq!((c.dropped_outage, c.delivered, c.datagrams_in), (3, 4, 7));
+        let mut l = Link::new(&cfg, 5);
+        let out = feed(&mut l, 300, MS, 100);
+        for (i, c) in out.iter().enumerate() {
+            assert_eq!(c.is_empty(), (100..200).contains(&i), "{i} ms");
+        }
+        assert_eq!(l.counters().dropped_outage, 100);
     }
 }

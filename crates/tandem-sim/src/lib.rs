@@ -2,10 +2,15 @@
 //!
 //! [`impair`] holds seeded, composable models of what Wi-Fi and AWDL do to datagrams —
 //! delay, jitter, random and burst loss, reordering, duplication, a capacity limit (which may
-//! step down mid-run), and the periodic stall with burst release of an AWDL channel switch.
-//! [`profile`] names the measurement profiles of the design (`clean`, `wifi`, `awdl-stall`,
-//! …) and parses spec strings. [`runner`] streams a synthetic encoder's frames between a real sender and
-//! receiver endpoint through those links in virtual time; [`report`] turns a run into the
+//! step down mid-run), the periodic stall with burst release of an AWDL channel switch, and a
+//! path's outage. The stall schedule belongs to the radio: one link may sit on its
+//! infrastructure side (dead inside the windows) and another on its AWDL side (live only
+//! inside them); the assumptions behind that model and their sources are in
+//! [the shared radio](impair#the-shared-radio). [`profile`] names the measurement profiles
+//! of the design (`clean`, `wifi`, `awdl-stall`, …) and the pairs of links for two paths
+//! (`awdl-dual`, `dual-one-dies`, …), and parses spec strings. [`runner`] streams a
+//! synthetic encoder's frames between a real sender and receiver endpoint through those
+//! links in virtual time; [`report`] turns a run into the
 //! figures the project's targets are stated in, and [`plot`] draws them. The same models
 //! drive the real-time UDP relay in `tandem-net`.
 //!

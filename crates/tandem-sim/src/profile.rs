@@ -19,24 +19,63 @@
 //! lengths follow the 30–90 ms stalls reported for infrastructure Wi-Fi while AWDL is
 //! active (see `shared/DESIGN.md`).
 //!
+//! # Two paths
+//!
+//! [`dual_profile`] names pairs of links, one per path of a session that sends over two
+//! (path 0 the infrastructure or first path, path 1 the peer-to-peer or second path). They
+//! are not in [`PROFILE_NAMES`]: a single-path run cannot take them.
+//!
+//! | dual profile | path 0 | path 1 |
+//! |---|---|---|
+//! | `awdl-dual` | `awdl-stall` exactly | `wifi`, live only inside the same windows, less a 500 µs switch at each end |
+//! | `awdl-dual-heavy` | `awdl-heavy` exactly | as `awdl-dual`'s, with `awdl-heavy`'s 30–90 ms windows |
+//! | `dual-independent` | `wifi` | `wifi` |
+//! | `dual-one-dies` | `wifi`, silent from t = 20 s to t = 25 s | `wifi` |
+//!
+//! The two AWDL pairs are the two sides of one radio (see
+//! [the shared radio](crate::impair#the-shared-radio)): build them with the same stall
+//! seed ([`Link::with_stall_seed`](crate::impair::Link::with_stall_seed)) so their windows
+//! coincide, and with different link seeds so their random losses and jitter do not. The
+//! peer-to-peer side takes `wifi`'s delay, jitter and loss: it is the same radio and PHY.
+//! One hop instead of two through the router would argue for less delay, but no
+//! measurement of AWDL's own delay was found, so the two paths differ only in their
+//! schedule (our assumption). It loses
+//! nothing extra while it waits for a window: AWDL peers share the synchronized schedule
+//! and keep a frame for the next window in which both are on the same channel (OWL,
+//! `src/schedule.c`: `awdl_can_send_unicast_in`), so the router's losses while the radio
+//! is away (`awdl-heavy`'s 10 %) have no counterpart there. The switching time,
+//! [`AWDL_SWITCH`], is our assumption. `dual-independent` and `dual-one-dies` are two
+//! `wifi` links that share no radio (two adapters, say), so neither has a stall schedule;
+//! build them with different seeds.
+//!
+//! # Spec strings
+//!
 //! A spec is comma-separated `key=value` pairs, optionally after a profile name it
 //! modifies: `wifi,loss=1%`, or `delay=2ms,jitter=1.5ms,loss=0.1%,stall=40ms/1050ms`.
 //! Keys: `delay`, `jitter` (durations: `us`, `ms`, `s`); `loss`, `dup`, `stall-loss`
 //! (`%` or a fraction); `burst=AVG/MEAN` (burst loss, mean burst in datagrams);
 //! `reorder=P/MIN-MAX`; `stall=DUR/PERIOD` or `stall=MIN-MAX/PERIOD`; `stall-phase`;
-//! `capacity` (`kbit`, `mbit`, `gbit`, or bit/s); `capacity-step=RATE@TIME` (the rate
-//! from TIME on); `queue` (duration).
+//! `stall-channel` (`infra` or `p2p`: the side of the radio schedule);
+//! `stall-switch` (the channel-switching time); `capacity` (`kbit`, `mbit`, `gbit`, or
+//! bit/s); `capacity-step=RATE@TIME` (the rate from TIME on); `queue` (duration);
+//! `outage=FROM-TO` (the path is silent in that interval).
 
 use std::fmt;
 use std::str::FromStr;
 use std::time::Duration;
 
 use crate::impair::{
-    BurstLoss, CapacityStep, DEFAULT_STALL_PHASE, LinkConfig, ReorderConfig, StallConfig,
+    BurstLoss, CapacityStep, Channel, DEFAULT_STALL_PHASE, LinkConfig, Outage, ReorderConfig,
+    StallConfig,
 };
 
 /// The AWDL channel sequence: 16 slots of 64 time units of 1.024 ms.
 pub const AWDL_PERIOD: Duration = Duration::from_micros(16 * 64 * 1024);
+
+/// The channel-switching time of the dual-path AWDL profiles, spent at each end of a
+/// window. Our assumption: no published figure for Apple's radios was found (see
+/// [the shared radio](crate::impair#the-shared-radio)).
+pub const AWDL_SWITCH: Duration = Duration::from_micros(500);
 
 /// Names accepted by [`profile`].
 pub const PROFILE_NAMES: &[&str] = &[
@@ -50,6 +89,14 @@ pub const PROFILE_NAMES: &[&str] = &[
     "step",
 ];
 
+/// Names accepted by [`dual_profile`].
+pub const DUAL_PROFILE_NAMES: &[&str] = &[
+    "awdl-dual",
+    "awdl-dual-heavy",
+    "dual-independent",
+    "dual-one-dies",
+];
+
 /// Why a profile or spec string was refused.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 pub enum ProfileError {
@@ -58,7 +105,7 @@ pub enum ProfileError {
     UnknownProfile(String),
     /// A key this parser does not know.
     #[error(
-        "unknown key {0:?}: expected delay, jitter, loss, burst, reorder, dup, capacity, capacity-step, queue, stall, stall-loss or stall-phase"
+        "unknown key {0:?}: expected delay, jitter, loss, burst, reorder, dup, capacity, capacity-step, queue, stall, stall-loss, stall-phase, stall-channel, stall-switch or outage"
     )]
     UnknownKey(String),
     /// A value that does not parse for its key.
@@ -88,6 +135,8 @@ pub fn profile(name: &str) -> Option<LinkConfig> {
         max: ms(max),
         phase: DEFAULT_STALL_PHASE,
         loss_in_stall,
+        serves: Channel::Infrastructure,
+        switch: Duration::ZERO,
     };
     Some(match name {
         "clean" => LinkConfig::default(),
@@ -129,6 +178,42 @@ pub fn profile(name: &str) -> Option<LinkConfig> {
         },
         _ => return None,
     })
+}
+
+/// The named pair of links, if `name` is a dual profile: path 0 the infrastructure (or
+/// first) path, path 1 the peer-to-peer (or second) path.
+pub fn dual_profile(name: &str) -> Option<[LinkConfig; 2]> {
+    let wifi = profile("wifi")?;
+    // The AWDL side of an infrastructure link's radio: the same windows, live only inside
+    // them.
+    let peer_of = |infra: &LinkConfig| {
+        infra.stall.map(|s| LinkConfig {
+            stall: Some(StallConfig {
+                serves: Channel::PeerToPeer,
+                switch: AWDL_SWITCH,
+                loss_in_stall: 0.0,
+                ..s
+            }),
+            ..wifi.clone()
+        })
+    };
+    let radio = |infra: LinkConfig| peer_of(&infra).map(|p2p| [infra, p2p]);
+    match name {
+        "awdl-dual" => radio(profile("awdl-stall")?),
+        "awdl-dual-heavy" => radio(profile("awdl-heavy")?),
+        "dual-independent" => Some([wifi.clone(), wifi]),
+        "dual-one-dies" => Some([
+            LinkConfig {
+                outage: Some(Outage {
+                    from: Duration::from_secs(20),
+                    to: Duration::from_secs(25),
+                }),
+                ..wifi.clone()
+            },
+            wifi,
+        ]),
+        _ => None,
+    }
 }
 
 /// A bare profile name or a spec string.
@@ -220,6 +305,8 @@ impl FromStr for LinkConfig {
         };
         let mut stall_loss = None;
         let mut stall_phase = None;
+        let mut stall_switch = None;
+        let mut stall_channel = None;
         for part in parts {
             let Some((key, v)) = part.split_once('=') else {
                 return Err(ProfileError::UnknownProfile(part.into()));
@@ -279,10 +366,25 @@ impl FromStr for LinkConfig {
                         max,
                         phase: prev.map_or(DEFAULT_STALL_PHASE, |s| s.phase),
                         loss_in_stall: prev.map_or(0.0, |s| s.loss_in_stall),
+                        serves: prev.map_or(Channel::Infrastructure, |s| s.serves),
+                        switch: prev.map_or(Duration::ZERO, |s| s.switch),
                     });
                 }
                 "stall-loss" => stall_loss = Some(fraction(key, v)?),
                 "stall-phase" => stall_phase = Some(duration(key, v)?),
+                "stall-switch" => stall_switch = Some(duration(key, v)?),
+                "stall-channel" => {
+                    stall_channel = Some(match v {
+                        "infra" | "infrastructure" => Channel::Infrastructure,
+                        "p2p" | "peer-to-peer" => Channel::PeerToPeer,
+                        _ => return Err(invalid(key, v, "infra or p2p")),
+                    })
+                }
+                "outage" => {
+                    const EXPECT: &str = "FROM-TO like 20s-25s";
+                    let (from, to) = range(key, v, EXPECT)?;
+                    c.outage = Some(Outage { from, to });
+                }
                 other => return Err(ProfileError::UnknownKey(other.into())),
             }
         }
@@ -292,6 +394,12 @@ impl FromStr for LinkConfig {
             }
             if let Some(p) = stall_phase {
                 s.phase = p;
+            }
+            if let Some(d) = stall_switch {
+                s.switch = d;
+            }
+            if let Some(side) = stall_channel {
+                s.serves = side;
             }
         }
         Ok(c)
@@ -342,6 +450,15 @@ impl fmt::Display for LinkConfig {
                 s.loss_in_stall,
                 us(s.phase)
             )?;
+            if s.serves == Channel::PeerToPeer {
+                write!(f, ",stall-channel=p2p")?;
+            }
+            if !s.switch.is_zero() {
+                write!(f, ",stall-switch={}", us(s.switch))?;
+            }
+        }
+        if let Some(o) = &self.outage {
+            write!(f, ",outage={}-{}", us(o.from), us(o.to))?;
         }
         Ok(())
     }
@@ -449,5 +566,125 @@ mod tests {
             .expect("step");
         assert_eq!(Some(step), profile("step"));
         assert!(e("cafe").contains("\"cafe\"") && e("cafe").contains("awdl-stall"));
+    }
+
+    #[test]
+    fn dual_profiles_exist_and_pair_the_single_path_ones() {
+        let wifi = profile("wifi").expect("wifi");
+        for name in DUAL_PROFILE_NAMES {
+            let paths = dual_profile(name).expect("named");
+            assert!(!PROFILE_NAMES.contains(name) && profile(name).is_none());
+            for c in paths {
+                let spec = c.to_string();
+                assert_eq!(spec.parse::<LinkConfig>(), Ok(c), "{name}: {spec}");
+            }
+        }
+        assert!(dual_profile("wifi").is_none() && dual_profile("awdl-stall").is_none());
+
+        for (dual, single, max, loss) in [
+            ("awdl-dual", "awdl-stall", 50, 0.0),
+            ("awdl-dual-heavy", "awdl-heavy", 90, 0.10),
+        ] {
+            let [infra, p2p] = dual_profile(dual).expect("dual");
+            assert_eq!(
+                Some(infra.clone()),
+                profile(single),
+                "{dual}: path 0 is {single}"
+            );
+            let (si, sp) = (infra.stall.expect("stall"), p2p.stall.expect("stall"));
+            assert_eq!(si.serves, Channel::Infrastructure);
+            assert_eq!(
+                (si.max, si.loss_in_stall),
+                (Duration::from_millis(max), loss)
+            );
+            assert_eq!(sp.serves, Channel::PeerToPeer);
+            assert_eq!(
+                (sp.min, sp.max, sp.phase, sp.period),
+                (si.min, si.max, si.phase, si.period),
+                "{dual}: one radio, one schedule"
+            );
+            assert_eq!((sp.switch, sp.loss_in_stall), (AWDL_SWITCH, 0.0));
+            assert_eq!(LinkConfig { stall: None, ..p2p }, wifi);
+        }
+        assert!(AWDL_SWITCH <= Duration::from_millis(1));
+
+        assert_eq!(
+            dual_profile("dual-independent"),
+            Some([wifi.clone(), wifi.clone()])
+        );
+        let [dies, lives] = dual_profile("dual-one-dies").expect("dual");
+        assert_eq!(
+            dies.outage,
+            Some(Outage {
+                from: Duration::from_secs(20),
+                to: Duration::from_secs(25)
+            })
+        );
+        assert_eq!(
+            LinkConfig {
+                outage: None,
+                ..dies
+            },
+            wifi
+        );
+        assert_eq!(lives, wifi);
+    }
+
+    #[test]
+    fn awdl_dual_paths_on_one_stall_seed_take_turns() {
+        use crate::impair::Link;
+        let [infra, p2p] = dual_profile("awdl-dual").expect("dual");
+        let a = Link::with_stall_seed(&infra, 1, 77);
+        let b = Link::with_stall_seed(&p2p, 2, 77);
+        let windows = a.stall_windows(Duration::ZERO, Duration::from_secs(10));
+        assert_eq!(
+            windows,
+            b.stall_windows(Duration::ZERO, Duration::from_secs(10))
+        );
+        let (mut a_only, mut b_only) = (0, 0);
+        for i in 0..100_000u32 {
+            let t = Duration::from_micros(100) * i;
+            let near_edge = windows.iter().any(|(s, e)| {
+                (t >= *s && t < *s + AWDL_SWITCH) || (t >= *e - AWDL_SWITCH && t < *e)
+            });
+            match (a.live_at(t), b.live_at(t)) {
+                (true, false) => a_only += 1,
+                (false, true) => b_only += 1,
+                (x, y) => assert!(near_edge && !x && !y, "{t:?}: {x} {y}"),
+            }
+        }
+        // One window of 30–50 ms a sequence: the peer-to-peer side is live 3–5 % of the time.
+        let share = f64::from(b_only) / f64::from(a_only + b_only);
+        assert!((0.025..0.05).contains(&share), "{share}");
+    }
+
+    #[test]
+    fn spec_keys_for_two_paths() {
+        let c: LinkConfig =
+            "wifi,stall=30ms-50ms/1048.576ms,stall-channel=p2p,stall-switch=500us,outage=20s-25s"
+                .parse()
+                .expect("spec");
+        let s = c.stall.expect("stall");
+        assert_eq!(
+            (s.serves, s.switch),
+            (Channel::PeerToPeer, Duration::from_micros(500))
+        );
+        assert_eq!(s.period, AWDL_PERIOD);
+        assert_eq!(
+            c.outage,
+            Some(Outage {
+                from: Duration::from_secs(20),
+                to: Duration::from_secs(25)
+            })
+        );
+        assert_eq!(c.to_string().parse::<LinkConfig>(), Ok(c));
+        // The defaults write nothing new: single-path specs are unchanged.
+        let stall = profile("awdl-stall").expect("stall").to_string();
+        assert!(!stall.contains("stall-channel") && !stall.contains("stall-switch"));
+        assert!(!stall.contains("outage"));
+        let e = |s: &str| s.parse::<LinkConfig>().expect_err("must fail").to_string();
+        assert!(e("wifi,stall=40ms/1s,stall-channel=sideways").contains("\"stall-channel\""));
+        assert!(e("outage=25s-20s").contains("\"outage\""));
+        assert!(e("stall-switch=fast").contains("\"stall-switch\""));
     }
 }
