@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::fec::FecMode;
+use crate::multipath::PathPolicy;
 use crate::playout::PlayoutPolicy;
 
 /// Sender configuration. `SenderConfig::new(session_id)` gives the defaults listed per field.
@@ -38,6 +39,9 @@ pub struct SenderConfig {
     /// Most data the pacer may hold, as time to send it; a frame beyond it is refused
     /// ([`crate::SendError::QueueFull`]). Default 1 s.
     pub max_queue_delay: Duration,
+    /// How datagrams are spread once a second path opens ([`crate::multipath`]); change it
+    /// live with [`crate::Sender::set_path_policy`]. Default [`PathPolicy::Adaptive`].
+    pub path_policy: PathPolicy,
 }
 
 impl SenderConfig {
@@ -57,6 +61,7 @@ impl SenderConfig {
             history_max_age: Duration::from_secs(1),
             keyframe_request_min_interval: Duration::from_millis(100),
             max_queue_delay: Duration::from_secs(1),
+            path_policy: PathPolicy::Adaptive,
         }
     }
 }
@@ -136,6 +141,7 @@ mod tests {
         );
         assert_eq!(c.keyframe_request_min_interval, Duration::from_millis(100));
         assert_eq!(c.max_queue_delay, Duration::from_secs(1));
+        assert_eq!(c.path_policy, PathPolicy::Adaptive);
     }
 
     #[test]

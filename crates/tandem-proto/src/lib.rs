@@ -41,6 +41,12 @@
 //! 5. Sleep until [`Endpoint::poll_timeout`] (or the next datagram or frame), then call
 //!    [`Endpoint::handle_timeout`]`(now)` and go back to 3.
 //!
+//! A session over two paths ([`multipath`]) is driven the same way through the `_on`
+//! forms: [`Endpoint::set_path_open`] when the driver gains or loses its second path,
+//! [`Endpoint::handle_datagram_on`] with the path each datagram arrived on, and
+//! [`Endpoint::poll_transmit_on`], whose [`Transmit`] says which paths each datagram goes
+//! on. A single-path driver never calls them and sees no difference.
+//!
 //! `now` must never go backwards. Every `now` is a [`std::time::Instant`]; in virtual time
 //! the caller builds them as `start + offset`.
 //!
@@ -55,7 +61,7 @@
 //! rest are their parts, each one idea: [`pacer`], [`history`] (retransmission), [`fec`],
 //! [`congestion`] (delay gradient, rate, capacity), [`stall`] (radio stalls told from
 //! queues), [`reassembly`], [`nack`], [`jitter`],
-//! [`playout`], [`rtt`] (RTT and clock offset), [`cadence`], [`window`], [`stats`],
+//! [`playout`], [`rtt`] (RTT and clock offset), [`multipath`] (two paths at once), [`cadence`], [`window`], [`stats`],
 //! [`config`].
 
 #![warn(missing_docs)]
@@ -72,6 +78,7 @@ pub mod fec;
 pub mod fuzzing;
 pub mod history;
 pub mod jitter;
+pub mod multipath;
 pub mod nack;
 pub mod pacer;
 pub mod packet;
@@ -87,6 +94,7 @@ pub mod window;
 
 pub use config::{ReceiverConfig, SenderConfig};
 pub use fec::FecMode;
+pub use multipath::{PathId, PathPolicy, PathSet, PathStats, Transmit};
 pub use packet::{Codec, ParseError};
 pub use playout::PlayoutPolicy;
 pub use receiver::{ReceivedFrame, Receiver, ReceiverEvent};
@@ -114,6 +122,26 @@ pub trait Endpoint {
     /// own: the endpoint writes (and [`security::Secure`] seals) straight into it, and a
     /// driver reuses one buffer, or batches several datagrams end to end in it.
     fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize>;
+    /// A session over two paths: as [`Endpoint::handle_datagram`], for a datagram that
+    /// arrived on `path`. Default: the path is ignored.
+    fn handle_datagram_on(&mut self, now: Instant, path: PathId, datagram: Bytes) {
+        let _ = path;
+        self.handle_datagram(now, datagram);
+    }
+    /// A session over two paths: as [`Endpoint::poll_transmit`], and the paths the
+    /// datagram goes on ([`Transmit::paths`]; a driver sends it on each of those it has, on
+    /// its first path if it has none of them). Default: every path.
+    fn poll_transmit_on(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        self.poll_transmit(now, buf).map(|len| Transmit {
+            len,
+            paths: PathSet::ALL,
+        })
+    }
+    /// The driver opened (or lost) `path`. Path 0 is open from the start; with path 1 open
+    /// too, the session spans both (see [`multipath`]). Default: nothing.
+    fn set_path_open(&mut self, now: Instant, path: PathId, open: bool) {
+        let _ = (now, path, open);
+    }
     /// Convenience for simulators and tests: the next datagram in a buffer of its own
     /// (allocates). Provided; same as [`Endpoint::poll_transmit`] into a fresh buffer.
     fn poll_datagram(&mut self, now: Instant) -> Option<Bytes> {

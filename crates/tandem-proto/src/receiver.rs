@@ -18,6 +18,7 @@ use crate::cadence::FrameCadence;
 use crate::config::ReceiverConfig;
 use crate::congestion::TrendlineEstimator;
 use crate::jitter::{FrameDelayEstimator, InterarrivalJitter};
+use crate::multipath::{ArrivalPaths, PathId, PathSet, Transmit};
 use crate::nack::NackTracker;
 use crate::packet::{
     Codec, FRAME_DISCARDABLE, KeyframeRequest, MediaFragment, Packet, Payload, ReceiverReport,
@@ -76,8 +77,11 @@ pub struct Receiver {
     trend: TrendlineEstimator,
     stall: StallDetector,
     prober: Prober,
-    control: VecDeque<Payload>,
+    /// Feedback to send, each with its paths.
+    control: VecDeque<(Payload, PathSet)>,
     events: VecDeque<ReceiverEvent>,
+    /// What arrived on each path; copies of a datagram another path brought are dropped.
+    arrivals: ArrivalPaths,
     highest_seq: Option<u32>,
     newest_frame_seen: Option<u32>,
     /// The frame decode continuity needs next; `None` while waiting for a keyframe.
@@ -130,6 +134,7 @@ impl Receiver {
             prober: Prober::new(now),
             control: VecDeque::new(),
             events: VecDeque::new(),
+            arrivals: ArrivalPaths::new(),
             highest_seq: None,
             newest_frame_seen: None,
             next_frame: None,
@@ -479,13 +484,14 @@ impl Receiver {
                     .iter()
                     .map(|r| u64::from(r.extra) + 1)
                     .sum::<u64>();
+                let paths = self.arrivals.urgent(now);
                 if repeat {
                     // The first request or its answer was lost: losses come in bursts, so
                     // say it twice.
                     self.stats.nacks_sent += 1;
-                    self.control.push_back(Payload::Nack(nack.clone()));
+                    self.control.push_back((Payload::Nack(nack.clone()), paths));
                 }
-                self.control.push_back(Payload::Nack(nack));
+                self.control.push_back((Payload::Nack(nack), paths));
             }
         }
         self.give_up_if_overdue(now);
@@ -497,15 +503,18 @@ impl Receiver {
             }
             self.last_keyframe_request = Some(now);
             self.stats.keyframe_requests_sent += 1;
-            self.control
-                .push_back(Payload::KeyframeRequest(KeyframeRequest {
+            self.control.push_back((
+                Payload::KeyframeRequest(KeyframeRequest {
                     request_id: self.keyframe_request_id,
                     last_decoded_frame: self.last_decoded,
-                }));
+                }),
+                self.arrivals.urgent(now),
+            ));
         }
         if now >= self.next_report {
             let report = self.build_report(now);
-            self.control.push_back(Payload::Report(report));
+            self.control
+                .push_back((Payload::Report(report), self.arrivals.routine()));
             self.next_report = now + self.config.report_interval;
         }
     }
@@ -575,7 +584,7 @@ impl Receiver {
         r
     }
 
-    fn on_packet(&mut self, now: Instant, packet: Packet) {
+    fn on_packet(&mut self, now: Instant, path: PathId, packet: Packet) {
         match packet.payload {
             Payload::Media(f) => self.on_media(now, f),
             Payload::Parity(s) => {
@@ -586,8 +595,10 @@ impl Receiver {
             }
             Payload::Ping(p) => {
                 self.stats.sender_target_bps = u64::from(p.target_kbps) * 1000;
-                self.control
-                    .push_back(Payload::Pong(Prober::answer(&p, now, &self.clock)));
+                self.control.push_back((
+                    Payload::Pong(Prober::answer(&p, now, &self.clock)),
+                    PathSet::only(path),
+                ));
             }
             Payload::Pong(p) => {
                 if !self.prober.on_pong(&p, now, &self.clock) {
@@ -618,6 +629,7 @@ impl Receiver {
         s.parity_bytes_copied = self.reassembly.parity_bytes_copied();
         s.buffered_frames = self.reassembly.frames() + self.ready.len() + self.playout.len();
         s.buffered_bytes = self.reassembly.bytes() + self.ready_bytes + self.playout.bytes();
+        s.paths = self.arrivals.stats();
         s
     }
 }
@@ -626,11 +638,21 @@ impl Endpoint for Receiver {
     type Event = ReceiverEvent;
 
     fn handle_datagram(&mut self, now: Instant, datagram: Bytes) {
+        self.handle_datagram_on(now, PathId::FIRST, datagram);
+    }
+
+    fn handle_datagram_on(&mut self, now: Instant, path: PathId, datagram: Bytes) {
         self.last_now = self.last_now.max(now);
         self.stats.datagrams_received += 1;
-        self.stats.bytes_received += datagram.len() as u64;
+        let len = datagram.len();
+        self.stats.bytes_received += len as u64;
         match Packet::parse(datagram, self.config.session_id) {
-            Ok(p) => self.on_packet(now, p),
+            // A copy another path brought first is dropped here, before the jitter, delay
+            // and stall estimators could take its later arrival for the path's.
+            Ok(p) if self.arrivals.on_arrival(now, path, p.packet_number, len) => {
+                self.on_packet(now, path, p)
+            }
+            Ok(_) => {}
             Err(e) => self.stats.drops.count(&e),
         }
         // A gap is NACKed at once; retries come due through `poll_timeout`.
@@ -639,10 +661,21 @@ impl Endpoint for Receiver {
         }
     }
 
+    fn set_path_open(&mut self, _now: Instant, path: PathId, open: bool) {
+        self.arrivals.set_open(path, open);
+    }
+
     fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
-        let payload = match self.control.pop_front() {
+        self.poll_transmit_on(now, buf).map(|t| t.len)
+    }
+
+    fn poll_transmit_on(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        let (payload, paths) = match self.control.pop_front() {
             Some(p) => p,
-            None => Payload::Ping(self.prober.poll_ping(now, &self.clock)?),
+            None => (
+                Payload::Ping(self.prober.poll_ping(now, &self.clock)?),
+                self.arrivals.routine(),
+            ),
         };
         let packet = Packet {
             session_id: self.config.session_id,
@@ -653,7 +686,8 @@ impl Endpoint for Receiver {
         let len = packet.encoded_len();
         buf.reserve(len);
         packet.encode_into(buf);
-        Some(len)
+        self.arrivals.on_sent(paths, len);
+        Some(Transmit { len, paths })
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
@@ -687,8 +721,12 @@ impl Endpoint for Receiver {
     /// The configuration and the count of restarts carry over.
     fn peer_restarted(&mut self, now: Instant) {
         let restarts = self.stats.peer_restarts + 1;
+        let open = self.arrivals.open_set();
         *self = Receiver::new(self.config.clone(), now);
         self.stats.peer_restarts = restarts;
+        for path in open.iter() {
+            self.arrivals.set_open(path, true);
+        }
     }
 
     /// Frames are released here rather than as they complete, so that frames completing

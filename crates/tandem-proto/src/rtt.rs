@@ -92,6 +92,8 @@ impl RttEstimator {
 #[derive(Debug)]
 pub struct Prober {
     next_ping: Instant,
+    interval: Duration,
+    remember: usize,
     next_id: u32,
     outstanding: VecDeque<Ping>,
     rtt: RttEstimator,
@@ -101,9 +103,18 @@ pub struct Prober {
 impl Prober {
     /// A prober whose first ping goes out at `now`.
     pub fn new(now: Instant) -> Self {
+        Self::with_interval(now, PING_INTERVAL, OUTSTANDING, 1)
+    }
+
+    /// A prober pinging every `interval` from `now`, remembering the latest `remember`
+    /// pings (a pong for an older one is not ours), its ping ids counting from `first_id`
+    /// (so that several probers of one endpoint never answer each other's pongs).
+    pub fn with_interval(now: Instant, interval: Duration, remember: usize, first_id: u32) -> Self {
         Self {
             next_ping: now,
-            next_id: 1,
+            interval,
+            remember: remember.max(1),
+            next_id: first_id,
             outstanding: VecDeque::new(),
             rtt: RttEstimator::default(),
             offsets: VecDeque::new(),
@@ -120,14 +131,14 @@ impl Prober {
         if now < self.next_ping {
             return None;
         }
-        self.next_ping = now + PING_INTERVAL;
+        self.next_ping = now + self.interval;
         let ping = Ping {
             ping_id: self.next_id,
             sent_us: clock.us(now),
             target_kbps: 0,
         };
         self.next_id = self.next_id.wrapping_add(1);
-        if self.outstanding.len() == OUTSTANDING {
+        if self.outstanding.len() >= self.remember {
             self.outstanding.pop_front();
         }
         self.outstanding.push_back(ping);

@@ -11,6 +11,9 @@ use crate::config::SenderConfig;
 use crate::congestion::{CapacityEstimator, RateController};
 use crate::fec::{FecPolicy, encode_parity_counted};
 use crate::history::RetransmitHistory;
+use crate::multipath::{
+    ArrivalPaths, MAX_PATHS, PathId, PathPolicy, PathSet, PathState, SenderPaths, Transmit,
+};
 use crate::pacer::Pacer;
 use crate::packet::{
     Codec, FRAME_DISCARDABLE, FRAME_KEYFRAME, FrameInfo, HEADER_LEN, MAX_FRAGMENTS,
@@ -95,7 +98,8 @@ pub struct Sender {
     next_fresh_seq: u32,
     next_frame_id: u32,
     pacer: Pacer,
-    control: VecDeque<Payload>,
+    /// Control datagrams to send, each with its paths (`None`: wherever media goes now).
+    control: VecDeque<(Payload, Option<PathSet>)>,
     history: RetransmitHistory,
     fec: FecPolicy,
     rate: RateController,
@@ -109,6 +113,10 @@ pub struct Sender {
     congestion_loss_ewma: f32,
     /// When the receiver expects its next radio stalls, from its latest report.
     stall_forecast: Option<StallForecast>,
+    /// Two paths: probes, liveness, dead windows, and where each datagram goes.
+    paths: SenderPaths,
+    /// What came back on each path, and the copies dropped.
+    arrivals: ArrivalPaths,
     stats: SenderStats,
 }
 
@@ -138,6 +146,8 @@ impl Sender {
             loss_ewma: 0.0,
             congestion_loss_ewma: 0.0,
             stall_forecast: None,
+            paths: SenderPaths::new(config.path_policy, now),
+            arrivals: ArrivalPaths::new(),
             stats: SenderStats {
                 target_bitrate_bps: rate.target_bps(),
                 ..SenderStats::default()
@@ -253,7 +263,7 @@ impl Sender {
         Ok(info.frame_id)
     }
 
-    fn on_packet(&mut self, now: Instant, packet: Packet) {
+    fn on_packet(&mut self, now: Instant, path: PathId, packet: Packet) {
         match packet.payload {
             Payload::Nack(nack) => {
                 self.stats.nacks_received += 1;
@@ -320,12 +330,15 @@ impl Sender {
                     .flatten();
                 self.stats.last_report = Some(r);
             }
-            Payload::Ping(p) => {
-                self.control
-                    .push_back(Payload::Pong(Prober::answer(&p, now, &self.clock)))
-            }
+            Payload::Ping(p) => self.control.push_back((
+                Payload::Pong(Prober::answer(&p, now, &self.clock)),
+                Some(PathSet::only(path)),
+            )),
             Payload::Pong(p) => {
-                if !self.prober.on_pong(&p, now, &self.clock) {
+                if self.prober.on_pong(&p, now, &self.clock) {
+                } else if self.paths.prober_mut(path).on_pong(&p, now, &self.clock) {
+                    self.paths.on_probe_answered(path);
+                } else {
                     self.stats.drops.unmatched_pongs += 1;
                 }
             }
@@ -393,9 +406,52 @@ impl Sender {
         self.cadence.interval()
     }
 
+    /// Opens or closes a path (see [`Endpoint::set_path_open`]).
+    fn open_path(&mut self, now: Instant, path: PathId, open: bool) {
+        self.paths.set_open(now, path, open);
+        self.arrivals.set_open(path, open);
+    }
+
+    /// Changes how datagrams are spread over two paths, live.
+    pub fn set_path_policy(&mut self, policy: PathPolicy) {
+        self.paths.set_policy(policy);
+    }
+
+    /// Where a datagram sent at `now` would go, and why: each path's state.
+    pub fn path_states(&self, now: Instant) -> [PathState; MAX_PATHS] {
+        std::array::from_fn(|i| {
+            self.paths
+                .state(now, PathId::new(i).expect("below MAX_PATHS"))
+        })
+    }
+
+    /// Writes `payload` for `paths` (`None`: the scheduler's choice now) and counts it on
+    /// each.
+    fn transmit(
+        &mut self,
+        now: Instant,
+        payload: Payload,
+        paths: Option<PathSet>,
+        buf: &mut Vec<u8>,
+    ) -> Transmit {
+        let paths = paths.unwrap_or_else(|| self.paths.choose(now));
+        let media = matches!(payload, Payload::Media(_) | Payload::Parity(_));
+        let len = self.write_datagram(payload, buf);
+        self.paths.on_sent(paths, len, media);
+        Transmit { len, paths }
+    }
+
     /// Statistics snapshot.
     pub fn stats(&self) -> SenderStats {
         let mut s = self.stats.clone();
+        s.path_policy = self.paths.policy();
+        let arrived = self.arrivals.stats();
+        s.paths = self.paths.stats();
+        for (p, a) in s.paths.iter_mut().zip(arrived) {
+            p.datagrams_received = a.datagrams_received;
+            p.bytes_received = a.bytes_received;
+            p.duplicates_received = a.duplicates_received;
+        }
         s.rtt = self.prober.rtt().smoothed();
         s.fec_ratio = self.fec.ratio();
         s.queued_datagrams = self.pacer.len();
@@ -408,28 +464,53 @@ impl Endpoint for Sender {
     type Event = SenderEvent;
 
     fn handle_datagram(&mut self, now: Instant, datagram: Bytes) {
+        self.handle_datagram_on(now, PathId::FIRST, datagram);
+    }
+
+    fn handle_datagram_on(&mut self, now: Instant, path: PathId, datagram: Bytes) {
         self.stats.datagrams_received += 1;
+        let len = datagram.len();
         match Packet::parse(datagram, self.config.session_id) {
-            Ok(p) => self.on_packet(now, p),
+            Ok(p) => {
+                // Heard, even if another path brought this datagram first: the path is live.
+                self.paths.on_heard(now, path);
+                if self.arrivals.on_arrival(now, path, p.packet_number, len) {
+                    self.on_packet(now, path, p);
+                }
+            }
             Err(e) => self.stats.drops.count(&e),
         }
     }
 
+    fn set_path_open(&mut self, now: Instant, path: PathId, open: bool) {
+        self.open_path(now, path, open);
+    }
+
     fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
-        if let Some(p) = self.control.pop_front() {
-            return Some(self.write_datagram(p, buf));
+        self.poll_transmit_on(now, buf).map(|t| t.len)
+    }
+
+    fn poll_transmit_on(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        if let Some((p, paths)) = self.control.pop_front() {
+            return Some(self.transmit(now, p, paths, buf));
         }
         if let Some(mut ping) = self.prober.poll_ping(now, &self.clock) {
             ping.target_kbps = (self.rate.target_bps() / 1000).min(u64::from(u32::MAX)) as u32;
-            return Some(self.write_datagram(Payload::Ping(ping), buf));
+            return Some(self.transmit(now, Payload::Ping(ping), None, buf));
+        }
+        let clock = self.clock;
+        if let Some((path, prober)) = self.paths.due_probe(now)
+            && let Some(ping) = prober.poll_ping(now, &clock)
+        {
+            return Some(self.transmit(now, Payload::Ping(ping), Some(PathSet::only(path)), buf));
         }
         let p = self.pacer.poll(now)?;
-        Some(self.write_datagram(p, buf))
+        Some(self.transmit(now, p, None, buf))
     }
 
     fn poll_timeout(&self) -> Option<Instant> {
         let ping = Some(self.prober.next_ping_at());
-        [ping, self.pacer.next_send_at()]
+        [ping, self.paths.next_probe_at(), self.pacer.next_send_at()]
             .into_iter()
             .flatten()
             .min()

@@ -109,6 +109,10 @@ pub struct SenderStats {
     pub last_report: Option<ReceiverReport>,
     /// Rejected datagrams.
     pub drops: DropCounters,
+    /// How datagrams are spread over two paths.
+    pub path_policy: crate::PathPolicy,
+    /// Each path: what it carried each way, its probes' RTT and loss, its dead windows.
+    pub paths: [crate::PathStats; crate::multipath::MAX_PATHS],
 }
 
 /// Receiver statistics.
@@ -203,4 +207,7 @@ pub struct ReceiverStats {
     pub buffered_bytes: usize,
     /// Rejected datagrams.
     pub drops: DropCounters,
+    /// Each path: what arrived on it (and how much of that another path had brought
+    /// already), and what feedback went back on it.
+    pub paths: [crate::PathStats; crate::multipath::MAX_PATHS],
 }

@@ -30,6 +30,7 @@ use super::handshake::{Initiator, SessionKeys, respond};
 use super::identity::{Identity, PeerKey, TrustStore};
 use super::seal::{ReplayWindow, SealKeys, TAG_LEN};
 use crate::Endpoint;
+use crate::multipath::{PathId, PathSet, Transmit};
 use crate::packet::{
     HEADER_LEN, ParseError, TYPE_HANDSHAKE, TYPE_HANDSHAKE_REPLY, peek_header, security_header,
 };
@@ -260,6 +261,8 @@ pub struct Secure<E> {
     versions_reported: Vec<(Option<SocketAddr>, u8)>,
     /// Source of the datagram being handled, for events about strangers.
     source: Option<SocketAddr>,
+    /// The path the datagram being handled arrived on, for the inner endpoint.
+    arrival_path: PathId,
     /// A session has been current before (the next one means the peer started over).
     had_session: bool,
     /// When this endpoint was created: message 1 timestamps count from it.
@@ -293,6 +296,7 @@ impl<E: Endpoint> Secure<E> {
             last_rejection: None,
             versions_reported: Vec::new(),
             source: None,
+            arrival_path: PathId::FIRST,
             had_session: false,
             created: now,
             newest_call: Vec::new(),
@@ -549,7 +553,7 @@ impl<E: Endpoint> Secure<E> {
             }
             self.stats.opened += 1;
             self.last_authentic = true;
-            self.inner.handle_datagram(now, plain);
+            self.inner.handle_datagram_on(now, self.arrival_path, plain);
             return;
         }
         if replayed {
@@ -578,6 +582,20 @@ impl<E: Endpoint> Endpoint for Secure<E> {
         self.source = Some(from);
         self.handle_datagram(now, datagram);
         self.source = None;
+    }
+
+    fn handle_datagram_on(&mut self, now: Instant, path: PathId, datagram: Bytes) {
+        self.arrival_path = path;
+        self.handle_datagram(now, datagram);
+        self.arrival_path = PathId::FIRST;
+    }
+
+    fn set_path_open(&mut self, now: Instant, path: PathId, open: bool) {
+        self.inner.set_path_open(now, path, open);
+    }
+
+    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+        self.poll_transmit_on(now, buf).map(|t| t.len)
     }
 
     fn handle_datagram(&mut self, now: Instant, datagram: Bytes) {
@@ -619,10 +637,14 @@ impl<E: Endpoint> Endpoint for Secure<E> {
         }
     }
 
-    fn poll_transmit(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<usize> {
+    fn poll_transmit_on(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
         if let Some(contents) = self.out.pop_front() {
             buf.extend_from_slice(&contents);
-            return Some(contents.len());
+            // Handshakes go on every path: the peer may be reachable on either.
+            return Some(Transmit {
+                len: contents.len(),
+                paths: PathSet::ALL,
+            });
         }
         // A responder answers on the keys its peer has just taken up, before any datagram
         // has confirmed them.
@@ -643,7 +665,7 @@ impl<E: Endpoint> Endpoint for Secure<E> {
         // moves the datagram (a growing `Vec` moves its contents).
         let start = buf.len();
         buf.reserve(self.room + TAG_LEN);
-        let len = self.inner.poll_transmit(now, buf)?;
+        let Transmit { len, paths } = self.inner.poll_transmit_on(now, buf)?;
         self.room = self.room.max(len);
         if buf.capacity() - buf.len() < TAG_LEN {
             // Larger than any datagram before: appending the tag moves the buffer. Counted,
@@ -653,7 +675,10 @@ impl<E: Endpoint> Endpoint for Secure<E> {
         match session.send.seal_in_place(buf, start) {
             Ok(()) => {
                 self.stats.sealed += 1;
-                Some(len + TAG_LEN)
+                Some(Transmit {
+                    len: len + TAG_LEN,
+                    paths,
+                })
             }
             Err(_) => {
                 buf.truncate(start);
@@ -810,6 +835,24 @@ impl<E: Endpoint> Endpoint for MaybeSecure<E> {
         match self {
             MaybeSecure::Plain(e) => e.poll_transmit(now, buf),
             MaybeSecure::Sealed(s) => s.poll_transmit(now, buf),
+        }
+    }
+    fn handle_datagram_on(&mut self, now: Instant, path: PathId, datagram: Bytes) {
+        match self {
+            MaybeSecure::Plain(e) => e.handle_datagram_on(now, path, datagram),
+            MaybeSecure::Sealed(s) => s.handle_datagram_on(now, path, datagram),
+        }
+    }
+    fn poll_transmit_on(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        match self {
+            MaybeSecure::Plain(e) => e.poll_transmit_on(now, buf),
+            MaybeSecure::Sealed(s) => s.poll_transmit_on(now, buf),
+        }
+    }
+    fn set_path_open(&mut self, now: Instant, path: PathId, open: bool) {
+        match self {
+            MaybeSecure::Plain(e) => e.set_path_open(now, path, open),
+            MaybeSecure::Sealed(s) => s.set_path_open(now, path, open),
         }
     }
     fn poll_timeout(&self) -> Option<Instant> {

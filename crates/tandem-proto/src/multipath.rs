@@ -1,0 +1,1004 @@
+//! Sessions over two paths at once: what each path is doing, and which path each datagram
+//! leaves on.
+//!
+//! One Wi-Fi radio time-shares between the router's channel and the peer-to-peer link
+//! (AWDL), so the two paths of a phone's session die in turns: the infrastructure path stalls
+//! for 30–90 ms about once a second while the radio serves AWDL, and AWDL (outside its
+//! "realtime" mode) is reachable only then. A session that can send on both reaches the peer
+//! through whichever is live. This module is that choice; the driver owns the paths
+//! themselves (sockets, transports, addresses) and only tells the endpoint a path's
+//! [`PathId`].
+//!
+//! # One packet-number space; the path is told by the driver
+//!
+//! QUIC's multipath extension (draft-ietf-quic-multipath) gives every path its own
+//! packet-number space and puts a path id in the AEAD nonce, because QUIC acknowledges
+//! packets per path and must never send the same packet number twice under one key. Tandem
+//! keeps one space per direction instead, and the path is not on the wire:
+//!
+//! - **A duplicate is the same datagram.** The `duplicate` policy and the copies the
+//!   `adaptive` one sends near a switch are byte-identical: sealed once, sent twice. The
+//!   receiver drops the later copy by its packet number — the replay window of
+//!   [`crate::security`] when sealed, the same window here when not — before any estimator
+//!   sees it, and no nonce ever seals two plaintexts.
+//! - **Nothing is acknowledged per packet.** Media is repaired by NACK of sequence numbers
+//!   (one space for the frame's fragments, whichever path they took) and parity, so there is
+//!   no per-path acknowledgement state for separate spaces to keep apart.
+//! - **What is measured per path needs no wire field.** Each path has its own prober
+//!   ([`PATH_PROBE_INTERVAL`]); a pong comes back on the path its ping arrived on, so its
+//!   RTT and its arrival time are that path's. A path's liveness is when the sender last
+//!   heard anything on it; its loss is the share of its probes never answered.
+//!
+//! # Scheduling ([`PathPolicy`])
+//!
+//! - `duplicate`: every datagram on every path.
+//! - `primary-backup`: the first path carries everything while it answers; once it has
+//!   been silent for [`SUSPECT_AFTER`] the second carries a copy, and once it is dead
+//!   ([`DEAD_AFTER`]) the second alone.
+//! - `adaptive` (default): each path's dead windows are learned ([`DeadWindows`]: period,
+//!   phase, spread of the start, range of lengths) from the silences in its probes'
+//!   answers, and each datagram goes on the one path predicted to be live, with copies on
+//!   the other only near a predicted switch, while a path is suspect, and during the first
+//!   [`LEARNING`] of a two-path session (while nothing is known yet).
+//!
+//! The policy lives in the sender; the receiver's feedback (NACKs, keyframe requests) goes
+//! on every path it heard from recently, its reports and pings on the path it heard last,
+//! and each pong on its ping's path.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::str::FromStr;
+use std::time::{Duration, Instant};
+
+use crate::rtt::{Prober, RttEstimator};
+
+/// Paths one session may span.
+pub const MAX_PATHS: usize = 2;
+/// How often each path is probed while a session has two open. Sets how soon a silence is
+/// seen: at 5 ms, a dead path is suspect after 12 ms (two probes' answers missing, beyond
+/// Wi-Fi's jitter), within the one-RTT-plus-one-frame the design allows for moving traffic.
+/// Costs 44 bytes each way per probe (70 kbit/s per path sealed), under 1 % of 8 Mbit/s.
+pub const PATH_PROBE_INTERVAL: Duration = Duration::from_millis(5);
+/// Pings a path prober remembers: a dead window holds a path's probes (AWDL's path, dead
+/// for most of each second, releases a second's worth at once), and their answers still
+/// give RTT samples.
+const PATH_PROBES_REMEMBERED: usize = 256;
+/// A path unheard this long is suspect: the scheduler copies what it sends there onto the
+/// other path. Two probe intervals plus the ±1.5 ms Wi-Fi jitter of both directions.
+pub const SUSPECT_AFTER: Duration = Duration::from_millis(12);
+/// A path unheard this long is dead: nothing is sent on it (but its probes) until it
+/// answers again.
+pub const DEAD_AFTER: Duration = Duration::from_millis(40);
+/// A silence at least this long is a dead window worth learning from; shorter ones are
+/// jitter and lost probes.
+pub const MIN_DEAD_WINDOW: Duration = Duration::from_millis(20);
+/// How long a two-path `adaptive` session duplicates while it learns: three AWDL periods
+/// (3 × 1.049 s) and a little, the windows needed to tell a period.
+pub const LEARNING: Duration = Duration::from_millis(3_500);
+/// A path that answers again after being dead is copied onto the other path this long
+/// before it carries traffic alone: a returning radio may come and go.
+pub const RETURN_GRACE: Duration = Duration::from_millis(20);
+/// Margin added on each side of a predicted switch.
+const EDGE_MARGIN: Duration = Duration::from_millis(3);
+/// Dead windows remembered per path.
+const EPISODES: usize = 8;
+/// Longest period learned: beyond it a path's silences are outages, not a schedule.
+const MAX_PERIOD: Duration = Duration::from_secs(5);
+/// Shortest period learned.
+const MIN_PERIOD: Duration = Duration::from_millis(100);
+
+/// One of a session's paths: 0 is the first (the one a single-path session uses), 1 the
+/// second.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct PathId(u8);
+
+impl PathId {
+    /// The first path: the only one of a single-path session.
+    pub const FIRST: PathId = PathId(0);
+    /// The second path.
+    pub const SECOND: PathId = PathId(1);
+
+    /// The path at `index`, if it is below [`MAX_PATHS`].
+    pub fn new(index: usize) -> Option<PathId> {
+        (index < MAX_PATHS).then_some(PathId(index as u8))
+    }
+
+    /// Its index, below [`MAX_PATHS`].
+    pub fn index(self) -> usize {
+        usize::from(self.0)
+    }
+
+    /// The other path.
+    pub fn other(self) -> PathId {
+        PathId(1 - self.0)
+    }
+
+    /// Every path, in order.
+    pub fn all() -> impl Iterator<Item = PathId> {
+        (0..MAX_PATHS as u8).map(PathId)
+    }
+}
+
+impl fmt::Display for PathId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "path {}", self.0)
+    }
+}
+
+/// The paths a datagram leaves on.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct PathSet(u8);
+
+impl PathSet {
+    /// No path.
+    pub const NONE: PathSet = PathSet(0);
+    /// Every path the driver has (a single-path driver: its one path).
+    pub const ALL: PathSet = PathSet((1 << MAX_PATHS) - 1);
+
+    /// Only `path`.
+    pub fn only(path: PathId) -> PathSet {
+        PathSet(1 << path.0)
+    }
+
+    /// This set and `path`.
+    pub fn with(self, path: PathId) -> PathSet {
+        PathSet(self.0 | 1 << path.0)
+    }
+
+    /// Whether `path` is in it.
+    pub fn contains(self, path: PathId) -> bool {
+        self.0 & (1 << path.0) != 0
+    }
+
+    /// The paths in both sets.
+    pub fn intersect(self, other: PathSet) -> PathSet {
+        PathSet(self.0 & other.0)
+    }
+
+    /// Whether it holds no path.
+    pub fn is_empty(self) -> bool {
+        self.0 == 0
+    }
+
+    /// How many paths it holds.
+    pub fn len(self) -> usize {
+        self.0.count_ones() as usize
+    }
+
+    /// Its paths, in order.
+    pub fn iter(self) -> impl Iterator<Item = PathId> {
+        PathId::all().filter(move |p| self.contains(*p))
+    }
+}
+
+/// A datagram written by [`crate::Endpoint::poll_transmit_on`]: its length, and the
+/// paths to send it on (intersected with the paths the driver has; if that leaves none,
+/// the driver sends it on its first path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Transmit {
+    /// Bytes appended to the caller's buffer.
+    pub len: usize,
+    /// Where it goes.
+    pub paths: PathSet,
+}
+
+/// How a two-path sender spreads its datagrams. See the module docs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum PathPolicy {
+    /// Every datagram on every open path.
+    Duplicate,
+    /// The first path while it answers, the second when it does not.
+    PrimaryBackup,
+    /// The path predicted to be live, both near a predicted switch.
+    #[default]
+    Adaptive,
+}
+
+impl PathPolicy {
+    /// Every policy, in the order the docs list them.
+    pub const ALL: [PathPolicy; 3] = [
+        PathPolicy::Duplicate,
+        PathPolicy::PrimaryBackup,
+        PathPolicy::Adaptive,
+    ];
+
+    /// Its name on command lines and in reports.
+    pub fn name(self) -> &'static str {
+        match self {
+            PathPolicy::Duplicate => "duplicate",
+            PathPolicy::PrimaryBackup => "primary-backup",
+            PathPolicy::Adaptive => "adaptive",
+        }
+    }
+}
+
+impl fmt::Display for PathPolicy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.name())
+    }
+}
+
+/// A policy name that is not one.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("unknown path policy {0:?}: expected duplicate, primary-backup or adaptive")]
+pub struct UnknownPathPolicy(pub String);
+
+impl FromStr for PathPolicy {
+    type Err = UnknownPathPolicy;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        PathPolicy::ALL
+            .into_iter()
+            .find(|p| p.name() == s)
+            .ok_or_else(|| UnknownPathPolicy(s.to_string()))
+    }
+}
+
+/// Where a path stands at one instant, as the scheduler sees it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum PathState {
+    /// Not open.
+    Closed,
+    /// Answering, and not near a predicted switch: it may carry traffic alone.
+    Live,
+    /// Near a predicted switch, silent a little too long, just back, or not yet learned:
+    /// worth a copy.
+    Uncertain,
+    /// Silent past [`DEAD_AFTER`], or inside a predicted dead window.
+    Dead,
+}
+
+/// One dead window seen by the sender, in its own send-time: the window began between
+/// `start_lo` and `start_hi` and ended at `end`.
+#[derive(Clone, Copy, Debug)]
+struct Episode {
+    start_lo: Instant,
+    start_hi: Instant,
+    end: Instant,
+}
+
+impl Episode {
+    fn start(&self) -> Instant {
+        self.start_lo + (self.start_hi - self.start_lo) / 2
+    }
+}
+
+/// Where an instant falls against a path's predicted dead windows.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum WindowPhase {
+    /// Nothing predicted (no schedule learned), or far from any window.
+    Outside,
+    /// Within the uncertainty of a predicted window's start or end.
+    Edge,
+    /// Surely inside a predicted window.
+    Inside,
+}
+
+/// A path's dead windows as learned from the silences in what it brought back: the period
+/// (the spacing of their starts, a missed window counted as two periods), the latest start
+/// and end (the phase), how far starts and ends strayed from the period (plus how finely a
+/// start could be timed), and the shortest and longest window.
+///
+/// A switch is predicted twice, and the two are intersected: from the period alone (the
+/// latest start or end plus whole periods, give or take how far they strayed), and from the
+/// other edge of the same window plus its range of lengths. The infrastructure path's
+/// windows start on a fixed schedule and end after a varying time; the peer-to-peer path's
+/// are the reverse; each edge is thus timed by whichever prediction is the tighter.
+#[derive(Clone, Debug, Default)]
+pub struct DeadWindows {
+    episodes: VecDeque<Episode>,
+    period: Option<Duration>,
+    start_spread: Duration,
+    end_spread: Duration,
+    len_min: Duration,
+    len_max: Duration,
+}
+
+/// `(from, to)`, inclusive.
+type Zone = (Instant, Instant);
+
+fn zone_around(t: Instant, before: Duration, after: Duration) -> Zone {
+    (t.checked_sub(before).unwrap_or(t), t + after)
+}
+
+fn intersect(a: Zone, b: Zone) -> Zone {
+    let z = (a.0.max(b.0), a.1.min(b.1));
+    if z.0 <= z.1 { z } else { a }
+}
+
+impl DeadWindows {
+    /// A silence observed: heard at `last_heard`, then nothing until `heard_again`; `one_way`
+    /// is the path's one-way delay and `probe_interval` how often it was probed. The path
+    /// died between `last_heard − one_way` and one probe later, and came back at
+    /// `heard_again − one_way` (what a dead window held arrives in one burst as it ends).
+    pub fn on_silence(
+        &mut self,
+        last_heard: Instant,
+        heard_again: Instant,
+        one_way: Duration,
+        probe_interval: Duration,
+    ) {
+        let start_lo = last_heard.checked_sub(one_way).unwrap_or(last_heard);
+        let end = heard_again.checked_sub(one_way).unwrap_or(heard_again);
+        let start_hi = (start_lo + probe_interval).min(end);
+        if self.episodes.len() == EPISODES {
+            self.episodes.pop_front();
+        }
+        self.episodes.push_back(Episode {
+            start_lo,
+            start_hi,
+            end,
+        });
+        self.refit();
+    }
+
+    fn refit(&mut self) {
+        let starts: Vec<Instant> = self.episodes.iter().map(Episode::start).collect();
+        let ends: Vec<Instant> = self.episodes.iter().map(|e| e.end).collect();
+        let gaps: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
+        self.period = None;
+        let lens = self.episodes.iter().map(|e| e.end - e.start());
+        self.len_min = lens.clone().min().unwrap_or_default();
+        self.len_max = lens.max().unwrap_or_default();
+        if gaps.len() < 2 {
+            return;
+        }
+        let mut sorted = gaps.clone();
+        sorted.sort();
+        // The smallest gaps are single periods (a window missed makes a double one): the
+        // median of the lower half is the unit; the period is the average gap in units.
+        let unit = sorted[(sorted.len() - 1) / 4];
+        if !(MIN_PERIOD..=MAX_PERIOD).contains(&unit) {
+            return;
+        }
+        let units_of =
+            |g: Duration, p: Duration| (g.as_secs_f64() / p.as_secs_f64()).round().max(1.0) as u32;
+        let units: u32 = gaps.iter().map(|g| units_of(*g, unit)).sum();
+        let period = gaps.iter().sum::<Duration>() / units;
+        let tolerance = (period / 20).max(Duration::from_millis(25));
+        let stray = |edges: &[Instant]| {
+            edges
+                .windows(2)
+                .map(|w| {
+                    let g = w[1] - w[0];
+                    g.abs_diff(period * units_of(g, period))
+                })
+                .max()
+                .unwrap_or_default()
+        };
+        let (start_stray, end_stray) = (stray(&starts), stray(&ends));
+        if start_stray.min(end_stray) > tolerance {
+            return;
+        }
+        let timing = self
+            .episodes
+            .iter()
+            .map(|e| e.start_hi - e.start_lo)
+            .max()
+            .unwrap_or_default();
+        self.period = Some(period);
+        self.start_spread = start_stray + timing / 2;
+        self.end_spread = end_stray;
+    }
+
+    /// The learned period, once three windows have shown one.
+    pub fn period(&self) -> Option<Duration> {
+        self.period
+    }
+
+    /// Shortest and longest window seen.
+    pub fn lengths(&self) -> (Duration, Duration) {
+        (self.len_min, self.len_max)
+    }
+
+    /// The predicted window `k` periods after the latest seen: its start zone and end zone.
+    fn window(&self, k: u32) -> Option<(Zone, Zone)> {
+        let period = self.period?;
+        let last = self.episodes.back()?;
+        let s = last.start() + period * k;
+        let e = last.end + period * k;
+        let (ss, es) = (
+            self.start_spread + EDGE_MARGIN,
+            self.end_spread + EDGE_MARGIN,
+        );
+        let (lmin, lmax) = (self.len_min, self.len_max);
+        let start_zone = intersect(
+            zone_around(s, ss, ss),
+            (
+                e.checked_sub(lmax + es).unwrap_or(e),
+                (e + es).checked_sub(lmin).unwrap_or(e),
+            ),
+        );
+        let end_zone = intersect(
+            zone_around(e, es, es),
+            ((s + lmin).checked_sub(ss).unwrap_or(s), s + lmax + ss),
+        );
+        Some((start_zone, end_zone))
+    }
+
+    /// Start of the predicted window nearest `t` (before or after).
+    pub fn predicted_start_near(&self, t: Instant) -> Option<Instant> {
+        let period = self.period?;
+        let base = self.episodes.back()?.start();
+        if t <= base {
+            return Some(base);
+        }
+        let n = ((t - base).as_secs_f64() / period.as_secs_f64()).round() as u32;
+        Some(base + period * n)
+    }
+
+    /// Where `t` falls against the predicted windows.
+    pub fn phase(&self, t: Instant) -> WindowPhase {
+        let (Some(period), Some(last)) = (self.period, self.episodes.back()) else {
+            return WindowPhase::Outside;
+        };
+        let base = last.start();
+        let k = if t > base {
+            ((t - base).as_secs_f64() / period.as_secs_f64()).floor() as u32
+        } else {
+            0
+        };
+        let mut phase = WindowPhase::Outside;
+        for k in [k.saturating_sub(1), k, k + 1] {
+            let Some((start_zone, end_zone)) = self.window(k) else {
+                continue;
+            };
+            let within = |z: Zone| t >= z.0 && t <= z.1;
+            if within(start_zone) || within(end_zone) {
+                return WindowPhase::Edge;
+            }
+            if t > start_zone.1 && t < end_zone.0 {
+                phase = WindowPhase::Inside;
+            }
+        }
+        phase
+    }
+}
+
+/// Counters and estimates of one path, as the endpoints report them.
+#[derive(Clone, Copy, Debug, Default, PartialEq)]
+pub struct PathStats {
+    /// The driver opened it.
+    pub open: bool,
+    /// Datagrams sent on it (a datagram sent on both paths counts on each).
+    pub datagrams_sent: u64,
+    /// Bytes sent on it (UDP payload, before sealing).
+    pub bytes_sent: u64,
+    /// Media and parity bytes sent on it.
+    pub media_bytes_sent: u64,
+    /// Datagrams received on it.
+    pub datagrams_received: u64,
+    /// Bytes received on it.
+    pub bytes_received: u64,
+    /// Datagrams received on it that another path had already delivered.
+    pub duplicates_received: u64,
+    /// Probes sent on it (sender).
+    pub probes_sent: u64,
+    /// Probes answered (sender).
+    pub probes_answered: u64,
+    /// Smoothed RTT of its probes (held probes included).
+    pub rtt: Option<Duration>,
+    /// Smallest RTT of its probes.
+    pub min_rtt: Option<Duration>,
+    /// RTT variation of its probes: its jitter.
+    pub rtt_variation: Duration,
+    /// When it was last heard.
+    pub last_heard: Option<Instant>,
+    /// Dead windows seen (silences over [`MIN_DEAD_WINDOW`]).
+    pub dead_windows: u64,
+    /// The period of its dead windows, once learned.
+    pub dead_window_period: Option<Duration>,
+}
+
+impl PathStats {
+    /// Share of probes never answered (0 before any was sent).
+    pub fn probe_loss(&self) -> f64 {
+        if self.probes_sent == 0 {
+            0.0
+        } else {
+            1.0 - (self.probes_answered as f64 / self.probes_sent as f64).min(1.0)
+        }
+    }
+}
+
+/// One path as the sender tracks it.
+#[derive(Debug)]
+struct SenderPath {
+    open: bool,
+    prober: Prober,
+    last_heard: Option<Instant>,
+    /// When it was heard after being dead, until [`RETURN_GRACE`] has passed.
+    returned_at: Option<Instant>,
+    windows: DeadWindows,
+    stats: PathStats,
+}
+
+impl SenderPath {
+    fn new(path: PathId, now: Instant) -> SenderPath {
+        SenderPath {
+            open: path == PathId::FIRST,
+            prober: Prober::with_interval(
+                now,
+                PATH_PROBE_INTERVAL,
+                PATH_PROBES_REMEMBERED,
+                (path.index() as u32 + 1) << 28,
+            ),
+            last_heard: None,
+            returned_at: None,
+            windows: DeadWindows::default(),
+            stats: PathStats {
+                open: path == PathId::FIRST,
+                ..PathStats::default()
+            },
+        }
+    }
+
+    fn rtt(&self) -> &RttEstimator {
+        self.prober.rtt()
+    }
+}
+
+/// The sender's view of its paths and its scheduling policy: probes, liveness, dead
+/// windows, and the choice of paths for each datagram.
+#[derive(Debug)]
+pub struct SenderPaths {
+    policy: PathPolicy,
+    paths: [SenderPath; MAX_PATHS],
+    /// When the second path opened: the start of learning.
+    two_since: Option<Instant>,
+}
+
+impl SenderPaths {
+    /// Path 0 open, path 1 closed, `policy` for when it opens.
+    pub fn new(policy: PathPolicy, now: Instant) -> SenderPaths {
+        SenderPaths {
+            policy,
+            paths: [
+                SenderPath::new(PathId::FIRST, now),
+                SenderPath::new(PathId::SECOND, now),
+            ],
+            two_since: None,
+        }
+    }
+
+    /// The policy in force.
+    pub fn policy(&self) -> PathPolicy {
+        self.policy
+    }
+
+    /// Changes the policy live.
+    pub fn set_policy(&mut self, policy: PathPolicy) {
+        self.policy = policy;
+    }
+
+    /// Opens or closes `path`. Opening restarts its probing and its learning.
+    pub fn set_open(&mut self, now: Instant, path: PathId, open: bool) {
+        let p = &mut self.paths[path.index()];
+        if p.open == open {
+            return;
+        }
+        if open {
+            *p = SenderPath::new(path, now);
+        }
+        p.open = open;
+        p.stats.open = open;
+        self.two_since = self.multipath().then_some(now);
+    }
+
+    /// Whether two paths are open.
+    pub fn multipath(&self) -> bool {
+        self.paths.iter().all(|p| p.open)
+    }
+
+    /// The open paths.
+    pub fn open(&self) -> PathSet {
+        PathId::all()
+            .filter(|p| self.paths[p.index()].open)
+            .fold(PathSet::NONE, PathSet::with)
+    }
+
+    /// Something authentic arrived on `path` at `now`.
+    pub fn on_heard(&mut self, now: Instant, path: PathId) {
+        let p = &mut self.paths[path.index()];
+        if let Some(last) = p.last_heard {
+            let silence = now.saturating_duration_since(last);
+            if silence >= MIN_DEAD_WINDOW {
+                let one_way = p.rtt().min().unwrap_or_default() / 2;
+                p.windows
+                    .on_silence(last, now, one_way, PATH_PROBE_INTERVAL);
+                p.stats.dead_windows += 1;
+            }
+            if silence >= DEAD_AFTER {
+                p.returned_at = Some(now);
+            }
+        }
+        p.last_heard = Some(now.max(p.last_heard.unwrap_or(now)));
+    }
+
+    /// A path probe due now, if any: `(path, prober)` to ping on.
+    pub fn due_probe(&mut self, now: Instant) -> Option<(PathId, &mut Prober)> {
+        if !self.multipath() {
+            return None;
+        }
+        let path = PathId::all().find(|p| now >= self.paths[p.index()].prober.next_ping_at())?;
+        let p = &mut self.paths[path.index()];
+        p.stats.probes_sent += 1;
+        Some((path, &mut p.prober))
+    }
+
+    /// When the next path probe is due.
+    pub fn next_probe_at(&self) -> Option<Instant> {
+        if !self.multipath() {
+            return None;
+        }
+        self.paths.iter().map(|p| p.prober.next_ping_at()).min()
+    }
+
+    /// The prober of `path`, for a pong that arrived there.
+    pub fn prober_mut(&mut self, path: PathId) -> &mut Prober {
+        &mut self.paths[path.index()].prober
+    }
+
+    /// Counts a probe of `path` answered.
+    pub fn on_probe_answered(&mut self, path: PathId) {
+        self.paths[path.index()].stats.probes_answered += 1;
+    }
+
+    /// Counts `bytes` sent on each path of `paths`.
+    pub fn on_sent(&mut self, paths: PathSet, bytes: usize, media: bool) {
+        for path in paths.iter() {
+            let s = &mut self.paths[path.index()].stats;
+            s.datagrams_sent += 1;
+            s.bytes_sent += bytes as u64;
+            if media {
+                s.media_bytes_sent += bytes as u64;
+            }
+        }
+    }
+
+    /// Where `path` stands at `now`.
+    pub fn state(&self, now: Instant, path: PathId) -> PathState {
+        let p = &self.paths[path.index()];
+        if !p.open {
+            return PathState::Closed;
+        }
+        let Some(last) = p.last_heard else {
+            return PathState::Uncertain;
+        };
+        let silent = now.saturating_duration_since(last);
+        let phase = p.windows.phase(now);
+        // Heard since the predicted window began (one way after, so nothing in flight
+        // counts): the window is over early, and the path is back.
+        let back = p.windows.predicted_start_near(now).is_some_and(|s| {
+            s <= now && last > s + p.rtt().min().unwrap_or_default() + EDGE_MARGIN
+        });
+        // A predicted switch outranks the silence: the peer-to-peer path, silent for most of
+        // a second, is worth a copy as its window opens, before it has said anything.
+        match phase {
+            WindowPhase::Inside if !back => return PathState::Dead,
+            WindowPhase::Edge if !back => return PathState::Uncertain,
+            _ => {}
+        }
+        if silent >= DEAD_AFTER {
+            return PathState::Dead;
+        }
+        let returning = p
+            .returned_at
+            .is_some_and(|t| now.saturating_duration_since(t) < RETURN_GRACE);
+        if silent >= SUSPECT_AFTER || returning {
+            return PathState::Uncertain;
+        }
+        PathState::Live
+    }
+
+    /// The paths for a datagram sent now.
+    pub fn choose(&self, now: Instant) -> PathSet {
+        let open = self.open();
+        if !self.multipath() {
+            return open;
+        }
+        let states = [
+            self.state(now, PathId::FIRST),
+            self.state(now, PathId::SECOND),
+        ];
+        let usable =
+            |p: PathId| matches!(states[p.index()], PathState::Live | PathState::Uncertain);
+        match self.policy {
+            PathPolicy::Duplicate => open,
+            PathPolicy::PrimaryBackup => match states {
+                [PathState::Live, _] => PathSet::only(PathId::FIRST),
+                [PathState::Dead, PathState::Live | PathState::Uncertain] => {
+                    PathSet::only(PathId::SECOND)
+                }
+                _ => open,
+            },
+            PathPolicy::Adaptive => {
+                let learning = self
+                    .two_since
+                    .is_some_and(|t| now.saturating_duration_since(t) < LEARNING);
+                if learning {
+                    return open;
+                }
+                let live: Vec<PathId> = PathId::all()
+                    .filter(|p| states[p.index()] == PathState::Live)
+                    .collect();
+                let uncertain = PathId::all().any(|p| states[p.index()] == PathState::Uncertain);
+                match (live.as_slice(), uncertain) {
+                    ([one], false) => PathSet::only(*one),
+                    ([_, _], _) => PathSet::only(self.fastest()),
+                    ([], false) => open,
+                    _ => PathId::all()
+                        .filter(|p| usable(*p))
+                        .fold(PathSet::NONE, PathSet::with),
+                }
+            }
+        }
+    }
+
+    /// Of two live paths, the one with the smaller least RTT (the first on a tie within a
+    /// millisecond: the infrastructure path, by the engine's convention).
+    fn fastest(&self) -> PathId {
+        let min = |p: PathId| self.paths[p.index()].rtt().min();
+        match (min(PathId::FIRST), min(PathId::SECOND)) {
+            (Some(a), Some(b)) if b + Duration::from_millis(1) < a => PathId::SECOND,
+            _ => PathId::FIRST,
+        }
+    }
+
+    /// Per-path statistics.
+    pub fn stats(&self) -> [PathStats; MAX_PATHS] {
+        std::array::from_fn(|i| {
+            let p = &self.paths[i];
+            PathStats {
+                rtt: p.rtt().smoothed(),
+                min_rtt: p.rtt().min(),
+                rtt_variation: p.rtt().variation(),
+                last_heard: p.last_heard,
+                dead_window_period: p.windows.period(),
+                ..p.stats
+            }
+        })
+    }
+}
+
+/// The receiver's (and the sender's, for what comes back) view of its paths: which are
+/// open, when each was last heard, and a window of packet numbers that drops the second
+/// copy of a datagram sent on both.
+#[derive(Debug, Default)]
+pub struct ArrivalPaths {
+    open: [bool; MAX_PATHS],
+    last_heard: [Option<Instant>; MAX_PATHS],
+    seen: crate::security::seal::ReplayWindow,
+    stats: [PathStats; MAX_PATHS],
+}
+
+/// How long after it was last heard a path still gets the receiver's NACKs and keyframe
+/// requests.
+const FEEDBACK_RECENT: Duration = Duration::from_millis(100);
+
+impl ArrivalPaths {
+    /// Path 0 open.
+    pub fn new() -> ArrivalPaths {
+        let mut a = ArrivalPaths::default();
+        a.open[0] = true;
+        a.stats[0].open = true;
+        a
+    }
+
+    /// Opens or closes `path`.
+    pub fn set_open(&mut self, path: PathId, open: bool) {
+        self.open[path.index()] = open;
+        self.stats[path.index()].open = open;
+    }
+
+    /// Whether two paths are open.
+    pub fn multipath(&self) -> bool {
+        self.open.iter().all(|o| *o)
+    }
+
+    /// The open paths.
+    pub fn open_set(&self) -> PathSet {
+        PathId::all()
+            .filter(|p| self.open[p.index()])
+            .fold(PathSet::NONE, PathSet::with)
+    }
+
+    /// A datagram numbered `packet_number` arrived on `path`: false if it is a copy of one
+    /// already taken (then counted, and to be dropped). Only consulted while two paths are
+    /// open; a single path's duplicates are the protocol's ordinary business.
+    pub fn on_arrival(
+        &mut self,
+        now: Instant,
+        path: PathId,
+        packet_number: u64,
+        bytes: usize,
+    ) -> bool {
+        let i = path.index();
+        self.last_heard[i] = Some(now);
+        self.stats[i].datagrams_received += 1;
+        self.stats[i].bytes_received += bytes as u64;
+        if !self.multipath() {
+            return true;
+        }
+        if !self.seen.fresh(packet_number) {
+            self.stats[i].duplicates_received += 1;
+            return false;
+        }
+        self.seen.accept(packet_number);
+        true
+    }
+
+    /// The path heard from last (the first before any).
+    pub fn latest(&self) -> PathId {
+        match self.last_heard {
+            [Some(a), Some(b)] if self.open[1] && b > a => PathId::SECOND,
+            [None, Some(_)] if self.open[1] => PathId::SECOND,
+            _ => PathId::FIRST,
+        }
+    }
+
+    /// Where routine feedback (reports, pings) goes: the path heard last.
+    pub fn routine(&self) -> PathSet {
+        PathSet::only(self.latest())
+    }
+
+    /// Where urgent feedback (NACKs, keyframe requests) goes: every open path heard in the
+    /// last [`FEEDBACK_RECENT`], at least the one heard last.
+    pub fn urgent(&self, now: Instant) -> PathSet {
+        PathId::all()
+            .filter(|p| {
+                self.open[p.index()]
+                    && self.last_heard[p.index()]
+                        .is_some_and(|t| now.saturating_duration_since(t) <= FEEDBACK_RECENT)
+            })
+            .fold(self.routine(), PathSet::with)
+    }
+
+    /// Counts `bytes` sent on each of `paths`.
+    pub fn on_sent(&mut self, paths: PathSet, bytes: usize) {
+        for p in paths.iter() {
+            self.stats[p.index()].datagrams_sent += 1;
+            self.stats[p.index()].bytes_sent += bytes as u64;
+        }
+    }
+
+    /// Per-path counters.
+    pub fn stats(&self) -> [PathStats; MAX_PATHS] {
+        std::array::from_fn(|i| PathStats {
+            last_heard: self.last_heard[i],
+            ..self.stats[i]
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const MS: Duration = Duration::from_millis(1);
+
+    #[test]
+    fn policy_names_round_trip_and_unknown_is_named() {
+        for p in PathPolicy::ALL {
+            assert_eq!(p.name().parse::<PathPolicy>(), Ok(p));
+        }
+        assert_eq!(PathPolicy::default(), PathPolicy::Adaptive);
+        let e = "both".parse::<PathPolicy>().unwrap_err();
+        assert!(e.to_string().contains("\"both\""), "{e}");
+    }
+
+    #[test]
+    fn path_sets() {
+        let a = PathSet::only(PathId::FIRST);
+        assert!(a.contains(PathId::FIRST) && !a.contains(PathId::SECOND));
+        assert_eq!(a.with(PathId::SECOND), PathSet::ALL);
+        assert_eq!(PathSet::ALL.len(), 2);
+        assert!(PathSet::NONE.is_empty());
+        assert_eq!(
+            PathSet::ALL.iter().collect::<Vec<_>>(),
+            vec![PathId::FIRST, PathId::SECOND]
+        );
+        assert_eq!(PathId::new(2), None);
+        assert_eq!(PathId::FIRST.other(), PathId::SECOND);
+    }
+
+    /// Silences every 1048.576 ms, lengths 30–50 ms, seen through 5 ms probes: the period is
+    /// learned to within a millisecond, and a later window's start and middle are placed.
+    #[test]
+    fn dead_windows_learn_period_and_phase() {
+        let t0 = Instant::now();
+        let period = Duration::from_micros(1_048_576);
+        let mut w = DeadWindows::default();
+        let lens = [31, 48, 40, 35, 50, 33];
+        for (k, len) in lens.iter().enumerate() {
+            let start = t0 + Duration::from_millis(500) + period * k as u32;
+            // The last probe answer before the window, 0–5 ms before it, and the burst 2 ms
+            // (one way) after it ends.
+            let last = start - Duration::from_micros(1_000 + 700 * k as u64) + 2 * MS;
+            w.on_silence(last, start + MS * *len + 2 * MS, 2 * MS, 5 * MS);
+        }
+        let p = w.period().expect("learned");
+        assert!(p.abs_diff(period) < MS, "{p:?}");
+        let next = t0 + Duration::from_millis(500) + period * 6;
+        assert_eq!(w.phase(next), WindowPhase::Edge);
+        assert_eq!(w.phase(next + 20 * MS), WindowPhase::Inside);
+        assert_eq!(w.phase(next + 45 * MS), WindowPhase::Edge);
+        assert_eq!(w.phase(next + 200 * MS), WindowPhase::Outside);
+        assert_eq!(w.phase(next - 100 * MS), WindowPhase::Outside);
+    }
+
+    #[test]
+    fn irregular_silences_learn_no_period() {
+        let t0 = Instant::now();
+        let mut w = DeadWindows::default();
+        for (at, len) in [(300, 30), (1_000, 40), (1_450, 25), (2_900, 60)] {
+            let s = t0 + at * MS;
+            w.on_silence(s, s + len * MS, MS, 5 * MS);
+        }
+        assert_eq!(w.period(), None);
+        assert_eq!(w.phase(t0 + 3_000 * MS), WindowPhase::Outside);
+    }
+
+    fn heard_every(paths: &mut SenderPaths, path: PathId, from: Instant, to: Instant) {
+        let mut t = from;
+        while t < to {
+            paths.on_heard(t, path);
+            t += 5 * MS;
+        }
+    }
+
+    #[test]
+    fn one_path_sends_on_it_alone() {
+        let t0 = Instant::now();
+        let p = SenderPaths::new(PathPolicy::Duplicate, t0);
+        assert_eq!(p.choose(t0), PathSet::only(PathId::FIRST));
+    }
+
+    #[test]
+    fn primary_backup_moves_to_the_backup_as_the_primary_falls_silent() {
+        let t0 = Instant::now();
+        let mut p = SenderPaths::new(PathPolicy::PrimaryBackup, t0);
+        p.set_open(t0, PathId::SECOND, true);
+        heard_every(&mut p, PathId::FIRST, t0, t0 + 100 * MS);
+        heard_every(&mut p, PathId::SECOND, t0, t0 + 200 * MS);
+        let last = t0 + 95 * MS;
+        assert_eq!(p.choose(last + MS), PathSet::only(PathId::FIRST));
+        assert_eq!(p.choose(last + SUSPECT_AFTER + MS), PathSet::ALL);
+        assert_eq!(
+            p.choose(last + DEAD_AFTER + MS),
+            PathSet::only(PathId::SECOND)
+        );
+    }
+
+    #[test]
+    fn adaptive_duplicates_while_learning_then_uses_the_faster_live_path() {
+        let t0 = Instant::now();
+        let mut p = SenderPaths::new(PathPolicy::Adaptive, t0);
+        p.set_open(t0, PathId::SECOND, true);
+        let end = t0 + LEARNING + 100 * MS;
+        heard_every(&mut p, PathId::FIRST, t0, end);
+        heard_every(&mut p, PathId::SECOND, t0, end);
+        assert_eq!(p.choose(t0 + 100 * MS), PathSet::ALL);
+        assert_eq!(p.choose(end - MS), PathSet::only(PathId::FIRST));
+    }
+
+    #[test]
+    fn arrivals_drop_the_second_copy_only_with_two_paths() {
+        let t0 = Instant::now();
+        let mut a = ArrivalPaths::new();
+        assert!(a.on_arrival(t0, PathId::FIRST, 7, 100));
+        assert!(
+            a.on_arrival(t0, PathId::FIRST, 7, 100),
+            "one path: not ours"
+        );
+        a.set_open(PathId::SECOND, true);
+        assert!(a.on_arrival(t0, PathId::FIRST, 8, 100));
+        assert!(!a.on_arrival(t0 + MS, PathId::SECOND, 8, 100));
+        assert!(a.on_arrival(t0 + MS, PathId::SECOND, 9, 100));
+        let s = a.stats();
+        assert_eq!(s[1].duplicates_received, 1);
+        assert_eq!(a.latest(), PathId::SECOND);
+        assert_eq!(a.urgent(t0 + 50 * MS), PathSet::ALL);
+        assert_eq!(a.urgent(t0 + 500 * MS), PathSet::only(PathId::SECOND));
+    }
+}
