@@ -7,9 +7,31 @@
 //! when a path was chosen, batched sends with UDP GSO where the OS has it, see
 //! [`crate::batch`]) or a link the application brings ([`PathConfig::Transport`], see
 //! [`crate::transport`]). The driver receives on every path and sends on the one the peer
-//! was last heard on (before that: the configured peer's, or the transport's). One path is
-//! what sessions use today; a listener reachable on several interfaces opens one socket per
-//! interface.
+//! was last heard on (before that: the configured peer's, or the transport's). A listener
+//! reachable on several interfaces opens one socket per interface; all of them are one
+//! session path.
+//!
+//! A session may span two paths at once ([`DriverConfig::second_path`]; see
+//! `tandem-proto`'s `multipath` module): every socket or transport in
+//! [`DriverConfig::paths`] is session path 0 ([`PathId::FIRST`]) and the second path's
+//! socket or transport is session path 1 ([`PathId::SECOND`]) — or, for a listener on
+//! shared wildcard sockets, [`DriverConfig::split_by_interface`] tells each datagram's path
+//! by the interface its source is on. The driver then keeps one peer per session path
+//! ([`DriverHandle::path_peers`]), each learned and followed by the rules above on its own
+//! path, hands every datagram in with the path it arrived on
+//! (`Endpoint::handle_datagram_on`), and sends each datagram the endpoint releases
+//! (`Endpoint::poll_transmit_on`) on every session path its transmit names that has a
+//! peer (on path 0 if none of them has one, on path 1 if path 0 has none either). Runs of
+//! datagrams for the same paths go out batched, as on one path; the copy for a second path
+//! is best effort (one that does not fit the socket's buffer is dropped and counted in
+//! [`DriverStats::send_errors`], where the first path's datagram waits for room).
+//!
+//! The endpoint learns when the second path is usable (`Endpoint::set_path_open`): at the
+//! start when its peer is configured (or it is a transport), otherwise when the first
+//! datagram there that the endpoint finds authentic arrives (for an endpoint that does not
+//! authenticate, the first datagram there). A datagram the endpoint does not find
+//! authentic costs a counter ([`DriverStats::strays`]) and nothing else: it opens no path
+//! and moves no peer. [`DriverStats::paths`] counts each session path's datagrams.
 //!
 //! # One owner
 //!
@@ -38,12 +60,24 @@
 //! Each socket's path is checked every [`DriverConfig::path_check`] (and at once when a
 //! send fails the way a vanished interface makes it fail): when the bound interface is
 //! gone, or has been down or without the local address for longer than
-//! [`DriverConfig::path_down_grace`], the path is dropped, and when it was the path in use
-//! (or the last one) the driver ends with [`DriverError::PathLost`] — the event channel
-//! closes, and [`DriverHandle::shutdown`] returns the error — instead of sending into
-//! nothing. A transport that fails ends it with [`DriverError::Transport`].
+//! [`DriverConfig::path_down_grace`], the path is dropped. In a session over one path,
+//! when it was the path in use (or the last one) the driver ends with
+//! [`DriverError::PathLost`] — the event channel closes, and [`DriverHandle::shutdown`]
+//! returns the error — instead of sending into nothing; a transport that fails ends it
+//! with [`DriverError::Transport`].
+//!
+//! In a session over two paths, losing a path (its socket's interface gone, its transport
+//! failed) closes the session path whose peer was there: the endpoint is told
+//! (`set_path_open(.., false)`), its peer is forgotten, a warning is logged and
+//! [`DriverStats::paths_lost`] counts it, and the session continues on the other path — the
+//! second path's loss as well as the first's. It ends as above only when the last path
+//! goes: when no socket or transport is left, when no open session path has one left, or
+//! when the lost one carried every peer the session had. A session path closed this way
+//! opens again if its peer is heard again on a path that remains (a listener's new socket,
+//! say).
 
 mod owner;
+mod split;
 mod udp;
 
 use std::collections::VecDeque;
@@ -57,12 +91,14 @@ use std::time::{Duration, Instant};
 
 use bytes::BytesMut;
 use polling::Poller;
-use tandem_proto::Endpoint;
+use tandem_proto::multipath::MAX_PATHS;
+use tandem_proto::{Endpoint, PathId};
 use tokio::sync::mpsc;
 
 use crate::socket::{SocketConfig, open_udp};
 use crate::transport::{AppTransport, TRANSPORT_PEER, TransportInbox};
-use owner::{Owner, Path, PeerAt};
+use owner::{Owner, Path, PeerAt, Role};
+use split::Split;
 use udp::UdpPath;
 
 /// One path of a session (see the module docs).
@@ -89,13 +125,26 @@ impl From<crate::listen::ListenSocket> for PathConfig {
     }
 }
 
+/// The second path of a session over two paths.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SecondPath {
+    /// Its socket (or the application's transport). A UDP socket binds exactly its
+    /// `local` (port 0: any port; it does not take the first path's port).
+    pub path: PathConfig,
+    /// The peer's address on it; `None`: learned from the first datagram the endpoint finds
+    /// authentic there (or, for an endpoint that does not authenticate, the first datagram
+    /// there).
+    pub peer: Option<SocketAddr>,
+}
+
 /// Driver settings. [`DriverConfig::new`] documents the defaults.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct DriverConfig {
     /// The paths to run the session over; at least one.
     pub paths: Vec<PathConfig>,
-    /// The peer's address on the UDP paths; only its datagrams reach an endpoint that does
-    /// not authenticate. `None` listens: the first datagram's source becomes the peer, and
+    /// The peer's address on the UDP paths (session path 0's; the second path's is
+    /// [`SecondPath::peer`]); only its datagrams reach an endpoint that does not
+    /// authenticate. `None` listens: the first datagram's source becomes the peer, and
     /// datagrams the endpoint releases before then are dropped (counted in
     /// [`DriverStats::send_errors`]). An IPv6 link-local peer without a scope id gets the
     /// bound interface's.
@@ -136,6 +185,13 @@ pub struct DriverConfig {
     /// each path check it makes its [`crate::listen_plan`] again and opens the sockets it
     /// lacks (see [`Relisten`]). Default `None`.
     pub relisten: Option<Relisten>,
+    /// The session's second path (see the module docs, # Paths). Default `None`: one path.
+    pub second_path: Option<SecondPath>,
+    /// A listener over two paths on shared (wildcard) sockets: a datagram whose source is on a
+    /// peer-to-peer interface (as `crate::iface` classifies it with these overrides; for an IPv6
+    /// link-local source, the interface of its scope id) belongs to path 1, any other to path 0.
+    /// Default None (every datagram on `paths` is path 0).
+    pub split_by_interface: Option<crate::iface::KindOverrides>,
 }
 
 /// What a listener's driver needs to make its listen plan again as interfaces change: on
@@ -145,7 +201,7 @@ pub struct DriverConfig {
 /// whose address went away are dropped by the path check like any lost path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Relisten {
-    /// The platform the plan is for ([`Platform::current`] outside tests).
+    /// The platform the plan is for ([`crate::listen::Platform::current`] outside tests).
     pub platform: crate::listen::Platform,
     /// Interface kinds the application set.
     pub overrides: crate::iface::KindOverrides,
@@ -185,6 +241,8 @@ impl DriverConfig {
             adopt_new_peer_after: Some(Duration::from_secs(1)),
             thread_name: "tandem-net".to_owned(),
             relisten: None,
+            second_path: None,
+            split_by_interface: None,
         }
     }
 
@@ -197,12 +255,23 @@ impl DriverConfig {
     }
 }
 
+/// One session path's share of [`DriverStats`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct DriverPathStats {
+    /// Datagrams received from the peer on this path and handed to the endpoint.
+    pub datagrams_in: u64,
+    /// Datagrams sent on this path (a datagram sent on both paths counts on each).
+    pub datagrams_out: u64,
+    /// Bytes sent on this path.
+    pub bytes_out: u64,
+}
+
 /// Counters the driver keeps (read with [`DriverHandle::stats`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct DriverStats {
     /// Datagrams received from the peer and handed to the endpoint.
     pub datagrams_in: u64,
-    /// Datagrams sent.
+    /// Datagrams sent (a datagram sent on both paths counts twice).
     pub datagrams_out: u64,
     /// Bytes sent.
     pub bytes_out: u64,
@@ -221,6 +290,11 @@ pub struct DriverStats {
     pub peer_changes: u64,
     /// Datagrams a transport delivered while its inbox was full, dropped.
     pub transport_dropped: u64,
+    /// Session paths lost while the session continued on the other (see the module docs,
+    /// # Lost paths).
+    pub paths_lost: u64,
+    /// Per session path: index 0 is path 0 ([`PathId::FIRST`]), 1 the second path.
+    pub paths: [DriverPathStats; MAX_PATHS],
 }
 
 #[derive(Debug, Default)]
@@ -234,6 +308,15 @@ struct SharedStats {
     events_dropped: AtomicU64,
     peer_changes: AtomicU64,
     transport_dropped: AtomicU64,
+    paths_lost: AtomicU64,
+    paths: [PathCounters; MAX_PATHS],
+}
+
+#[derive(Debug, Default)]
+struct PathCounters {
+    datagrams_in: AtomicU64,
+    datagrams_out: AtomicU64,
+    bytes_out: AtomicU64,
 }
 
 impl SharedStats {
@@ -249,6 +332,12 @@ impl SharedStats {
             events_dropped: get(&self.events_dropped),
             peer_changes: get(&self.peer_changes),
             transport_dropped: get(&self.transport_dropped),
+            paths_lost: get(&self.paths_lost),
+            paths: std::array::from_fn(|i| DriverPathStats {
+                datagrams_in: get(&self.paths[i].datagrams_in),
+                datagrams_out: get(&self.paths[i].datagrams_out),
+                bytes_out: get(&self.paths[i].bytes_out),
+            }),
         }
     }
 
@@ -280,7 +369,10 @@ struct Shared {
     poller: Poller,
     stats: SharedStats,
     stop: AtomicBool,
-    peer: Mutex<Option<SocketAddr>>,
+    /// Each session path's peer.
+    peers: Mutex<[Option<SocketAddr>; MAX_PATHS]>,
+    /// The second path's socket's local address, while it has one.
+    second_local: Mutex<Option<SocketAddr>>,
     /// When the peer last spoke: nanoseconds after `epoch`, plus one (0: never).
     heard: AtomicU64,
     epoch: Instant,
@@ -293,8 +385,12 @@ struct Shared {
 }
 
 impl Shared {
-    fn set_peer(&self, peer: SocketAddr) {
-        *self.peer.lock().unwrap_or_else(PoisonError::into_inner) = Some(peer);
+    fn set_peer(&self, path: PathId, peer: Option<SocketAddr>) {
+        self.peers.lock().unwrap_or_else(PoisonError::into_inner)[path.index()] = peer;
+    }
+
+    fn peers(&self) -> [Option<SocketAddr>; MAX_PATHS] {
+        *self.peers.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
     fn set_heard(&self, now: Instant) {
@@ -426,11 +522,25 @@ impl<E: Endpoint + Send + 'static> DriverHandle<E> {
     }
 
     /// The peer's address: configured, or learned from its first datagram; a transport's
-    /// peer is what the transport names, or [`TRANSPORT_PEER`].
+    /// peer is what the transport names, or [`TRANSPORT_PEER`]. Over two paths, path 0's
+    /// peer, or path 1's while path 0 has none (see [`DriverHandle::path_peers`]).
     pub fn peer(&self) -> Option<SocketAddr> {
+        let [first, second] = self.shared.peers();
+        first.or(second)
+    }
+
+    /// The peer's address on each session path (index 0: path 0, 1: the second path);
+    /// `None` where it is not known yet, or its path was lost.
+    pub fn path_peers(&self) -> [Option<SocketAddr>; MAX_PATHS] {
+        self.shared.peers()
+    }
+
+    /// The address the second path's socket is bound to (`None` without one, over a
+    /// transport, or once that path is lost).
+    pub fn second_local_addr(&self) -> Option<SocketAddr> {
         *self
             .shared
-            .peer
+            .second_local
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
     }
@@ -509,14 +619,25 @@ where
         poller: Poller::new().map_err(|e| io::Error::new(e.kind(), format!("poller: {e}")))?,
         stats: SharedStats::default(),
         stop: AtomicBool::new(false),
-        peer: Mutex::new(None),
+        peers: Mutex::new([None; MAX_PATHS]),
+        second_local: Mutex::new(None),
         heard: AtomicU64::new(0),
         epoch: Instant::now(),
         established: AtomicBool::new(endpoint.is_established()),
         ended: Mutex::new(None),
         locals: Mutex::new(Vec::new()),
     });
-    let mut paths = Vec::with_capacity(config.paths.len());
+    let split = config.split_by_interface.as_ref().map(|overrides| {
+        // Listed once here, then at every path check; none listed: all is path 0 until then.
+        let list = crate::iface::interfaces(overrides).unwrap_or_default();
+        Split::new(overrides.clone(), &list)
+    });
+    let role = if split.is_some() {
+        Role::Split
+    } else {
+        Role::Path(PathId::FIRST)
+    };
+    let mut paths = Vec::with_capacity(config.paths.len() + 1);
     let mut locals: Vec<SocketAddr> = Vec::new();
     for path in &config.paths {
         match path {
@@ -535,22 +656,53 @@ where
                     opened,
                     socket,
                     config.path_down_grace,
+                    role,
                 )));
             }
             PathConfig::Transport(transport) => {
-                let wake = {
-                    let shared = Arc::downgrade(&shared);
-                    Arc::new(move || {
-                        if let Some(s) = shared.upgrade() {
-                            s.wake();
-                        }
-                    })
-                };
-                paths.push(Path::Transport {
-                    transport: transport.clone(),
-                    inbox: TransportInbox::new(config.transport_inbox, wake),
-                    peer: transport.0.peer_address().unwrap_or(TRANSPORT_PEER),
-                });
+                paths.push(transport_path(&shared, &config, transport, PathId::FIRST));
+            }
+        }
+    }
+    // The second path, last; usable from the start with a configured peer, or over a
+    // transport (a link to its peer already).
+    let mut second_open = false;
+    let mut second_peer = None;
+    if let Some(second) = &config.second_path {
+        match &second.path {
+            PathConfig::Udp { local, socket } => {
+                let opened = open_udp(*local, socket)?;
+                *shared
+                    .second_local
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(opened.local);
+                let udp = UdpPath::new(
+                    opened,
+                    socket,
+                    config.path_down_grace,
+                    Role::Path(PathId::SECOND),
+                );
+                if let Some(peer) = second.peer {
+                    if !udp.reaches(peer) {
+                        return Err(io::Error::new(
+                            io::ErrorKind::InvalidInput,
+                            format!(
+                                "the second path's socket ({}) cannot send to its peer {peer}",
+                                udp.local
+                            ),
+                        ));
+                    }
+                    second_open = true;
+                    second_peer = Some(PeerAt {
+                        path: paths.len(),
+                        addr: peer,
+                    });
+                }
+                paths.push(Path::Udp(udp));
+            }
+            PathConfig::Transport(transport) => {
+                second_open = true;
+                paths.push(transport_path(&shared, &config, transport, PathId::SECOND));
             }
         }
     }
@@ -560,11 +712,15 @@ where
         endpoint,
         shared: Arc::clone(&shared),
         paths,
-        peer: None,
-        heard_at: None,
+        peers: [None; MAX_PATHS],
+        heard_at: [None; MAX_PATHS],
+        open: [true, second_open],
+        two_paths: config.second_path.is_some() || split.is_some(),
+        split,
         adopt_after: config.adopt_new_peer_after,
         out: Vec::with_capacity(64 * 1500),
         lens: VecDeque::new(),
+        sets: VecDeque::new(),
         max_datagram: config.max_datagram,
         rx_buf: BytesMut::zeroed(config.max_datagram + 1),
         from_transports: VecDeque::new(),
@@ -578,14 +734,25 @@ where
     };
     owner.publish_locals();
     if let Some(peer) = config.peer {
-        // The configured peer is on the first socket that can send to it.
+        // The configured peer is on the first socket that can send to it (not the second
+        // path's); split by interface, on the session path its interface says.
         let path = owner.paths.iter().position(|p| match p {
-            Path::Udp(u) => u.reaches(peer),
+            Path::Udp(u) => u.role != Role::Path(PathId::SECOND) && u.reaches(peer),
             Path::Transport { .. } => false,
         });
         if let Some(path) = path {
-            owner.set_peer(PeerAt { path, addr: peer });
+            let pid = owner
+                .split
+                .as_ref()
+                .map_or(PathId::FIRST, |s| s.path_of(peer));
+            owner.set_peer(pid, PeerAt { path, addr: peer });
+            if pid == PathId::SECOND {
+                owner.open[PathId::SECOND.index()] = true;
+            }
         }
+    }
+    if let Some(at) = second_peer {
+        owner.set_peer(PathId::SECOND, at);
     }
     let thread = std::thread::Builder::new()
         .name(config.thread_name.clone())
@@ -610,6 +777,29 @@ where
     })
 }
 
+/// The application's `transport` as a path of the driver, carrying session path `role`.
+fn transport_path(
+    shared: &Arc<Shared>,
+    config: &DriverConfig,
+    transport: &AppTransport,
+    role: PathId,
+) -> Path {
+    let wake = {
+        let shared = Arc::downgrade(shared);
+        Arc::new(move || {
+            if let Some(s) = shared.upgrade() {
+                s.wake();
+            }
+        })
+    };
+    Path::Transport {
+        transport: transport.clone(),
+        inbox: TransportInbox::new(config.transport_inbox, wake),
+        peer: transport.0.peer_address().unwrap_or(TRANSPORT_PEER),
+        role,
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -625,6 +815,8 @@ mod tests {
         assert_eq!(c.path_down_grace, Duration::from_secs(3));
         assert_eq!(c.adopt_new_peer_after, Some(Duration::from_secs(1)));
         assert_eq!(c.thread_name, "tandem-net");
+        assert_eq!(c.second_path, None);
+        assert_eq!(c.split_by_interface, None);
         assert_eq!(
             c.paths,
             vec![PathConfig::Udp {

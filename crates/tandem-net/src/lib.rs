@@ -46,8 +46,8 @@ pub use discovery::{
     peer_to_peer_discovery,
 };
 pub use driver::{
-    DriverConfig, DriverError, DriverHandle, DriverStats, DriverStopped, PathConfig, Relisten,
-    spawn_driver,
+    DriverConfig, DriverError, DriverHandle, DriverPathStats, DriverStats, DriverStopped,
+    PathConfig, Relisten, SecondPath, spawn_driver,
 };
 pub use iface::{Interface, InterfaceAddr, InterfaceKind, KindOverrides, classify, interfaces};
 pub use listen::{ListenSocket, Platform, listen_plan, missing_sockets, open_listen};

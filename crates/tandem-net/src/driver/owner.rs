@@ -10,9 +10,11 @@ use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use polling::{Event, Events, PollMode};
-use tandem_proto::Endpoint;
+use tandem_proto::multipath::MAX_PATHS;
+use tandem_proto::{Endpoint, PathId, PathSet};
 use tokio::sync::mpsc;
 
+use super::split::Split;
 use super::udp::{UdpPath, is_peer, path_error, with_scope};
 use super::{Command, DriverError, Relisten, Shared, SharedStats};
 use crate::batch::MAX_SEGMENTS;
@@ -32,6 +34,25 @@ const RECEIVE_BUDGET: usize = 64;
 /// floods commands cannot starve the receive side.
 const COMMAND_BUDGET: usize = 64;
 
+/// Which session path a socket's (or transport's) datagrams belong to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(super) enum Role {
+    /// All of them to this one.
+    Path(PathId),
+    /// Each to the one its source's interface says (see [`Split`]).
+    Split,
+}
+
+impl Role {
+    /// Whether datagrams of session path `pid` may come and go through it.
+    fn serves(self, pid: PathId) -> bool {
+        match self {
+            Role::Path(p) => p == pid,
+            Role::Split => true,
+        }
+    }
+}
+
 /// One of the paths the driver runs the session over.
 pub(super) enum Path {
     Udp(UdpPath),
@@ -40,28 +61,66 @@ pub(super) enum Path {
         inbox: TransportInbox,
         /// What the transport says the peer is (or [`TRANSPORT_PEER`]).
         peer: SocketAddr,
+        /// The session path it carries.
+        role: PathId,
     },
 }
 
-/// Where the peer is: which path, which address on it.
+impl Path {
+    fn role(&self) -> Role {
+        match self {
+            Path::Udp(u) => u.role,
+            Path::Transport { role, .. } => Role::Path(*role),
+        }
+    }
+}
+
+/// Where a session path's peer is: which of the driver's paths, which address on it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(super) struct PeerAt {
     pub(super) path: usize,
     pub(super) addr: SocketAddr,
 }
 
+/// Where one datagram goes: up to one destination per session path, the first the one
+/// that waits when its socket is full; the second gets a copy, best effort.
+type Targets = [Option<(PathId, PeerAt)>; MAX_PATHS];
+
+/// How one send on one path went.
+enum Sent {
+    /// The path took this many datagrams (from the front).
+    Took(usize),
+    /// The socket's buffer is full: nothing taken.
+    Blocked,
+    /// The kernel refused the first datagram (counted).
+    Refused,
+    /// The transport failed, for this reason.
+    Failed(String),
+}
+
 pub(super) struct Owner<E: Endpoint> {
     pub(super) endpoint: E,
     pub(super) shared: Arc<Shared>,
     pub(super) paths: Vec<Path>,
-    /// The peer: configured, or learned from its datagrams.
-    pub(super) peer: Option<PeerAt>,
-    pub(super) heard_at: Option<Instant>,
+    /// The peer on each session path: configured, or learned from its datagrams.
+    pub(super) peers: [Option<PeerAt>; MAX_PATHS],
+    /// When each session path's peer last spoke.
+    pub(super) heard_at: [Option<Instant>; MAX_PATHS],
+    /// The session paths the endpoint has been told are open (path 0 from the start;
+    /// path 1 once it is usable, see `spawn_driver`).
+    pub(super) open: [bool; MAX_PATHS],
+    /// A session over two paths (a second path or a split by interface is configured):
+    /// losing one path leaves the other.
+    pub(super) two_paths: bool,
+    /// A listener over two paths on shared sockets.
+    pub(super) split: Option<Split>,
     pub(super) adopt_after: Option<Duration>,
     /// Datagrams the endpoint released and no path has taken yet, laid end to end…
     pub(super) out: Vec<u8>,
-    /// …with these lengths.
+    /// …with these lengths…
     pub(super) lens: VecDeque<usize>,
+    /// …for these session paths.
+    pub(super) sets: VecDeque<PathSet>,
     pub(super) max_datagram: usize,
     /// The buffer the next datagram is received into; each datagram keeps its own.
     pub(super) rx_buf: BytesMut,
@@ -88,6 +147,11 @@ impl<E: Endpoint> Owner<E> {
                     transport, inbox, ..
                 } => transport.0.start(inbox.clone()),
             }
+        }
+        // A second path usable from the start (its peer configured, or a transport).
+        if self.open[PathId::SECOND.index()] {
+            self.endpoint
+                .set_path_open(Instant::now(), PathId::SECOND, true);
         }
         let result = self.turns();
         self.close();
@@ -204,101 +268,158 @@ impl<E: Endpoint> Owner<E> {
         Ok(())
     }
 
-    /// Where the endpoint's datagrams go now.
-    fn target(&self) -> Option<PeerAt> {
-        if let Some(p) = self.peer {
+    /// Where session path `pid`'s datagrams go now: its peer, or before one is heard, a
+    /// transport that carries it (a transport is a link to its peer already).
+    fn target(&self, pid: PathId) -> Option<PeerAt> {
+        if let Some(p) = self.peers[pid.index()] {
             return Some(p);
         }
-        // Nobody heard yet: a transport is a link to its peer already.
         self.paths.iter().enumerate().find_map(|(i, p)| match p {
-            Path::Transport { peer, .. } => Some(PeerAt {
+            Path::Transport { peer, role, .. } if *role == pid => Some(PeerAt {
                 path: i,
                 addr: *peer,
             }),
-            Path::Udp(_) => None,
+            _ => None,
         })
     }
 
+    /// Where a datagram for `set` goes: each of its session paths that has a destination;
+    /// if none has, path 0's (or, with path 0 gone, path 1's).
+    fn targets(&self, set: PathSet) -> Targets {
+        let mut out: Targets = [None; MAX_PATHS];
+        let mut n = 0;
+        for pid in set.iter() {
+            if let Some(t) = self.target(pid)
+                && !out[..n].iter().flatten().any(|(_, o)| *o == t)
+            {
+                out[n] = Some((pid, t));
+                n += 1;
+            }
+        }
+        if n == 0 {
+            out[0] = PathId::all().find_map(|p| self.target(p).map(|t| (p, t)));
+        }
+        out
+    }
+
+    /// Whether the socket at `key` is waiting for buffer room.
+    fn blocked(&self, key: usize) -> bool {
+        matches!(self.paths.get(key), Some(Path::Udp(u)) if u.blocked)
+    }
+
+    /// Whether nothing should be taken from the endpoint now: the socket the next datagram
+    /// goes to is full (or, with none waiting, every socket a datagram could go to is).
+    fn held_back(&self) -> bool {
+        if let Some(&set) = self.sets.front() {
+            return self.targets(set)[0].is_some_and(|(_, t)| self.blocked(t.path));
+        }
+        let mut any = false;
+        for pid in PathId::all() {
+            if let Some(t) = self.target(pid) {
+                if !self.blocked(t.path) {
+                    return false;
+                }
+                any = true;
+            }
+        }
+        any
+    }
+
     /// Sends everything the endpoint has released, in batches, until a socket's buffer is
-    /// full (the rest waits in `out` until it is writable).
+    /// full (the rest waits in `out` until it is writable). A datagram goes on each session
+    /// path its transmit names that has a destination (see [`Owner::targets`]); consecutive
+    /// datagrams for the same destinations go out together (UDP GSO). The first
+    /// destination is waited for when full; a copy for a second one that does not fit is
+    /// dropped and counted.
     pub(super) fn flush(&mut self, now: Instant) -> Result<(), DriverError> {
         loop {
-            let blocked = self
-                .target()
-                .and_then(|t| match self.paths.get(t.path) {
-                    Some(Path::Udp(u)) => Some(u.blocked),
-                    _ => None,
-                })
-                .unwrap_or(false);
-            if blocked {
+            if self.held_back() {
                 return Ok(());
             }
             while self.lens.len() < MAX_SEGMENTS {
-                match self.endpoint.poll_transmit(now, &mut self.out) {
-                    Some(n) => self.lens.push_back(n),
+                match self.endpoint.poll_transmit_on(now, &mut self.out) {
+                    Some(t) => {
+                        self.lens.push_back(t.len);
+                        self.sets.push_back(t.paths);
+                    }
                     None => break,
                 }
             }
-            if self.lens.is_empty() {
+            let Some(&head) = self.sets.front() else {
                 return Ok(());
-            }
-            let Some(to) = self.target() else {
+            };
+            let targets = self.targets(head);
+            let Some((pid, to)) = targets[0] else {
                 // Listening, and nobody has spoken yet: there is nowhere to send.
                 SharedStats::add(&self.shared.stats.send_errors, self.lens.len() as u64);
                 self.lens.clear();
+                self.sets.clear();
                 self.out.clear();
                 continue;
             };
-            let stats = &self.shared.stats;
-            match &mut self.paths[to.path] {
-                Path::Udp(u) => {
-                    let lens = self.lens.make_contiguous();
-                    let batched_before = u.batch.batched_sends;
-                    let dest = u.destination(to.addr);
-                    match u.batch.send(&u.socket, &self.out, lens, dest) {
-                        Ok(n) => {
-                            let bytes: usize = self.lens.drain(..n).sum();
-                            self.out.drain(..bytes);
-                            SharedStats::add(&stats.datagrams_out, n as u64);
-                            SharedStats::add(&stats.bytes_out, bytes as u64);
-                            SharedStats::add(
-                                &stats.batched_sends,
-                                u.batch.batched_sends - batched_before,
-                            );
+            // The datagrams that go where the first goes.
+            let run = self
+                .sets
+                .iter()
+                .take_while(|&&s| s == head || self.targets(s) == targets)
+                .count();
+            let lens = &self.lens.make_contiguous()[..run];
+            let taken = match send(
+                &mut self.paths[to.path],
+                &self.out,
+                lens,
+                to.addr,
+                &self.shared,
+            ) {
+                Sent::Took(n) => {
+                    count_out(&self.shared, pid, &lens[..n]);
+                    n
+                }
+                // The send buffer is full: wait for room rather than drop media.
+                Sent::Blocked => return Ok(()),
+                Sent::Refused => 1,
+                Sent::Failed(reason) => {
+                    self.lose(now, to.path, DriverError::Transport(reason))?;
+                    continue;
+                }
+            };
+            let mut copy_failed = None;
+            if let Some((pid, to)) = targets[1] {
+                let (mut done, mut at) = (0, 0);
+                while done < taken {
+                    let lens = &self.lens.make_contiguous()[done..taken];
+                    match send(
+                        &mut self.paths[to.path],
+                        &self.out[at..],
+                        lens,
+                        to.addr,
+                        &self.shared,
+                    ) {
+                        Sent::Took(n) => {
+                            count_out(&self.shared, pid, &lens[..n]);
+                            at += lens[..n].iter().sum::<usize>();
+                            done += n;
                         }
-                        // The send buffer is full: wait for room rather than drop media.
-                        Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
-                            u.blocked = true;
-                            return Ok(());
+                        Sent::Refused => {
+                            at += lens[0];
+                            done += 1;
                         }
-                        Err(e) => {
-                            u.watch.suspect |= path_error(&e);
-                            SharedStats::add(&stats.send_errors, 1);
-                            if let Some(first) = self.lens.pop_front() {
-                                self.out.drain(..first);
-                            }
+                        Sent::Blocked => {
+                            SharedStats::add(&self.shared.stats.send_errors, (taken - done) as u64);
+                            break;
+                        }
+                        Sent::Failed(reason) => {
+                            copy_failed = Some(reason);
+                            break;
                         }
                     }
                 }
-                Path::Transport { transport, .. } => {
-                    let mut at = 0;
-                    let datagrams: Vec<&[u8]> = self
-                        .lens
-                        .iter()
-                        .map(|&n| {
-                            at += n;
-                            &self.out[at - n..at]
-                        })
-                        .collect();
-                    transport
-                        .0
-                        .send(&datagrams)
-                        .map_err(|e| DriverError::Transport(e.reason))?;
-                    SharedStats::add(&stats.datagrams_out, datagrams.len() as u64);
-                    SharedStats::add(&stats.bytes_out, at as u64);
-                    self.lens.clear();
-                    self.out.clear();
-                }
+            }
+            let bytes: usize = self.lens.drain(..taken).sum();
+            self.sets.drain(..taken);
+            self.out.drain(..bytes);
+            if let (Some(reason), Some((_, to))) = (copy_failed, targets[1]) {
+                self.lose(now, to.path, DriverError::Transport(reason))?;
             }
         }
     }
@@ -335,11 +456,13 @@ impl<E: Endpoint> Owner<E> {
         Ok(())
     }
 
-    /// What the transports delivered since the last turn; a transport's failure ends the
-    /// session.
+    /// What the transports delivered since the last turn. A transport's failure ends the
+    /// session, unless it spans two paths and the other lives on (see [`Owner::lose`]).
     fn take_from_transports(&mut self) -> Result<(), DriverError> {
-        for key in 0..self.paths.len() {
+        let mut key = 0;
+        while key < self.paths.len() {
             let Path::Transport { inbox, peer, .. } = &self.paths[key] else {
+                key += 1;
                 continue;
             };
             let peer = *peer;
@@ -356,47 +479,70 @@ impl<E: Endpoint> Owner<E> {
                 }
                 self.deliver(Instant::now(), key, peer, datagram);
             }
-            if let Some(reason) = failure {
-                return Err(DriverError::Transport(reason));
+            match failure {
+                // The paths after it move down one: look at the same key again.
+                Some(reason) => self.lose(Instant::now(), key, DriverError::Transport(reason))?,
+                None => key += 1,
             }
         }
         Ok(())
     }
 
+    /// The session path a datagram from `from` on path `key` belongs to.
+    fn path_of(&self, key: usize, from: SocketAddr) -> PathId {
+        match self.paths[key].role() {
+            Role::Path(p) => p,
+            Role::Split => self
+                .split
+                .as_ref()
+                .map_or(PathId::FIRST, |s| s.path_of(from)),
+        }
+    }
+
     /// One datagram from `from` on path `key`, to the endpoint if it is the peer's.
     fn deliver(&mut self, now: Instant, key: usize, from: SocketAddr, datagram: Bytes) {
+        let pid = self.path_of(key, from);
         let here = PeerAt {
             path: key,
             addr: from,
         };
         if self.endpoint.authenticates() {
             // An endpoint that authenticates judges every datagram itself, whatever its
-            // source; the peer is wherever its authentic datagrams last came from. A
-            // stranger's datagrams cost the endpoint a check and are counted as strays;
-            // one cannot take over the session by sending first or sending more.
-            self.endpoint.handle_datagram_from(now, from, datagram);
+            // source; each session path's peer is wherever its authentic datagrams last
+            // came from. A stranger's datagrams cost the endpoint a check and are counted
+            // as strays; one cannot take over the session, or open a path, by sending
+            // first or sending more.
+            if pid == PathId::FIRST {
+                self.endpoint.handle_datagram_from(now, from, datagram);
+            } else {
+                // The endpoint cannot be told both the path and the source; the path is
+                // what it needs (the source only names a stranger in a report).
+                self.endpoint.handle_datagram_on(now, pid, datagram);
+            }
             if !self.endpoint.last_datagram_authentic() {
                 SharedStats::add(&self.shared.stats.strays, 1);
                 return;
             }
-            match self.peer {
+            match self.peers[pid.index()] {
                 Some(p) if p.path == key && is_peer(p.addr, from) => {}
                 Some(p) => {
-                    tracing::info!(old = %p.addr, new = %from, path = key, "driver: the authenticated peer moved");
-                    self.set_peer(here);
+                    tracing::info!(old = %p.addr, new = %from, path = key, session_path = %pid, "driver: the authenticated peer moved");
+                    self.set_peer(pid, here);
                     SharedStats::add(&self.shared.stats.peer_changes, 1);
                 }
-                None => self.set_peer(here),
+                None => self.set_peer(pid, here),
             }
-            self.heard(now);
-            SharedStats::add(&self.shared.stats.datagrams_in, 1);
+            // Opened only now that the datagram proved authentic (the endpoint took it as
+            // arriving on the path, which it tolerates for a path not yet open).
+            self.open_path(now, pid);
+            self.heard(now, pid);
             return;
         }
         let transport = matches!(self.paths[key], Path::Transport { .. });
-        let expected = match self.peer {
+        let expected = match self.peers[pid.index()] {
             Some(p) => p,
             None => {
-                self.set_peer(here);
+                self.set_peer(pid, here);
                 here
             }
         };
@@ -406,40 +552,52 @@ impl<E: Endpoint> Owner<E> {
             // peer that has not spoken yet keeps its place.
             let silent = self
                 .adopt_after
-                .is_some_and(|a| self.heard_at.is_some_and(|t| now - t >= a));
+                .is_some_and(|a| self.heard_at[pid.index()].is_some_and(|t| now - t >= a));
             if !silent {
                 SharedStats::add(&self.shared.stats.strays, 1);
                 return;
             }
-            tracing::info!(old = %expected.addr, new = %from, "driver: following a new peer address");
-            self.set_peer(here);
+            tracing::info!(old = %expected.addr, new = %from, session_path = %pid, "driver: following a new peer address");
+            self.set_peer(pid, here);
             SharedStats::add(&self.shared.stats.peer_changes, 1);
         }
-        self.heard(now);
-        SharedStats::add(&self.shared.stats.datagrams_in, 1);
-        self.endpoint.handle_datagram(now, datagram);
+        self.open_path(now, pid);
+        self.heard(now, pid);
+        self.endpoint.handle_datagram_on(now, pid, datagram);
     }
 
-    fn heard(&mut self, now: Instant) {
-        self.heard_at = Some(now);
+    /// Tells the endpoint session path `pid` is usable, if it was not.
+    fn open_path(&mut self, now: Instant, pid: PathId) {
+        if !self.open[pid.index()] {
+            self.open[pid.index()] = true;
+            tracing::info!(session_path = %pid, peer = ?self.peers[pid.index()].map(|p| p.addr), "driver: the session's path is open");
+            self.endpoint.set_path_open(now, pid, true);
+        }
+    }
+
+    /// The peer spoke on session path `pid` (a datagram it sent reaches the endpoint).
+    fn heard(&mut self, now: Instant, pid: PathId) {
+        self.heard_at[pid.index()] = Some(now);
         self.shared.set_heard(now);
+        let stats = &self.shared.stats;
+        SharedStats::add(&stats.datagrams_in, 1);
+        SharedStats::add(&stats.paths[pid.index()].datagrams_in, 1);
     }
 
-    pub(super) fn set_peer(&mut self, at: PeerAt) {
+    pub(super) fn set_peer(&mut self, pid: PathId, at: PeerAt) {
         let addr = match &self.paths[at.path] {
             Path::Udp(u) => with_scope(at.addr, u.scope()),
             Path::Transport { .. } => at.addr,
         };
-        self.peer = Some(PeerAt {
+        self.peers[pid.index()] = Some(PeerAt {
             path: at.path,
             addr,
         });
-        self.shared.set_peer(addr);
+        self.shared.set_peer(pid, Some(addr));
     }
 
     /// The periodic path check (and an early one after a send failed the way a lost path
-    /// fails). A lost path is dropped; the session ends when the path the peer is on, or
-    /// the last path, is lost.
+    /// fails). A lost path is dropped; see [`Owner::lose`] for when the session ends.
     fn check_paths(&mut self, now: Instant) -> Result<(), DriverError> {
         let due = self.next_path_check.is_some_and(|t| now >= t);
         if due {
@@ -454,7 +612,11 @@ impl<E: Endpoint> Owner<E> {
             return Ok(());
         }
         // One listing for the whole check; one that fails says nothing about the paths.
-        let overrides = self.relisten.as_ref().map(|r| &r.overrides);
+        let overrides = self
+            .split
+            .as_ref()
+            .map(|s| &s.overrides)
+            .or(self.relisten.as_ref().map(|r| &r.overrides));
         let Ok(list) = interfaces(overrides.unwrap_or(&KindOverrides::new())) else {
             for path in &mut self.paths {
                 if let Path::Udp(u) = path {
@@ -464,7 +626,14 @@ impl<E: Endpoint> Owner<E> {
             return Ok(());
         };
         if due {
-            self.relisten(&list)?;
+            if let Some(split) = &mut self.split {
+                split.update(&list);
+            }
+            let own = match (&self.split, &self.relisten) {
+                (Some(s), Some(r)) if s.overrides != r.overrides => interfaces(&r.overrides).ok(),
+                _ => None,
+            };
+            self.relisten(own.as_deref().unwrap_or(&list))?;
         }
         let mut lost = None;
         for (key, path) in self.paths.iter_mut().enumerate() {
@@ -476,16 +645,85 @@ impl<E: Endpoint> Owner<E> {
                 break;
             }
         }
-        let Some((key, why)) = lost else {
-            return Ok(());
-        };
-        let in_use = self.peer.is_none_or(|p| p.path == key);
-        if self.paths.len() == 1 || in_use {
-            return Err(DriverError::PathLost(why));
+        match lost {
+            Some((key, why)) => self.lose(now, key, DriverError::PathLost(why)),
+            None => Ok(()),
         }
-        tracing::info!(%why, "driver: a path the session does not use is gone");
-        if let Path::Udp(u) = self.paths.remove(key) {
-            let _ = self.shared.poller.delete(&u.socket);
+    }
+
+    /// Path `key` (a socket or a transport) is gone, for `error`'s reason. Returns `error`
+    /// when that ends the session:
+    ///
+    /// - one session path (no second path, no split): when it was the last path, the
+    ///   path the peer is on (or no peer is known yet), or a transport — as always;
+    /// - two session paths: when it was the last path, when no open session path has a
+    ///   path left to carry it, or when it carried every destination the session had.
+    ///   Otherwise a session path whose peer was on it is closed (the endpoint is told,
+    ///   [`crate::DriverStats::paths_lost`] counts it) and the session continues on the
+    ///   other.
+    fn lose(&mut self, now: Instant, key: usize, error: DriverError) -> Result<(), DriverError> {
+        if !self.two_paths {
+            let in_use = self.peers[0].is_none_or(|p| p.path == key);
+            let transport = matches!(self.paths[key], Path::Transport { .. });
+            if self.paths.len() == 1 || in_use || transport {
+                return Err(error);
+            }
+            tracing::info!(%error, "driver: a path the session does not use is gone");
+            return self.remove_path(key);
+        }
+        // The session paths whose destination was there.
+        let cut: [bool; MAX_PATHS] =
+            std::array::from_fn(|i| self.target(path_id(i)).is_some_and(|t| t.path == key));
+        self.remove_path(key)?;
+        for (i, c) in cut.iter().enumerate() {
+            if *c {
+                self.peers[i] = None;
+                self.shared.set_peer(path_id(i), None);
+            }
+        }
+        let serves = |owner: &Self, p: PathId| owner.paths.iter().any(|x| x.role().serves(p));
+        let closing: [bool; MAX_PATHS] =
+            std::array::from_fn(|i| self.open[i] && (cut[i] || !serves(self, path_id(i))));
+        let reachable =
+            PathId::all().any(|p| self.open[p.index()] && !closing[p.index()] && serves(self, p));
+        let anywhere = PathId::all().any(|p| self.target(p).is_some());
+        if self.paths.is_empty() || !reachable || (cut.contains(&true) && !anywhere) {
+            return Err(error);
+        }
+        for p in PathId::all().filter(|p| closing[p.index()]) {
+            self.open[p.index()] = false;
+            self.heard_at[p.index()] = None;
+            self.endpoint.set_path_open(now, p, false);
+            SharedStats::add(&self.shared.stats.paths_lost, 1);
+            tracing::warn!(session_path = %p, %error, "driver: one of the session's paths is lost; the session continues on the other");
+        }
+        if !cut.contains(&true) {
+            tracing::info!(%error, "driver: a path the session does not use is gone");
+        }
+        Ok(())
+    }
+
+    /// Drops path `key`: out of the poller (a transport is stopped), the keys after it
+    /// moved down one.
+    fn remove_path(&mut self, key: usize) -> Result<(), DriverError> {
+        match self.paths.remove(key) {
+            Path::Udp(u) => {
+                let _ = self.shared.poller.delete(&u.socket);
+                let mut second = self
+                    .shared
+                    .second_local
+                    .lock()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner);
+                if u.role == Role::Path(PathId::SECOND) && *second == Some(u.local) {
+                    *second = None;
+                }
+            }
+            Path::Transport {
+                transport, inbox, ..
+            } => {
+                inbox.close();
+                transport.0.stop();
+            }
         }
         // Keys are indices: re-register the sockets after the removed one.
         for (k, path) in self.paths.iter_mut().enumerate().skip(key) {
@@ -498,10 +736,10 @@ impl<E: Endpoint> Owner<E> {
                 u.writable_interest = false;
             }
         }
-        if let Some(p) = self.peer.as_mut()
-            && p.path > key
-        {
-            p.path -= 1;
+        for p in self.peers.iter_mut().flatten() {
+            if p.path > key {
+                p.path -= 1;
+            }
         }
         self.publish_locals();
         Ok(())
@@ -516,8 +754,8 @@ impl<E: Endpoint> Owner<E> {
             return Ok(());
         };
         let Some(port) = self.paths.iter().find_map(|p| match p {
-            Path::Udp(u) => Some(u.local.port()),
-            Path::Transport { .. } => None,
+            Path::Udp(u) if u.role != Role::Path(PathId::SECOND) => Some(u.local.port()),
+            _ => None,
         }) else {
             return Ok(());
         };
@@ -538,10 +776,15 @@ impl<E: Endpoint> Owner<E> {
                 Path::Transport { .. } => None,
             })
             .collect();
+        let role = if self.split.is_some() {
+            Role::Split
+        } else {
+            Role::Path(PathId::FIRST)
+        };
         for wanted in missing_sockets(&plan, &open) {
             match open_udp(wanted.local, &wanted.socket) {
                 Ok(opened) => {
-                    let path = UdpPath::new(opened, &wanted.socket, self.path_down_grace);
+                    let path = UdpPath::new(opened, &wanted.socket, self.path_down_grace, role);
                     register(&self.shared, &path, self.paths.len())?;
                     tracing::info!(local = %path.local, "driver: listening on a new interface");
                     self.relisten_refused.retain(|a| *a != wanted.local);
@@ -577,10 +820,68 @@ impl<E: Endpoint> Owner<E> {
     }
 }
 
+/// Counts the datagrams of `lens`, sent on session path `pid`.
+fn count_out(shared: &Shared, pid: PathId, lens: &[usize]) {
+    let stats = &shared.stats;
+    let bytes = lens.iter().sum::<usize>() as u64;
+    let n = lens.len() as u64;
+    SharedStats::add(&stats.datagrams_out, n);
+    SharedStats::add(&stats.bytes_out, bytes);
+    let path = &stats.paths[pid.index()];
+    SharedStats::add(&path.datagrams_out, n);
+    SharedStats::add(&path.bytes_out, bytes);
+}
+
+/// Session path `i` (below [`MAX_PATHS`]).
+fn path_id(i: usize) -> PathId {
+    PathId::new(i).unwrap_or(PathId::FIRST)
+}
+
+/// Sends a prefix of the datagrams laid end to end in `out` (lengths `lens`) on `path` to
+/// `to`.
+fn send(path: &mut Path, out: &[u8], lens: &[usize], to: SocketAddr, shared: &Shared) -> Sent {
+    let stats = &shared.stats;
+    match path {
+        Path::Udp(u) => {
+            let batched_before = u.batch.batched_sends;
+            let dest = u.destination(to);
+            match u.batch.send(&u.socket, out, lens, dest) {
+                Ok(n) => {
+                    SharedStats::add(&stats.batched_sends, u.batch.batched_sends - batched_before);
+                    Sent::Took(n)
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    u.blocked = true;
+                    Sent::Blocked
+                }
+                Err(e) => {
+                    u.watch.suspect |= path_error(&e);
+                    SharedStats::add(&stats.send_errors, 1);
+                    Sent::Refused
+                }
+            }
+        }
+        Path::Transport { transport, .. } => {
+            let mut at = 0;
+            let datagrams: Vec<&[u8]> = lens
+                .iter()
+                .map(|&n| {
+                    at += n;
+                    &out[at - n..at]
+                })
+                .collect();
+            match transport.0.send(&datagrams) {
+                Ok(()) => Sent::Took(datagrams.len()),
+                Err(e) => Sent::Failed(e.reason),
+            }
+        }
+    }
+}
+
 /// Puts path `key`'s socket in the poller, for reading.
-fn register(shared: &Shared, path: &UdpPath, key: usize) -> io::Result<()> {
+pub(super) fn register(shared: &Shared, path: &UdpPath, key: usize) -> io::Result<()> {
     // SAFETY (the poller's contract): every socket is deleted from the poller before it
-    // is dropped (`Owner::close`, and `Owner::check_paths` for a lost path).
+    // is dropped (`Owner::close`, and `Owner::remove_path` for a lost path).
     #[allow(unsafe_code)]
     unsafe {
         shared

@@ -5,6 +5,7 @@ use std::io;
 use std::net::{SocketAddr, UdpSocket};
 use std::time::{Duration, Instant};
 
+use super::owner::Role;
 use crate::batch::BatchSender;
 use crate::iface::Interface;
 use crate::socket::{OpenedSocket, SocketConfig};
@@ -16,6 +17,8 @@ pub(super) struct UdpPath {
     pub(super) local: SocketAddr,
     pub(super) batch: BatchSender,
     pub(super) watch: PathWatch,
+    /// The session path(s) its datagrams belong to.
+    pub(super) role: Role,
     /// The kernel refused a send for want of buffer room: wait until the socket is
     /// writable before sending more.
     pub(super) blocked: bool,
@@ -25,10 +28,16 @@ pub(super) struct UdpPath {
 }
 
 impl UdpPath {
-    pub(super) fn new(opened: OpenedSocket, config: &SocketConfig, grace: Duration) -> UdpPath {
+    pub(super) fn new(
+        opened: OpenedSocket,
+        config: &SocketConfig,
+        grace: Duration,
+        role: Role,
+    ) -> UdpPath {
         let batch = BatchSender::new(&opened.socket);
         UdpPath {
             watch: PathWatch::new(config, opened.local, grace),
+            role,
             local: opened.local,
             socket: opened.socket,
             batch,
