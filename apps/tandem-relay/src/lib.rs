@@ -7,6 +7,12 @@
 //! reordering, duplication exactly as in virtual time, with delivery times scheduled on the
 //! wall clock. The two directions share the stall schedule (one radio) and nothing else.
 //!
+//! Two links on one radio ([`spawn_dual`]): a session over two paths (infrastructure Wi-Fi
+//! and the peer-to-peer AWDL link, see `tandem-sim`'s dual profiles) goes through two
+//! relays that share one start instant and one stall seed, so their stall schedules are
+//! the same windows: with `awdl-dual`, the second link is live exactly inside the first
+//! link's stall windows. Each relay keeps its own counters.
+//!
 //! [`RelayCounters`] keep each link's counters and how late the relay itself was: the time
 //! from a datagram's scheduled delivery to its actual send, which is what the relay adds
 //! beyond the profile. [`Relay::stall_windows`] gives the stall schedule it applied, as
@@ -198,6 +204,31 @@ fn bound(addr: SocketAddr) -> io::Result<UdpSocket> {
 
 /// Binds the sockets and starts relaying.
 pub fn start(config: RelayConfig) -> io::Result<Relay> {
+    start_at(&config, Instant::now(), config.seed, config.seed)
+}
+
+/// Mixed into the second link's seed by [`spawn_dual`], so its random losses and jitter
+/// differ from the first link's even when both configs carry the same seed.
+pub const SECOND_LINK_SALT: u64 = 0xa5d1_2b0f_0000_0002;
+
+/// Starts two relays that apply one radio's stall schedule to two links (the two paths of
+/// one session, as `tandem_sim::profile::dual_profile` pairs them): both count time from
+/// one start instant and key their stall schedules by one seed, `first.seed`, so their
+/// windows coincide ([`Relay::stall_windows`] is the same on both) — with `awdl-dual`, the
+/// second link's peer-to-peer windows are exactly the first link's stall windows. Their
+/// other random streams differ: the first link's come from `first.seed` as in [`start`],
+/// the second's from `second.seed ^` [`SECOND_LINK_SALT`].
+pub fn spawn_dual(first: RelayConfig, second: RelayConfig) -> io::Result<(Relay, Relay)> {
+    let start = Instant::now();
+    let stall_seed = first.seed;
+    let one = start_at(&first, start, first.seed, stall_seed)?;
+    let two = start_at(&second, start, second.seed ^ SECOND_LINK_SALT, stall_seed)?;
+    Ok((one, two))
+}
+
+/// [`start`] with the time origin, the seed of the link's random streams and the seed of
+/// its stall schedule given.
+fn start_at(config: &RelayConfig, start: Instant, seed: u64, stall_seed: u64) -> io::Result<Relay> {
     let front = Arc::new(bound(config.listen)?);
     let back_addr: SocketAddr = if config.target.is_ipv6() {
         (std::net::Ipv6Addr::UNSPECIFIED, 0).into()
@@ -208,8 +239,8 @@ pub fn start(config: RelayConfig) -> io::Result<Relay> {
     let local = front.local_addr()?;
     let shared = Arc::new(Shared {
         state: Mutex::new(State {
-            up: Link::with_stall_seed(&config.link, config.seed, config.seed),
-            down: Link::with_stall_seed(&config.link, config.seed ^ 0x5eed_d0e5, config.seed),
+            up: Link::with_stall_seed(&config.link, seed, stall_seed),
+            down: Link::with_stall_seed(&config.link, seed ^ 0x5eed_d0e5, stall_seed),
             queue: BinaryHeap::new(),
             client: None,
             seq: 0,
@@ -217,7 +248,7 @@ pub fn start(config: RelayConfig) -> io::Result<Relay> {
         }),
         wake: Condvar::new(),
         stop: AtomicBool::new(false),
-        start: Instant::now(),
+        start,
     });
     let spawn = |name: &str, f: Box<dyn FnOnce() + Send>| {
         std::thread::Builder::new().name(name.into()).spawn(f)
