@@ -72,9 +72,11 @@
 //! [`DriverStats::paths_lost`] counts it, and the session continues on the other path — the
 //! second path's loss as well as the first's. It ends as above only when the last path
 //! goes: when no socket or transport is left, when no open session path has one left, or
-//! when the lost one carried every peer the session had. A session path closed this way
-//! opens again if its peer is heard again on a path that remains (a listener's new socket,
-//! say).
+//! when the lost one carried every peer the session had. A listener split by interface
+//! keeps its wildcard sockets when an interface goes; it loses the session path whose
+//! peer's IPv6 link-local address was scoped to that interface. A session path closed this
+//! way opens again if its peer is heard again on a path that remains (a listener's new
+//! socket, say).
 
 mod owner;
 mod split;

@@ -629,6 +629,7 @@ impl<E: Endpoint> Owner<E> {
             if let Some(split) = &mut self.split {
                 split.update(&list);
             }
+            self.check_split_peers(now, &list)?;
             let own = match (&self.split, &self.relisten) {
                 (Some(s), Some(r)) if s.overrides != r.overrides => interfaces(&r.overrides).ok(),
                 _ => None,
@@ -675,6 +676,18 @@ impl<E: Endpoint> Owner<E> {
         let cut: [bool; MAX_PATHS] =
             std::array::from_fn(|i| self.target(path_id(i)).is_some_and(|t| t.path == key));
         self.remove_path(key)?;
+        self.cut_session_paths(now, cut, error)
+    }
+
+    /// The session paths marked in `cut` lost their destination (see [`Owner::lose`]): their
+    /// peers are forgotten and they are closed, along with any open session path no path
+    /// serves any more; `error` when that leaves the session nothing.
+    fn cut_session_paths(
+        &mut self,
+        now: Instant,
+        cut: [bool; MAX_PATHS],
+        error: DriverError,
+    ) -> Result<(), DriverError> {
         for (i, c) in cut.iter().enumerate() {
             if *c {
                 self.peers[i] = None;
@@ -701,6 +714,40 @@ impl<E: Endpoint> Owner<E> {
             tracing::info!(%error, "driver: a path the session does not use is gone");
         }
         Ok(())
+    }
+
+    /// A listener split by interface keeps its sockets when an interface goes (they are
+    /// wildcards): a session path whose peer is an IPv6 link-local address on an interface
+    /// that no longer exists is lost all the same.
+    fn check_split_peers(&mut self, now: Instant, list: &[Interface]) -> Result<(), DriverError> {
+        if self.split.is_none() {
+            return Ok(());
+        }
+        let mut gone = None;
+        let cut: [bool; MAX_PATHS] = std::array::from_fn(|i| match self.peers[i] {
+            Some(PeerAt {
+                addr: SocketAddr::V6(v6),
+                ..
+            }) if v6.scope_id() != 0
+                && crate::iface::is_link_local_v6((*v6.ip()).into())
+                && !list.iter().any(|x| x.index == v6.scope_id()) =>
+            {
+                gone = Some(v6);
+                true
+            }
+            _ => false,
+        });
+        match gone {
+            Some(v6) => self.cut_session_paths(
+                now,
+                cut,
+                DriverError::PathLost(format!(
+                    "the interface (index {}) of the peer's address {v6} no longer exists",
+                    v6.scope_id()
+                )),
+            ),
+            None => Ok(()),
+        }
     }
 
     /// Drops path `key`: out of the poller (a transport is stopped), the keys after it
