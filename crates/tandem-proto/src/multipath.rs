@@ -33,17 +33,24 @@
 //!
 //! - `duplicate`: every datagram on every path.
 //! - `primary-backup`: the first path carries everything while it answers; once it has
-//!   been silent for [`SUSPECT_AFTER`] the second carries a copy, and once it is dead
-//!   ([`DEAD_AFTER`]) the second alone.
+//!   been silent for [`SUSPECT_AFTER`] the second carries a copy (and what went on the
+//!   first alone since its last answer is sent again there), and once it is silent past
+//!   [`DEAD_AFTER`] the second alone. Nothing is predicted.
 //! - `adaptive` (default): each path's dead windows are learned ([`DeadWindows`]: period,
-//!   phase, spread of the start, range of lengths) from the silences in its probes'
+//!   phase, how far each edge strays, range of lengths) from the silences in its probes'
 //!   answers, and each datagram goes on the one path predicted to be live, with copies on
-//!   the other only near a predicted switch, while a path is suspect, and during the first
-//!   [`LEARNING`] of a two-path session (while nothing is known yet).
+//!   the other only near a predicted switch or while a path is in doubt (silent a little
+//!   too long, or just back). Before anything is predicted, the faster path carries
+//!   everything while it answers, and copies go on both once it falls silent.
 //!
-//! The policy lives in the sender; the receiver's feedback (NACKs, keyframe requests) goes
-//! on every path it heard from recently, its reports and pings on the path it heard last,
-//! and each pong on its ping's path.
+//! Copies of everything (`duplicate`) are not free on a shared radio: what is sent on the
+//! peer-to-peer path while it is dead waits in its queue for the next window and arrives
+//! stale, ahead of what that window could have carried fresh; this is why `adaptive` never
+//! sends on a path inside its predicted dead window.
+//!
+//! The policy lives in the sender; the receiver's feedback (NACKs, keyframe requests,
+//! reports, its own pings) goes on every path it heard from recently, and each pong on its
+//! ping's path.
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -72,9 +79,6 @@ pub const DEAD_AFTER: Duration = Duration::from_millis(40);
 /// A silence at least this long is a dead window worth learning from; shorter ones are
 /// jitter and lost probes.
 pub const MIN_DEAD_WINDOW: Duration = Duration::from_millis(20);
-/// How long a two-path `adaptive` session duplicates while it learns: three AWDL periods
-/// (3 × 1.049 s) and a little, the windows needed to tell a period.
-pub const LEARNING: Duration = Duration::from_millis(3_500);
 /// A path that answers again after being dead is copied onto the other path this long
 /// before it carries traffic alone: a returning radio may come and go.
 pub const RETURN_GRACE: Duration = Duration::from_millis(20);
@@ -86,6 +90,19 @@ const EPISODES: usize = 8;
 const MAX_PERIOD: Duration = Duration::from_secs(5);
 /// Shortest period learned.
 const MIN_PERIOD: Duration = Duration::from_millis(100);
+/// Gaps between windows needed before a period is fitted: three, as two gaps between
+/// windows whose length varies can agree by chance on a period a few milliseconds off.
+const MIN_GAPS: usize = 3;
+/// The period assumed until one is fitted: AWDL's channel sequence, 16 slots of 64 TU of
+/// 1.024 ms (OWL, `src/channel.h` and `src/ieee80211.h`; see `tandem-sim`'s radio model).
+/// A path whose windows do not repeat with it learns no period until it has its own.
+pub const AWDL_SEQUENCE: Duration = Duration::from_micros(16 * 64 * 1024);
+/// Least widening of the range of lengths seen: a few draws can sit close together (four
+/// AWDL stalls of 43–47 ms, then one of 38).
+const LENGTH_FLOOR: Duration = Duration::from_millis(10);
+/// How much wider every edge and length is predicted while the period is only assumed
+/// (one to three windows seen): their spread is not known yet.
+const LEARNING_SLACK: Duration = Duration::from_millis(10);
 
 /// One of a session's paths: 0 is the first (the one a single-path session uses), 1 the
 /// second.
@@ -143,6 +160,11 @@ impl PathSet {
     /// This set and `path`.
     pub fn with(self, path: PathId) -> PathSet {
         PathSet(self.0 | 1 << path.0)
+    }
+
+    /// The paths in either set.
+    pub fn with_all(self, other: PathSet) -> PathSet {
+        PathSet(self.0 | other.0)
     }
 
     /// Whether `path` is in it.
@@ -244,8 +266,11 @@ pub enum PathState {
     /// Near a predicted switch, silent a little too long, just back, or not yet learned:
     /// worth a copy.
     Uncertain,
-    /// Silent past [`DEAD_AFTER`], or inside a predicted dead window.
+    /// Inside a predicted dead window: what is sent there waits for the window's end.
     Dead,
+    /// Never heard, or silent past [`DEAD_AFTER`] with no window predicted: it may be back
+    /// at any moment.
+    Silent,
 }
 
 /// One dead window seen by the sender, in its own send-time: the window began between
@@ -274,36 +299,70 @@ pub enum WindowPhase {
     Inside,
 }
 
-/// A path's dead windows as learned from the silences in what it brought back: the period
-/// (the spacing of their starts, a missed window counted as two periods), the latest start
-/// and end (the phase), how far starts and ends strayed from the period (plus how finely a
-/// start could be timed), and the shortest and longest window.
+/// A path's dead windows as learned from the silences in what it brought back: the period,
+/// the edge that keeps it, the phase, and the range of lengths.
 ///
-/// A switch is predicted twice, and the two are intersected: from the period alone (the
-/// latest start or end plus whole periods, give or take how far they strayed), and from the
-/// other edge of the same window plus its range of lengths. The infrastructure path's
-/// windows start on a fixed schedule and end after a varying time; the peer-to-peer path's
-/// are the reverse; each edge is thus timed by whichever prediction is the tighter.
+/// One edge of each window keeps the schedule and the other follows a length that varies:
+/// the infrastructure path's windows start on AWDL's schedule and end when the radio comes
+/// back (30–90 ms later); the peer-to-peer path's are the reverse. The scheduled edge is the
+/// one whose spacing strays less from whole periods (a start's timing error discounted); it is predicted as the latest one plus
+/// whole periods, give or take how far it strayed (and how finely it could be timed), and
+/// the other edge from it plus the range of lengths seen, widened by the mean spacing of
+/// the lengths seen (the range of a few draws understates the range they come from).
 #[derive(Clone, Debug, Default)]
 pub struct DeadWindows {
     episodes: VecDeque<Episode>,
     period: Option<Duration>,
-    start_spread: Duration,
-    end_spread: Duration,
+    /// The scheduled edge is the end (else the start).
+    anchored_at_end: bool,
+    /// How far the scheduled edge may stray from its prediction.
+    spread: Duration,
     len_min: Duration,
     len_max: Duration,
 }
 
 /// `(from, to)`, inclusive.
-type Zone = (Instant, Instant);
+pub type Zone = (Instant, Instant);
 
 fn zone_around(t: Instant, before: Duration, after: Duration) -> Zone {
     (t.checked_sub(before).unwrap_or(t), t + after)
 }
 
-fn intersect(a: Zone, b: Zone) -> Zone {
-    let z = (a.0.max(b.0), a.1.min(b.1));
-    if z.0 <= z.1 { z } else { a }
+/// Whole periods of `p` in the gap `g` (at least one).
+fn periods_in(g: Duration, p: Duration) -> u32 {
+    (g.as_secs_f64() / p.as_secs_f64()).round().max(1.0) as u32
+}
+
+/// The period a series of edges (ascending, at least four) repeats with, and how far the
+/// series strays from it: the smallest gaps are single periods (a window missed makes a
+/// double one), so the unit is the lower quartile gap, and the period the total over the
+/// whole periods it spans.
+fn fit_period(edges: &[Instant]) -> Option<(Duration, Duration)> {
+    let gaps: Vec<Duration> = edges.windows(2).map(|w| w[1] - w[0]).collect();
+    if gaps.len() < MIN_GAPS {
+        return None;
+    }
+    let mut sorted = gaps.clone();
+    sorted.sort();
+    let unit = sorted[(sorted.len() - 1) / 4];
+    if !(MIN_PERIOD..=MAX_PERIOD).contains(&unit) {
+        return None;
+    }
+    let units: u32 = gaps.iter().map(|g| periods_in(*g, unit)).sum();
+    let period = gaps.iter().sum::<Duration>() / units;
+    Some((period, stray(edges, period)))
+}
+
+/// The largest distance of a gap in `edges` from a whole number of `period`s.
+fn stray(edges: &[Instant], period: Duration) -> Duration {
+    edges
+        .windows(2)
+        .map(|w| {
+            let g = w[1] - w[0];
+            g.abs_diff(period * periods_in(g, period))
+        })
+        .max()
+        .unwrap_or_default()
 }
 
 impl DeadWindows {
@@ -335,39 +394,25 @@ impl DeadWindows {
     fn refit(&mut self) {
         let starts: Vec<Instant> = self.episodes.iter().map(Episode::start).collect();
         let ends: Vec<Instant> = self.episodes.iter().map(|e| e.end).collect();
-        let gaps: Vec<Duration> = starts.windows(2).map(|w| w[1] - w[0]).collect();
         self.period = None;
-        let lens = self.episodes.iter().map(|e| e.end - e.start());
-        self.len_min = lens.clone().min().unwrap_or_default();
-        self.len_max = lens.max().unwrap_or_default();
-        if gaps.len() < 2 {
+        let lens: Vec<Duration> = self.episodes.iter().map(|e| e.end - e.start()).collect();
+        let (Some(&len_min), Some(&len_max)) = (lens.iter().min(), lens.iter().max()) else {
             return;
-        }
-        let mut sorted = gaps.clone();
-        sorted.sort();
-        // The smallest gaps are single periods (a window missed makes a double one): the
-        // median of the lower half is the unit; the period is the average gap in units.
-        let unit = sorted[(sorted.len() - 1) / 4];
-        if !(MIN_PERIOD..=MAX_PERIOD).contains(&unit) {
-            return;
-        }
-        let units_of =
-            |g: Duration, p: Duration| (g.as_secs_f64() / p.as_secs_f64()).round().max(1.0) as u32;
-        let units: u32 = gaps.iter().map(|g| units_of(*g, unit)).sum();
-        let period = gaps.iter().sum::<Duration>() / units;
-        let tolerance = (period / 20).max(Duration::from_millis(25));
-        let stray = |edges: &[Instant]| {
-            edges
-                .windows(2)
-                .map(|w| {
-                    let g = w[1] - w[0];
-                    g.abs_diff(period * units_of(g, period))
-                })
-                .max()
-                .unwrap_or_default()
         };
-        let (start_stray, end_stray) = (stray(&starts), stray(&ends));
-        if start_stray.min(end_stray) > tolerance {
+        // Until four windows show a period of their own, AWDL's is assumed, and kept only
+        // while the windows agree with it.
+        let fitted = [fit_period(&starts), fit_period(&ends)]
+            .into_iter()
+            .flatten()
+            .min_by_key(|(_, stray)| *stray);
+        let (period, slack) = match fitted {
+            Some((period, _)) => (period, Duration::ZERO),
+            None => (AWDL_SEQUENCE, LEARNING_SLACK),
+        };
+        let tolerance = (period / 20).max(Duration::from_millis(25));
+        let (start_stray, end_stray) = (stray(&starts, period), stray(&ends, period));
+        // A silence as long as the period is an outage, not a schedule.
+        if start_stray.min(end_stray) > tolerance || len_max >= period {
             return;
         }
         let timing = self
@@ -376,17 +421,34 @@ impl DeadWindows {
             .map(|e| e.start_hi - e.start_lo)
             .max()
             .unwrap_or_default();
+        // A start is timed only to within a probe interval (the last answer before the
+        // silence), an end exactly (the burst that ends it): the starts' stray less that
+        // timing is their own.
+        self.anchored_at_end = end_stray < start_stray.saturating_sub(timing);
+        self.spread = if self.anchored_at_end {
+            end_stray
+        } else {
+            start_stray + timing / 2
+        } + slack;
+        let widen = if lens.len() > 1 {
+            (len_max - len_min) / (lens.len() as u32 - 1)
+        } else {
+            Duration::ZERO
+        }
+        .max(LENGTH_FLOOR)
+            + slack;
+        self.len_min = len_min.saturating_sub(widen);
+        self.len_max = len_max + widen;
         self.period = Some(period);
-        self.start_spread = start_stray + timing / 2;
-        self.end_spread = end_stray;
     }
 
-    /// The learned period, once three windows have shown one.
+    /// The period, once a window has been seen that AWDL's period fits, or four that
+    /// show one of their own.
     pub fn period(&self) -> Option<Duration> {
         self.period
     }
 
-    /// Shortest and longest window seen.
+    /// Shortest and longest window expected.
     pub fn lengths(&self) -> (Duration, Duration) {
         (self.len_min, self.len_max)
     }
@@ -395,63 +457,72 @@ impl DeadWindows {
     fn window(&self, k: u32) -> Option<(Zone, Zone)> {
         let period = self.period?;
         let last = self.episodes.back()?;
-        let s = last.start() + period * k;
-        let e = last.end + period * k;
-        let (ss, es) = (
-            self.start_spread + EDGE_MARGIN,
-            self.end_spread + EDGE_MARGIN,
-        );
+        let spread = self.spread + EDGE_MARGIN;
         let (lmin, lmax) = (self.len_min, self.len_max);
-        let start_zone = intersect(
-            zone_around(s, ss, ss),
-            (
-                e.checked_sub(lmax + es).unwrap_or(e),
-                (e + es).checked_sub(lmin).unwrap_or(e),
-            ),
-        );
-        let end_zone = intersect(
-            zone_around(e, es, es),
-            ((s + lmin).checked_sub(ss).unwrap_or(s), s + lmax + ss),
-        );
-        Some((start_zone, end_zone))
+        Some(if self.anchored_at_end {
+            let e = last.end + period * k;
+            let start_zone = (
+                e.checked_sub(lmax + spread).unwrap_or(e),
+                (e + spread).checked_sub(lmin).unwrap_or(e),
+            );
+            (start_zone, zone_around(e, spread, spread))
+        } else {
+            let s = last.start() + period * k;
+            let end_zone = (
+                (s + lmin).checked_sub(spread).unwrap_or(s),
+                s + lmax + spread,
+            );
+            (zone_around(s, spread, spread), end_zone)
+        })
     }
 
-    /// Start of the predicted window nearest `t` (before or after).
-    pub fn predicted_start_near(&self, t: Instant) -> Option<Instant> {
+    /// Whether a predicted window ended (its end zone passed) between `from` and `to`
+    /// without a silence: the latest silence seen ended before that window could begin.
+    pub fn missed_between(&self, from: Instant, to: Instant) -> bool {
+        let (Some(period), Some(last)) = (self.period, self.episodes.back()) else {
+            return false;
+        };
+        let k = if to > last.start() {
+            ((to - last.start()).as_secs_f64() / period.as_secs_f64()).floor() as u32
+        } else {
+            0
+        };
+        [k.saturating_sub(1), k]
+            .into_iter()
+            .filter(|k| *k > 0)
+            .filter_map(|k| self.window(k))
+            .any(|(start, end)| end.1 > from && end.1 <= to && last.end < start.0)
+    }
+
+    /// Forgets every window: the path was heard throughout one it predicted, so the
+    /// schedule was wrong (or has changed).
+    pub fn forget(&mut self) {
+        *self = DeadWindows::default();
+    }
+
+    /// The predicted window around `t` — from the start of its start zone to the end of its
+    /// end zone — as `(start zone, end zone)`, if `t` falls in one.
+    pub fn around(&self, t: Instant) -> Option<(Zone, Zone)> {
         let period = self.period?;
         let base = self.episodes.back()?.start();
-        if t <= base {
-            return Some(base);
-        }
-        let n = ((t - base).as_secs_f64() / period.as_secs_f64()).round() as u32;
-        Some(base + period * n)
-    }
-
-    /// Where `t` falls against the predicted windows.
-    pub fn phase(&self, t: Instant) -> WindowPhase {
-        let (Some(period), Some(last)) = (self.period, self.episodes.back()) else {
-            return WindowPhase::Outside;
-        };
-        let base = last.start();
         let k = if t > base {
             ((t - base).as_secs_f64() / period.as_secs_f64()).floor() as u32
         } else {
             0
         };
-        let mut phase = WindowPhase::Outside;
-        for k in [k.saturating_sub(1), k, k + 1] {
-            let Some((start_zone, end_zone)) = self.window(k) else {
-                continue;
-            };
-            let within = |z: Zone| t >= z.0 && t <= z.1;
-            if within(start_zone) || within(end_zone) {
-                return WindowPhase::Edge;
-            }
-            if t > start_zone.1 && t < end_zone.0 {
-                phase = WindowPhase::Inside;
-            }
+        [k.saturating_sub(1), k, k + 1]
+            .into_iter()
+            .filter_map(|k| self.window(k))
+            .find(|(start, end)| t >= start.0 && t <= end.1)
+    }
+
+    /// Where `t` falls against the predicted windows.
+    pub fn phase(&self, t: Instant) -> WindowPhase {
+        match self.around(t) {
+            None => WindowPhase::Outside,
+            Some((start, end)) if t <= start.1 || t >= end.0 => WindowPhase::Edge,
+            Some(_) => WindowPhase::Inside,
         }
-        phase
     }
 }
 
@@ -488,6 +559,12 @@ pub struct PathStats {
     pub dead_windows: u64,
     /// The period of its dead windows, once learned.
     pub dead_window_period: Option<Duration>,
+    /// Times it fell silent with no window predicted (what was sent on it alone just
+    /// before is sent again on the other path).
+    pub doubts: u64,
+    /// Predicted windows the path was heard right through (each time, what was learned is
+    /// forgotten).
+    pub predictions_missed: u64,
 }
 
 impl PathStats {
@@ -509,6 +586,9 @@ struct SenderPath {
     last_heard: Option<Instant>,
     /// When it was heard after being dead, until [`RETURN_GRACE`] has passed.
     returned_at: Option<Instant>,
+    /// It fell silent with no window predicted, and the sender was told
+    /// ([`SenderPaths::newly_in_doubt`]); cleared when it is heard.
+    doubted: bool,
     windows: DeadWindows,
     stats: PathStats,
 }
@@ -525,6 +605,7 @@ impl SenderPath {
             ),
             last_heard: None,
             returned_at: None,
+            doubted: false,
             windows: DeadWindows::default(),
             stats: PathStats {
                 open: path == PathId::FIRST,
@@ -544,8 +625,6 @@ impl SenderPath {
 pub struct SenderPaths {
     policy: PathPolicy,
     paths: [SenderPath; MAX_PATHS],
-    /// When the second path opened: the start of learning.
-    two_since: Option<Instant>,
 }
 
 impl SenderPaths {
@@ -557,7 +636,6 @@ impl SenderPaths {
                 SenderPath::new(PathId::FIRST, now),
                 SenderPath::new(PathId::SECOND, now),
             ],
-            two_since: None,
         }
     }
 
@@ -582,7 +660,6 @@ impl SenderPaths {
         }
         p.open = open;
         p.stats.open = open;
-        self.two_since = self.multipath().then_some(now);
     }
 
     /// Whether two paths are open.
@@ -602,6 +679,12 @@ impl SenderPaths {
         let p = &mut self.paths[path.index()];
         if let Some(last) = p.last_heard {
             let silence = now.saturating_duration_since(last);
+            // A predicted window passed and the path never fell silent: the window did not
+            // happen.
+            if silence < MIN_DEAD_WINDOW && p.windows.missed_between(last, now) {
+                p.windows.forget();
+                p.stats.predictions_missed += 1;
+            }
             if silence >= MIN_DEAD_WINDOW {
                 let one_way = p.rtt().min().unwrap_or_default() / 2;
                 p.windows
@@ -613,6 +696,31 @@ impl SenderPaths {
             }
         }
         p.last_heard = Some(now.max(p.last_heard.unwrap_or(now)));
+        p.doubted = false;
+    }
+
+    /// A path that has just fallen silent with no dead window predicted for it (the first
+    /// window of a session, an outage), and since when what was sent on it alone may be
+    /// lost or held: its last answer's time less an RTT. Once per silence. The sender sends
+    /// that again, so the frames it belongs to need not wait for a NACK's round trip
+    /// (multipath TCP calls this reinjection).
+    pub fn newly_in_doubt(&mut self, now: Instant) -> Option<(PathId, Instant)> {
+        if !self.multipath() || self.policy == PathPolicy::Duplicate {
+            return None;
+        }
+        let predicts = self.policy == PathPolicy::Adaptive;
+        PathId::all().find_map(|path| {
+            let p = &mut self.paths[path.index()];
+            let last = p.last_heard?;
+            let silent = now.saturating_duration_since(last) >= SUSPECT_AFTER;
+            if p.doubted || !silent || (predicts && p.windows.around(now).is_some()) {
+                return None;
+            }
+            p.doubted = true;
+            p.stats.doubts += 1;
+            let rtt = p.prober.rtt().smoothed_or(Duration::from_millis(10));
+            Some((path, last.checked_sub(rtt).unwrap_or(last)))
+        })
     }
 
     /// A path probe due now, if any: `(path, prober)` to ping on.
@@ -663,24 +771,30 @@ impl SenderPaths {
             return PathState::Closed;
         }
         let Some(last) = p.last_heard else {
-            return PathState::Uncertain;
+            return PathState::Silent;
         };
-        let silent = now.saturating_duration_since(last);
-        let phase = p.windows.phase(now);
-        // Heard since the predicted window began (one way after, so nothing in flight
-        // counts): the window is over early, and the path is back.
-        let back = p.windows.predicted_start_near(now).is_some_and(|s| {
-            s <= now && last > s + p.rtt().min().unwrap_or_default() + EDGE_MARGIN
-        });
-        // A predicted switch outranks the silence: the peer-to-peer path, silent for most of
-        // a second, is worth a copy as its window opens, before it has said anything.
-        match phase {
-            WindowPhase::Inside if !back => return PathState::Dead,
-            WindowPhase::Edge if !back => return PathState::Uncertain,
-            _ => {}
+        // Only `adaptive` predicts.
+        let windows = (self.policy == PathPolicy::Adaptive).then_some(&p.windows);
+        // Inside a predicted window the prediction decides, not the silence: the
+        // peer-to-peer path, silent for most of a second, is worth a copy as its window ends,
+        // before it has said anything; the infrastructure path stays worth one until it is
+        // heard again, however long its window lasts. Heard after the window surely began
+        // (plus the time an answer can be in flight), it is back early.
+        if let Some((start, end)) = windows.and_then(|w| w.around(now)) {
+            let rtt = p.rtt();
+            let flight = (rtt.min().unwrap_or_default() + rtt.variation() * 4)
+                .clamp(Duration::from_millis(2), Duration::from_millis(20));
+            if last <= start.1 + flight {
+                return if now <= start.1 || now >= end.0 {
+                    PathState::Uncertain
+                } else {
+                    PathState::Dead
+                };
+            }
         }
+        let silent = now.saturating_duration_since(last);
         if silent >= DEAD_AFTER {
-            return PathState::Dead;
+            return PathState::Silent;
         }
         let returning = p
             .returned_at
@@ -701,37 +815,36 @@ impl SenderPaths {
             self.state(now, PathId::FIRST),
             self.state(now, PathId::SECOND),
         ];
-        let usable =
-            |p: PathId| matches!(states[p.index()], PathState::Live | PathState::Uncertain);
+        let any = |wanted: &[PathState]| {
+            PathId::all()
+                .filter(|p| wanted.contains(&states[p.index()]))
+                .fold(PathSet::NONE, PathSet::with)
+        };
+        let (live, uncertain) = (any(&[PathState::Live]), any(&[PathState::Uncertain]));
         match self.policy {
             PathPolicy::Duplicate => open,
             PathPolicy::PrimaryBackup => match states {
                 [PathState::Live, _] => PathSet::only(PathId::FIRST),
-                [PathState::Dead, PathState::Live | PathState::Uncertain] => {
-                    PathSet::only(PathId::SECOND)
-                }
+                [
+                    PathState::Dead | PathState::Silent,
+                    PathState::Live | PathState::Uncertain,
+                ] => PathSet::only(PathId::SECOND),
                 _ => open,
             },
-            PathPolicy::Adaptive => {
-                let learning = self
-                    .two_since
-                    .is_some_and(|t| now.saturating_duration_since(t) < LEARNING);
-                if learning {
-                    return open;
-                }
-                let live: Vec<PathId> = PathId::all()
-                    .filter(|p| states[p.index()] == PathState::Live)
-                    .collect();
-                let uncertain = PathId::all().any(|p| states[p.index()] == PathState::Uncertain);
-                match (live.as_slice(), uncertain) {
-                    ([one], false) => PathSet::only(*one),
-                    ([_, _], _) => PathSet::only(self.fastest()),
-                    ([], false) => open,
-                    _ => PathId::all()
-                        .filter(|p| usable(*p))
-                        .fold(PathSet::NONE, PathSet::with),
-                }
-            }
+            PathPolicy::Adaptive => match (live.len(), uncertain.is_empty()) {
+                (2, _) => PathSet::only(self.fastest()),
+                (1, true) => live,
+                // One live path and one in doubt: a copy on the doubtful one.
+                (1, false) => live.with_all(uncertain),
+                // Nothing live: every path in doubt, and any that fell silent without a
+                // prediction (it may be back), but none predicted dead (what goes there
+                // waits for its next window, and arrives stale).
+                (_, false) => uncertain.with_all(any(&[PathState::Silent])),
+                (_, true) => match any(&[PathState::Silent]) {
+                    none if none.is_empty() => open,
+                    silent => silent,
+                },
+            },
         }
     }
 
@@ -837,21 +950,19 @@ impl ArrivalPaths {
         }
     }
 
-    /// Where routine feedback (reports, pings) goes: the path heard last.
-    pub fn routine(&self) -> PathSet {
-        PathSet::only(self.latest())
-    }
-
-    /// Where urgent feedback (NACKs, keyframe requests) goes: every open path heard in the
-    /// last [`FEEDBACK_RECENT`], at least the one heard last.
-    pub fn urgent(&self, now: Instant) -> PathSet {
+    /// Where feedback (NACKs, keyframe requests, reports, the receiver's pings) goes:
+    /// every open path heard in the last [`FEEDBACK_RECENT`], at least the one heard last.
+    /// Not the last alone: the path heard last may be about to die (AWDL's path at the end
+    /// of its window), and what is sent there waits for its next window — a NACK answered a
+    /// second late, an RTT sample of a second that slows every later repair.
+    pub fn feedback(&self, now: Instant) -> PathSet {
         PathId::all()
             .filter(|p| {
                 self.open[p.index()]
                     && self.last_heard[p.index()]
                         .is_some_and(|t| now.saturating_duration_since(t) <= FEEDBACK_RECENT)
             })
-            .fold(self.routine(), PathSet::with)
+            .fold(PathSet::only(self.latest()), PathSet::with)
     }
 
     /// Counts `bytes` sent on each of `paths`.
@@ -883,7 +994,7 @@ mod tests {
             assert_eq!(p.name().parse::<PathPolicy>(), Ok(p));
         }
         assert_eq!(PathPolicy::default(), PathPolicy::Adaptive);
-        let e = "both".parse::<PathPolicy>().unwrap_err();
+        let e = "both".parse::<PathPolicy>().expect_err("not a policy");
         assert!(e.to_string().contains("\"both\""), "{e}");
     }
 
@@ -921,10 +1032,30 @@ mod tests {
         assert!(p.abs_diff(period) < MS, "{p:?}");
         let next = t0 + Duration::from_millis(500) + period * 6;
         assert_eq!(w.phase(next), WindowPhase::Edge);
-        assert_eq!(w.phase(next + 20 * MS), WindowPhase::Inside);
+        assert_eq!(w.phase(next + 10 * MS), WindowPhase::Inside);
         assert_eq!(w.phase(next + 45 * MS), WindowPhase::Edge);
         assert_eq!(w.phase(next + 200 * MS), WindowPhase::Outside);
         assert_eq!(w.phase(next - 100 * MS), WindowPhase::Outside);
+    }
+
+    #[test]
+    fn a_window_heard_through_is_forgotten_and_an_outage_is_no_schedule() {
+        let t0 = Instant::now();
+        let mut p = SenderPaths::new(PathPolicy::Adaptive, t0);
+        p.set_open(t0, PathId::SECOND, true);
+        heard_every(&mut p, PathId::SECOND, t0, t0 + 3_000 * MS);
+        // One 30 ms silence: AWDL's period is assumed ...
+        heard_every(&mut p, PathId::FIRST, t0, t0 + 500 * MS);
+        heard_every(&mut p, PathId::FIRST, t0 + 530 * MS, t0 + 3_000 * MS);
+        // ... and dropped when the path answers right through the window it predicted.
+        let s = p.stats();
+        assert_eq!(s[0].predictions_missed, 1);
+        assert_eq!(s[0].dead_window_period, None);
+        assert_eq!(p.choose(t0 + 3_000 * MS), PathSet::only(PathId::FIRST));
+        // A five-second outage predicts nothing.
+        let mut w = DeadWindows::default();
+        w.on_silence(t0, t0 + 5_000 * MS, MS, 5 * MS);
+        assert_eq!(w.period(), None);
     }
 
     #[test]
@@ -971,15 +1102,45 @@ mod tests {
     }
 
     #[test]
-    fn adaptive_duplicates_while_learning_then_uses_the_faster_live_path() {
+    fn adaptive_without_predictions_uses_the_faster_live_path_and_copies_while_in_doubt() {
         let t0 = Instant::now();
         let mut p = SenderPaths::new(PathPolicy::Adaptive, t0);
         p.set_open(t0, PathId::SECOND, true);
-        let end = t0 + LEARNING + 100 * MS;
+        // Neither heard yet: both silent, so both get everything.
+        assert_eq!(p.choose(t0), PathSet::ALL);
+        let end = t0 + 1_000 * MS;
         heard_every(&mut p, PathId::FIRST, t0, end);
-        heard_every(&mut p, PathId::SECOND, t0, end);
-        assert_eq!(p.choose(t0 + 100 * MS), PathSet::ALL);
+        // The second never answers: silent, and the first carries everything.
         assert_eq!(p.choose(end - MS), PathSet::only(PathId::FIRST));
+        // The first falls silent: in doubt, so a copy goes on the silent second, which
+        // may be live now; once the first is silent too long, both still (neither is
+        // known live), until the second answers.
+        let last = end - 5 * MS;
+        assert_eq!(p.choose(last + SUSPECT_AFTER + MS), PathSet::ALL);
+        heard_every(&mut p, PathId::SECOND, last + 20 * MS, last + 50 * MS);
+        assert_eq!(p.choose(last + 50 * MS), PathSet::only(PathId::SECOND));
+    }
+
+    /// A path with windows on AWDL's schedule (the infrastructure side): after one window
+    /// the next is expected, copies go on both around its start, the second alone inside it.
+    #[test]
+    fn one_window_on_the_awdl_schedule_predicts_the_next() {
+        let t0 = Instant::now();
+        let mut p = SenderPaths::new(PathPolicy::Adaptive, t0);
+        p.set_open(t0, PathId::SECOND, true);
+        let s0 = t0 + 500 * MS;
+        heard_every(&mut p, PathId::FIRST, t0, s0);
+        heard_every(&mut p, PathId::SECOND, s0 + 4 * MS, s0 + 40 * MS);
+        heard_every(&mut p, PathId::FIRST, s0 + 42 * MS, s0 + 1_040 * MS);
+        let s1 = s0 + AWDL_SEQUENCE;
+        assert_eq!(p.state(s1 - 100 * MS, PathId::FIRST), PathState::Live);
+        assert_eq!(p.choose(s1 - 100 * MS), PathSet::only(PathId::FIRST));
+        assert_eq!(p.state(s1, PathId::FIRST), PathState::Uncertain);
+        assert_eq!(p.choose(s1), PathSet::ALL);
+        // While the period is only assumed, the whole window is in doubt: copies on both.
+        heard_every(&mut p, PathId::SECOND, s1 + 4 * MS, s1 + 20 * MS);
+        assert_eq!(p.state(s1 + 19 * MS, PathId::FIRST), PathState::Uncertain);
+        assert_eq!(p.choose(s1 + 19 * MS), PathSet::ALL);
     }
 
     #[test]
@@ -998,7 +1159,7 @@ mod tests {
         let s = a.stats();
         assert_eq!(s[1].duplicates_received, 1);
         assert_eq!(a.latest(), PathId::SECOND);
-        assert_eq!(a.urgent(t0 + 50 * MS), PathSet::ALL);
-        assert_eq!(a.urgent(t0 + 500 * MS), PathSet::only(PathId::SECOND));
+        assert_eq!(a.feedback(t0 + 50 * MS), PathSet::ALL);
+        assert_eq!(a.feedback(t0 + 500 * MS), PathSet::only(PathId::SECOND));
     }
 }

@@ -484,7 +484,7 @@ impl Receiver {
                     .iter()
                     .map(|r| u64::from(r.extra) + 1)
                     .sum::<u64>();
-                let paths = self.arrivals.urgent(now);
+                let paths = self.arrivals.feedback(now);
                 if repeat {
                     // The first request or its answer was lost: losses come in bursts, so
                     // say it twice.
@@ -508,13 +508,13 @@ impl Receiver {
                     request_id: self.keyframe_request_id,
                     last_decoded_frame: self.last_decoded,
                 }),
-                self.arrivals.urgent(now),
+                self.arrivals.feedback(now),
             ));
         }
         if now >= self.next_report {
             let report = self.build_report(now);
             self.control
-                .push_back((Payload::Report(report), self.arrivals.routine()));
+                .push_back((Payload::Report(report), self.arrivals.feedback(now)));
             self.next_report = now + self.config.report_interval;
         }
     }
@@ -674,7 +674,7 @@ impl Endpoint for Receiver {
             Some(p) => p,
             None => (
                 Payload::Ping(self.prober.poll_ping(now, &self.clock)?),
-                self.arrivals.routine(),
+                self.arrivals.feedback(now),
             ),
         };
         let packet = Packet {

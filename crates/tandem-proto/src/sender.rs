@@ -23,6 +23,10 @@ use crate::rtt::{Clock, Prober};
 use crate::stall::StallForecast;
 use crate::stats::SenderStats;
 
+/// How long media sends are remembered for reinjection: longer than any silence is
+/// suspected after plus an RTT.
+const REINJECT_HORIZON: Duration = Duration::from_millis(100);
+
 /// An encoded frame handed to the sender.
 #[derive(Clone, Debug)]
 pub struct OutgoingFrame {
@@ -117,6 +121,9 @@ pub struct Sender {
     paths: SenderPaths,
     /// What came back on each path, and the copies dropped.
     arrivals: ArrivalPaths,
+    /// Over two paths: each media fragment sent lately, when, and on which paths (for
+    /// reinjection when a path falls silent).
+    recent_media: VecDeque<(Instant, u32, PathSet)>,
     stats: SenderStats,
 }
 
@@ -148,6 +155,7 @@ impl Sender {
             stall_forecast: None,
             paths: SenderPaths::new(config.path_policy, now),
             arrivals: ArrivalPaths::new(),
+            recent_media: VecDeque::new(),
             stats: SenderStats {
                 target_bitrate_bps: rate.target_bps(),
                 ..SenderStats::default()
@@ -425,6 +433,27 @@ impl Sender {
         })
     }
 
+    /// When a path has just fallen silent with no window predicted, sends again what went on
+    /// it alone since its last answer (less an RTT), ahead of the queue, on whatever paths
+    /// the scheduler picks now.
+    fn reinject(&mut self, now: Instant) {
+        while let Some((path, since)) = self.paths.newly_in_doubt(now) {
+            let only = PathSet::only(path);
+            let seqs: Vec<u32> = self
+                .recent_media
+                .iter()
+                .filter(|(t, _, on)| *t >= since && *on == only)
+                .map(|(_, seq, _)| *seq)
+                .collect();
+            for seq in seqs {
+                if let Ok((f, _)) = self.history.retransmit(now, seq, Duration::ZERO) {
+                    self.stats.reinjected += 1;
+                    self.pacer.enqueue_urgent(now, Payload::Media(f));
+                }
+            }
+        }
+    }
+
     /// Writes `payload` for `paths` (`None`: the scheduler's choice now) and counts it on
     /// each.
     fn transmit(
@@ -436,6 +465,18 @@ impl Sender {
     ) -> Transmit {
         let paths = paths.unwrap_or_else(|| self.paths.choose(now));
         let media = matches!(payload, Payload::Media(_) | Payload::Parity(_));
+        if let Payload::Media(m) = &payload
+            && self.paths.multipath()
+        {
+            while self
+                .recent_media
+                .front()
+                .is_some_and(|(t, ..)| now.saturating_duration_since(*t) > REINJECT_HORIZON)
+            {
+                self.recent_media.pop_front();
+            }
+            self.recent_media.push_back((now, m.seq, paths));
+        }
         let len = self.write_datagram(payload, buf);
         self.paths.on_sent(paths, len, media);
         Transmit { len, paths }
@@ -491,6 +532,7 @@ impl Endpoint for Sender {
     }
 
     fn poll_transmit_on(&mut self, now: Instant, buf: &mut Vec<u8>) -> Option<Transmit> {
+        self.reinject(now);
         if let Some((p, paths)) = self.control.pop_front() {
             return Some(self.transmit(now, p, paths, buf));
         }

@@ -83,6 +83,8 @@ pub struct SenderStats {
     pub stall_protected_frames: u64,
     /// Fragments retransmitted on NACK.
     pub retransmissions: u64,
+    /// Fragments sent again on the other path when the one they went on fell silent.
+    pub reinjected: u64,
     /// NACKed numbers not retransmitted (unknown, too old, too recent).
     pub nack_misses: u64,
     /// NACK datagrams received.

@@ -10,9 +10,10 @@
 //! of the design (`clean`, `wifi`, `awdl-stall`, …) and the pairs of links for two paths
 //! (`awdl-dual`, `dual-one-dies`, …), and parses spec strings. [`runner`] streams a
 //! synthetic encoder's frames between a real sender and receiver endpoint through those
-//! links in virtual time; [`report`] turns a run into the
+//! links in virtual time, over one path or two (each datagram on the paths the sender's
+//! policy picks); [`report`] turns a run into the
 //! figures the project's targets are stated in, and [`plot`] draws them. The same models
-//! drive the real-time UDP relay in `tandem-net`.
+//! drive the real-time UDP relay, `tandem-relay`.
 //!
 //! This crate does no IO besides writing a plot, and reads no clock except to report how
 //! long a simulation took (`wall_ms`).

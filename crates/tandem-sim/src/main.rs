@@ -5,8 +5,8 @@ use std::time::Duration;
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use tandem_proto::PlayoutPolicy;
-use tandem_sim::profile::parse_profile_or_spec;
+use tandem_proto::{PathPolicy, PlayoutPolicy};
+use tandem_sim::profile::{DUAL_PROFILE_NAMES, dual_profile, parse_profile_or_spec};
 use tandem_sim::report::{Figures, figures};
 use tandem_sim::runner::{Scenario, run};
 
@@ -15,10 +15,15 @@ use tandem_sim::runner::{Scenario, run};
 #[derive(Parser, Debug)]
 #[command(name = "tandem-sim", version)]
 struct Args {
-    /// Impairment profile (clean, wifi, awdl-stall, awdl-heavy, lossy, burst, reorder, step) or a
-    /// spec string such as "delay=2ms,jitter=1.5ms,loss=0.1%,stall=40ms/1050ms".
+    /// Impairment profile (clean, wifi, awdl-stall, awdl-heavy, lossy, burst, reorder, step), a
+    /// spec string such as "delay=2ms,jitter=1.5ms,loss=0.1%,stall=40ms/1050ms", or a
+    /// two-path profile (awdl-dual, awdl-dual-heavy, dual-independent, dual-one-dies).
     #[arg(long, default_value = "awdl-stall")]
     profile: String,
+    /// How a two-path profile's session spreads datagrams: duplicate | primary-backup |
+    /// adaptive.
+    #[arg(long, default_value = "adaptive")]
+    path_policy: PathPolicy,
     /// Same as --profile, for spec strings; overrides it.
     #[arg(long)]
     impair: Option<String>,
@@ -37,7 +42,8 @@ struct Args {
     /// Encoder bitrate, e.g. 8mbit, 2500kbit.
     #[arg(long, default_value = "8mbit", value_parser = parse_bitrate)]
     bitrate: u64,
-    /// Also run the fixed:50 buffer and the no-recovery baseline on the same seed.
+    /// Also run the fixed:50 buffer and the no-recovery baseline on the same seed; with a
+    /// two-path profile, every path policy and the first path alone instead.
     #[arg(long)]
     compare: bool,
     /// Print one JSON document instead of a table.
@@ -71,9 +77,10 @@ fn parse_bitrate(s: &str) -> Result<u64, String> {
 
 fn print_table(rows: &[Figures]) {
     println!(
-        "{:<14} {:<12} {:<9} {:>6} {:>6} {:>5} {:>8} {:>7} {:>6} {:>7} {:>7} {:>7} {:>7} {:>8} {:>6} {:>6} {:>6}",
+        "{:<16} {:<12} {:<14} {:<9} {:>6} {:>6} {:>5} {:>8} {:>7} {:>6} {:>6} {:>7} {:>7} {:>7} {:>7} {:>8} {:>6} {:>6} {:>6} {:>13}",
         "profile",
         "policy",
+        "paths",
         "recovery",
         "sent",
         "shown",
@@ -81,6 +88,7 @@ fn print_table(rows: &[Figures]) {
         "late-out",
         "skipped",
         "frz",
+        "gap",
         "p50",
         "p95",
         "p99",
@@ -88,13 +96,19 @@ fn print_table(rows: &[Figures]) {
         "recov99",
         "ovh%",
         "Mbit/s",
-        "video%"
+        "video%",
+        "path MB"
     );
     for f in rows {
         println!(
-            "{:<14} {:<12} {:<9} {:>6} {:>6} {:>5} {:>8} {:>7} {:>6} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>8.2} {:>6.2} {:>6.2} {:>6.1}",
+            "{:<16} {:<12} {:<14} {:<9} {:>6} {:>6} {:>5} {:>8} {:>7} {:>6} {:>6.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>8.2} {:>6.2} {:>6.2} {:>6.1} {:>13}",
             f.profile,
             f.policy,
+            if f.path_policy.is_empty() {
+                "one"
+            } else {
+                &f.path_policy
+            },
             f.recovery,
             f.frames_sent,
             f.frames_shown,
@@ -102,6 +116,7 @@ fn print_table(rows: &[Figures]) {
             f.frames_late_outside_stalls,
             f.frames_skipped,
             f.freezes_over_100ms,
+            f.longest_gap_ms,
             f.latency_ms.p50,
             f.latency_ms.p95,
             f.latency_ms.p99,
@@ -109,7 +124,12 @@ fn print_table(rows: &[Figures]) {
             f.recovery_ms_p99,
             f.bytes_overhead_pct,
             f.video_mbps,
-            f.video_pct
+            f.video_pct,
+            f.path_bytes
+                .iter()
+                .map(|b| format!("{:.1}", *b as f64 / 1e6))
+                .collect::<Vec<_>>()
+                .join(" + ")
         );
     }
 }
@@ -124,7 +144,16 @@ fn main() {
 
 fn run_cli(args: Args) -> Result<()> {
     let profile = args.impair.clone().unwrap_or(args.profile.clone());
-    let link = parse_profile_or_spec(&profile).with_context(|| format!("--profile {profile:?}"))?;
+    let dual = dual_profile(&profile);
+    let link = match &dual {
+        Some([first, _]) => first.clone(),
+        None => parse_profile_or_spec(&profile).with_context(|| {
+            format!(
+                "--profile {profile:?} (two-path profiles: {})",
+                DUAL_PROFILE_NAMES.join(", ")
+            )
+        })?,
+    };
     if !(args.seconds > 0.0 && args.seconds <= 24.0 * 3600.0) {
         bail!(
             "--seconds must be between 0 and 86400, got {}",
@@ -134,13 +163,30 @@ fn run_cli(args: Args) -> Result<()> {
     if args.fps == 0 || args.fps > 1000 {
         bail!("--fps must be between 1 and 1000, got {}", args.fps);
     }
-    let mut base = Scenario::new(link, args.seed);
+    let mut base = match dual.clone() {
+        Some(links) => Scenario::dual(links, args.path_policy, args.seed),
+        None => Scenario::new(link, args.seed),
+    };
     base.duration = Duration::from_secs_f64(args.seconds);
     base.fps = args.fps;
     base.bitrate_bps = args.bitrate;
     base.policy = args.policy;
     let mut scenarios = vec![base.clone()];
-    if args.compare {
+    if args.compare && dual.is_some() {
+        for policy in PathPolicy::ALL
+            .into_iter()
+            .filter(|p| *p != args.path_policy)
+        {
+            scenarios.push(Scenario {
+                path_policy: policy,
+                ..base.clone()
+            });
+        }
+        scenarios.push(Scenario {
+            second: None,
+            ..base.clone()
+        });
+    } else if args.compare {
         let mut fixed = base.clone();
         fixed.policy = PlayoutPolicy::Fixed(Duration::from_millis(50));
         let mut none = base.clone();

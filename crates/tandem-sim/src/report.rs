@@ -14,7 +14,8 @@
 //!   frame interval away from every stall window; `frames_outside_stalls` is how many
 //!   frames were captured there, the denominator of the target.
 //! - `freezes_over_100ms`, `freezes_over_200ms`: gaps over 100 ms (200 ms) between
-//!   consecutive displayed frames.
+//!   consecutive displayed frames; `longest_gap_ms`: the longest such gap (at 60 fps a
+//!   stream that never misses a frame shows 16.7 ms, give or take the network's jitter).
 //! - `recovery_ms_p99`: per stall, the settling time — from the stall's end until the
 //!   last frame of the run of out-of-band frames displayed right after it, where
 //!   out-of-band means latency more than 2 ms above the baseline (the median latency of
@@ -29,6 +30,9 @@
 //!   handed to its decoder, over the run's length; `video_pct`: that as a percentage of the
 //!   configured encoder bitrate. Latency is never bought with quality: a controller that
 //!   starves the encoder shows here, whatever its latency.
+//! - `path_bytes`: UDP-payload bytes sent into each path's sender → receiver link (one
+//!   entry per path; a datagram sent on both counts on each), and `path_policy` the
+//!   sender's two-path policy (empty for a single path).
 //! - `bytes_payload`: encoded video bytes; `bytes_overhead_pct`: every other UDP-payload
 //!   byte in both directions (headers, parity, retransmissions, feedback, probes) as a
 //!   percentage of it. IP and UDP headers are not counted.
@@ -95,6 +99,8 @@ pub struct Figures {
     pub frames_outside_stalls: u64,
     /// Captured but never displayed.
     pub frames_skipped: u64,
+    /// Longest gap between consecutive displayed frames, ms.
+    pub longest_gap_ms: f64,
     /// Display gaps over 100 ms.
     pub freezes_over_100ms: u64,
     /// Display gaps over 200 ms.
@@ -111,6 +117,10 @@ pub struct Figures {
     pub video_mbps: f64,
     /// Video delivered as a percentage of the configured bitrate.
     pub video_pct: f64,
+    /// Bytes sent into each path's sender → receiver link.
+    pub path_bytes: Vec<u64>,
+    /// The two-path policy ("" with one path).
+    pub path_policy: String,
     /// Encoded video bytes.
     pub bytes_payload: u64,
     /// Non-video bytes as a percentage of video bytes.
@@ -162,6 +172,8 @@ pub struct FrameFigures {
     pub frames_outside_stalls: u64,
     /// Captured but never displayed.
     pub frames_skipped: u64,
+    /// Longest gap between consecutive displayed frames, ms.
+    pub longest_gap_ms: f64,
     /// Display gaps over 100 ms.
     pub freezes_over_100ms: u64,
     /// Display gaps over 200 ms.
@@ -249,6 +261,10 @@ pub fn frame_figures(
         frames_skipped: (frames.len() - shown.len()) as u64,
         freezes_over_100ms: freezes_over(Duration::from_millis(100)),
         freezes_over_200ms: freezes_over(Duration::from_millis(200)),
+        longest_gap_ms: displays
+            .windows(2)
+            .filter_map(|w| Some(ms(w[1].shown_at? - w[0].shown_at?)))
+            .fold(0.0, f64::max),
         latency_ms: Percentiles::of_sorted(&lat),
         recovery_ms_p99: settle_times(true),
         recovery_ms_p99_with_repairs: settle_times(false),
@@ -295,6 +311,7 @@ pub fn figures(run: &RunResult, profile: &str) -> Figures {
         frames_skipped: f.frames_skipped,
         freezes_over_100ms: f.freezes_over_100ms,
         freezes_over_200ms: f.freezes_over_200ms,
+        longest_gap_ms: f.longest_gap_ms,
         latency_ms: f.latency_ms,
         recovery_ms_p99: f.recovery_ms_p99,
         recovery_ms_p99_with_repairs: f.recovery_ms_p99_with_repairs,
@@ -302,6 +319,14 @@ pub fn figures(run: &RunResult, profile: &str) -> Figures {
         video_mbps: run.bytes_delivered as f64 * 8.0 / 1e6 / run.scenario.duration.as_secs_f64(),
         video_pct: run.bytes_delivered as f64 * 8.0 * 100.0
             / (run.scenario.bitrate_bps as f64 * run.scenario.duration.as_secs_f64()).max(1.0),
+        path_bytes: std::iter::once(run.forward_link.bytes_in)
+            .chain(run.second_links.map(|(f, _)| f.bytes_in))
+            .collect(),
+        path_policy: if run.second_links.is_some() {
+            run.scenario.path_policy.to_string()
+        } else {
+            String::new()
+        },
         bytes_payload: run.bytes_payload,
         bytes_overhead_pct: if run.bytes_payload > 0 {
             overhead * 100.0 / run.bytes_payload as f64

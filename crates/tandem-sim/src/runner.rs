@@ -7,6 +7,13 @@
 //! an AWDL channel switch silences the radio in both directions — but draw every other
 //! impairment from independent random streams.
 //!
+//! A scenario may add a second path ([`Scenario::second`]): one more link per direction,
+//! drawn from its own random streams but on the same stall schedule (one radio, see
+//! [`crate::impair`]: the `awdl-dual` profiles' second path is live only inside the first
+//! one's stall windows). Both endpoints then open path 1, and each datagram goes on the
+//! paths the endpoint names ([`tandem_proto::Transmit`]); a datagram sent on both is one
+//! copy per link, counted on each.
+//!
 //! The loop follows the endpoints' run-loop contract (see `tandem_proto`): deliver due
 //! datagrams, feed the frame due, fire due timers, drain transmits into the links, drain
 //! events.
@@ -19,8 +26,8 @@ use bytes::Bytes;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use tandem_proto::{
-    Endpoint, FecMode, OutgoingFrame, PlayoutPolicy, ReceiverConfig, ReceiverEvent, ReceiverStats,
-    Sender, SenderConfig, SenderEvent, SenderStats,
+    Endpoint, FecMode, OutgoingFrame, PathId, PathPolicy, PathSet, PlayoutPolicy, ReceiverConfig,
+    ReceiverEvent, ReceiverStats, Sender, SenderConfig, SenderEvent, SenderStats,
 };
 
 use crate::impair::{Link, LinkConfig, LinkCounters};
@@ -47,6 +54,19 @@ pub struct Scenario {
     pub bitrate_bps: u64,
     /// Seed for every random choice.
     pub seed: u64,
+    /// A second path, for a session over two (default none).
+    pub second: Option<SecondPath>,
+    /// How the sender spreads datagrams over two paths. Default [`PathPolicy::Adaptive`].
+    pub path_policy: PathPolicy,
+}
+
+/// The links of a scenario's second path.
+#[derive(Clone, Debug)]
+pub struct SecondPath {
+    /// Sender → receiver.
+    pub forward: LinkConfig,
+    /// Receiver → sender.
+    pub reverse: LinkConfig,
 }
 
 impl Scenario {
@@ -61,6 +81,22 @@ impl Scenario {
             fps: 60,
             bitrate_bps: 8_000_000,
             seed,
+            second: None,
+            path_policy: PathPolicy::Adaptive,
+        }
+    }
+
+    /// The reference scenario over two paths (`links` as [`crate::profile::dual_profile`]
+    /// gives them, each the same both ways), spread by `policy`.
+    pub fn dual(links: [LinkConfig; 2], policy: PathPolicy, seed: u64) -> Self {
+        let [first, second] = links;
+        Self {
+            second: Some(SecondPath {
+                forward: second.clone(),
+                reverse: second,
+            }),
+            path_policy: policy,
+            ..Scenario::new(first, seed)
         }
     }
 
@@ -174,6 +210,11 @@ pub struct RunResult {
     pub forward_link: LinkCounters,
     /// Receiver → sender link counters.
     pub reverse_link: LinkCounters,
+    /// The second path's links (sender → receiver, receiver → sender), when there is one.
+    pub second_links: Option<(LinkCounters, LinkCounters)>,
+    /// Over two paths: when each media or parity datagram was sent, and on which paths (so
+    /// a test can tell when traffic moved). Empty with one path.
+    pub media_sends: Vec<(Duration, PathSet)>,
     /// Real time the run took.
     pub wall: Duration,
 }
@@ -183,6 +224,7 @@ struct InFlight {
     at: Duration,
     order: u64,
     to_receiver: bool,
+    path: usize,
     data: Bytes,
 }
 
@@ -197,6 +239,7 @@ pub fn run(scenario: &Scenario) -> RunResult {
     tx_config.start_bitrate_bps = scenario.bitrate_bps;
     tx_config.max_bitrate_bps = scenario.bitrate_bps;
     tx_config.frame_interval_hint = scenario.frame_interval();
+    tx_config.path_policy = scenario.path_policy;
     let mut rx_config = ReceiverConfig::new(SESSION);
     rx_config.playout = scenario.policy;
     if !scenario.recovery {
@@ -207,8 +250,32 @@ pub fn run(scenario: &Scenario) -> RunResult {
     // The receiver's clock is unrelated to the sender's; only the protocol's own clock
     // offset estimate may bridge them.
     let mut rx = tandem_proto::Receiver::new(rx_config, t0 - Duration::from_millis(1234));
-    let mut forward = Link::with_stall_seed(&scenario.forward, seed, seed);
-    let mut reverse = Link::with_stall_seed(&scenario.reverse, seed ^ 0x5eed_ba4c, seed);
+    // Every link shares the stall schedule (one radio); nothing else.
+    let mut forward = vec![Link::with_stall_seed(&scenario.forward, seed, seed)];
+    let mut reverse = vec![Link::with_stall_seed(
+        &scenario.reverse,
+        seed ^ 0x5eed_ba4c,
+        seed,
+    )];
+    if let Some(second) = &scenario.second {
+        forward.push(Link::with_stall_seed(
+            &second.forward,
+            seed ^ 0x5ec0_f0e1,
+            seed,
+        ));
+        reverse.push(Link::with_stall_seed(
+            &second.reverse,
+            seed ^ 0x5ec0_ba4c,
+            seed,
+        ));
+        tx.set_path_open(t0, PathId::SECOND, true);
+        rx.set_path_open(t0, PathId::SECOND, true);
+    }
+    let paths = PathId::all()
+        .take(forward.len())
+        .fold(PathSet::NONE, PathSet::with);
+    let mut buf = Vec::new();
+    let mut media_sends = Vec::new();
     let mut encoder = EncoderModel::new(scenario.fps, scenario.bitrate_bps, seed ^ 0x00e4_c0de);
 
     let mut in_flight: BinaryHeap<Reverse<InFlight>> = BinaryHeap::new();
@@ -247,10 +314,11 @@ pub fn run(scenario: &Scenario) -> RunResult {
             let Some(Reverse(p)) = in_flight.pop() else {
                 break;
             };
+            let path = PathId::new(p.path).expect("a path of this run");
             if p.to_receiver {
-                rx.handle_datagram(instant, p.data);
+                rx.handle_datagram_on(instant, path, p.data);
             } else {
-                tx.handle_datagram(instant, p.data);
+                tx.handle_datagram_on(instant, path, p.data);
             }
         }
         if next_capture <= now && next_capture < end {
@@ -290,23 +358,44 @@ pub fn run(scenario: &Scenario) -> RunResult {
         if rx.poll_timeout().is_some_and(|t| t <= instant) {
             rx.handle_timeout(instant);
         }
-        let mut put_on_link = |link: &mut Link, data: Bytes, to_receiver: bool| {
-            bytes_wire += data.len() as u64;
-            for at in link.send(now, data.len()) {
-                order += 1;
-                in_flight.push(Reverse(InFlight {
-                    at,
-                    order,
-                    to_receiver,
-                    data: data.clone(),
-                }));
+        let mut put_on_links = |links: &mut [Link], data: Bytes, on: PathSet, to_receiver: bool| {
+            let on = match on.intersect(paths) {
+                none if none.is_empty() => PathSet::only(PathId::FIRST),
+                some => some,
+            };
+            for path in on.iter() {
+                bytes_wire += data.len() as u64;
+                for at in links[path.index()].send(now, data.len()) {
+                    order += 1;
+                    in_flight.push(Reverse(InFlight {
+                        at,
+                        order,
+                        to_receiver,
+                        path: path.index(),
+                        data: data.clone(),
+                    }));
+                }
             }
         };
-        while let Some(t) = tx.poll_datagram(instant) {
-            put_on_link(&mut forward, t, true);
+        while let Some(t) = tx.poll_transmit_on(instant, &mut buf) {
+            // The type nibble of byte 1: media (1) or parity (2).
+            if scenario.second.is_some() && matches!(buf.get(1).map(|b| b & 0x0f), Some(1 | 2)) {
+                media_sends.push((now, t.paths));
+            }
+            put_on_links(
+                &mut forward,
+                Bytes::from(std::mem::take(&mut buf)),
+                t.paths,
+                true,
+            );
         }
-        while let Some(t) = rx.poll_datagram(instant) {
-            put_on_link(&mut reverse, t, false);
+        while let Some(t) = rx.poll_transmit_on(instant, &mut buf) {
+            put_on_links(
+                &mut reverse,
+                Bytes::from(std::mem::take(&mut buf)),
+                t.paths,
+                false,
+            );
         }
         while let Some(e) = tx.poll_event() {
             match e {
@@ -334,14 +423,16 @@ pub fn run(scenario: &Scenario) -> RunResult {
         .sum();
     RunResult {
         bytes_delivered,
-        stall_windows: forward.stall_windows(Duration::ZERO, end),
+        stall_windows: forward[0].stall_windows(Duration::ZERO, end),
+        media_sends,
+        second_links: (forward.len() > 1).then(|| (forward[1].counters(), reverse[1].counters())),
         scenario: scenario.clone(),
         frames,
         bytes_payload,
         bytes_wire,
         sender: tx.stats(),
-        forward_link: forward.counters(),
-        reverse_link: reverse.counters(),
+        forward_link: forward[0].counters(),
+        reverse_link: reverse[0].counters(),
         receiver: rx.stats(),
         wall: wall_start.elapsed(),
     }
