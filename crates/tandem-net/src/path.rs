@@ -8,6 +8,15 @@
 //! subnet holds the peer's address, since another one cannot reach it. Among peer-to-peer
 //! interfaces AWDL comes before `llw*` whatever their indexes
 //! ([`crate::iface::peer_to_peer_rank`]).
+//!
+//! `Both` spans two paths at once (see `tandem_proto::multipath`): an infrastructure one
+//! (a wire or the router's Wi-Fi) and a peer-to-peer one, so that a stall of one radio
+//! channel is covered by the other. For a discovered peer [`plan_both`] plans each half as
+//! `Infrastructure` and `PeerToPeer` would, and fails, naming the half that is missing,
+//! when the peer was not seen on both kinds of interface: a session that asked for two
+//! paths does not quietly start on one (an app that wants whatever works asks for
+//! `Automatic`). The peer-to-peer half must be a real peer-to-peer interface: a peer on
+//! this host (seen on loopback) has none.
 
 use std::fmt;
 use std::net::{IpAddr, SocketAddr, SocketAddrV6};
@@ -27,6 +36,9 @@ pub enum PathPreference {
     /// The default.
     #[default]
     Automatic,
+    /// Two paths at once: an infrastructure one and a peer-to-peer one (see the module
+    /// docs and [`plan_both`]).
+    Both,
 }
 
 impl std::str::FromStr for PathPreference {
@@ -36,8 +48,9 @@ impl std::str::FromStr for PathPreference {
             "infrastructure" => Ok(PathPreference::Infrastructure),
             "peer-to-peer" | "p2p" => Ok(PathPreference::PeerToPeer),
             "auto" | "automatic" => Ok(PathPreference::Automatic),
+            "both" => Ok(PathPreference::Both),
             other => Err(format!(
-                "path `{other}` is unknown (expected infrastructure, peer-to-peer or auto)"
+                "path `{other}` is unknown (expected infrastructure, peer-to-peer, auto or both)"
             )),
         }
     }
@@ -49,6 +62,7 @@ impl fmt::Display for PathPreference {
             PathPreference::Infrastructure => "infrastructure",
             PathPreference::PeerToPeer => "peer-to-peer",
             PathPreference::Automatic => "auto",
+            PathPreference::Both => "both",
         })
     }
 }
@@ -66,6 +80,11 @@ impl PathPreference {
             (PathPreference::Automatic, K::WifiInfrastructure) => Some(1),
             (PathPreference::Automatic, K::PeerToPeer) => Some(2),
             (PathPreference::Automatic, K::Other) => Some(3),
+            // Either half of a two-path session (each is planned on its own, see
+            // `plan_both`): a wire, then Wi-Fi, then peer-to-peer.
+            (PathPreference::Both, K::Wired) => Some(0),
+            (PathPreference::Both, K::WifiInfrastructure) => Some(1),
+            (PathPreference::Both, K::PeerToPeer) => Some(2),
             _ => None,
         }
     }
@@ -109,6 +128,22 @@ pub enum PathError {
     NotSeenOn {
         /// The preference asked for.
         preference: PathPreference,
+        /// The peer's instance name.
+        peer: String,
+        /// The interfaces it was seen on, `name (kind)`, or "none".
+        seen_on: String,
+    },
+    /// [`PathPreference::Both`]: the discovered peer was seen on one kind of interface but
+    /// not the other.
+    #[error(
+        "path `both` needs peer `{peer}` on an infrastructure and a peer-to-peer interface, \
+         and it was not seen on a usable {missing} one (seen on: {seen_on}); \
+         `auto` takes whichever reaches it"
+    )]
+    HalfSeen {
+        /// The half that is missing: [`PathPreference::Infrastructure`] or
+        /// [`PathPreference::PeerToPeer`].
+        missing: PathPreference,
         /// The peer's instance name.
         peer: String,
         /// The interfaces it was seen on, `name (kind)`, or "none".
@@ -245,18 +280,77 @@ pub fn choose_path(
 /// peer-to-peer link the peer's IPv6 link-local address is used (AWDL carries nothing
 /// else), elsewhere IPv4 first. The socket then binds to that interface, so the session
 /// cannot drift onto another link.
+///
+/// [`PathPreference::Both`] plans two paths ([`plan_both`]); here it gives the first, the
+/// infrastructure one, and fails as [`plan_both`] does when either half is missing.
 pub fn plan_connection(
     peer: &Peer,
     interfaces: &[Interface],
     preference: PathPreference,
 ) -> Result<(ChosenPath, SocketAddr), PathError> {
+    if preference == PathPreference::Both {
+        return plan_both(peer, interfaces).map(|p| p.infrastructure);
+    }
+    let address =
+        sighting(peer, interfaces, preference, true).ok_or_else(|| PathError::NotSeenOn {
+            preference,
+            peer: peer.instance.clone(),
+            seen_on: seen_on(peer, interfaces),
+        })?;
+    plan_at(interfaces, preference, address)
+}
+
+/// The two paths of a [`PathPreference::Both`] session to a discovered peer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DualPlan {
+    /// The first path (path 0): a wire or infrastructure Wi-Fi (or loopback, for a peer on
+    /// this host), and the peer's address there.
+    pub infrastructure: (ChosenPath, SocketAddr),
+    /// The second path (path 1): a peer-to-peer interface (AWDL before `llw*`), and the
+    /// peer's IPv6 link-local address there.
+    pub peer_to_peer: (ChosenPath, SocketAddr),
+}
+
+/// Plans both paths of a [`PathPreference::Both`] session to `peer`: the infrastructure
+/// half as [`plan_connection`] plans `Infrastructure` (a loopback sighting included), the
+/// peer-to-peer half as it plans `PeerToPeer` (a real peer-to-peer interface only). When
+/// the peer was not seen on a usable interface of one kind, the error names that kind and
+/// where the peer was seen ([`PathError::HalfSeen`]); nothing falls back to one path (see
+/// the module docs).
+pub fn plan_both(peer: &Peer, interfaces: &[Interface]) -> Result<DualPlan, PathError> {
+    let half = |preference, allow_loopback| {
+        let address = sighting(peer, interfaces, preference, allow_loopback).ok_or_else(|| {
+            PathError::HalfSeen {
+                missing: preference,
+                peer: peer.instance.clone(),
+                seen_on: seen_on(peer, interfaces),
+            }
+        })?;
+        plan_at(interfaces, preference, address)
+    };
+    Ok(DualPlan {
+        infrastructure: half(PathPreference::Infrastructure, true)?,
+        peer_to_peer: half(PathPreference::PeerToPeer, false)?,
+    })
+}
+
+/// The peer's best sighting on a usable interface `preference` allows (a loopback one
+/// first, if `allow_loopback`).
+fn sighting<'a>(
+    peer: &'a Peer,
+    interfaces: &[Interface],
+    preference: PathPreference,
+    allow_loopback: bool,
+) -> Option<&'a crate::discovery::PeerAddress> {
     let kind_of = |index: u32| interfaces.iter().find(|i| i.index == index && i.usable());
-    let best = peer
-        .addresses
+    peer.addresses
         .iter()
         .filter_map(|a| {
             let iface = kind_of(a.interface)?;
             let rank = if iface.kind == InterfaceKind::Loopback {
+                if !allow_loopback {
+                    return None;
+                }
                 0
             } else {
                 1 + preference.rank(iface.kind)?
@@ -269,36 +363,42 @@ pub fn plan_connection(
             Some(((rank, link_rank(iface), family, a.interface), a))
         })
         .min_by_key(|(score, _)| *score)
-        .map(|(_, a)| a);
-    let Some(address) = best else {
-        let seen_on: Vec<String> = peer
-            .addresses
-            .iter()
-            .map(
-                |a| match interfaces.iter().find(|i| i.index == a.interface) {
-                    Some(i) => format!("{} ({:?})", i.name, i.kind),
-                    None => format!("index {}", a.interface),
-                },
-            )
-            .collect::<std::collections::BTreeSet<_>>()
-            .into_iter()
-            .collect();
-        return Err(PathError::NotSeenOn {
-            preference,
-            peer: peer.instance.clone(),
-            seen_on: if seen_on.is_empty() {
-                "none".into()
-            } else {
-                seen_on.join(", ")
-            },
-        });
-    };
+        .map(|(_, a)| a)
+}
+
+/// The path to `address` (a sighting of the peer) for `preference`.
+fn plan_at(
+    interfaces: &[Interface],
+    preference: PathPreference,
+    address: &crate::discovery::PeerAddress,
+) -> Result<(ChosenPath, SocketAddr), PathError> {
     let hint = PeerHint {
         addr: Some(address.addr.ip()),
         interface: Some(address.interface),
     };
     let path = choose_path(interfaces, preference, hint)?;
     Ok((path, address.addr))
+}
+
+/// Where the peer was seen, `name (kind)` each, or "none".
+fn seen_on(peer: &Peer, interfaces: &[Interface]) -> String {
+    let seen_on: Vec<String> = peer
+        .addresses
+        .iter()
+        .map(
+            |a| match interfaces.iter().find(|i| i.index == a.interface) {
+                Some(i) => format!("{} ({:?})", i.name, i.kind),
+                None => format!("index {}", a.interface),
+            },
+        )
+        .collect::<std::collections::BTreeSet<_>>()
+        .into_iter()
+        .collect();
+    if seen_on.is_empty() {
+        "none".into()
+    } else {
+        seen_on.join(", ")
+    }
 }
 
 /// Between interfaces of one kind: AWDL before `llw*` (see
@@ -432,6 +532,82 @@ mod tests {
         assert_eq!((p.interface.as_str(), to.port()), ("lo", 5000));
     }
 
+    #[test]
+    fn both_plans_an_infrastructure_and_a_peer_to_peer_path_or_names_the_missing_half() {
+        let h = host();
+        let peer = discovered(&[
+            ("192.168.1.77:5000", 2),
+            ("[fe80::77%2]:5000", 2),
+            ("[fe80::77%3]:5000", 3),
+        ]);
+        let plan = plan_both(&peer, &h).expect("both");
+        let (infra, to) = &plan.infrastructure;
+        assert_eq!(
+            (infra.interface.as_str(), *to),
+            ("wlan0", "192.168.1.77:5000".parse().expect("a"))
+        );
+        assert_eq!(infra.local, "192.168.1.20:0".parse().expect("addr"));
+        let (p2p, to) = &plan.peer_to_peer;
+        assert_eq!(
+            (p2p.interface.as_str(), p2p.kind, *to),
+            (
+                "awdl0",
+                InterfaceKind::PeerToPeer,
+                "[fe80::77%3]:5000".parse().expect("a")
+            )
+        );
+        assert_eq!(p2p.local, "[fe80::a%3]:0".parse().expect("addr"));
+        // plan_connection gives the first half.
+        assert_eq!(
+            plan_connection(&peer, &h, PathPreference::Both).expect("both"),
+            plan.infrastructure
+        );
+        // Seen on Wi-Fi only: the peer-to-peer half is missing, and said so.
+        let wifi_only = discovered(&[("192.168.1.77:5000", 2)]);
+        let e = plan_both(&wifi_only, &h).expect_err("no p2p");
+        assert_eq!(
+            e.to_string(),
+            "path `both` needs peer `Desk` on an infrastructure and a peer-to-peer interface, \
+             and it was not seen on a usable peer-to-peer one (seen on: wlan0 \
+             (WifiInfrastructure)); `auto` takes whichever reaches it"
+        );
+        assert_eq!(
+            plan_connection(&wifi_only, &h, PathPreference::Both),
+            Err(e)
+        );
+        // Seen on AWDL only: the infrastructure half.
+        let awdl_only = discovered(&[("[fe80::77%3]:5000", 3)]);
+        let e = plan_both(&awdl_only, &h).expect_err("no infrastructure");
+        assert!(
+            matches!(
+                &e,
+                PathError::HalfSeen {
+                    missing: PathPreference::Infrastructure,
+                    ..
+                }
+            ) && e.to_string().contains("seen on: awdl0 (PeerToPeer)"),
+            "{e}"
+        );
+        // A peer on this host: loopback is its first path, but it has no peer-to-peer one.
+        let local = discovered(&[("127.0.0.1:5000", 1)]);
+        assert!(matches!(
+            plan_both(&local, &h),
+            Err(PathError::HalfSeen {
+                missing: PathPreference::PeerToPeer,
+                ..
+            })
+        ));
+        // A wire beats Wi-Fi for the first half, as for `infrastructure`.
+        let wired = discovered(&[
+            ("192.168.1.77:5000", 2),
+            ("10.0.0.77:5000", 4),
+            ("[fe80::77%3]:5000", 3),
+        ]);
+        let plan = plan_both(&wired, &h).expect("both");
+        assert_eq!(plan.infrastructure.0.interface, "eth0");
+        assert_eq!(plan.peer_to_peer.0.interface, "awdl0");
+    }
+
     /// A Mac's AWDL interface and its `llw*` companion, `llw0` with the lower index (as on
     /// the hosts that have both), beside Wi-Fi.
     fn mac(with_awdl: bool) -> Vec<Interface> {
@@ -531,6 +707,21 @@ mod tests {
             Ok(PathPreference::PeerToPeer)
         );
         assert!("wifi".parse::<PathPreference>().is_err());
+        for p in [
+            PathPreference::Infrastructure,
+            PathPreference::PeerToPeer,
+            PathPreference::Automatic,
+            PathPreference::Both,
+        ] {
+            assert_eq!(p.to_string().parse::<PathPreference>(), Ok(p));
+        }
+        assert_eq!(
+            "wifi".parse::<PathPreference>(),
+            Err(
+                "path `wifi` is unknown (expected infrastructure, peer-to-peer, auto or both)"
+                    .to_owned()
+            )
+        );
         assert_eq!(PathPreference::default(), PathPreference::Automatic);
     }
 }

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use tandem_codec::{ContentKind, EncoderKind};
 use tandem_net::{KindOverrides, PathPreference, TrafficClass};
-use tandem_proto::PlayoutPolicy;
+use tandem_proto::{PathPolicy, PlayoutPolicy};
 
 /// The session id both ends use unless told otherwise. Any shared value works; it only
 /// separates Tandem sessions that happen to share a port (pairing will derive one per
@@ -22,8 +22,14 @@ pub struct NetConfig {
     /// for all IPv4 addresses. A path preference or a known peer chooses the address
     /// itself. Default `None`.
     pub bind_ip: Option<std::net::IpAddr>,
-    /// Which kind of link to use. Default [`PathPreference::Automatic`].
+    /// Which kind of link to use; [`PathPreference::Both`] spans two at once (see
+    /// [`crate::connect`]). Default [`PathPreference::Automatic`].
     pub path: PathPreference,
+    /// A listener's second socket, for a session over two explicit paths: it is opened at
+    /// this address beside the first, and what arrives there is path 1 (the other end
+    /// sends to both with [`crate::Remote::Addresses`]). Only [`crate::Remote::Listen`]
+    /// uses it. Default `None`.
+    pub second_local: Option<std::net::SocketAddr>,
     /// Interface classifications the app knows better than the system. Default none.
     pub kind_overrides: KindOverrides,
     /// What the traffic is, for the network's queueing. Default
@@ -46,6 +52,7 @@ impl Default for NetConfig {
             port: 0,
             bind_ip: None,
             path: PathPreference::Automatic,
+            second_local: None,
             kind_overrides: KindOverrides::new(),
             traffic: TrafficClass::InteractiveVideo,
             session_id: DEFAULT_SESSION_ID,
@@ -93,6 +100,11 @@ pub struct SenderConfig {
     pub video: VideoConfig,
     /// The network. Default [`NetConfig::default`].
     pub net: NetConfig,
+    /// How a session over two paths spreads its datagrams (every one on both, the first
+    /// path with the second as backup, or each on the path predicted to be live; see
+    /// `tandem_proto::multipath`), changeable live ([`crate::Sender::set_path_policy`]).
+    /// A single-path session ignores it. Default [`PathPolicy::Adaptive`].
+    pub path_policy: PathPolicy,
     /// How often a [`crate::Stats`] snapshot is published. Default 1 s.
     pub stats_interval: Duration,
 }
@@ -102,6 +114,7 @@ impl Default for SenderConfig {
         SenderConfig {
             video: VideoConfig::default(),
             net: NetConfig::default(),
+            path_policy: PathPolicy::Adaptive,
             stats_interval: Duration::from_secs(1),
         }
     }
@@ -142,6 +155,12 @@ impl SenderConfig {
     /// Local UDP port.
     pub fn port(mut self, port: u16) -> Self {
         self.net.port = port;
+        self
+    }
+
+    /// How two paths share the datagrams.
+    pub fn path_policy(mut self, policy: PathPolicy) -> Self {
+        self.path_policy = policy;
         self
     }
 }
@@ -227,8 +246,9 @@ mod tests {
         assert_eq!(s.video.bitrate_kbps, None);
         assert_eq!(s.video.content, ContentKind::Camera);
         assert_eq!(s.stats_interval, Duration::from_secs(1));
+        assert_eq!(s.path_policy, PathPolicy::Adaptive);
         let n = NetConfig::default();
-        assert_eq!((n.port, n.bind_ip), (0, None));
+        assert_eq!((n.port, n.bind_ip, n.second_local), (0, None, None));
         assert_eq!(n.path, PathPreference::Automatic);
         assert!(n.kind_overrides.is_empty());
         assert_eq!(n.traffic, TrafficClass::InteractiveVideo);
@@ -248,7 +268,9 @@ mod tests {
             .bitrate_kbps(4000)
             .encoder(EncoderKind::Rav1e)
             .path(PathPreference::PeerToPeer)
+            .path_policy(PathPolicy::Duplicate)
             .port(5000);
+        assert_eq!(b.path_policy, PathPolicy::Duplicate);
         assert_eq!(
             (b.video.width, b.video.height, b.video.fps),
             (1280, 720, 30)

@@ -58,6 +58,9 @@ pub enum EngineError {
     /// is not done).
     #[error("no receiver is connected yet: wait until the sender is connected")]
     NotConnected,
+    /// The settings contradict each other (path `both` with a single address).
+    #[error("{0}")]
+    Config(String),
     /// The pipeline was already stopped.
     #[error("the pipeline has stopped")]
     Stopped,

@@ -16,6 +16,12 @@
 //! (`tandem_net::qos`). Dropping a pipeline stops it; a session outlives its peer restarting, and reports
 //! ([`Stats::error`]) a peer silent past [`NetConfig::peer_timeout`].
 //!
+//! A session may span two paths at once, an infrastructure one and a peer-to-peer one
+//! ([`PathPreference::Both`], [`Remote::Addresses`], [`Remote::Transports`]; see
+//! [`connect`]): the sender's [`PathPolicy`] ([`SenderConfig::path_policy`],
+//! [`Sender::set_path_policy`]) spreads the datagrams, and [`Stats::paths`] says what each
+//! path carried.
+//!
 //! ```no_run
 //! use tandem::{Receiver, ReceiverConfig, Remote, Sender, SenderConfig, TestPatternSource};
 //! use tandem::sink::FnSink;
@@ -57,9 +63,9 @@ pub use security::{KeyDir, Security};
 pub use sender::{EncodedInput, Sender};
 pub use sink::{DisplayFrame, EncodedVideo, FrameSink};
 pub use source::{TestPatternSource, VideoSource, Y4mFileSource};
-pub use stats::{LatencyMs, Stats, StatsFormat};
+pub use stats::{LatencyMs, PathState, PathStats, Stats, StatsFormat};
 
 pub use tandem_codec::{EncoderKind, Frame};
 pub use tandem_net::{PathPreference, Peer};
 pub use tandem_proto::security::{Identity, PairingRole, PeerKey, TrustStore};
-pub use tandem_proto::{Codec, PlayoutPolicy};
+pub use tandem_proto::{Codec, PathPolicy, PlayoutPolicy};

@@ -27,7 +27,7 @@ use crossbeam_channel::{Receiver as Rx, Sender as Tx, bounded};
 use tandem_codec::{Dav1dDecoder, DecoderConfig};
 use tandem_net::DriverHandle;
 use tandem_proto::security::{MaybeSecure, SecureEvent};
-use tandem_proto::{Codec, PlayoutPolicy, ReceivedFrame, ReceiverEvent};
+use tandem_proto::{Codec, Endpoint, PlayoutPolicy, ReceivedFrame, ReceiverEvent};
 
 use crate::config::{OutputMode, ReceiverConfig};
 use crate::connect::{Remote, driver_config};
@@ -35,7 +35,9 @@ use crate::error::EngineError;
 use crate::pipeline::{Pipeline, lock, peer_trouble};
 use crate::sender::send_replacing;
 use crate::sink::{DisplayFrame, EncodedVideo, FrameSink};
-use crate::stats::{Stats, TIMES_KEPT, Times, Window, g2g_from_code, wall_us};
+use crate::stats::{
+    PathFigures, PathState, Stats, TIMES_KEPT, Times, Window, g2g_from_code, wall_us,
+};
 
 type Driver = DriverHandle<MaybeSecure<tandem_proto::Receiver>>;
 
@@ -105,6 +107,7 @@ impl Receiver {
             OutputMode::Encoded => None,
         };
         let (driver_cfg, _path) = driver_config(&config.net, &remote)?;
+        let two_paths = remote.two_paths(&config.net);
         let proto_config = tandem_proto::ReceiverConfig {
             playout: config.playout,
             ..tandem_proto::ReceiverConfig::new(config.net.session_id)
@@ -142,7 +145,17 @@ impl Receiver {
         })?;
         pipeline.spawn("tandem-recv-stats", {
             let (shared, drain) = (Arc::clone(&shared), stats.clone());
-            move || stats_loop(&driver, &shared, &config, proto_config, &stats_tx, &drain)
+            move || {
+                stats_loop(
+                    &driver,
+                    &shared,
+                    &config,
+                    two_paths,
+                    proto_config,
+                    &stats_tx,
+                    &drain,
+                )
+            }
         })?;
         Ok(Receiver {
             pipeline,
@@ -159,6 +172,17 @@ impl Receiver {
     /// The sender's address, once known.
     pub fn peer(&self) -> Option<std::net::SocketAddr> {
         self.pipeline.driver().ok().and_then(|d| d.peer())
+    }
+
+    /// The address the second path's socket is bound to, for a session over two paths
+    /// that has one ([`crate::NetConfig::second_local`], [`crate::Remote::Addresses`], a
+    /// discovered peer under [`crate::PathPreference::Both`]); `None` otherwise, or once that
+    /// path is lost. Path 0's is [`Receiver::local_addr`].
+    pub fn second_local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.pipeline
+            .driver()
+            .ok()
+            .and_then(|d| d.second_local_addr())
     }
 
     /// Changes the playout policy now.
@@ -414,11 +438,13 @@ fn stats_loop(
     driver: &Driver,
     shared: &Shared,
     config: &ReceiverConfig,
+    two_paths: bool,
     proto_config: tandem_proto::ReceiverConfig,
     out: &Tx<Stats>,
     drain: &Rx<Stats>,
 ) {
     let c = &shared.counters;
+    let mut figures = PathFigures::default();
     let mut last = (Instant::now(), 0u64, 0u64);
     let mut peer_changes = 0u64;
     // Restarts the security layer saw (a new authenticated session: the protocol state
@@ -432,8 +458,8 @@ fn stats_loop(
         std::thread::sleep(Duration::from_millis(50));
         let now = Instant::now();
         let d = driver.stats();
-        let Ok((p, security, authenticated)) =
-            driver.call(|r, _| (r.inner().stats(), r.security_stats(), r.peer()))
+        let Ok((p, security, authenticated, at)) =
+            driver.call(|r, now| (r.inner().stats(), r.security_stats(), r.peer(), now))
         else {
             // Not an error when we are the ones stopping it.
             if !shared.stop.load(Ordering::Relaxed) {
@@ -472,8 +498,17 @@ fn stats_loop(
         if d.peer_changes != peer_changes || stuck {
             peer_changes = d.peer_changes;
             let cfg = proto_config.clone();
-            let reset =
-                driver.call(move |r, now| *r.inner_mut() = tandem_proto::Receiver::new(cfg, now));
+            let reset = driver.call(move |r, now| {
+                // The paths the driver opened stay open (as a restart the security layer
+                // sees keeps them).
+                let open = r.inner().stats().paths.map(|p| p.open);
+                *r.inner_mut() = tandem_proto::Receiver::new(cfg, now);
+                for (path, open) in tandem_proto::PathId::all().zip(open) {
+                    if open {
+                        r.inner_mut().set_path_open(now, path, true);
+                    }
+                }
+            });
             if reset.is_ok() {
                 c.restarts.fetch_add(1, Ordering::Relaxed);
                 tracing::info!("the sender restarted; starting over");
@@ -516,6 +551,16 @@ fn stats_loop(
             .or_else(|| lock(&shared.peer_trouble).clone());
         // What the decoder thread got: the video that reached this end.
         let received_kbps = (bytes - last.2) as f64 * 8.0 / dt / 1e3;
+        let paths = if two_paths {
+            let states = std::array::from_fn(|i| {
+                let path = &p.paths[i];
+                let ago = path.last_heard.map(|t| at.saturating_duration_since(t));
+                PathState::from_silence(path.open, ago)
+            });
+            figures.take(&p.paths, &d.paths, driver.path_peers(), states, at, dt)
+        } else {
+            Vec::new()
+        };
         let stats = Stats {
             role: "receiver",
             elapsed_s: (now - shared.started).as_secs_f64(),
@@ -546,6 +591,7 @@ fn stats_loop(
             stall_period_ms: p.stall_period.map(|d| d.as_secs_f64() * 1e3),
             keyframes: c.keyframes.load(Ordering::Relaxed),
             restarts: c.restarts.load(Ordering::Relaxed),
+            paths,
             ..Stats::default()
         }
         .with_security(config.net.security.is_some(), security, authenticated);

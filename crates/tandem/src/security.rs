@@ -67,6 +67,9 @@ pub(crate) fn guard<E: Endpoint>(
         Remote::Listen
         | Remote::Transport {
             initiator: false, ..
+        }
+        | Remote::Transports {
+            initiator: false, ..
         } => SessionRole::Responder,
         Remote::Discovered(p) => {
             let peer = sec
@@ -83,11 +86,17 @@ pub(crate) fn guard<E: Endpoint>(
             SessionRole::Initiator { peer }
         }
         Remote::Address(_)
+        | Remote::Addresses { .. }
         | Remote::Transport {
+            initiator: true, ..
+        }
+        | Remote::Transports {
             initiator: true, ..
         } => {
             let at = match remote {
                 Remote::Address(addr) => addr.to_string(),
+                Remote::Addresses { first, second } => format!("{first} and {second}"),
+                Remote::Transports { .. } => "the other end of the transports".to_owned(),
                 _ => "the other end of the transport".to_owned(),
             };
             let peer = match (sec.peer, sec.trust.peers()) {

@@ -28,14 +28,14 @@ use crossbeam_channel::{Receiver as Rx, RecvTimeoutError, Sender as Tx, TrySendE
 use tandem_codec::{Encoder, EncoderConfig, Frame, new_encoder};
 use tandem_net::DriverHandle;
 use tandem_proto::security::{MaybeSecure, SecureEvent};
-use tandem_proto::{Codec, OutgoingFrame, SendError, SenderEvent};
+use tandem_proto::{Codec, OutgoingFrame, PathPolicy, SendError, SenderEvent};
 
 use crate::config::SenderConfig;
 use crate::connect::{Remote, driver_config};
 use crate::error::EngineError;
 use crate::pipeline::{Pipeline, lock, peer_trouble};
 use crate::source::VideoSource;
-use crate::stats::{Stats, TIMES_KEPT, Times, Window, wall_us};
+use crate::stats::{PathFigures, PathState, Stats, TIMES_KEPT, Times, Window, wall_us};
 
 type Driver = DriverHandle<MaybeSecure<tandem_proto::Sender>>;
 
@@ -145,7 +145,9 @@ impl Sender {
         let bitrate_bps = u64::from(enc.bitrate_kbps) * 1000;
 
         let (driver_cfg, _path) = driver_config(&config.net, &remote)?;
+        let two_paths = remote.two_paths(&config.net);
         let mut proto = tandem_proto::SenderConfig::new(config.net.session_id);
+        proto.path_policy = config.path_policy;
         proto.frame_interval_hint = Duration::from_secs_f64(1.0 / f64::from(v.fps.max(1)));
         proto.start_bitrate_bps = bitrate_bps;
         proto.max_bitrate_bps = bitrate_bps;
@@ -194,13 +196,13 @@ impl Sender {
         }
         pipeline.spawn("tandem-send-stats", {
             let (driver, shared, drain) = (Arc::clone(&driver), Arc::clone(&shared), stats.clone());
-            let (interval, timeout) = (config.stats_interval, config.net.peer_timeout);
-            let secure = config.net.security.is_some();
-            move || {
-                stats_loop(
-                    &driver, &shared, interval, timeout, secure, &stats_tx, &drain,
-                )
-            }
+            let options = StatsOptions {
+                interval: config.stats_interval,
+                peer_timeout: config.net.peer_timeout,
+                secure: config.net.security.is_some(),
+                two_paths,
+            };
+            move || stats_loop(&driver, &shared, &options, &stats_tx, &drain)
         })?;
         Ok(Sender {
             pipeline,
@@ -297,6 +299,26 @@ impl Sender {
     /// Sets the encoder's bitrate (congestion control moves it again from there).
     pub fn set_bitrate_kbps(&self, kbps: u32) {
         let _ = self.control.try_send(Control::Bitrate(kbps));
+    }
+
+    /// Changes how a session over two paths spreads its datagrams, from the next datagram
+    /// on (see [`SenderConfig::path_policy`]); a single-path session keeps it for nothing.
+    pub fn set_path_policy(&self, policy: PathPolicy) -> Result<(), EngineError> {
+        self.pipeline
+            .driver()?
+            .call(move |s, _| s.inner_mut().set_path_policy(policy))
+            .map_err(|_| EngineError::Stopped)
+    }
+
+    /// The address the second path's socket is bound to, for a session over two paths
+    /// that has one ([`crate::NetConfig::second_local`], [`crate::Remote::Addresses`], a
+    /// discovered peer under [`crate::PathPreference::Both`]); `None` otherwise, or once that
+    /// path is lost. Path 0's is [`Sender::local_addr`].
+    pub fn second_local_addr(&self) -> Option<std::net::SocketAddr> {
+        self.pipeline
+            .driver()
+            .ok()
+            .and_then(|d| d.second_local_addr())
     }
 
     /// The stats stream: one [`Stats`] per interval (the oldest is dropped when nobody
@@ -594,16 +616,31 @@ impl Reports {
     }
 }
 
+/// What the stats thread needs from the config.
+#[derive(Debug, Clone, Copy)]
+struct StatsOptions {
+    interval: Duration,
+    peer_timeout: Duration,
+    secure: bool,
+    /// The session spans two paths: report each.
+    two_paths: bool,
+}
+
 /// Publishes a [`Stats`] every `interval` and watches the peer.
 fn stats_loop(
     driver: &Driver,
     shared: &Shared,
-    interval: Duration,
-    peer_timeout: Duration,
-    secure: bool,
+    options: &StatsOptions,
     out: &Tx<Stats>,
     drain: &Rx<Stats>,
 ) {
+    let StatsOptions {
+        interval,
+        peer_timeout,
+        secure,
+        two_paths,
+    } = *options;
+    let mut figures = PathFigures::default();
     let mut last = (Instant::now(), 0u64, 0u64);
     let mut first_sent: Option<Instant> = None;
     let mut reports = Reports::default();
@@ -627,11 +664,29 @@ fn stats_loop(
             c.bytes_sent.load(Ordering::Relaxed),
         );
         let dt = (now - last.0).as_secs_f64().max(1e-3);
-        let (proto, security) =
-            match driver.call(|s, _| (s.inner().stats(), s.security_stats(), s.peer())) {
-                Ok((p, s, k)) => (Some(p), Some((s, k))),
-                Err(_) => (None, None),
-            };
+        let (proto, security, states) = match driver.call(|s, now| {
+            (
+                s.inner().stats(),
+                s.security_stats(),
+                s.peer(),
+                s.inner().path_states(now),
+                now,
+            )
+        }) {
+            Ok((p, s, k, states, at)) => (Some(p), Some((s, k)), Some((states, at))),
+            Err(_) => (None, None, None),
+        };
+        let paths = match (&proto, states) {
+            (Some(p), Some((states, at))) if two_paths => figures.take(
+                &p.paths,
+                &driver.stats().paths,
+                driver.path_peers(),
+                states.map(PathState::from_scheduler),
+                at,
+                dt,
+            ),
+            _ => Vec::new(),
+        };
         if frames > 0 {
             first_sent.get_or_insert(now);
         }
@@ -657,6 +712,11 @@ fn stats_loop(
             frames_sent: frames,
             captures_skipped: c.captures_skipped.load(Ordering::Relaxed),
             keyframes: c.keyframes.load(Ordering::Relaxed),
+            path_policy: proto
+                .as_ref()
+                .filter(|_| two_paths)
+                .map(|p| p.path_policy.to_string()),
+            paths,
             ..Stats::default()
         };
         let stats = match security {

@@ -37,6 +37,160 @@ impl LatencyMs {
     }
 }
 
+/// Where one path of a two-path session stands (see `tandem_proto::multipath`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PathState {
+    /// Not open (the driver has no such path, or lost it).
+    #[default]
+    Closed,
+    /// Answering: it may carry traffic alone.
+    Live,
+    /// Silent a little too long, near a predicted switch, just back, or not learned yet:
+    /// the sender copies what it sends there onto the other path.
+    Uncertain,
+    /// Inside a predicted dead window (sender): what it sends there waits for the window's
+    /// end.
+    Dead,
+    /// Never heard, or silent past `tandem_proto::multipath::DEAD_AFTER` (40 ms) with no
+    /// window predicted: it may be back at any moment.
+    Silent,
+}
+
+impl PathState {
+    /// Its name on the stats line and in JSON.
+    pub fn name(self) -> &'static str {
+        match self {
+            PathState::Closed => "closed",
+            PathState::Live => "live",
+            PathState::Uncertain => "uncertain",
+            PathState::Dead => "dead",
+            PathState::Silent => "silent",
+        }
+    }
+
+    /// The sender's scheduler's view.
+    pub(crate) fn from_scheduler(s: tandem_proto::multipath::PathState) -> PathState {
+        use tandem_proto::multipath::PathState as P;
+        match s {
+            P::Closed => PathState::Closed,
+            P::Live => PathState::Live,
+            P::Uncertain => PathState::Uncertain,
+            P::Dead => PathState::Dead,
+            P::Silent => PathState::Silent,
+        }
+    }
+
+    /// A receiver's view: open, and how long ago the path last brought something, against
+    /// the sender's thresholds (`SUSPECT_AFTER`, `DEAD_AFTER`); it predicts no windows.
+    pub(crate) fn from_silence(open: bool, heard_ago: Option<Duration>) -> PathState {
+        use tandem_proto::multipath::{DEAD_AFTER, SUSPECT_AFTER};
+        match (open, heard_ago) {
+            (false, _) => PathState::Closed,
+            (true, Some(d)) if d <= SUSPECT_AFTER => PathState::Live,
+            (true, Some(d)) if d <= DEAD_AFTER => PathState::Uncertain,
+            (true, _) => PathState::Silent,
+        }
+    }
+}
+
+/// One path of a session over two (path 0: the infrastructure path, the first address or
+/// transport; path 1: the peer-to-peer one, the second), as [`Stats::paths`] lists it. Totals
+/// count from the start; rates cover the interval.
+#[derive(Debug, Clone, PartialEq, Default, Serialize)]
+pub struct PathStats {
+    /// 0 or 1.
+    pub index: usize,
+    /// The peer's address on it, once known ("0.0.0.0:0" over an app transport that names
+    /// none).
+    pub peer: Option<String>,
+    /// Where it stands as the stats were taken: on the sender, its scheduler's view; on the
+    /// receiver, from how long ago it last brought a datagram.
+    pub state: PathState,
+    /// Datagrams this end sent on it (a datagram sent on both paths counts on each), total.
+    pub datagrams_sent: u64,
+    /// Bytes this end sent on it, as they left (sealed), total.
+    pub bytes_sent: u64,
+    /// Datagrams received on it from the peer, total.
+    pub datagrams_received: u64,
+    /// Bytes received on it, total.
+    pub bytes_received: u64,
+    /// Datagrams received on it that the other path had brought already, dropped before
+    /// any estimator saw them (receiver), total.
+    pub duplicates_received: u64,
+    /// What this end sent on it over the interval, kbit/s.
+    pub sent_kbps: f64,
+    /// What arrived on it over the interval, kbit/s.
+    pub received_kbps: f64,
+    /// Smoothed RTT of its probes, ms (sender; every 5 ms while two paths are open).
+    pub rtt_ms: Option<f64>,
+    /// Smallest RTT of its probes, ms (sender).
+    pub min_rtt_ms: Option<f64>,
+    /// RTT variation of its probes, ms: the path's jitter (sender).
+    pub rtt_jitter_ms: f64,
+    /// Probes never answered, percent (sender).
+    pub probe_loss_pct: f64,
+    /// Silences over 20 ms seen on it (sender), total.
+    pub dead_windows: u64,
+    /// The period its dead windows repeat with, ms, once learned (sender; AWDL's
+    /// infrastructure stalls: about 1049 ms).
+    pub dead_window_period_ms: Option<f64>,
+    /// How long ago it last brought a datagram, ms.
+    pub silent_ms: Option<f64>,
+}
+
+/// What a pipeline remembers between snapshots to give each path's rates.
+#[derive(Debug, Default)]
+pub(crate) struct PathFigures {
+    /// Bytes sent and received on each path at the last snapshot.
+    last: [(u64, u64); 2],
+}
+
+impl PathFigures {
+    /// Both paths' figures now, from the protocol's view (`proto`), the driver's counters
+    /// (`driver`: what left and arrived on each), the peers the driver knows on each, and
+    /// each path's state; `dt` seconds since the last snapshot.
+    pub(crate) fn take(
+        &mut self,
+        proto: &[tandem_proto::PathStats; 2],
+        driver: &[tandem_net::driver::DriverPathStats; 2],
+        peers: [Option<std::net::SocketAddr>; 2],
+        states: [PathState; 2],
+        now: Instant,
+        dt: f64,
+    ) -> Vec<PathStats> {
+        let ms = |d: Duration| d.as_secs_f64() * 1e3;
+        (0..2)
+            .map(|i| {
+                let (p, d) = (&proto[i], &driver[i]);
+                let (sent, received) = (d.bytes_out, p.bytes_received);
+                let (last_sent, last_received) = self.last[i];
+                self.last[i] = (sent, received);
+                let kbps = |now: u64, then: u64| now.saturating_sub(then) as f64 * 8.0 / dt / 1e3;
+                PathStats {
+                    index: i,
+                    peer: peers[i].map(|a| a.to_string()),
+                    state: states[i],
+                    datagrams_sent: d.datagrams_out,
+                    bytes_sent: sent,
+                    datagrams_received: d.datagrams_in,
+                    bytes_received: received,
+                    duplicates_received: p.duplicates_received,
+                    sent_kbps: kbps(sent, last_sent),
+                    received_kbps: kbps(received, last_received),
+                    rtt_ms: p.rtt.map(ms),
+                    min_rtt_ms: p.min_rtt.map(ms),
+                    rtt_jitter_ms: ms(p.rtt_variation),
+                    probe_loss_pct: p.probe_loss() * 100.0,
+                    dead_windows: p.dead_windows,
+                    dead_window_period_ms: p.dead_window_period.map(ms),
+                    silent_ms: p.last_heard.map(|t| ms(now.saturating_duration_since(t))),
+                }
+            })
+            .collect()
+    }
+}
+
 /// One snapshot of a pipeline.
 #[derive(Debug, Clone, PartialEq, Default, Serialize)]
 pub struct Stats {
@@ -126,6 +280,12 @@ pub struct Stats {
     pub dropped_hostile: u64,
     /// Handshakes from devices that are not paired, refused without an answer (total).
     pub unpaired_refused: u64,
+    /// Each path of a session over two (see [`crate::connect`]), path 0 first; empty for a
+    /// session over one.
+    pub paths: Vec<PathStats>,
+    /// How the sender spreads datagrams over two paths (`duplicate`, `primary-backup`,
+    /// `adaptive`; sender, two paths only).
+    pub path_policy: Option<String>,
 }
 
 impl Stats {
@@ -205,6 +365,29 @@ impl std::fmt::Display for Stats {
             )?;
             if let Some(p) = self.stall_period_ms {
                 write!(f, " every {p:.0} ms")?;
+            }
+        }
+        if let Some(p) = &self.path_policy {
+            write!(f, "  paths ({p})")?;
+        } else if !self.paths.is_empty() {
+            write!(f, "  paths")?;
+        }
+        for (i, p) in self.paths.iter().enumerate() {
+            let mb = |b: u64| b as f64 / 1e6;
+            write!(
+                f,
+                "{} {} {}: out {:.2} MB in {:.2} MB",
+                if i == 0 { "" } else { " |" },
+                p.index,
+                p.state.name(),
+                mb(p.bytes_sent),
+                mb(p.bytes_received),
+            )?;
+            if p.duplicates_received > 0 {
+                write!(f, " dup {}", p.duplicates_received)?;
+            }
+            if let Some(rtt) = p.rtt_ms {
+                write!(f, " rtt {rtt:.1} ms")?;
             }
         }
         if self.secure {
@@ -417,6 +600,58 @@ mod tests {
         );
         assert_eq!(g2g_from_code(now + 10, now), None, "from the future");
         assert!(wall_us() > 1_700_000_000_000_000);
+    }
+
+    #[test]
+    fn two_paths_are_on_the_line_and_in_json_and_one_path_is_not() {
+        let path = |index, state, sent, received, dup, rtt| PathStats {
+            index,
+            state,
+            bytes_sent: sent,
+            bytes_received: received,
+            duplicates_received: dup,
+            rtt_ms: rtt,
+            ..PathStats::default()
+        };
+        let sent = Stats {
+            role: "sender",
+            path_policy: Some("adaptive".into()),
+            paths: vec![
+                path(0, PathState::Live, 1_234_000, 40_000, 0, Some(2.14)),
+                path(1, PathState::Dead, 512_000, 10_000, 3, None),
+            ],
+            ..Stats::default()
+        };
+        let line = sent.to_string();
+        assert!(
+            line.contains(
+                "paths (adaptive) 0 live: out 1.23 MB in 0.04 MB rtt 2.1 ms \
+                 | 1 dead: out 0.51 MB in 0.01 MB dup 3  IN THE CLEAR"
+            ),
+            "{line}"
+        );
+        let json = serde_json::to_value(&sent).expect("json");
+        assert_eq!(json["path_policy"], "adaptive");
+        assert_eq!(json["paths"][1]["state"], "dead");
+        assert_eq!(json["paths"][0]["bytes_sent"], 1_234_000);
+        let one = Stats {
+            role: "receiver",
+            ..Stats::default()
+        };
+        assert!(!one.to_string().contains("paths"), "{one}");
+        assert_eq!(
+            PathState::from_silence(true, Some(Duration::from_millis(5))),
+            PathState::Live
+        );
+        assert_eq!(
+            PathState::from_silence(true, Some(Duration::from_millis(30))),
+            PathState::Uncertain
+        );
+        assert_eq!(PathState::from_silence(true, None), PathState::Silent);
+        assert_eq!(
+            PathState::from_silence(false, Some(Duration::ZERO)),
+            PathState::Closed
+        );
     }
 
     #[test]

@@ -15,7 +15,10 @@
 //! | `Infrastructure` | no                      | no                     | no                 |
 //! | `PeerToPeer`     | yes                     | yes                    | yes                |
 //! | `Automatic`      | yes                     | only if the app keeps it | yes              |
+//! | `Both`           | yes                     | yes                    | yes                |
 //!
+//! `Both` runs over AWDL and the access point at once, so AWDL is awake anyway, and its
+//! peer must be found on a peer-to-peer link too.
 //! `Automatic` must be findable everywhere until a session settles, since the peer may be
 //! reachable over AWDL alone; once the session runs over the access point, AWDL discovery
 //! only costs stalls, unless the app wants to go on seeing peers that are only reachable
@@ -96,8 +99,10 @@ fn link_of(addr: SocketAddr, interfaces: &[Interface]) -> Option<InterfaceKind> 
 
 /// Whether browsing and advertising include peer-to-peer links now (see the module docs
 /// for the table): never for [`PathPreference::Infrastructure`], always for
-/// [`PathPreference::PeerToPeer`], and for [`PathPreference::Automatic`] unless the session
-/// is up on infrastructure and the app did not ask to `keep_peer_to_peer`.
+/// [`PathPreference::PeerToPeer`] and [`PathPreference::Both`] (a two-path session must
+/// find its peer on a peer-to-peer link too, and uses it while it runs), and for
+/// [`PathPreference::Automatic`] unless the session is up on infrastructure and the app did
+/// not ask to `keep_peer_to_peer`.
 pub fn peer_to_peer_discovery(
     preference: PathPreference,
     session: SessionState,
@@ -105,7 +110,7 @@ pub fn peer_to_peer_discovery(
 ) -> bool {
     match preference {
         PathPreference::Infrastructure => false,
-        PathPreference::PeerToPeer => true,
+        PathPreference::PeerToPeer | PathPreference::Both => true,
         PathPreference::Automatic => session != SessionState::UpInfrastructure || keep_peer_to_peer,
     }
 }
@@ -118,7 +123,7 @@ mod tests {
 
     #[test]
     fn the_policy_table() {
-        use PathPreference::{Automatic, Infrastructure, PeerToPeer};
+        use PathPreference::{Automatic, Both, Infrastructure, PeerToPeer};
         use SessionState::{Connecting, Idle, UpInfrastructure, UpPeerToPeer};
         // (preference, session, keep) → peer-to-peer discovery
         let table = [
@@ -141,6 +146,10 @@ mod tests {
             (Automatic, Connecting, true, true),
             (Automatic, UpInfrastructure, true, true),
             (Automatic, UpPeerToPeer, true, true),
+            (Both, Idle, false, true),
+            (Both, Connecting, false, true),
+            (Both, UpInfrastructure, false, true),
+            (Both, UpPeerToPeer, false, true),
         ];
         for (preference, session, keep, expected) in table {
             assert_eq!(
