@@ -106,6 +106,7 @@ impl From<EngineError> for TandemError {
                 message: f.to_string(),
             },
             EngineError::NotConnected => TandemError::NotConnected { message },
+            EngineError::Config(_) => TandemError::InvalidArgument { message },
             EngineError::Stopped => TandemError::Stopped { message },
         }
     }

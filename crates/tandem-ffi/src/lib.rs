@@ -35,6 +35,16 @@
 //! opened the link. The engine does everything else as on its own sockets (pacing, recovery,
 //! congestion control, the sealed session).
 //!
+//! # Two paths
+//!
+//! One session can run over two paths at once, so that a stall on one radio channel is
+//! covered by the other: [`PathPreference::Both`] (the router's Wi-Fi and AWDL, through the
+//! engine's sockets), [`Remote::Addresses`] (two explicit addresses), or two app transports
+//! ([`Sender::over_transports`], [`Receiver::over_transports`]). The sender's
+//! [`PathPolicy`] ([`SenderConfig::path_policy`], [`Sender::set_path_policy`]) spreads the
+//! datagrams; [`Stats::paths`] reports each path. Over two transports one failing closes
+//! its path only ([`PathStats::failure`]); the session goes on over the other.
+//!
 //! # Proven on Linux
 //!
 //! There is no Swift toolchain on the Linux hosts that build this, so `cargo xtask test`

@@ -147,6 +147,23 @@ impl Receiver {
         Receiver::start(config, remote, link, delegate)
     }
 
+    /// Starts a receiver over two of the app's own transports at once (Swift
+    /// `Receiver.overTransports(config:first:second:initiator:delegate:)`): the session's
+    /// first path over `first`, its second over `second`, in the sender's order. As
+    /// [`Receiver::over_transport`] otherwise. One transport failing closes its path and
+    /// the session goes on over the other; both failing ends it.
+    #[uniffi::constructor]
+    pub fn over_transports(
+        config: ReceiverConfig,
+        first: Arc<dyn DatagramTransport>,
+        second: Arc<dyn DatagramTransport>,
+        initiator: bool,
+        delegate: Arc<dyn ReceiverDelegate>,
+    ) -> Result<Arc<Receiver>, TandemError> {
+        let (link, remote) = Link::over_two(first, second, initiator);
+        Receiver::start(config, remote, link, delegate)
+    }
+
     /// The local UDP port (where senders send; what to advertise); 0 over an app
     /// transport.
     pub fn local_port(&self) -> Result<u16, TandemError> {
@@ -156,6 +173,13 @@ impl Receiver {
     /// The local address the socket is bound to; "app transport" over one.
     pub fn local_address(&self) -> Result<String, TandemError> {
         self.with(|r| self.link.local_address(r.local_addr()))
+    }
+
+    /// The second path's socket's local address, for a session over two paths that has one
+    /// (`NetConfig.secondLocalAddress`, `.addresses`, a discovered peer under `.both`);
+    /// `nil` otherwise.
+    pub fn second_local_address(&self) -> Result<Option<String>, TandemError> {
+        self.with(|r| r.second_local_addr().map(|a| a.to_string()))
     }
 
     /// The sender's address, once known; "app transport" over one, once the other end has

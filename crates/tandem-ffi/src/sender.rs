@@ -11,7 +11,7 @@ use crate::error::TandemError;
 use crate::live::{Kind, Live};
 use crate::stats_feed::{SenderControl, StatsFeed, StatsListener};
 use crate::transport::{DatagramTransport, Link};
-use crate::types::{Remote, SenderConfig, Stats, VideoCodec, VideoSource};
+use crate::types::{PathPolicy, Remote, SenderConfig, Stats, VideoCodec, VideoSource};
 
 /// What a sender tells the app. Called on the sender's stats thread.
 #[uniffi::export(with_foreign)]
@@ -215,9 +215,35 @@ impl Sender {
         Sender::start(config, remote, link, delegate)
     }
 
+    /// Starts a sender over two of the app's own transports at once (Swift
+    /// `Sender.overTransports(config:first:second:initiator:delegate:)`), the session's
+    /// first path over `first` (say a `NetworkTransport` through the router) and its second
+    /// over `second` (a `WiFiAwareTransport`), spread as `config.pathPolicy` says. As
+    /// [`Sender::over_transport`] otherwise; the receiver gives its transports in the same
+    /// order. One transport failing (its `send` throws, or it calls `inbox.fail`) closes
+    /// its path and the session goes on over the other (`Stats.paths[i].failure` says
+    /// why); both failing ends it.
+    #[uniffi::constructor(default(delegate = None))]
+    pub fn over_transports(
+        config: SenderConfig,
+        first: Arc<dyn DatagramTransport>,
+        second: Arc<dyn DatagramTransport>,
+        initiator: bool,
+        delegate: Option<Arc<dyn SenderDelegate>>,
+    ) -> Result<Arc<Sender>, TandemError> {
+        let (link, remote) = Link::over_two(first, second, initiator);
+        Sender::start(config, remote, link, delegate)
+    }
+
     /// The local UDP port (what to advertise); 0 over an app transport.
     pub fn local_port(&self) -> Result<u16, TandemError> {
         self.with(|s| s.local_addr().port())
+    }
+
+    /// The second path's socket's local address, for a session over two paths that has one
+    /// (`.addresses`, a discovered peer under `.both`); `nil` otherwise.
+    pub fn second_local_address(&self) -> Result<Option<String>, TandemError> {
+        self.with(|s| s.second_local_addr().map(|a| a.to_string()))
     }
 
     /// The local address the socket is bound to; "app transport" over one.
@@ -370,6 +396,12 @@ impl Sender {
             return Err(TandemError::invalid("kbps must be above 0"));
         }
         self.with(|s| s.set_bitrate_kbps(kbps))
+    }
+
+    /// Changes how a session over two paths spreads its datagrams, from the next one on
+    /// (see [`PathPolicy`]); a single-path session ignores it.
+    pub fn set_path_policy(&self, policy: PathPolicy) -> Result<(), TandemError> {
+        Ok(self.with(|s| s.set_path_policy(policy.into()))??)
     }
 
     /// The next stats snapshot (Swift `await sender.nextStats()`); throws once stopped.

@@ -197,11 +197,12 @@ fn panic_message(panic: &(dyn Any + Send)) -> String {
 }
 
 /// How a session reaches its peer, for what its FFI object reports: the engine's sockets
-/// (everything as the engine says it), or an app transport (see the module docs).
+/// (everything as the engine says it), or one or two app transports (see the module docs).
 #[derive(Debug, Clone, Default)]
 pub(crate) struct Link {
-    /// Over a transport: where its failure is recorded.
-    transport: Option<Arc<FailureSlot>>,
+    /// Over transports: where each one's failure is recorded, in the order of the session's
+    /// paths.
+    transports: Vec<Arc<FailureSlot>>,
 }
 
 impl Link {
@@ -210,25 +211,55 @@ impl Link {
         Link::default()
     }
 
-    /// Over `transport`, this end starting a paired session's handshake when `initiator`:
-    /// the link and the engine's remote.
-    pub(crate) fn over(
+    /// The foreign transport as the engine's, and where its failure is recorded.
+    fn adapt(
         transport: Arc<dyn DatagramTransport>,
-        initiator: bool,
-    ) -> (Link, tandem::Remote) {
+    ) -> (tandem_net::AppTransport, Arc<FailureSlot>) {
         let failure = Arc::new(FailureSlot::default());
         let adapter = Adapter {
             foreign: transport,
             failure: Arc::clone(&failure),
             _live: Live::new(Kind::Transport),
         };
+        (tandem_net::AppTransport::new(adapter), failure)
+    }
+
+    /// Over `transport`, this end starting a paired session's handshake when `initiator`:
+    /// the link and the engine's remote.
+    pub(crate) fn over(
+        transport: Arc<dyn DatagramTransport>,
+        initiator: bool,
+    ) -> (Link, tandem::Remote) {
+        let (transport, failure) = Link::adapt(transport);
         let remote = tandem::Remote::Transport {
-            transport: tandem_net::AppTransport::new(adapter),
+            transport,
             initiator,
         };
         (
             Link {
-                transport: Some(failure),
+                transports: vec![failure],
+            },
+            remote,
+        )
+    }
+
+    /// Over two transports, `first` the session's first path and `second` its second (see
+    /// [`Link::over`]).
+    pub(crate) fn over_two(
+        first: Arc<dyn DatagramTransport>,
+        second: Arc<dyn DatagramTransport>,
+        initiator: bool,
+    ) -> (Link, tandem::Remote) {
+        let (first, first_failure) = Link::adapt(first);
+        let (second, second_failure) = Link::adapt(second);
+        let remote = tandem::Remote::Transports {
+            first,
+            second,
+            initiator,
+        };
+        (
+            Link {
+                transports: vec![first_failure, second_failure],
             },
             remote,
         )
@@ -236,9 +267,10 @@ impl Link {
 
     /// The local address to report.
     pub(crate) fn local_address(&self, local: SocketAddr) -> String {
-        match self.transport {
-            Some(_) => TRANSPORT_LABEL.to_owned(),
-            None => local.to_string(),
+        if self.transports.is_empty() {
+            local.to_string()
+        } else {
+            TRANSPORT_LABEL.to_owned()
         }
     }
 
@@ -248,19 +280,42 @@ impl Link {
     }
 
     fn address(&self, addr: String) -> String {
-        match self.transport {
-            Some(_) if addr == TRANSPORT_PEER.to_string() => TRANSPORT_LABEL.to_owned(),
-            _ => addr,
+        if !self.transports.is_empty() && addr == TRANSPORT_PEER.to_string() {
+            TRANSPORT_LABEL.to_owned()
+        } else {
+            addr
         }
     }
 
-    /// What is wrong, as the engine says it (`error`), or the transport's failure.
+    /// The session's transports' failure, once every one of them failed (the session is
+    /// then over; over two, one failing leaves the other carrying it).
+    fn failure(&self) -> Option<String> {
+        let reasons: Vec<String> = self
+            .transports
+            .iter()
+            .map(|f| f.get())
+            .collect::<Option<_>>()?;
+        match &reasons[..] {
+            [] => None,
+            [only] => Some(format!("the transport failed: {only}")),
+            many => Some(format!(
+                "the transports failed: {}",
+                many.iter()
+                    .enumerate()
+                    .map(|(i, r)| format!("path {i}: {r}"))
+                    .collect::<Vec<_>>()
+                    .join("; ")
+            )),
+        }
+    }
+
+    /// What is wrong, as the engine says it (`error`), or the transports' failure.
     pub(crate) fn error(&self, error: Option<String>) -> Option<String> {
-        let Some(failure) = &self.transport else {
+        if self.transports.is_empty() {
             return error;
-        };
-        match failure.get() {
-            Some(reason) => Some(format!("the transport failed: {reason}")),
+        }
+        match self.failure() {
+            Some(failure) => Some(failure),
             None => error.map(|e| {
                 let placeholder = TRANSPORT_PEER.to_string();
                 e.replace(&format!("at {placeholder}"), "over the app transport")
@@ -274,26 +329,35 @@ impl Link {
         self.error(Some(message)).unwrap_or_default()
     }
 
-    /// An error a call throws, as the app sees it: over a transport that failed, a
-    /// `Network` error naming the transport's reason (whatever the engine made of the link
-    /// going away); otherwise the engine's, the placeholder address named as the transport.
+    /// An error a call throws, as the app sees it: over transports that failed, a
+    /// `Network` error naming their reason (whatever the engine made of the link going
+    /// away); otherwise the engine's, the placeholder address named as the transport.
     pub(crate) fn thrown(&self, error: TandemError) -> TandemError {
-        let Some(failure) = &self.transport else {
+        if self.transports.is_empty() {
             return error;
-        };
-        match failure.get() {
-            Some(reason) => TandemError::Network {
-                message: format!("the transport failed: {reason}"),
-            },
+        }
+        match self.failure() {
+            Some(message) => TandemError::Network { message },
             None => error.map_message(|m| self.message(m)),
         }
     }
 
-    /// A stats snapshot as the app sees it.
+    /// A stats snapshot as the app sees it: over two transports, each path's carries its
+    /// transport's failure.
     pub(crate) fn stats(&self, mut stats: Stats) -> Stats {
-        if self.transport.is_some() {
-            stats.peer = stats.peer.map(|p| self.address(p));
-            stats.error = self.error(stats.error);
+        if self.transports.is_empty() {
+            return stats;
+        }
+        stats.peer = stats.peer.map(|p| self.address(p));
+        stats.error = self.error(stats.error);
+        for path in &mut stats.paths {
+            path.peer = path.peer.take().map(|p| self.address(p));
+            if self.transports.len() > 1 {
+                path.failure = self
+                    .transports
+                    .get(usize::from(path.index))
+                    .and_then(|f| f.get());
+            }
         }
         stats
     }
@@ -364,6 +428,35 @@ mod tests {
             TandemError::Network {
                 message: "no answer from the app transport".into()
             }
+        );
+        // Over two, one failing is no failure of the session; both failing is.
+        let (two, remote) = Link::over_two(Arc::new(Raises), Arc::new(Raises), true);
+        let tandem::Remote::Transports { first, second, .. } = remote else {
+            panic!("a two-transport remote");
+        };
+        let _ = second.0.send(&[b"x"]).expect_err("send fails");
+        assert_eq!(two.error(None), None);
+        let stats = two.stats(Stats::from(&tandem::Stats {
+            paths: vec![
+                tandem::PathStats {
+                    index: 0,
+                    peer: Some(TRANSPORT_PEER.to_string()),
+                    ..tandem::PathStats::default()
+                },
+                tandem::PathStats {
+                    index: 1,
+                    ..tandem::PathStats::default()
+                },
+            ],
+            ..tandem::Stats::default()
+        }));
+        assert_eq!(stats.paths[0].peer.as_deref(), Some(TRANSPORT_LABEL));
+        assert_eq!(stats.paths[0].failure, None);
+        assert_eq!(stats.paths[1].failure.as_deref(), Some("radio off"));
+        let _ = first.0.send(&[b"x"]).expect_err("send fails");
+        assert_eq!(
+            two.error(None).as_deref(),
+            Some("the transports failed: path 0: radio off; path 1: radio off")
         );
         let unexpected = TransportFailure::from(uniffi::UnexpectedUniFFICallbackError::new(
             "RuntimeError('boom')",

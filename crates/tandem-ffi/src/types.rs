@@ -19,6 +19,12 @@ pub enum PathPreference {
     PeerToPeer,
     /// Whichever the peer and the interfaces allow, infrastructure first.
     Automatic,
+    /// Both at once: the router's Wi-Fi and the direct link, so that a stall on one radio
+    /// channel is covered by the other ([`PathPolicy`] says how datagrams are spread). A
+    /// discovered peer must have been seen on both kinds of link (the error names the
+    /// missing one); a listener tells the paths apart by interface; a single `.address`
+    /// names one path and is refused (give `.addresses`).
+    Both,
 }
 
 impl From<PathPreference> for tandem::PathPreference {
@@ -27,6 +33,42 @@ impl From<PathPreference> for tandem::PathPreference {
             PathPreference::Infrastructure => tandem::PathPreference::Infrastructure,
             PathPreference::PeerToPeer => tandem::PathPreference::PeerToPeer,
             PathPreference::Automatic => tandem::PathPreference::Automatic,
+            PathPreference::Both => tandem::PathPreference::Both,
+        }
+    }
+}
+
+/// How a session over two paths spreads its datagrams (the sender decides; changeable live
+/// with `Sender.setPathPolicy`). A single-path session ignores it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum PathPolicy {
+    /// Every datagram on both paths: the most robust, twice the traffic.
+    Duplicate,
+    /// The first path while it answers; the second carries a copy once the first has been
+    /// silent 12 ms, and everything once it is dead (40 ms).
+    PrimaryBackup,
+    /// Each datagram on the path predicted to be live, copies only near a predicted switch,
+    /// while a path is suspect, and while the stall pattern is learned (the first 3.5 s).
+    /// The default.
+    Adaptive,
+}
+
+impl From<PathPolicy> for tandem::PathPolicy {
+    fn from(p: PathPolicy) -> Self {
+        match p {
+            PathPolicy::Duplicate => tandem::PathPolicy::Duplicate,
+            PathPolicy::PrimaryBackup => tandem::PathPolicy::PrimaryBackup,
+            PathPolicy::Adaptive => tandem::PathPolicy::Adaptive,
+        }
+    }
+}
+
+impl From<tandem::PathPolicy> for PathPolicy {
+    fn from(p: tandem::PathPolicy) -> Self {
+        match p {
+            tandem::PathPolicy::Duplicate => PathPolicy::Duplicate,
+            tandem::PathPolicy::PrimaryBackup => PathPolicy::PrimaryBackup,
+            tandem::PathPolicy::Adaptive => PathPolicy::Adaptive,
         }
     }
 }
@@ -221,6 +263,7 @@ pub fn local_interfaces(
         peer_timeout_ms: None,
         security: None,
         interface_kinds: overrides,
+        second_local_address: None,
     }
     .to_engine()?;
     let list = tandem_net::interfaces(&net.kind_overrides).map_err(|e| TandemError::Network {
@@ -262,6 +305,11 @@ pub struct NetConfig {
     /// Interface classifications that replace the engine's guess. Default empty.
     #[uniffi(default)]
     pub interface_kinds: Vec<InterfaceOverride>,
+    /// A listener's second socket, `ip:port` (`"0.0.0.0:5001"`): opened beside the first,
+    /// what arrives there is the session's second path (the other end sends to both with
+    /// `.addresses`). Only `.listen` uses it. Default `nil`: one socket.
+    #[uniffi(default = None)]
+    pub second_local_address: Option<String>,
 }
 
 impl NetConfig {
@@ -270,6 +318,9 @@ impl NetConfig {
             port: self.port,
             ..tandem::NetConfig::default()
         };
+        if let Some(a) = &self.second_local_address {
+            net.second_local = Some(parse_address(a, "second_local_address")?);
+        }
         if let Some(p) = self.path {
             net.path = p.into();
         }
@@ -341,6 +392,9 @@ pub struct SenderConfig {
     /// Where pictures come from. Default `nil`: the app.
     #[uniffi(default = None)]
     pub source: Option<VideoSource>,
+    /// How two paths share the datagrams (see [`PathPolicy`]). Default `nil`: adaptive.
+    #[uniffi(default = None)]
+    pub path_policy: Option<PathPolicy>,
     /// How often stats are delivered, ms. Default `nil`: 1000.
     #[uniffi(default = None)]
     pub stats_interval_ms: Option<u32>,
@@ -381,6 +435,9 @@ impl SenderConfig {
         }
         if let Some(ms) = self.stats_interval_ms {
             c.stats_interval = interval(ms)?;
+        }
+        if let Some(p) = self.path_policy {
+            c.path_policy = p.into();
         }
         c.net = self.net.to_engine()?;
         Ok(c)
@@ -527,6 +584,16 @@ pub enum Remote {
         /// `ip:port`.
         address: String,
     },
+    /// At two addresses, one per path: the session's first path goes to `first`, its
+    /// second to `second`, each from a socket on the interface that reaches it (the path
+    /// preference does not apply). The other end listens with two sockets
+    /// (`NetConfig.secondLocalAddress`), or with `.both`.
+    Addresses {
+        /// The first path's `ip:port`.
+        first: String,
+        /// The second path's `ip:port`.
+        second: String,
+    },
     /// Found by discovery; the path preference picks its address.
     Discovered {
         /// The peer.
@@ -542,6 +609,10 @@ impl Remote {
             Remote::Address { address } => {
                 tandem::Remote::Address(parse_address(address, "remote address")?)
             }
+            Remote::Addresses { first, second } => tandem::Remote::Addresses {
+                first: parse_address(first, "first address")?,
+                second: parse_address(second, "second address")?,
+            },
             Remote::Discovered { peer } => tandem::Remote::Discovered(peer.to_engine()?),
             Remote::Listen => tandem::Remote::Listen,
         })
@@ -565,6 +636,102 @@ pub struct LatencyMs {
     pub p95: f64,
     /// 99th percentile.
     pub p99: f64,
+}
+
+/// Where one path of a two-path session stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
+pub enum PathState {
+    /// Not open (not yet, or lost).
+    Closed,
+    /// Answering: it may carry traffic alone.
+    Live,
+    /// Silent a little too long, near a predicted switch, or not learned yet: worth a copy.
+    Uncertain,
+    /// Inside a predicted dead window (sender).
+    Dead,
+    /// Never heard, or silent past 40 ms with no window predicted.
+    Silent,
+}
+
+impl From<tandem::PathState> for PathState {
+    fn from(s: tandem::PathState) -> Self {
+        match s {
+            tandem::PathState::Closed => PathState::Closed,
+            tandem::PathState::Live => PathState::Live,
+            tandem::PathState::Uncertain => PathState::Uncertain,
+            tandem::PathState::Dead => PathState::Dead,
+            tandem::PathState::Silent => PathState::Silent,
+        }
+    }
+}
+
+/// One path of a session over two (the engine's `PathStats`): totals from the start, rates
+/// over the interval.
+#[derive(Debug, Clone, PartialEq, uniffi::Record)]
+pub struct PathStats {
+    /// 0 (the first path: infrastructure, the first address or transport) or 1.
+    pub index: u8,
+    /// The peer's address on it, once known ("app transport" over one).
+    pub peer: Option<String>,
+    /// Where it stands: on the sender, its scheduler's view; on the receiver, from how
+    /// long ago it last brought a datagram.
+    pub state: PathState,
+    /// Datagrams sent on it, total.
+    pub datagrams_sent: u64,
+    /// Bytes sent on it (as they left), total.
+    pub bytes_sent: u64,
+    /// Datagrams received on it, total.
+    pub datagrams_received: u64,
+    /// Bytes received on it, total.
+    pub bytes_received: u64,
+    /// Datagrams received on it that the other path had brought already (receiver), total.
+    pub duplicates_received: u64,
+    /// Sent over the interval, kbit/s.
+    pub sent_kbps: f64,
+    /// Received over the interval, kbit/s.
+    pub received_kbps: f64,
+    /// Smoothed RTT of its probes, ms (sender).
+    pub rtt_ms: Option<f64>,
+    /// Smallest RTT of its probes, ms (sender).
+    pub min_rtt_ms: Option<f64>,
+    /// RTT variation of its probes, ms (sender).
+    pub rtt_jitter_ms: f64,
+    /// Probes never answered, percent (sender).
+    pub probe_loss_pct: f64,
+    /// Silences over 20 ms seen (sender), total.
+    pub dead_windows: u64,
+    /// The period its dead windows repeat with, ms, once learned (sender).
+    pub dead_window_period_ms: Option<f64>,
+    /// How long ago it last brought a datagram, ms.
+    pub silent_ms: Option<f64>,
+    /// Over two app transports: why this path's transport failed, if it did (the session
+    /// goes on over the other).
+    pub failure: Option<String>,
+}
+
+impl From<&tandem::PathStats> for PathStats {
+    fn from(p: &tandem::PathStats) -> PathStats {
+        PathStats {
+            index: u8::try_from(p.index).unwrap_or(u8::MAX),
+            peer: p.peer.clone(),
+            state: p.state.into(),
+            datagrams_sent: p.datagrams_sent,
+            bytes_sent: p.bytes_sent,
+            datagrams_received: p.datagrams_received,
+            bytes_received: p.bytes_received,
+            duplicates_received: p.duplicates_received,
+            sent_kbps: p.sent_kbps,
+            received_kbps: p.received_kbps,
+            rtt_ms: p.rtt_ms,
+            min_rtt_ms: p.min_rtt_ms,
+            rtt_jitter_ms: p.rtt_jitter_ms,
+            probe_loss_pct: p.probe_loss_pct,
+            dead_windows: p.dead_windows,
+            dead_window_period_ms: p.dead_window_period_ms,
+            silent_ms: p.silent_ms,
+            failure: None,
+        }
+    }
 }
 
 /// One snapshot of a pipeline (the engine's `Stats`; see its docs for each field).
@@ -638,6 +805,10 @@ pub struct Stats {
     pub dropped_hostile: u64,
     /// Unpaired devices refused, total.
     pub unpaired_refused: u64,
+    /// Each path of a session over two, the first path first; empty over one.
+    pub paths: Vec<PathStats>,
+    /// How the sender spreads datagrams over two paths (sender, two paths only).
+    pub path_policy: Option<PathPolicy>,
 }
 
 impl From<&tandem::Stats> for Stats {
@@ -682,6 +853,12 @@ impl From<&tandem::Stats> for Stats {
             peer_id: s.peer_id.clone(),
             dropped_hostile: s.dropped_hostile,
             unpaired_refused: s.unpaired_refused,
+            paths: s.paths.iter().map(PathStats::from).collect(),
+            path_policy: s
+                .path_policy
+                .as_deref()
+                .and_then(|p| p.parse::<tandem::PathPolicy>().ok())
+                .map(PathPolicy::from),
         }
     }
 }
@@ -697,6 +874,7 @@ mod tests {
             peer_timeout_ms: None,
             security: None,
             interface_kinds: Vec::new(),
+            second_local_address: None,
         }
     }
 
@@ -710,6 +888,7 @@ mod tests {
             encoder: None,
             content: None,
             source: None,
+            path_policy: None,
             stats_interval_ms: None,
             net: net(),
         }
@@ -741,6 +920,7 @@ mod tests {
             encoder: None,
             content: None,
             source: None,
+            path_policy: None,
             stats_interval_ms: None,
             net: net(),
         };
@@ -756,6 +936,33 @@ mod tests {
         .expect_err("no port")
         .to_string();
         assert!(e.contains("`localhost` is not ip:port"), "{e}");
+        s.fps = 60;
+        s.path_policy = Some(PathPolicy::Duplicate);
+        s.net.path = Some(PathPreference::Both);
+        s.net.second_local_address = Some("nowhere".into());
+        let e = s.to_engine().expect_err("second address").to_string();
+        assert!(e.contains("second_local_address `nowhere`"), "{e}");
+        s.net.second_local_address = Some("127.0.0.1:0".into());
+        let engine = s.to_engine().expect("valid");
+        assert_eq!(engine.path_policy, tandem::PathPolicy::Duplicate);
+        assert_eq!(engine.net.path, tandem::PathPreference::Both);
+        assert_eq!(
+            engine.net.second_local,
+            Some("127.0.0.1:0".parse().expect("addr"))
+        );
+        let two = Remote::Addresses {
+            first: "127.0.0.1:5000".into(),
+            second: "127.0.0.1:x".into(),
+        };
+        let e = two.to_engine().expect_err("second").to_string();
+        assert!(e.contains("second address `127.0.0.1:x`"), "{e}");
+        for p in [
+            PathPolicy::Duplicate,
+            PathPolicy::PrimaryBackup,
+            PathPolicy::Adaptive,
+        ] {
+            assert_eq!(PathPolicy::from(tandem::PathPolicy::from(p)), p);
+        }
     }
 
     #[test]
