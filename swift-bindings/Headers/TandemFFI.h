@@ -776,6 +776,11 @@ uint64_t uniffi_tandem_ffi_fn_constructor_receiver_new(RustBuffer config, RustBu
 uint64_t uniffi_tandem_ffi_fn_constructor_receiver_over_transport(RustBuffer config, uint64_t transport, int8_t initiator, uint64_t delegate, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CONSTRUCTOR_RECEIVER_OVER_TRANSPORTS
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CONSTRUCTOR_RECEIVER_OVER_TRANSPORTS
+uint64_t uniffi_tandem_ffi_fn_constructor_receiver_over_transports(RustBuffer config, uint64_t first, uint64_t second, int8_t initiator, uint64_t delegate, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_RECEIVER_ERROR
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_RECEIVER_ERROR
 RustBuffer uniffi_tandem_ffi_fn_method_receiver_error(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -804,6 +809,11 @@ RustBuffer uniffi_tandem_ffi_fn_method_receiver_peer(uint64_t ptr, RustCallStatu
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_RECEIVER_REQUEST_KEYFRAME
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_RECEIVER_REQUEST_KEYFRAME
 void uniffi_tandem_ffi_fn_method_receiver_request_keyframe(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_RECEIVER_SECOND_LOCAL_ADDRESS
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_RECEIVER_SECOND_LOCAL_ADDRESS
+RustBuffer uniffi_tandem_ffi_fn_method_receiver_second_local_address(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_RECEIVER_SET_PLAYOUT_POLICY
@@ -876,6 +886,11 @@ uint64_t uniffi_tandem_ffi_fn_constructor_sender_new(RustBuffer config, RustBuff
 uint64_t uniffi_tandem_ffi_fn_constructor_sender_over_transport(RustBuffer config, uint64_t transport, int8_t initiator, RustBuffer delegate, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CONSTRUCTOR_SENDER_OVER_TRANSPORTS
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CONSTRUCTOR_SENDER_OVER_TRANSPORTS
+uint64_t uniffi_tandem_ffi_fn_constructor_sender_over_transports(RustBuffer config, uint64_t first, uint64_t second, int8_t initiator, RustBuffer delegate, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDER_ERROR
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDER_ERROR
 RustBuffer uniffi_tandem_ffi_fn_method_sender_error(uint64_t ptr, RustCallStatus *_Nonnull out_status
@@ -911,6 +926,11 @@ RustBuffer uniffi_tandem_ffi_fn_method_sender_peer(uint64_t ptr, RustCallStatus 
 void uniffi_tandem_ffi_fn_method_sender_request_keyframe(uint64_t ptr, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDER_SECOND_LOCAL_ADDRESS
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDER_SECOND_LOCAL_ADDRESS
+RustBuffer uniffi_tandem_ffi_fn_method_sender_second_local_address(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDER_SEND_ENCODED
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDER_SEND_ENCODED
 uint32_t uniffi_tandem_ffi_fn_method_sender_send_encoded(uint64_t ptr, RustBuffer data, RustBuffer codec, int8_t keyframe, RustCallStatus *_Nonnull out_status
@@ -924,6 +944,11 @@ uint32_t uniffi_tandem_ffi_fn_method_sender_send_encoded_from(uint64_t ptr, uint
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDER_SET_BITRATE_KBPS
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDER_SET_BITRATE_KBPS
 void uniffi_tandem_ffi_fn_method_sender_set_bitrate_kbps(uint64_t ptr, uint32_t kbps, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDER_SET_PATH_POLICY
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDER_SET_PATH_POLICY
+void uniffi_tandem_ffi_fn_method_sender_set_path_policy(uint64_t ptr, RustBuffer policy, RustCallStatus *_Nonnull out_status
 );
 #endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_SENDER_STOP
@@ -1692,6 +1717,12 @@ uint16_t uniffi_tandem_ffi_checksum_method_receiver_request_keyframe(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_RECEIVER_SECOND_LOCAL_ADDRESS
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_RECEIVER_SECOND_LOCAL_ADDRESS
+uint16_t uniffi_tandem_ffi_checksum_method_receiver_second_local_address(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_RECEIVER_SET_PLAYOUT_POLICY
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_RECEIVER_SET_PLAYOUT_POLICY
 uint16_t uniffi_tandem_ffi_checksum_method_receiver_set_playout_policy(void
@@ -1776,6 +1807,12 @@ uint16_t uniffi_tandem_ffi_checksum_method_sender_request_keyframe(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDER_SECOND_LOCAL_ADDRESS
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDER_SECOND_LOCAL_ADDRESS
+uint16_t uniffi_tandem_ffi_checksum_method_sender_second_local_address(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDER_SEND_ENCODED
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDER_SEND_ENCODED
 uint16_t uniffi_tandem_ffi_checksum_method_sender_send_encoded(void
@@ -1791,6 +1828,12 @@ uint16_t uniffi_tandem_ffi_checksum_method_sender_send_encoded_from(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDER_SET_BITRATE_KBPS
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDER_SET_BITRATE_KBPS
 uint16_t uniffi_tandem_ffi_checksum_method_sender_set_bitrate_kbps(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDER_SET_PATH_POLICY
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_SENDER_SET_PATH_POLICY
+uint16_t uniffi_tandem_ffi_checksum_method_sender_set_path_policy(void
     
 );
 #endif
@@ -1926,6 +1969,12 @@ uint16_t uniffi_tandem_ffi_checksum_constructor_receiver_over_transport(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_RECEIVER_OVER_TRANSPORTS
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_RECEIVER_OVER_TRANSPORTS
+uint16_t uniffi_tandem_ffi_checksum_constructor_receiver_over_transports(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_SENDER_NEW
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_SENDER_NEW
 uint16_t uniffi_tandem_ffi_checksum_constructor_sender_new(void
@@ -1935,6 +1984,12 @@ uint16_t uniffi_tandem_ffi_checksum_constructor_sender_new(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_SENDER_OVER_TRANSPORT
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_SENDER_OVER_TRANSPORT
 uint16_t uniffi_tandem_ffi_checksum_constructor_sender_over_transport(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_SENDER_OVER_TRANSPORTS
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_SENDER_OVER_TRANSPORTS
+uint16_t uniffi_tandem_ffi_checksum_constructor_sender_over_transports(void
     
 );
 #endif

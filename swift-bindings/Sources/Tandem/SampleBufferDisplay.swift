@@ -258,6 +258,23 @@ extension ReceiverSession {
         }
         display.requestKeyframes(from: receiver)
     }
+
+    /// The same over two app-provided transports at once (as in
+    /// `init(config:first:second:initiator:)`).
+    public convenience init(
+        config: ReceiverConfig,
+        first: DatagramTransport,
+        second: DatagramTransport,
+        initiator: Bool,
+        display: SampleBufferDisplay
+    ) throws {
+        try self.init(sinks: display.sinks) { events in
+            try Receiver.overTransports(
+                config: config, first: first, second: second, initiator: initiator,
+                delegate: events)
+        }
+        display.requestKeyframes(from: receiver)
+    }
 }
 
 extension SampleBufferDisplay {

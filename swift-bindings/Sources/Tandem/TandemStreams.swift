@@ -106,6 +106,25 @@ public final class ReceiverSession: @unchecked Sendable {
         }
     }
 
+    /// A receiver over two app-provided transports at once, one session over both: `first`
+    /// is the session's first path (say a `NetworkTransport` through the router), `second`
+    /// its second (a `WiFiAwareTransport`, device to device). The sender's path policy
+    /// spreads the datagrams; the sender gives its transports in the same order. One
+    /// transport failing closes its path (`Stats.paths[i].failure` says why) and the session
+    /// goes on over the other. `initiator` as in `init(config:transport:initiator:)`.
+    public convenience init(
+        config: ReceiverConfig,
+        first: DatagramTransport,
+        second: DatagramTransport,
+        initiator: Bool
+    ) throws {
+        try self.init(sinks: nil) { events in
+            try Receiver.overTransports(
+                config: config, first: first, second: second, initiator: initiator,
+                delegate: events)
+        }
+    }
+
     /// The frames to hand straight to a display, bypassing `frames` and `encodedFrames`.
     typealias FrameSinks = (
         decoded: @Sendable (DecodedFrame) -> Void,
@@ -220,6 +239,23 @@ public final class SenderSession: @unchecked Sendable {
         try self.init { events in
             try Sender.overTransport(
                 config: config, transport: transport, initiator: initiator, delegate: events)
+        }
+    }
+
+    /// A sender over two app-provided transports at once (see
+    /// `ReceiverSession.init(config:first:second:initiator:)`): `config.pathPolicy` spreads
+    /// the datagrams over `first` and `second` (`.duplicate`, `.primaryBackup`, or
+    /// `.adaptive`, the default; `sender.setPathPolicy(policy:)` changes it live).
+    public convenience init(
+        config: SenderConfig,
+        first: DatagramTransport,
+        second: DatagramTransport,
+        initiator: Bool
+    ) throws {
+        try self.init { events in
+            try Sender.overTransports(
+                config: config, first: first, second: second, initiator: initiator,
+                delegate: events)
         }
     }
 

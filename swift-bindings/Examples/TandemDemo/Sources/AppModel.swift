@@ -14,6 +14,10 @@ enum SessionLink: Hashable {
     /// The engine's sockets on whatever the peer and the interfaces allow, infrastructure
     /// first.
     case automatic
+    /// The engine's sockets through the router and over AWDL at once, one session over both
+    /// paths, so that a stall of one radio channel is covered by the other (the sender's
+    /// `pathPolicy` spreads the datagrams). The peer must be seen on both.
+    case both
     /// A Wi-Fi Aware data path in realtime mode (`WiFiAwareTransport`), iOS 26, between
     /// devices paired for it. Offered only where `WiFiAwareSupport.isAvailable`.
     case wifiAware
@@ -29,6 +33,8 @@ final class AppModel: ObservableObject {
     @Published var link: SessionLink = .automatic {
         didSet { linkChanged() }
     }
+    /// How a sender under `.both` spreads its datagrams; changed live on a running sender.
+    @Published var pathPolicy: PathPolicy = .adaptive
     /// Encrypted sessions accept paired devices only; off, anyone nearby can watch.
     @Published var encrypted: Bool
     /// The sender encodes H.264 with VideoToolbox; the receiver must then decode it itself.
@@ -114,6 +120,7 @@ final class AppModel: ObservableObject {
         case .infrastructure, .wifiAware: return .infrastructure
         case .peerToPeer: return .peerToPeer
         case .automatic: return .automatic
+        case .both: return .both
         }
     }
 
@@ -123,8 +130,8 @@ final class AppModel: ObservableObject {
     // takes the radio off the router's channel about once a second: 30-90 ms stalls on the
     // infrastructure path. So discovery uses peer-to-peer only while a session may use it.
     // The engine's Discovery applies the policy (`Discovery.setSession(path:session:)`: AWDL
-    // under `.peerToPeer`; under `.automatic` until a session is up over infrastructure; never
-    // under `.infrastructure`) and restarts every live browse and advertisement it made when
+    // under `.peerToPeer` and `.both`; under `.automatic` until a session is up over
+    // infrastructure; never under `.infrastructure`) and restarts every live browse and advertisement it made when
     // the answer changes. The demo's part: say where its sessions stand, and cap
     // `allowPeerToPeer` by the link the user chose (a Wi-Fi Aware session needs no Bonjour at
     // all, and AWDL would only take radio time from it).
@@ -132,7 +139,7 @@ final class AppModel: ObservableObject {
     /// Whether browses and advertisements may use AWDL at all under the chosen link.
     var linkAllowsPeerToPeer: Bool {
         switch link {
-        case .peerToPeer, .automatic: return true
+        case .peerToPeer, .automatic, .both: return true
         case .infrastructure, .wifiAware: return false
         }
     }
@@ -245,9 +252,10 @@ final class AppModel: ObservableObject {
         return NetConfig(path: path, security: security)
     }
 
-    /// Pairing runs its own handshake, so it needs no keys here.
+    /// Pairing runs its own handshake, so it needs no keys here; under `.both` it takes
+    /// whichever one path reaches the other device (a pairing is a few datagrams).
     func pairingNet(port: UInt16) async -> NetConfig {
-        await NetConfig(port: port, path: path).withSystemInterfaceKinds()
+        await NetConfig(port: port, path: path == .both ? .automatic : path).withSystemInterfaceKinds()
     }
 
     func addPairedDevice(_ device: PairedDevice) {

@@ -138,6 +138,9 @@ struct StatsOverlay: View {
                     format: "loss %.1f %%  jitter %.1f ms  playout %.1f ms",
                     stats.lossPct, stats.frameJitterMs, stats.playoutDelayMs))
                 Text("late \(stats.framesLate)  skipped \(stats.framesSkipped)  freezes \(stats.freezes)")
+                ForEach(stats.paths, id: \.index) { path in
+                    Text("path \(path.index + 1) \(PathRows.describe(path.state)): \(PathRows.summary(path))")
+                }
                 Label(
                     stats.secure ? "encrypted" : "unencrypted",
                     systemImage: stats.secure ? "lock.fill" : "lock.open")

@@ -29,6 +29,24 @@ struct SendView: View {
                     SessionSettings()
                 }
                 .disabled(controller.running)
+                if model.link == .both {
+                    Section("Over both paths") {
+                        // The sender decides where each datagram goes; a running one follows
+                        // a change at once.
+                        Picker("Policy", selection: Binding(
+                            get: { model.pathPolicy },
+                            set: { policy in
+                                model.pathPolicy = policy
+                                controller.setPathPolicy(policy)
+                            }
+                        )) {
+                            Text("Adaptive").tag(PathPolicy.adaptive)
+                            Text("Duplicate").tag(PathPolicy.duplicate)
+                            Text("Primary + backup").tag(PathPolicy.primaryBackup)
+                        }
+                        .pickerStyle(.segmented)
+                    }
+                }
                 Section("Source") {
                     Picker("Source", selection: $controller.source) {
                         ForEach(SendSource.allCases) { source in
@@ -63,6 +81,7 @@ struct SendView: View {
                         LabeledContent("RTT", value: stats.rttMs.map { String(format: "%.1f ms", $0) } ?? "–")
                         LabeledContent("Loss", value: String(format: "%.1f %%", stats.lossPct))
                         LabeledContent("Encrypted", value: stats.secure ? "yes" : "no")
+                        PathRows(paths: stats.paths)
                     }
                 }
                 if let error = controller.error {
@@ -124,6 +143,7 @@ final class SendController: ObservableObject {
             let config = SenderConfig(
                 width: UInt32(Self.width), height: UInt32(Self.height), fps: UInt32(Self.fps),
                 source: source == .testPattern ? .testPattern : .app,
+                pathPolicy: model.pathPolicy,
                 net: net)
             let session: SenderSession
             if wifiAware {
@@ -218,6 +238,15 @@ final class SendController: ObservableObject {
             }
             self.encoder = encoder
             self.camera = camera
+        }
+    }
+
+    /// How a session over two paths spreads its datagrams, from now on.
+    func setPathPolicy(_ policy: PathPolicy) {
+        do {
+            try session?.sender.setPathPolicy(policy: policy)
+        } catch {
+            self.error = "\(error)"
         }
     }
 

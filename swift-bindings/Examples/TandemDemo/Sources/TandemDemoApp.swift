@@ -42,26 +42,50 @@ struct SessionSettings: View {
     @EnvironmentObject private var model: AppModel
 
     var body: some View {
-        if WiFiAwareSupport.isAvailable {
-            // Four choices are too many for a segmented control on a phone.
-            Picker("Path", selection: $model.link) {
-                linkChoices
+        // Four choices and more are too many for a segmented control on a phone.
+        Picker("Path", selection: $model.link) {
+            Text("Wi-Fi").tag(SessionLink.infrastructure)
+            Text("Peer-to-peer").tag(SessionLink.peerToPeer)
+            Text("Automatic").tag(SessionLink.automatic)
+            Text("Both (Wi-Fi + peer-to-peer)").tag(SessionLink.both)
+            if WiFiAwareSupport.isAvailable {
                 Text("Wi-Fi Aware (realtime)").tag(SessionLink.wifiAware)
             }
-            .pickerStyle(.menu)
-        } else {
-            Picker("Path", selection: $model.link) {
-                linkChoices
-            }
-            .pickerStyle(.segmented)
         }
+        .pickerStyle(.menu)
         Toggle("Encrypted (paired devices only)", isOn: $model.encrypted)
     }
+}
 
-    @ViewBuilder
-    private var linkChoices: some View {
-        Text("Wi-Fi").tag(SessionLink.infrastructure)
-        Text("Peer-to-peer").tag(SessionLink.peerToPeer)
-        Text("Automatic").tag(SessionLink.automatic)
+/// One line per path of a session over two: its state, what it carried, its RTT.
+struct PathRows: View {
+    let paths: [PathStats]
+
+    var body: some View {
+        ForEach(paths, id: \.index) { path in
+            LabeledContent("Path \(path.index + 1) (\(PathRows.describe(path.state)))", value: PathRows.summary(path))
+        }
+    }
+
+    static func describe(_ state: PathState) -> String {
+        switch state {
+        case .closed: return "closed"
+        case .live: return "live"
+        case .uncertain: return "uncertain"
+        case .dead: return "dead"
+        case .silent: return "silent"
+        }
+    }
+
+    static func summary(_ path: PathStats) -> String {
+        let megabytes = { (bytes: UInt64) in String(format: "%.2f MB", Double(bytes) / 1e6) }
+        var text = "out \(megabytes(path.bytesSent)), in \(megabytes(path.bytesReceived))"
+        if let rtt = path.rttMs {
+            text += String(format: ", rtt %.1f ms", rtt)
+        }
+        if let failure = path.failure {
+            text += " — \(failure)"
+        }
+        return text
     }
 }

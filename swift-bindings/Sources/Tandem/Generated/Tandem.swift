@@ -2834,6 +2834,13 @@ public protocol ReceiverProtocol: AnyObject, Sendable {
     func requestKeyframe() throws 
     
     /**
+     * The second path's socket's local address, for a session over two paths that has one
+     * (`NetConfig.secondLocalAddress`, `.addresses`, a discovered peer under `.both`);
+     * `nil` otherwise.
+     */
+    func secondLocalAddress() throws  -> String?
+    
+    /**
      * Changes the playout policy now.
      */
     func setPlayoutPolicy(policy: PlayoutPolicy) throws 
@@ -2935,6 +2942,26 @@ public static func overTransport(config: ReceiverConfig, transport: DatagramTran
 })
 }
     
+    /**
+     * Starts a receiver over two of the app's own transports at once (Swift
+     * `Receiver.overTransports(config:first:second:initiator:delegate:)`): the session's
+     * first path over `first`, its second over `second`, in the sender's order. As
+     * [`Receiver::over_transport`] otherwise. One transport failing closes its path and
+     * the session goes on over the other; both failing ends it.
+     */
+public static func overTransports(config: ReceiverConfig, first: DatagramTransport, second: DatagramTransport, initiator: Bool, delegate: ReceiverDelegate)throws  -> Receiver  {
+    return try  FfiConverterTypeReceiver_lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_constructor_receiver_over_transports(
+        FfiConverterTypeReceiverConfig_lower(config),
+        FfiConverterTypeDatagramTransport_lower(first),
+        FfiConverterTypeDatagramTransport_lower(second),
+        FfiConverterBool.lower(initiator),
+        FfiConverterTypeReceiverDelegate_lower(delegate),uniffiCallStatus
+    )
+})
+}
+    
 
     
     /**
@@ -3016,6 +3043,20 @@ open func requestKeyframe()throws   {try rustCallWithError(FfiConverterTypeTande
             self.uniffiCloneHandle(),uniffiCallStatus
     )
 }
+}
+    
+    /**
+     * The second path's socket's local address, for a session over two paths that has one
+     * (`NetConfig.secondLocalAddress`, `.addresses`, a discovered peer under `.both`);
+     * `nil` otherwise.
+     */
+open func secondLocalAddress()throws  -> String?  {
+    return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_receiver_second_local_address(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
 }
     
     /**
@@ -3518,6 +3559,12 @@ public protocol SenderProtocol: AnyObject, Sendable {
     func requestKeyframe() throws 
     
     /**
+     * The second path's socket's local address, for a session over two paths that has one
+     * (`.addresses`, a discovered peer under `.both`); `nil` otherwise.
+     */
+    func secondLocalAddress() throws  -> String?
+    
+    /**
      * Sends an already encoded frame (H.264/HEVC Annex B from VideoToolbox, or AV1 OBUs)
      * captured now; returns its frame id. Two copies across the boundary; see
      * [`Sender::send_encoded_from`].
@@ -3534,6 +3581,12 @@ public protocol SenderProtocol: AnyObject, Sendable {
      * Sets the encoder's bitrate now (congestion control moves it from there).
      */
     func setBitrateKbps(kbps: UInt32) throws 
+    
+    /**
+     * Changes how a session over two paths spreads its datagrams, from the next one on
+     * (see [`PathPolicy`]); a single-path session ignores it.
+     */
+    func setPathPolicy(policy: PathPolicy) throws 
     
     /**
      * Stops the session and its threads. Later calls throw `Stopped`; stopping twice is
@@ -3651,6 +3704,29 @@ public static func overTransport(config: SenderConfig, transport: DatagramTransp
 })
 }
     
+    /**
+     * Starts a sender over two of the app's own transports at once (Swift
+     * `Sender.overTransports(config:first:second:initiator:delegate:)`), the session's
+     * first path over `first` (say a `NetworkTransport` through the router) and its second
+     * over `second` (a `WiFiAwareTransport`), spread as `config.pathPolicy` says. As
+     * [`Sender::over_transport`] otherwise; the receiver gives its transports in the same
+     * order. One transport failing (its `send` throws, or it calls `inbox.fail`) closes
+     * its path and the session goes on over the other (`Stats.paths[i].failure` says
+     * why); both failing ends it.
+     */
+public static func overTransports(config: SenderConfig, first: DatagramTransport, second: DatagramTransport, initiator: Bool, delegate: SenderDelegate? = nil)throws  -> Sender  {
+    return try  FfiConverterTypeSender_lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_constructor_sender_over_transports(
+        FfiConverterTypeSenderConfig_lower(config),
+        FfiConverterTypeDatagramTransport_lower(first),
+        FfiConverterTypeDatagramTransport_lower(second),
+        FfiConverterBool.lower(initiator),
+        FfiConverterOptionTypeSenderDelegate.lower(delegate),uniffiCallStatus
+    )
+})
+}
+    
 
     
     /**
@@ -3748,6 +3824,19 @@ open func requestKeyframe()throws   {try rustCallWithError(FfiConverterTypeTande
 }
     
     /**
+     * The second path's socket's local address, for a session over two paths that has one
+     * (`.addresses`, a discovered peer under `.both`); `nil` otherwise.
+     */
+open func secondLocalAddress()throws  -> String?  {
+    return try  FfiConverterOptionString.lift(try rustCallWithError(FfiConverterTypeTandemError_lift) {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_sender_second_local_address(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
      * Sends an already encoded frame (H.264/HEVC Annex B from VideoToolbox, or AV1 OBUs)
      * captured now; returns its frame id. Two copies across the boundary; see
      * [`Sender::send_encoded_from`].
@@ -3789,6 +3878,19 @@ open func setBitrateKbps(kbps: UInt32)throws   {try rustCallWithError(FfiConvert
     uniffi_tandem_ffi_fn_method_sender_set_bitrate_kbps(
             self.uniffiCloneHandle(),
         FfiConverterUInt32.lower(kbps),uniffiCallStatus
+    )
+}
+}
+    
+    /**
+     * Changes how a session over two paths spreads its datagrams, from the next one on
+     * (see [`PathPolicy`]); a single-path session ignores it.
+     */
+open func setPathPolicy(policy: PathPolicy)throws   {try rustCallWithError(FfiConverterTypeTandemError_lift) {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_sender_set_path_policy(
+            self.uniffiCloneHandle(),
+        FfiConverterTypePathPolicy_lower(policy),uniffiCallStatus
     )
 }
 }
@@ -5326,6 +5428,12 @@ public struct NetConfig {
      * Interface classifications that replace the engine's guess. Default empty.
      */
     public var interfaceKinds: [InterfaceOverride]
+    /**
+     * A listener's second socket, `ip:port` (`"0.0.0.0:5001"`): opened beside the first,
+     * what arrives there is the session's second path (the other end sends to both with
+     * `.addresses`). Only `.listen` uses it. Default `nil`: one socket.
+     */
+    public var secondLocalAddress: String?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -5344,12 +5452,18 @@ public struct NetConfig {
          */security: SecurityConfig? = nil, 
         /**
          * Interface classifications that replace the engine's guess. Default empty.
-         */interfaceKinds: [InterfaceOverride] = []) {
+         */interfaceKinds: [InterfaceOverride] = [], 
+        /**
+         * A listener's second socket, `ip:port` (`"0.0.0.0:5001"`): opened beside the first,
+         * what arrives there is the session's second path (the other end sends to both with
+         * `.addresses`). Only `.listen` uses it. Default `nil`: one socket.
+         */secondLocalAddress: String? = nil) {
         self.port = port
         self.path = path
         self.peerTimeoutMs = peerTimeoutMs
         self.security = security
         self.interfaceKinds = interfaceKinds
+        self.secondLocalAddress = secondLocalAddress
     }
 
     
@@ -5372,7 +5486,8 @@ public struct FfiConverterTypeNetConfig: FfiConverterRustBuffer {
                 path: FfiConverterOptionTypePathPreference.read(from: &buf), 
                 peerTimeoutMs: FfiConverterOptionUInt32.read(from: &buf), 
                 security: FfiConverterOptionTypeSecurityConfig.read(from: &buf), 
-                interfaceKinds: FfiConverterSequenceTypeInterfaceOverride.read(from: &buf)
+                interfaceKinds: FfiConverterSequenceTypeInterfaceOverride.read(from: &buf), 
+                secondLocalAddress: FfiConverterOptionString.read(from: &buf)
         )
     }
 
@@ -5382,6 +5497,7 @@ public struct FfiConverterTypeNetConfig: FfiConverterRustBuffer {
         FfiConverterOptionUInt32.write(value.peerTimeoutMs, into: &buf)
         FfiConverterOptionTypeSecurityConfig.write(value.security, into: &buf)
         FfiConverterSequenceTypeInterfaceOverride.write(value.interfaceKinds, into: &buf)
+        FfiConverterOptionString.write(value.secondLocalAddress, into: &buf)
     }
 }
 
@@ -5477,6 +5593,240 @@ public func FfiConverterTypePairedDevice_lift(_ buf: RustBuffer) throws -> Paire
 #endif
 public func FfiConverterTypePairedDevice_lower(_ value: PairedDevice) -> RustBuffer {
     return FfiConverterTypePairedDevice.lower(value)
+}
+
+
+/**
+ * One path of a session over two (the engine's `PathStats`): totals from the start, rates
+ * over the interval.
+ */
+public struct PathStats: Equatable, Hashable {
+    /**
+     * 0 (the first path: infrastructure, the first address or transport) or 1.
+     */
+    public var index: UInt8
+    /**
+     * The peer's address on it, once known ("app transport" over one).
+     */
+    public var peer: String?
+    /**
+     * Where it stands: on the sender, its scheduler's view; on the receiver, from how
+     * long ago it last brought a datagram.
+     */
+    public var state: PathState
+    /**
+     * Datagrams sent on it, total.
+     */
+    public var datagramsSent: UInt64
+    /**
+     * Bytes sent on it (as they left), total.
+     */
+    public var bytesSent: UInt64
+    /**
+     * Datagrams received on it, total.
+     */
+    public var datagramsReceived: UInt64
+    /**
+     * Bytes received on it, total.
+     */
+    public var bytesReceived: UInt64
+    /**
+     * Datagrams received on it that the other path had brought already (receiver), total.
+     */
+    public var duplicatesReceived: UInt64
+    /**
+     * Sent over the interval, kbit/s.
+     */
+    public var sentKbps: Double
+    /**
+     * Received over the interval, kbit/s.
+     */
+    public var receivedKbps: Double
+    /**
+     * Smoothed RTT of its probes, ms (sender).
+     */
+    public var rttMs: Double?
+    /**
+     * Smallest RTT of its probes, ms (sender).
+     */
+    public var minRttMs: Double?
+    /**
+     * RTT variation of its probes, ms (sender).
+     */
+    public var rttJitterMs: Double
+    /**
+     * Probes never answered, percent (sender).
+     */
+    public var probeLossPct: Double
+    /**
+     * Silences over 20 ms seen (sender), total.
+     */
+    public var deadWindows: UInt64
+    /**
+     * The period its dead windows repeat with, ms, once learned (sender).
+     */
+    public var deadWindowPeriodMs: Double?
+    /**
+     * How long ago it last brought a datagram, ms.
+     */
+    public var silentMs: Double?
+    /**
+     * Over two app transports: why this path's transport failed, if it did (the session
+     * goes on over the other).
+     */
+    public var failure: String?
+
+    // Default memberwise initializers are never public by default, so we
+    // declare one manually.
+    public init(
+        /**
+         * 0 (the first path: infrastructure, the first address or transport) or 1.
+         */index: UInt8, 
+        /**
+         * The peer's address on it, once known ("app transport" over one).
+         */peer: String?, 
+        /**
+         * Where it stands: on the sender, its scheduler's view; on the receiver, from how
+         * long ago it last brought a datagram.
+         */state: PathState, 
+        /**
+         * Datagrams sent on it, total.
+         */datagramsSent: UInt64, 
+        /**
+         * Bytes sent on it (as they left), total.
+         */bytesSent: UInt64, 
+        /**
+         * Datagrams received on it, total.
+         */datagramsReceived: UInt64, 
+        /**
+         * Bytes received on it, total.
+         */bytesReceived: UInt64, 
+        /**
+         * Datagrams received on it that the other path had brought already (receiver), total.
+         */duplicatesReceived: UInt64, 
+        /**
+         * Sent over the interval, kbit/s.
+         */sentKbps: Double, 
+        /**
+         * Received over the interval, kbit/s.
+         */receivedKbps: Double, 
+        /**
+         * Smoothed RTT of its probes, ms (sender).
+         */rttMs: Double?, 
+        /**
+         * Smallest RTT of its probes, ms (sender).
+         */minRttMs: Double?, 
+        /**
+         * RTT variation of its probes, ms (sender).
+         */rttJitterMs: Double, 
+        /**
+         * Probes never answered, percent (sender).
+         */probeLossPct: Double, 
+        /**
+         * Silences over 20 ms seen (sender), total.
+         */deadWindows: UInt64, 
+        /**
+         * The period its dead windows repeat with, ms, once learned (sender).
+         */deadWindowPeriodMs: Double?, 
+        /**
+         * How long ago it last brought a datagram, ms.
+         */silentMs: Double?, 
+        /**
+         * Over two app transports: why this path's transport failed, if it did (the session
+         * goes on over the other).
+         */failure: String?) {
+        self.index = index
+        self.peer = peer
+        self.state = state
+        self.datagramsSent = datagramsSent
+        self.bytesSent = bytesSent
+        self.datagramsReceived = datagramsReceived
+        self.bytesReceived = bytesReceived
+        self.duplicatesReceived = duplicatesReceived
+        self.sentKbps = sentKbps
+        self.receivedKbps = receivedKbps
+        self.rttMs = rttMs
+        self.minRttMs = minRttMs
+        self.rttJitterMs = rttJitterMs
+        self.probeLossPct = probeLossPct
+        self.deadWindows = deadWindows
+        self.deadWindowPeriodMs = deadWindowPeriodMs
+        self.silentMs = silentMs
+        self.failure = failure
+    }
+
+    
+
+    
+}
+
+#if compiler(>=6)
+extension PathStats: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePathStats: FfiConverterRustBuffer {
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PathStats {
+        return
+            try PathStats(
+                index: FfiConverterUInt8.read(from: &buf), 
+                peer: FfiConverterOptionString.read(from: &buf), 
+                state: FfiConverterTypePathState.read(from: &buf), 
+                datagramsSent: FfiConverterUInt64.read(from: &buf), 
+                bytesSent: FfiConverterUInt64.read(from: &buf), 
+                datagramsReceived: FfiConverterUInt64.read(from: &buf), 
+                bytesReceived: FfiConverterUInt64.read(from: &buf), 
+                duplicatesReceived: FfiConverterUInt64.read(from: &buf), 
+                sentKbps: FfiConverterDouble.read(from: &buf), 
+                receivedKbps: FfiConverterDouble.read(from: &buf), 
+                rttMs: FfiConverterOptionDouble.read(from: &buf), 
+                minRttMs: FfiConverterOptionDouble.read(from: &buf), 
+                rttJitterMs: FfiConverterDouble.read(from: &buf), 
+                probeLossPct: FfiConverterDouble.read(from: &buf), 
+                deadWindows: FfiConverterUInt64.read(from: &buf), 
+                deadWindowPeriodMs: FfiConverterOptionDouble.read(from: &buf), 
+                silentMs: FfiConverterOptionDouble.read(from: &buf), 
+                failure: FfiConverterOptionString.read(from: &buf)
+        )
+    }
+
+    public static func write(_ value: PathStats, into buf: inout [UInt8]) {
+        FfiConverterUInt8.write(value.index, into: &buf)
+        FfiConverterOptionString.write(value.peer, into: &buf)
+        FfiConverterTypePathState.write(value.state, into: &buf)
+        FfiConverterUInt64.write(value.datagramsSent, into: &buf)
+        FfiConverterUInt64.write(value.bytesSent, into: &buf)
+        FfiConverterUInt64.write(value.datagramsReceived, into: &buf)
+        FfiConverterUInt64.write(value.bytesReceived, into: &buf)
+        FfiConverterUInt64.write(value.duplicatesReceived, into: &buf)
+        FfiConverterDouble.write(value.sentKbps, into: &buf)
+        FfiConverterDouble.write(value.receivedKbps, into: &buf)
+        FfiConverterOptionDouble.write(value.rttMs, into: &buf)
+        FfiConverterOptionDouble.write(value.minRttMs, into: &buf)
+        FfiConverterDouble.write(value.rttJitterMs, into: &buf)
+        FfiConverterDouble.write(value.probeLossPct, into: &buf)
+        FfiConverterUInt64.write(value.deadWindows, into: &buf)
+        FfiConverterOptionDouble.write(value.deadWindowPeriodMs, into: &buf)
+        FfiConverterOptionDouble.write(value.silentMs, into: &buf)
+        FfiConverterOptionString.write(value.failure, into: &buf)
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePathStats_lift(_ buf: RustBuffer) throws -> PathStats {
+    return try FfiConverterTypePathStats.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePathStats_lower(_ value: PathStats) -> RustBuffer {
+    return FfiConverterTypePathStats.lower(value)
 }
 
 
@@ -5915,6 +6265,10 @@ public struct SenderConfig {
      */
     public var source: VideoSource?
     /**
+     * How two paths share the datagrams (see [`PathPolicy`]). Default `nil`: adaptive.
+     */
+    public var pathPolicy: PathPolicy?
+    /**
      * How often stats are delivered, ms. Default `nil`: 1000.
      */
     public var statsIntervalMs: UInt32?
@@ -5949,6 +6303,9 @@ public struct SenderConfig {
          * Where pictures come from. Default `nil`: the app.
          */source: VideoSource? = nil, 
         /**
+         * How two paths share the datagrams (see [`PathPolicy`]). Default `nil`: adaptive.
+         */pathPolicy: PathPolicy? = nil, 
+        /**
          * How often stats are delivered, ms. Default `nil`: 1000.
          */statsIntervalMs: UInt32? = nil, 
         /**
@@ -5961,6 +6318,7 @@ public struct SenderConfig {
         self.encoder = encoder
         self.content = content
         self.source = source
+        self.pathPolicy = pathPolicy
         self.statsIntervalMs = statsIntervalMs
         self.net = net
     }
@@ -5988,6 +6346,7 @@ public struct FfiConverterTypeSenderConfig: FfiConverterRustBuffer {
                 encoder: FfiConverterOptionTypeAv1Encoder.read(from: &buf), 
                 content: FfiConverterOptionTypeContentKind.read(from: &buf), 
                 source: FfiConverterOptionTypeVideoSource.read(from: &buf), 
+                pathPolicy: FfiConverterOptionTypePathPolicy.read(from: &buf), 
                 statsIntervalMs: FfiConverterOptionUInt32.read(from: &buf), 
                 net: FfiConverterTypeNetConfig.read(from: &buf)
         )
@@ -6001,6 +6360,7 @@ public struct FfiConverterTypeSenderConfig: FfiConverterRustBuffer {
         FfiConverterOptionTypeAv1Encoder.write(value.encoder, into: &buf)
         FfiConverterOptionTypeContentKind.write(value.content, into: &buf)
         FfiConverterOptionTypeVideoSource.write(value.source, into: &buf)
+        FfiConverterOptionTypePathPolicy.write(value.pathPolicy, into: &buf)
         FfiConverterOptionUInt32.write(value.statsIntervalMs, into: &buf)
         FfiConverterTypeNetConfig.write(value.net, into: &buf)
     }
@@ -6158,6 +6518,14 @@ public struct Stats: Equatable, Hashable {
      * Unpaired devices refused, total.
      */
     public var unpairedRefused: UInt64
+    /**
+     * Each path of a session over two, the first path first; empty over one.
+     */
+    public var paths: [PathStats]
+    /**
+     * How the sender spreads datagrams over two paths (sender, two paths only).
+     */
+    public var pathPolicy: PathPolicy?
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -6261,7 +6629,13 @@ public struct Stats: Equatable, Hashable {
          */droppedHostile: UInt64, 
         /**
          * Unpaired devices refused, total.
-         */unpairedRefused: UInt64) {
+         */unpairedRefused: UInt64, 
+        /**
+         * Each path of a session over two, the first path first; empty over one.
+         */paths: [PathStats], 
+        /**
+         * How the sender spreads datagrams over two paths (sender, two paths only).
+         */pathPolicy: PathPolicy?) {
         self.role = role
         self.elapsedS = elapsedS
         self.peer = peer
@@ -6294,6 +6668,8 @@ public struct Stats: Equatable, Hashable {
         self.peerId = peerId
         self.droppedHostile = droppedHostile
         self.unpairedRefused = unpairedRefused
+        self.paths = paths
+        self.pathPolicy = pathPolicy
     }
 
     
@@ -6343,7 +6719,9 @@ public struct FfiConverterTypeStats: FfiConverterRustBuffer {
                 secure: FfiConverterBool.read(from: &buf), 
                 peerId: FfiConverterOptionString.read(from: &buf), 
                 droppedHostile: FfiConverterUInt64.read(from: &buf), 
-                unpairedRefused: FfiConverterUInt64.read(from: &buf)
+                unpairedRefused: FfiConverterUInt64.read(from: &buf), 
+                paths: FfiConverterSequenceTypePathStats.read(from: &buf), 
+                pathPolicy: FfiConverterOptionTypePathPolicy.read(from: &buf)
         )
     }
 
@@ -6380,6 +6758,8 @@ public struct FfiConverterTypeStats: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.peerId, into: &buf)
         FfiConverterUInt64.write(value.droppedHostile, into: &buf)
         FfiConverterUInt64.write(value.unpairedRefused, into: &buf)
+        FfiConverterSequenceTypePathStats.write(value.paths, into: &buf)
+        FfiConverterOptionTypePathPolicy.write(value.pathPolicy, into: &buf)
     }
 }
 
@@ -6968,6 +7348,95 @@ public func FfiConverterTypePairingRole_lower(_ value: PairingRole) -> RustBuffe
 
 
 /**
+ * How a session over two paths spreads its datagrams (the sender decides; changeable live
+ * with `Sender.setPathPolicy`). A single-path session ignores it.
+ */
+
+public enum PathPolicy: Equatable, Hashable {
+    
+    /**
+     * Every datagram on both paths: the most robust, twice the traffic.
+     */
+    case duplicate
+    /**
+     * The first path while it answers; the second carries a copy once the first has been
+     * silent 12 ms, and everything once it is dead (40 ms).
+     */
+    case primaryBackup
+    /**
+     * Each datagram on the path predicted to be live, copies only near a predicted switch,
+     * while a path is suspect, and while the stall pattern is learned (the first 3.5 s).
+     * The default.
+     */
+    case adaptive
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension PathPolicy: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePathPolicy: FfiConverterRustBuffer {
+    typealias SwiftType = PathPolicy
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PathPolicy {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .duplicate
+        
+        case 2: return .primaryBackup
+        
+        case 3: return .adaptive
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: PathPolicy, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .duplicate:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .primaryBackup:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .adaptive:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePathPolicy_lift(_ buf: RustBuffer) throws -> PathPolicy {
+    return try FfiConverterTypePathPolicy.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePathPolicy_lower(_ value: PathPolicy) -> RustBuffer {
+    return FfiConverterTypePathPolicy.lower(value)
+}
+
+
+
+/**
  * Which network path a session takes.
  */
 
@@ -6985,6 +7454,14 @@ public enum PathPreference: Equatable, Hashable {
      * Whichever the peer and the interfaces allow, infrastructure first.
      */
     case automatic
+    /**
+     * Both at once: the router's Wi-Fi and the direct link, so that a stall on one radio
+     * channel is covered by the other ([`PathPolicy`] says how datagrams are spread). A
+     * discovered peer must have been seen on both kinds of link (the error names the
+     * missing one); a listener tells the paths apart by interface; a single `.address`
+     * names one path and is refused (give `.addresses`).
+     */
+    case both
 
 
 
@@ -7012,6 +7489,8 @@ public struct FfiConverterTypePathPreference: FfiConverterRustBuffer {
         
         case 3: return .automatic
         
+        case 4: return .both
+        
         default: throw UniffiInternalError.unexpectedEnumCase
         }
     }
@@ -7031,6 +7510,10 @@ public struct FfiConverterTypePathPreference: FfiConverterRustBuffer {
         case .automatic:
             writeInt(&buf, Int32(3))
         
+        
+        case .both:
+            writeInt(&buf, Int32(4))
+        
         }
     }
 }
@@ -7048,6 +7531,111 @@ public func FfiConverterTypePathPreference_lift(_ buf: RustBuffer) throws -> Pat
 #endif
 public func FfiConverterTypePathPreference_lower(_ value: PathPreference) -> RustBuffer {
     return FfiConverterTypePathPreference.lower(value)
+}
+
+
+
+/**
+ * Where one path of a two-path session stands.
+ */
+
+public enum PathState: Equatable, Hashable {
+    
+    /**
+     * Not open (not yet, or lost).
+     */
+    case closed
+    /**
+     * Answering: it may carry traffic alone.
+     */
+    case live
+    /**
+     * Silent a little too long, near a predicted switch, or not learned yet: worth a copy.
+     */
+    case uncertain
+    /**
+     * Inside a predicted dead window (sender).
+     */
+    case dead
+    /**
+     * Never heard, or silent past 40 ms with no window predicted.
+     */
+    case silent
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension PathState: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypePathState: FfiConverterRustBuffer {
+    typealias SwiftType = PathState
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> PathState {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .closed
+        
+        case 2: return .live
+        
+        case 3: return .uncertain
+        
+        case 4: return .dead
+        
+        case 5: return .silent
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: PathState, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .closed:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .live:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .uncertain:
+            writeInt(&buf, Int32(3))
+        
+        
+        case .dead:
+            writeInt(&buf, Int32(4))
+        
+        
+        case .silent:
+            writeInt(&buf, Int32(5))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePathState_lift(_ buf: RustBuffer) throws -> PathState {
+    return try FfiConverterTypePathState.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypePathState_lower(_ value: PathState) -> RustBuffer {
+    return FfiConverterTypePathState.lower(value)
 }
 
 
@@ -7253,6 +7841,20 @@ public enum Remote: Equatable, Hashable {
          */address: String
     )
     /**
+     * At two addresses, one per path: the session's first path goes to `first`, its
+     * second to `second`, each from a socket on the interface that reaches it (the path
+     * preference does not apply). The other end listens with two sockets
+     * (`NetConfig.secondLocalAddress`), or with `.both`.
+     */
+    case addresses(
+        /**
+         * The first path's `ip:port`.
+         */first: String, 
+        /**
+         * The second path's `ip:port`.
+         */second: String
+    )
+    /**
      * Found by discovery; the path preference picks its address.
      */
     case discovered(
@@ -7288,10 +7890,13 @@ public struct FfiConverterTypeRemote: FfiConverterRustBuffer {
         case 1: return .address(address: try FfiConverterString.read(from: &buf)
         )
         
-        case 2: return .discovered(peer: try FfiConverterTypeDiscoveredPeer.read(from: &buf)
+        case 2: return .addresses(first: try FfiConverterString.read(from: &buf), second: try FfiConverterString.read(from: &buf)
         )
         
-        case 3: return .listen
+        case 3: return .discovered(peer: try FfiConverterTypeDiscoveredPeer.read(from: &buf)
+        )
+        
+        case 4: return .listen
         
         default: throw UniffiInternalError.unexpectedEnumCase
         }
@@ -7306,13 +7911,19 @@ public struct FfiConverterTypeRemote: FfiConverterRustBuffer {
             FfiConverterString.write(address, into: &buf)
             
         
-        case let .discovered(peer):
+        case let .addresses(first,second):
             writeInt(&buf, Int32(2))
+            FfiConverterString.write(first, into: &buf)
+            FfiConverterString.write(second, into: &buf)
+            
+        
+        case let .discovered(peer):
+            writeInt(&buf, Int32(3))
             FfiConverterTypeDiscoveredPeer.write(peer, into: &buf)
             
         
         case .listen:
-            writeInt(&buf, Int32(3))
+            writeInt(&buf, Int32(4))
         
         }
     }
@@ -8110,6 +8721,30 @@ fileprivate struct FfiConverterOptionTypeOutputMode: FfiConverterRustBuffer {
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
+fileprivate struct FfiConverterOptionTypePathPolicy: FfiConverterRustBuffer {
+    typealias SwiftType = PathPolicy?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypePathPolicy.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypePathPolicy.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
 fileprivate struct FfiConverterOptionTypePathPreference: FfiConverterRustBuffer {
     typealias SwiftType = PathPreference?
 
@@ -8348,6 +8983,31 @@ fileprivate struct FfiConverterSequenceTypePairedDevice: FfiConverterRustBuffer 
         seq.reserveCapacity(Int(len))
         for _ in 0 ..< len {
             seq.append(try FfiConverterTypePairedDevice.read(from: &buf))
+        }
+        return seq
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterSequenceTypePathStats: FfiConverterRustBuffer {
+    typealias SwiftType = [PathStats]
+
+    public static func write(_ value: [PathStats], into buf: inout [UInt8]) {
+        let len = Int32(value.count)
+        writeInt(&buf, len)
+        for item in value {
+            FfiConverterTypePathStats.write(item, into: &buf)
+        }
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> [PathStats] {
+        let len: Int32 = try readInt(&buf)
+        var seq = [PathStats]()
+        seq.reserveCapacity(Int(len))
+        for _ in 0 ..< len {
+            seq.append(try FfiConverterTypePathStats.read(from: &buf))
         }
         return seq
     }
@@ -8762,6 +9422,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_method_receiver_request_keyframe() != 56127) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tandem_ffi_checksum_method_receiver_second_local_address() != 14161) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tandem_ffi_checksum_method_receiver_set_playout_policy() != 42305) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -8804,6 +9467,9 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_method_sender_request_keyframe() != 61782) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tandem_ffi_checksum_method_sender_second_local_address() != 44681) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tandem_ffi_checksum_method_sender_send_encoded() != 20982) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -8811,6 +9477,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_method_sender_set_bitrate_kbps() != 57029) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_method_sender_set_path_policy() != 33428) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_method_sender_stop() != 4095) {
@@ -8879,10 +9548,16 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_constructor_receiver_over_transport() != 29133) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tandem_ffi_checksum_constructor_receiver_over_transports() != 10278) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tandem_ffi_checksum_constructor_sender_new() != 1908) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_constructor_sender_over_transport() != 50848) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_constructor_sender_over_transports() != 56722) {
         return InitializationResult.apiChecksumMismatch
     }
 
