@@ -536,12 +536,19 @@ fn a_session_over_both_links_on_one_radio_uses_both_and_delivers_every_frame() {
     // Both links carried media: the sender's datagrams on each, through each relay, to
     // each of the receiver's sockets.
     for (i, (&on_link, path)) in link_bytes.iter().zip(&tx_driver.paths).enumerate() {
+        // Adaptive sends on the peer-to-peer path only around its windows (about 4 % of
+        // the time): tens of frames' worth in 6 s, where the other path carries hundreds.
         assert!(
-            path.bytes_out >= 50 * DUAL_FRAME_BYTES as u64,
-            "path {i} carried under 50 frames' worth: {tx_driver:?}"
+            path.bytes_out >= 10 * DUAL_FRAME_BYTES as u64,
+            "path {i} carried under 10 frames' worth: {tx_driver:?}"
         );
         assert!(
-            got.relays[i].upstream.forwarded >= 500,
+            tx_stats.paths[i].media_bytes_sent >= 5 * DUAL_FRAME_BYTES as u64,
+            "path {i} carried under 5 frames of media: {:?}",
+            tx_stats.paths[i]
+        );
+        assert!(
+            got.relays[i].upstream.forwarded >= 200,
             "relay {i}: {:?}",
             got.relays[i].upstream
         );
