@@ -20,7 +20,12 @@
 //! tandem-recv --pair --listen 0.0.0.0:5000          # once: shows the code
 //! tandem-recv --listen 0.0.0.0:5000 --policy latency
 //! tandem-recv --name Desk --path peer-to-peer --headless --json-stats
+//! tandem-recv --name Desk --path both                # Wi-Fi and AWDL at once
+//! tandem-recv --listen 0.0.0.0:5000 --listen2 0.0.0.0:5001   # two sockets, two paths
 //! ```
+//!
+//! Over two paths the sender decides which datagram goes where (`tandem-send
+//! --path-policy`); the stats line ends with each path's state and what it carried.
 
 mod window;
 
@@ -50,9 +55,15 @@ struct Args {
     /// With discovery, the sender to connect to (its advertised name); default: the first.
     #[arg(long)]
     name: Option<String>,
-    /// Which link: `infrastructure`, `peer-to-peer` or `auto`.
+    /// Which link: `infrastructure`, `peer-to-peer`, `auto`, or `both` (an infrastructure
+    /// and a peer-to-peer path at once: discovery waits to see the sender on both; a
+    /// listener tells them apart by interface).
     #[arg(long, default_value = "auto")]
     path: PathPreference,
+    /// A second socket to listen on, for a session over two paths: what the sender sends
+    /// here (`tandem-send --peer2`) is the second path. Needs `--listen`.
+    #[arg(long, requires = "listen", conflicts_with = "pair")]
+    listen2: Option<std::net::SocketAddr>,
     /// Playout: `latency`, `smooth`, `smooth:MIN-MAX` or `fixed:MS`.
     #[arg(long, default_value = "latency")]
     policy: PlayoutPolicy,
@@ -135,9 +146,18 @@ fn find_sender(args: &Args) -> Result<Peer> {
     let wait = args.wait.unwrap_or(DISCOVERY_WAIT_S);
     let deadline = Instant::now() + Duration::from_secs_f64(wait);
     eprintln!("tandem-recv: looking for senders ({:?})…", args.discovery);
+    // `--path both` needs the sender on an infrastructure and a peer-to-peer interface; a
+    // sender seen on one only is kept, and taken at the deadline (the engine then names
+    // the missing half).
+    let mut half_seen: Option<Peer> = None;
     rt.block_on(async {
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero()
+                && let Some(p) = half_seen.take()
+            {
+                return Ok(p);
+            }
             match tokio::time::timeout(left, browser.next()).await {
                 Ok(Some(DiscoveryEvent::Found(p) | DiscoveryEvent::Updated(p))) => {
                     let addrs: Vec<String> =
@@ -155,11 +175,15 @@ fn find_sender(args: &Args) -> Result<Peer> {
                     );
                     let wanted = args.name.as_deref().is_none_or(|n| n == p.instance);
                     if wanted && p.compatible() {
-                        return Ok(p);
+                        if args.path != PathPreference::Both || seen_on_both(&p) {
+                            return Ok(p);
+                        }
+                        half_seen = Some(p);
                     }
                 }
                 Ok(Some(DiscoveryEvent::Lost { .. })) => {}
                 Ok(None) => bail!("discovery stopped"),
+                Err(_) if half_seen.is_some() => {}
                 Err(_) => bail!(
                     "no {}sender found within {:.0} s (is one running with `tandem-send --name …`? \
                      on a different network, use --listen and `tandem-send --peer`)",
@@ -171,6 +195,12 @@ fn find_sender(args: &Args) -> Result<Peer> {
             }
         }
     })
+}
+
+/// Whether `peer` was seen on both kinds of interface `--path both` needs.
+fn seen_on_both(peer: &Peer) -> bool {
+    let list = tandem_net::interfaces(&tandem_net::KindOverrides::new()).unwrap_or_default();
+    tandem_net::path::plan_both(peer, &list).is_ok()
 }
 
 /// Whether a window can open here.
@@ -245,6 +275,12 @@ fn run(args: Args) -> Result<()> {
         Some(sec)
     };
     let (remote, port, bind_ip) = match args.listen {
+        // Over both kinds of link, a listener on every address opens the sockets that hear
+        // both (IPv6 dual stack: AWDL carries IPv6 only), as an automatic one with no
+        // address given does.
+        Some(addr) if args.path == PathPreference::Both && addr.ip().is_unspecified() => {
+            (Remote::Listen, addr.port(), None)
+        }
         Some(addr) => (Remote::Listen, addr.port(), Some(addr.ip())),
         None => (Remote::Discovered(find_sender(&args)?), 0, None),
     };
@@ -253,6 +289,7 @@ fn run(args: Args) -> Result<()> {
         .path(args.path)
         .port(port);
     config.net.bind_ip = bind_ip;
+    config.net.second_local = args.listen2;
     config.net.security = security;
     // The engine calls a sender gone after this much silence; it only reports, and the
     // receiver keeps listening.
@@ -279,8 +316,11 @@ fn run(args: Args) -> Result<()> {
         .context("starting the receiver")?;
     match &remote {
         Remote::Listen => eprintln!(
-            "tandem-recv: listening on {} ({})",
+            "tandem-recv: listening on {}{} ({})",
             receiver.local_addr(),
+            receiver
+                .second_local_addr()
+                .map_or(String::new(), |a| format!(" and {a} (the second path)")),
             args.policy
         ),
         Remote::Discovered(p) => eprintln!(
@@ -292,8 +332,18 @@ fn run(args: Args) -> Result<()> {
             args.policy
         ),
         Remote::Address(a) => eprintln!("tandem-recv: connecting to {a} ({})", args.policy),
+        Remote::Addresses { first, second } => eprintln!(
+            "tandem-recv: connecting to {first} and {second} ({})",
+            args.policy
+        ),
         Remote::Transport { transport, .. } => {
             eprintln!("tandem-recv: over {transport:?} ({})", args.policy)
+        }
+        Remote::Transports { first, second, .. } => {
+            eprintln!(
+                "tandem-recv: over {first:?} and {second:?} ({})",
+                args.policy
+            )
         }
     }
     let stop = Arc::new(AtomicBool::new(false));
@@ -389,5 +439,25 @@ mod tests {
         let ok = Args::try_parse_from(["tandem-recv", "--policy", "fixed:50", "--out", "a.ivf"])
             .expect("valid");
         assert_eq!(ok.policy, PlayoutPolicy::Fixed(Duration::from_millis(50)));
+        let e = Args::try_parse_from(["tandem-recv", "--path", "three"]).expect_err("path");
+        assert!(
+            e.to_string().contains("--path") && e.to_string().contains("both"),
+            "{e}"
+        );
+        let e = Args::try_parse_from(["tandem-recv", "--listen2", "0.0.0.0:5001"])
+            .expect_err("listen2 alone");
+        assert!(e.to_string().contains("--listen"), "{e}");
+        let two = Args::try_parse_from([
+            "tandem-recv",
+            "--listen",
+            "0.0.0.0:5000",
+            "--listen2",
+            "0.0.0.0:5001",
+            "--path",
+            "both",
+        ])
+        .expect("valid");
+        assert_eq!(two.path, PathPreference::Both);
+        assert_eq!(two.listen2, Some("0.0.0.0:5001".parse().expect("addr")));
     }
 }

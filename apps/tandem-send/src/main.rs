@@ -18,7 +18,12 @@
 //! tandem-send --pair --peer 192.168.1.20:5000 --code 123456   # once
 //! tandem-send --peer 192.168.1.20:5000 --seconds 10
 //! tandem-send --name Desk --path peer-to-peer
+//! tandem-send --name Desk --path both --path-policy adaptive   # Wi-Fi and AWDL at once
+//! tandem-send --peer 192.168.1.20:5000 --peer2 192.168.1.20:5001 --path-policy duplicate
 //! ```
+//!
+//! Over two paths (`--path both`, or `--peer` with `--peer2`) the stats line ends with each
+//! path's state and what it carried each way.
 
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -29,8 +34,8 @@ use anyhow::{Context, Result, bail};
 use clap::Parser;
 use tandem::stats::{PEER_SILENCE, PeerPresence, print_until};
 use tandem::{
-    EncoderKind, KeyDir, PairingRole, PathPreference, Remote, Security, Sender, SenderConfig,
-    StatsFormat, TestPatternSource, VideoSource, Y4mFileSource,
+    EncoderKind, KeyDir, PairingRole, PathPolicy, PathPreference, Remote, Security, Sender,
+    SenderConfig, StatsFormat, TestPatternSource, VideoSource, Y4mFileSource,
 };
 use tandem_net::discovery::PROTOCOL_VERSION;
 use tandem_net::{
@@ -56,15 +61,26 @@ struct Args {
     /// Encoder: `aom` (libaom realtime, no lag) or `rav1e`.
     #[arg(long, default_value = "aom")]
     encoder: EncoderKind,
-    /// Which link: `infrastructure`, `peer-to-peer` or `auto`.
+    /// Which link: `infrastructure`, `peer-to-peer`, `auto`, or `both` (an infrastructure
+    /// and a peer-to-peer path at once: a receiver finds it on both, or reaches it at
+    /// `--peer` and `--peer2`).
     #[arg(long, default_value = "auto")]
     path: PathPreference,
+    /// How two paths share the datagrams: `duplicate` (every one on both),
+    /// `primary-backup` (the first while it answers) or `adaptive` (each on the path
+    /// predicted to be live).
+    #[arg(long, default_value = "adaptive")]
+    path_policy: PathPolicy,
     /// Name to advertise when waiting for a receiver (default: the host name).
     #[arg(long)]
     name: Option<String>,
     /// The receiver's address (it listens there); without it, advertise and wait.
     #[arg(long)]
     peer: Option<std::net::SocketAddr>,
+    /// A second address of the receiver, for a session over two paths: the first goes to
+    /// `--peer`, the second here (`tandem-recv --listen2`, or a second relay).
+    #[arg(long, requires = "peer", conflicts_with = "pair")]
+    peer2: Option<std::net::SocketAddr>,
     /// Local UDP port (0: any).
     #[arg(long, default_value_t = 0)]
     port: u16,
@@ -246,6 +262,7 @@ fn run(args: Args) -> Result<()> {
         .fps(fps)
         .encoder(args.encoder)
         .path(args.path)
+        .path_policy(args.path_policy)
         .port(args.port);
     if let Some(kbps) = args.bitrate {
         config = config.bitrate_kbps(kbps);
@@ -255,9 +272,14 @@ fn run(args: Args) -> Result<()> {
     config.net.peer_timeout = PEER_SILENCE;
     let own_id = security.as_ref().map(|s| s.identity.fingerprint());
     config.net.security = security;
-    let remote = match args.peer {
-        Some(a) => Remote::Address(a),
-        None => Remote::Listen,
+    let remote = match (args.peer, args.peer2) {
+        (Some(first), Some(second)) => Remote::Addresses { first, second },
+        (Some(_), None) if args.path == PathPreference::Both => bail!(
+            "--path both with --peer needs --peer2, the receiver's address on the second path \
+             (or leave out --peer and let the receiver find this sender on both)"
+        ),
+        (Some(a), None) => Remote::Address(a),
+        (None, _) => Remote::Listen,
     };
     // Before the engine starts, so that its first stats (1 s on) find a full second gone.
     let started = Instant::now();
@@ -289,9 +311,13 @@ fn run(args: Args) -> Result<()> {
         Some((discovery, reg))
     } else {
         eprintln!(
-            "tandem-send: {width}x{height}@{fps} ({}) to {}",
+            "tandem-send: {width}x{height}@{fps} ({}) to {}{}",
             args.encoder,
-            args.peer.map_or(String::new(), |p| p.to_string())
+            args.peer.map_or(String::new(), |p| p.to_string()),
+            args.peer2.map_or(String::new(), |p| format!(
+                " and {p} ({} over two paths)",
+                args.path_policy
+            ))
         );
         None
     };
@@ -401,6 +427,32 @@ mod tests {
         assert!(!ok.keep_p2p_discovery);
         let keep = Args::try_parse_from(["tandem-send", "--keep-p2p-discovery"]).expect("valid");
         assert!(keep.keep_p2p_discovery);
+        assert_eq!(keep.path_policy, PathPolicy::Adaptive);
+        let e = Args::try_parse_from(["tandem-send", "--path-policy", "twice"]).expect_err("pol");
+        assert!(
+            e.to_string().contains("--path-policy") && e.to_string().contains("twice"),
+            "{e}"
+        );
+        let e = Args::try_parse_from(["tandem-send", "--peer2", "10.0.0.1:5000"])
+            .expect_err("peer2 alone");
+        assert!(e.to_string().contains("--peer"), "{e}");
+        let two = Args::try_parse_from([
+            "tandem-send",
+            "--path",
+            "both",
+            "--path-policy",
+            "primary-backup",
+            "--peer",
+            "10.0.0.1:5000",
+            "--peer2",
+            "10.0.0.1:5001",
+        ])
+        .expect("valid");
+        assert_eq!(
+            (two.path, two.path_policy),
+            (PathPreference::Both, PathPolicy::PrimaryBackup)
+        );
+        assert_eq!(two.peer2, Some("10.0.0.1:5001".parse().expect("addr")));
         assert!(parse_size("641x360").expect_err("odd").contains("even"));
     }
 }
