@@ -8,6 +8,11 @@
 //!  capture log: (frame id, wall µs)                   pixel code read back, wall µs shown
 //! ```
 //!
+//! Over two paths ([`PipelineConfig::second_link`], the pairs of
+//! `tandem_sim::profile::dual_profile`), the sender sends to two relays that share one
+//! radio's stall schedule (`tandem_relay::spawn_dual`), each towards one of the receiver's
+//! two sockets: one session, path 0 through the first relay, path 1 through the second.
+//!
 //! One clock: the wall clock in µs ([`tandem::stats::wall_us`]), the clock the pixel code
 //! carries, is the clock of every frame record — a capture is the capture time read from
 //! the picture's pixel code (for a frame never shown, the one the pattern stamped, which
@@ -47,6 +52,7 @@ use tandem::{
     Receiver, ReceiverConfig, Remote, Sender, SenderConfig, Stats, TestPatternSource,
 };
 use tandem_codec::{PixelCode, TestPattern};
+use tandem_proto::PathPolicy;
 use tandem_relay::{Relay, RelayConfig, RelayCounters};
 use tandem_sim::impair::LinkConfig;
 use tandem_sim::report::{FrameFigures, Percentiles, frame_figures};
@@ -94,6 +100,11 @@ pub struct PipelineConfig {
     pub relay_spin: Duration,
     /// Score every this many shown frames' PSNR (0: none); see [`DEFAULT_PSNR_EVERY`].
     pub psnr_every: u32,
+    /// A second path's impairments (each direction): the session then spans two paths,
+    /// each through its own relay, the two on one radio's stall schedule. Default none.
+    pub second_link: Option<LinkConfig>,
+    /// How the sender spreads datagrams over two paths. Default [`PathPolicy::Adaptive`].
+    pub path_policy: PathPolicy,
 }
 
 impl PipelineConfig {
@@ -110,6 +121,8 @@ impl PipelineConfig {
             encoder: EncoderKind::Aom,
             relay_spin: DEFAULT_RELAY_SPIN,
             psnr_every: DEFAULT_PSNR_EVERY,
+            second_link: None,
+            path_policy: PathPolicy::Adaptive,
         }
     }
 
@@ -315,12 +328,14 @@ impl VideoSource for LoggingSource {
 }
 
 /// A running sender → relay → receiver on loopback. Dropping it stops the sender, then the
-/// receiver, then the relay (field order).
+/// receiver, then the relays (field order).
 #[derive(Debug)]
 pub struct Pipeline {
     sender: Sender,
     receiver: Receiver,
     relay: Relay,
+    /// The second path's relay, over two paths.
+    second_relay: Option<Relay>,
     captures: Arc<Mutex<Vec<Capture>>>,
     shown: Rx<Shown>,
     unread: Arc<AtomicU64>,
@@ -362,39 +377,58 @@ impl Pipeline {
             score_dropped: Arc::clone(&score_dropped),
             coded: 0,
         };
-        let receiver = Receiver::start(
-            ReceiverConfig::default().playout(config.policy),
-            Remote::Listen,
-            Box::new(sink),
-        )?;
-        let target = SocketAddr::from(([127, 0, 0, 1], receiver.local_addr().port()));
-        let relay = tandem_relay::start(RelayConfig {
+        let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
+        let mut receiver_config = ReceiverConfig::default().playout(config.policy);
+        if config.second_link.is_some() {
+            receiver_config.net.second_local = Some(loopback(0));
+        }
+        let receiver = Receiver::start(receiver_config, Remote::Listen, Box::new(sink))?;
+        let relay_config = |link: &LinkConfig, target: SocketAddr| RelayConfig {
             seed: config.seed,
             spin_window: config.relay_spin,
-            ..RelayConfig::new(
-                SocketAddr::from(([127, 0, 0, 1], 0)),
-                target,
-                config.link.clone(),
-            )
-        })?;
+            ..RelayConfig::new(loopback(0), target, link.clone())
+        };
+        let first = relay_config(&config.link, loopback(receiver.local_addr().port()));
+        let (relay, second_relay) = match &config.second_link {
+            None => (tandem_relay::start(first)?, None),
+            Some(link) => {
+                let second = receiver.second_local_addr().ok_or_else(|| {
+                    PipelineError::Relay(std::io::Error::other(
+                        "the receiver opened no second socket",
+                    ))
+                })?;
+                let (one, two) =
+                    tandem_relay::spawn_dual(first, relay_config(link, loopback(second.port())))?;
+                (one, Some(two))
+            }
+        };
         let captures = Arc::new(Mutex::new(Vec::new()));
         let source = LoggingSource {
             pattern: TestPatternSource::new(config.width, config.height, config.fps)
                 .map_err(EngineError::from)?,
             log: Arc::clone(&captures),
         };
+        let remote = match &second_relay {
+            None => Remote::Address(relay.local_addr()),
+            Some(two) => Remote::Addresses {
+                first: relay.local_addr(),
+                second: two.local_addr(),
+            },
+        };
         let sender = Sender::start(
             SenderConfig::default()
                 .size(config.width, config.height)
                 .fps(config.fps)
-                .encoder(config.encoder),
-            Remote::Address(relay.local_addr()),
+                .encoder(config.encoder)
+                .path_policy(config.path_policy),
+            remote,
             Some(Box::new(source)),
         )?;
         Ok(Pipeline {
             sender,
             receiver,
             relay,
+            second_relay,
             captures,
             shown,
             unread,
@@ -443,9 +477,14 @@ impl Pipeline {
         &self.receiver
     }
 
-    /// The relay.
+    /// The relay (path 0's, over two paths).
     pub fn relay(&self) -> &Relay {
         &self.relay
+    }
+
+    /// Path 1's relay, over two paths.
+    pub fn second_relay(&self) -> Option<&Relay> {
+        self.second_relay.as_ref()
     }
 
     /// Stops the sender, then the receiver (the relay goes with the pipeline), waits for the
@@ -456,13 +495,14 @@ impl Pipeline {
             sender,
             receiver,
             relay,
+            second_relay,
             scorer,
             ..
         } = self;
         sender.shutdown()?;
         // The receiver's stop drops its sink, and with it the PSNR thread's queue.
         receiver.shutdown()?;
-        drop(relay);
+        drop((relay, second_relay));
         Ok(match scorer {
             Some((thread, scored)) => {
                 // A panic there would only lose scores, which the count shows.
@@ -479,6 +519,8 @@ impl Pipeline {
 pub struct RelaySummary {
     /// Sender → receiver datagrams in.
     pub upstream_in: u64,
+    /// Sender → receiver bytes in (UDP payload).
+    pub upstream_bytes: u64,
     /// Of those, lost by the profile (random, burst, in a stall, queue).
     pub upstream_dropped: u64,
     /// Of those, held by a stall window.
@@ -493,10 +535,12 @@ impl RelaySummary {
         let lateness: Vec<f64> = c.lateness_us.iter().map(|&v| f64::from(v)).collect();
         RelaySummary {
             upstream_in: l.datagrams_in,
+            upstream_bytes: l.bytes_in,
             upstream_dropped: l.dropped_random
                 + l.dropped_burst
                 + l.dropped_stall
-                + l.dropped_queue,
+                + l.dropped_queue
+                + l.dropped_outage,
             upstream_held_by_stall: l.held_by_stall,
             lateness_us: Percentiles::of(&lateness),
         }
@@ -556,8 +600,10 @@ pub struct Measured {
     pub codes_unread: u64,
     /// The engine's totals.
     pub engine: EngineSummary,
-    /// The relay's.
+    /// The relay's (path 0's, over two paths).
     pub relay: RelaySummary,
+    /// Path 1's relay, over two paths.
+    pub second_relay: Option<RelaySummary>,
 }
 
 /// PSNR of shown frames against the source pictures they came from ([`source_picture`]),
@@ -711,6 +757,7 @@ pub fn measure(
     let windows = windows_since(&p.relay().stall_windows(), t0, seconds);
     let captures = p.captures();
     let relay = RelaySummary::of(&p.relay().counters());
+    let second_relay = p.second_relay().map(|r| RelaySummary::of(&r.counters()));
     let codes_unread = p.codes_unread() - unread_before;
     let psnr_dropped = p.psnr_samples_dropped() - dropped_before;
     let error = p.sender().error().or_else(|| p.receiver().error());
@@ -754,6 +801,7 @@ pub fn measure(
             error,
         },
         relay,
+        second_relay,
     })
 }
 

@@ -32,6 +32,12 @@
 //!   delivered bitrate ≥ 90 % of wifi's, and PSNR p50 at most 0.5 dB below wifi's (a stall
 //!   must not be paid for in bitrate or picture quality; scoring higher than wifi passes).
 //!
+//! - `awdl-dual` (a two-path profile: the session spans two relays on one radio, path 1
+//!   live only inside path 0's stalls; `--path-policy`, default `adaptive`): frames skipped
+//!   ≤ 0.5 %, no display gap over 50 ms, and p50 ≤ `wifi` p50 + 1 ms, `wifi` run in the same
+//!   process. A two-path profile runs, beside its own row, its path 0 alone and `wifi`
+//!   (the single-path rows of the same run) instead of `fixed:50`.
+//!
 //! The relay does not spin before deliveries by default (`--relay-spin-us 0`): on two
 //! cores it would compete with the encoder while frames are in flight, for no gain the
 //! figures can see (measurements at `DEFAULT_RELAY_SPIN` in the library).
@@ -45,24 +51,39 @@ use tandem::{EncoderKind, PlayoutPolicy};
 use tandem_benches::g2g::{
     DEFAULT_PSNR_EVERY, DEFAULT_RELAY_SPIN, Measured, PipelineConfig, measure,
 };
+use tandem_proto::PathPolicy;
 use tandem_sim::impair::LinkConfig;
-use tandem_sim::profile::parse_profile_or_spec;
+use tandem_sim::profile::{DUAL_PROFILE_NAMES, dual_profile, parse_profile_or_spec};
 use tandem_sim::report::policy_name;
 
-/// An impairment profile as given, and what it parses to.
+/// An impairment profile as given, and what it parses to: one link, or two paths' links.
 #[derive(Debug, Clone)]
 struct Profile {
     name: String,
     link: LinkConfig,
+    second: Option<LinkConfig>,
 }
 
 fn parse_profile(s: &str) -> Result<Profile, String> {
+    if let Some([link, second]) = dual_profile(s) {
+        return Ok(Profile {
+            name: s.to_string(),
+            link,
+            second: Some(second),
+        });
+    }
     parse_profile_or_spec(s)
         .map(|link| Profile {
             name: s.to_string(),
             link,
+            second: None,
         })
-        .map_err(|e| e.to_string())
+        .map_err(|e| {
+            format!(
+                "{e} (or a two-path profile: {})",
+                DUAL_PROFILE_NAMES.join(", ")
+            )
+        })
 }
 
 /// A picture size, `WIDTHxHEIGHT`.
@@ -107,10 +128,15 @@ fn parse_warmup(s: &str) -> Result<f64, String> {
     about = "Glass-to-glass latency of the real engine through the impairment relay, with the simulator's figures"
 )]
 struct Args {
-    /// Impairment profile (clean, wifi, awdl-stall, awdl-heavy, lossy, burst, reorder, step) or a
-    /// spec string as tandem-sim takes it, e.g. "wifi,loss=1%".
+    /// Impairment profile (clean, wifi, awdl-stall, awdl-heavy, lossy, burst, reorder, step), a
+    /// spec string as tandem-sim takes it, e.g. "wifi,loss=1%", or a two-path profile
+    /// (awdl-dual, awdl-dual-heavy, dual-independent, dual-one-dies).
     #[arg(long, default_value = "awdl-stall", value_parser = parse_profile)]
     profile: Profile,
+    /// How a two-path profile's session spreads datagrams: duplicate | primary-backup |
+    /// adaptive.
+    #[arg(long, default_value = "adaptive")]
+    path_policy: PathPolicy,
     /// Playout policy: latency | smooth | smooth:MIN-MAX (ms) | fixed:MS. The fixed:50
     /// baseline runs as well.
     #[arg(long, default_value = "latency")]
@@ -154,6 +180,8 @@ struct Args {
 struct Row {
     profile: String,
     policy: String,
+    /// The two-path policy, or "one" for a single path.
+    paths: String,
     #[serde(flatten)]
     measured: Measured,
 }
@@ -277,6 +305,37 @@ fn targets(args: &Args, rows: &[Row]) -> Vec<Target> {
                 );
             }
         }
+        "awdl-dual" => {
+            let f = &m.frames;
+            let pct = f.frames_skipped as f64 * 100.0 / f.frames_sent.max(1) as f64;
+            push(
+                format!("awdl-dual {} {}: frames skipped", main.paths, main.policy),
+                pct,
+                "≤ 0.5 %".into(),
+                pct <= 0.5,
+            );
+            push(
+                format!(
+                    "awdl-dual {} {}: longest display gap, ms",
+                    main.paths, main.policy
+                ),
+                f.longest_gap_ms,
+                "≤ 50 ms".into(),
+                f.longest_gap_ms <= 50.0,
+            );
+            if let Some(w) = wifi {
+                let limit = w.measured.frames.latency_ms.p50 + 1.0;
+                push(
+                    format!(
+                        "awdl-dual {} {}: p50 ≤ single-path wifi p50 + 1 ms (same run)",
+                        main.paths, main.policy
+                    ),
+                    f.latency_ms.p50,
+                    format!("≤ {limit:.2} ms"),
+                    f.latency_ms.p50 <= limit,
+                );
+            }
+        }
         "lossy" => {
             let f = &m.frames;
             let pct = f.frames_shown as f64 * 100.0 / f.frames_sent.max(1) as f64;
@@ -300,9 +359,10 @@ fn targets(args: &Args, rows: &[Row]) -> Vec<Target> {
 
 fn print_table(rows: &[Row]) {
     println!(
-        "{:<12} {:<10} {:>5} {:>5} {:>5} {:>8} {:>7} {:>7} {:>5} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>5} {:>6} {:>6} {:>6}",
+        "{:<16} {:<10} {:<14} {:>5} {:>5} {:>5} {:>8} {:>7} {:>7} {:>5} {:>6} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>7} {:>6} {:>5} {:>6} {:>6} {:>6} {:>11}",
         "profile",
         "policy",
+        "paths",
         "sent",
         "shown",
         "late",
@@ -310,6 +370,7 @@ fn print_table(rows: &[Row]) {
         "outside",
         "skipped",
         "frz",
+        "gap",
         "p50",
         "p95",
         "p99",
@@ -322,15 +383,17 @@ fn print_table(rows: &[Row]) {
         "%tgt",
         "psnr50",
         "psnr5",
-        "scored"
+        "scored",
+        "path MB"
     );
     let db = |v: Option<f64>| v.map_or("-".to_owned(), |v| format!("{v:.2}"));
     for r in rows {
         let (f, m) = (&r.measured.frames, &r.measured);
         println!(
-            "{:<12} {:<10} {:>5} {:>5} {:>5} {:>8} {:>7} {:>7} {:>5} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>6.0} {:>5.0} {:>6} {:>6} {:>6}",
+            "{:<16} {:<10} {:<14} {:>5} {:>5} {:>5} {:>8} {:>7} {:>7} {:>5} {:>6.1} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>7.2} {:>6.0} {:>5.0} {:>6} {:>6} {:>6} {:>11}",
             r.profile,
             r.policy,
+            r.paths,
             f.frames_sent,
             f.frames_shown,
             f.frames_late,
@@ -338,6 +401,7 @@ fn print_table(rows: &[Row]) {
             f.frames_outside_stalls,
             f.frames_skipped,
             f.freezes_over_100ms,
+            f.longest_gap_ms,
             f.latency_ms.p50,
             f.latency_ms.p95,
             f.latency_ms.p99,
@@ -350,7 +414,12 @@ fn print_table(rows: &[Row]) {
             m.delivered_pct_of_target,
             db(m.psnr.p50_db),
             db(m.psnr.p5_db),
-            m.psnr.frames_scored
+            m.psnr.frames_scored,
+            std::iter::once(&m.relay)
+                .chain(&m.second_relay)
+                .map(|r| format!("{:.1}", r.upstream_bytes as f64 / 1e6))
+                .collect::<Vec<_>>()
+                .join(" + ")
         );
     }
 }
@@ -380,10 +449,24 @@ fn main() {
 
 fn run(args: &Args) -> Result<()> {
     let mut plan = vec![(args.profile.clone(), args.policy)];
-    if args.policy != fixed_50() {
+    if args.profile.second.is_some() {
+        // The single-path rows of the same run: path 0 alone, and the wifi reference.
+        plan.push((
+            Profile {
+                name: format!("{} path 0", args.profile.name),
+                second: None,
+                ..args.profile.clone()
+            },
+            args.policy,
+        ));
+        plan.push((
+            parse_profile("wifi").map_err(anyhow::Error::msg)?,
+            args.policy,
+        ));
+    } else if args.policy != fixed_50() {
         plan.push((args.profile.clone(), fixed_50()));
     }
-    if args.compare_wifi {
+    if args.compare_wifi && args.profile.second.is_none() {
         let wifi = parse_profile("wifi").map_err(anyhow::Error::msg)?;
         plan.push((wifi, args.policy));
     }
@@ -402,18 +485,29 @@ fn run(args: &Args) -> Result<()> {
             encoder: args.encoder,
             relay_spin: Duration::from_micros(args.relay_spin_us),
             psnr_every: args.psnr_every,
+            second_link: profile.second.clone(),
+            path_policy: args.path_policy,
             ..PipelineConfig::new(profile.link.clone())
+        };
+        let paths = if profile.second.is_some() {
+            args.path_policy.to_string()
+        } else {
+            "one".to_owned()
         };
         let policy = policy_name(&policy);
         eprintln!(
-            "g2g: {} {policy}, {:.1} s after {:.1} s of warm-up",
-            profile.name, args.seconds, args.warmup
+            "g2g: {} {policy} ({paths} path{}), {:.1} s after {:.1} s of warm-up",
+            profile.name,
+            if profile.second.is_some() { "s" } else { "" },
+            args.seconds,
+            args.warmup
         );
         let measured = measure(&config, warmup, seconds)
             .with_context(|| format!("running {} {policy}", profile.name))?;
         rows.push(Row {
             profile: profile.name,
             policy,
+            paths,
             measured,
         });
     }
@@ -474,5 +568,11 @@ mod tests {
         assert!(parse_seconds("0.1").expect_err("short").contains("`0.1`"));
         assert!(parse_profile("awdl-stall").is_ok());
         assert!(parse_profile("mars").expect_err("unknown").contains("mars"));
+        assert!(
+            parse_profile("awdl-dual")
+                .expect("two paths")
+                .second
+                .is_some()
+        );
     }
 }
