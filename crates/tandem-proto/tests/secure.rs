@@ -451,3 +451,29 @@ fn replayed_handshakes_cannot_keep_a_restarted_sender_out() {
         "replays cost no Diffie-Hellman beyond the first: {s:?}"
     );
 }
+
+/// Over two paths the peer sends some datagrams on both, sealed once: the later copy is
+/// dropped unopened by the replay window and counted as a copy, not as a replay (an
+/// attack); with one path open the same copy is a replay.
+#[test]
+fn copies_over_two_paths_are_not_counted_as_replays() {
+    for two_paths in [false, true] {
+        let mut run = Run::paired(Box::new(|_, d: Bytes| vec![d.clone(), d]));
+        if two_paths {
+            let now = run.now;
+            run.rx
+                .set_path_open(now, tandem_proto::PathId::SECOND, true);
+        }
+        run.run_for(Duration::from_secs(1));
+        assert!(run.frames.len() >= 50, "{} frames", run.frames.len());
+        let s = run.rx.stats();
+        let copies = if two_paths { s.path_copies } else { s.replayed };
+        assert!(copies > 200, "{s:?}");
+        assert_eq!(
+            if two_paths { s.replayed } else { s.path_copies },
+            0,
+            "{s:?}"
+        );
+        assert_eq!(s.forged, 0, "{s:?}");
+    }
+}

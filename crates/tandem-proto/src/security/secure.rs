@@ -180,6 +180,12 @@ pub struct SecurityStats {
     pub forged: u64,
     /// Authentic datagrams seen before (or too old for the replay window).
     pub replayed: u64,
+    /// With two paths open: datagrams whose number the replay window had already taken,
+    /// dropped unopened — the later copy of one the peer sent on both paths. (A replay on
+    /// one path looks the same, and costs the same: this counter, nothing more.) Counted
+    /// here rather than in [`SecurityStats::replayed`], so that copies do not pass for an
+    /// attack.
+    pub path_copies: u64,
     /// Datagrams that came unsealed where only sealed ones belong.
     pub unsealed: u64,
     /// Not a Tandem datagram, or of another session.
@@ -263,6 +269,8 @@ pub struct Secure<E> {
     source: Option<SocketAddr>,
     /// The path the datagram being handled arrived on, for the inner endpoint.
     arrival_path: PathId,
+    /// Which paths the driver has open: with two, a datagram seen before is a copy.
+    open_paths: PathSet,
     /// A session has been current before (the next one means the peer started over).
     had_session: bool,
     /// When this endpoint was created: message 1 timestamps count from it.
@@ -297,6 +305,7 @@ impl<E: Endpoint> Secure<E> {
             versions_reported: Vec::new(),
             source: None,
             arrival_path: PathId::FIRST,
+            open_paths: PathSet::only(PathId::FIRST),
             had_session: false,
             created: now,
             newest_call: Vec::new(),
@@ -556,7 +565,9 @@ impl<E: Endpoint> Secure<E> {
             self.inner.handle_datagram_on(now, self.arrival_path, plain);
             return;
         }
-        if replayed {
+        if replayed && self.open_paths.len() > 1 {
+            self.stats.path_copies += 1;
+        } else if replayed {
             self.stats.replayed += 1;
         } else {
             self.stats.forged += 1;
@@ -591,6 +602,13 @@ impl<E: Endpoint> Endpoint for Secure<E> {
     }
 
     fn set_path_open(&mut self, now: Instant, path: PathId, open: bool) {
+        self.open_paths = if open {
+            self.open_paths.with(path)
+        } else {
+            PathId::all()
+                .filter(|p| *p != path && self.open_paths.contains(*p))
+                .fold(PathSet::NONE, PathSet::with)
+        };
         self.inner.set_path_open(now, path, open);
     }
 
