@@ -13,8 +13,10 @@
 //! [`crate::DriverStats::transport_dropped`]) instead of growing memory. Datagrams a
 //! transport delivers are as untrusted as a socket's: a sealed session authenticates each
 //! one. A transport that fails says so once ([`TransportInbox::fail`], or an error from
-//! [`DatagramTransport::send`]); the driver then ends with [`crate::DriverError::Transport`]
-//! carrying the reason, and stops the transport.
+//! [`DatagramTransport::send`]); the driver stops the transport and, in a session over one
+//! path, ends with [`crate::DriverError::Transport`] carrying the reason. In a session over
+//! two paths the other path carries on, and the session ends so only when it has no path
+//! left (see the driver's "Lost paths").
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -50,7 +52,8 @@ pub trait DatagramTransport: Send + Sync + 'static {
     /// Called once, before any [`DatagramTransport::send`].
     fn start(&self, inbox: TransportInbox);
     /// Sends `datagrams`, in order (a batch the endpoint released together; each is one
-    /// datagram on the link, never split or joined). An error ends the session with it.
+    /// datagram on the link, never split or joined). An error ends the transport's path
+    /// with it: the session with it, unless a second path carries on.
     fn send(&self, datagrams: &[&[u8]]) -> Result<(), TransportError>;
     /// The session is over; the transport should release its link. Called once.
     fn stop(&self);
