@@ -875,14 +875,45 @@ impl SenderPaths {
 }
 
 /// The receiver's (and the sender's, for what comes back) view of its paths: which are
-/// open, when each was last heard, and a window of packet numbers that drops the second
-/// copy of a datagram sent on both.
+/// open, when each was last heard, and the packet numbers taken lately, which drop the
+/// second copy of a datagram sent on both.
 #[derive(Debug, Default)]
 pub struct ArrivalPaths {
     open: [bool; MAX_PATHS],
     last_heard: [Option<Instant>; MAX_PATHS],
-    seen: crate::security::seal::ReplayWindow,
+    seen: RecentNumbers,
     stats: [PathStats; MAX_PATHS],
+}
+
+/// Packet numbers remembered for dropping copies: four seconds of datagrams at 1000 a
+/// second, longer than a copy waits for AWDL's next window.
+const COPIES_REMEMBERED: usize = 4096;
+
+/// The latest [`COPIES_REMEMBERED`] packet numbers taken, for an exact match. Not a sliding
+/// window like the security layer's replay window: this one also sees numbers nobody
+/// authenticated (a session in the clear), and a window that followed one forged number
+/// far ahead would take every later genuine one for a copy. Here a forged number costs one
+/// slot, and a genuine datagram is dropped only if its own number came before it.
+#[derive(Debug, Default)]
+struct RecentNumbers {
+    set: std::collections::HashSet<u64>,
+    order: VecDeque<u64>,
+}
+
+impl RecentNumbers {
+    /// Takes `pn`: false if it was taken lately.
+    fn take(&mut self, pn: u64) -> bool {
+        if !self.set.insert(pn) {
+            return false;
+        }
+        self.order.push_back(pn);
+        if self.order.len() > COPIES_REMEMBERED
+            && let Some(old) = self.order.pop_front()
+        {
+            self.set.remove(&old);
+        }
+        true
+    }
 }
 
 /// How long after it was last heard a path still gets the receiver's NACKs and keyframe
@@ -933,11 +964,10 @@ impl ArrivalPaths {
         if !self.multipath() {
             return true;
         }
-        if !self.seen.fresh(packet_number) {
+        if !self.seen.take(packet_number) {
             self.stats[i].duplicates_received += 1;
             return false;
         }
-        self.seen.accept(packet_number);
         true
     }
 
@@ -1141,6 +1171,19 @@ mod tests {
         heard_every(&mut p, PathId::SECOND, s1 + 4 * MS, s1 + 20 * MS);
         assert_eq!(p.state(s1 + 19 * MS, PathId::FIRST), PathState::Uncertain);
         assert_eq!(p.choose(s1 + 19 * MS), PathSet::ALL);
+    }
+
+    #[test]
+    fn a_number_far_ahead_does_not_make_later_ones_copies() {
+        let t0 = Instant::now();
+        let mut a = ArrivalPaths::new();
+        a.set_open(PathId::SECOND, true);
+        assert!(a.on_arrival(t0, PathId::SECOND, (1 << 48) - 1, 100));
+        for pn in 0..10_000 {
+            assert!(a.on_arrival(t0, PathId::FIRST, pn, 100), "{pn}");
+        }
+        assert!(!a.on_arrival(t0, PathId::SECOND, 9_999, 100));
+        assert!(a.seen.order.len() <= COPIES_REMEMBERED);
     }
 
     #[test]

@@ -1,6 +1,7 @@
-//! A million hostile or random datagrams: the receiver never panics and its memory stays
-//! under 16 MiB. Memory is measured with a counting global allocator around the receiver;
-//! this binary holds one test only, so nothing else allocates while it measures.
+//! A million hostile or random datagrams (the second half over two paths): the receiver
+//! never panics and its memory stays under 16 MiB. Memory is measured with a counting
+//! global allocator around the receiver; this binary holds one test only, so nothing else
+//! allocates while it measures.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -8,7 +9,7 @@ use std::time::{Duration, Instant};
 
 use bytes::{BufMut, Bytes, BytesMut};
 use tandem_proto::packet::VERSION_BYTE;
-use tandem_proto::{Endpoint, Receiver, ReceiverConfig};
+use tandem_proto::{Endpoint, PathId, Receiver, ReceiverConfig};
 
 struct Counting;
 static CURRENT: AtomicUsize = AtomicUsize::new(0);
@@ -150,7 +151,16 @@ fn a_million_hostile_datagrams_cost_bounded_memory_and_no_panic() {
             crafted(&mut rng)
         };
         now += Duration::from_micros(rng.below(40));
-        rx.handle_datagram(now, d);
+        // The second half over two paths, arriving on either.
+        if i == 500_000 {
+            rx.set_path_open(now, PathId::SECOND, true);
+        }
+        let path = if i >= 500_000 && rng.below(2) == 1 {
+            PathId::SECOND
+        } else {
+            PathId::FIRST
+        };
+        rx.handle_datagram_on(now, path, d);
         if rx.poll_timeout().is_some_and(|t| t <= now) {
             rx.handle_timeout(now);
         }
