@@ -82,6 +82,9 @@ pub const MIN_DEAD_WINDOW: Duration = Duration::from_millis(20);
 /// A path that answers again after being dead is copied onto the other path this long
 /// before it carries traffic alone: a returning radio may come and go.
 pub const RETURN_GRACE: Duration = Duration::from_millis(20);
+/// The most a path's silence sends again: what went on it alone in the RTT before its last
+/// answer, at most this far back.
+const REINJECT_AT_MOST: Duration = Duration::from_millis(20);
 /// Margin added on each side of a predicted switch.
 const EDGE_MARGIN: Duration = Duration::from_millis(3);
 /// Dead windows remembered per path.
@@ -625,6 +628,8 @@ impl SenderPath {
 pub struct SenderPaths {
     policy: PathPolicy,
     paths: [SenderPath; MAX_PATHS],
+    /// Of two live paths, the one that carries the traffic alone ([`SenderPaths::faster`]).
+    preferred: PathId,
 }
 
 impl SenderPaths {
@@ -636,6 +641,7 @@ impl SenderPaths {
                 SenderPath::new(PathId::FIRST, now),
                 SenderPath::new(PathId::SECOND, now),
             ],
+            preferred: PathId::FIRST,
         }
     }
 
@@ -718,8 +724,15 @@ impl SenderPaths {
             }
             p.doubted = true;
             p.stats.doubts += 1;
-            let rtt = p.prober.rtt().smoothed_or(Duration::from_millis(10));
-            Some((path, last.checked_sub(rtt).unwrap_or(last)))
+            // An RTT back from its last answer, but no more than a radio stall's worth: a
+            // path that queued has an RTT of its queue, and all of that is not worth
+            // sending again.
+            let back = p
+                .prober
+                .rtt()
+                .smoothed_or(Duration::from_millis(10))
+                .min(REINJECT_AT_MOST);
+            Some((path, last.checked_sub(back).unwrap_or(last)))
         })
     }
 
@@ -750,6 +763,25 @@ impl SenderPaths {
     /// Counts a probe of `path` answered.
     pub fn on_probe_answered(&mut self, path: PathId) {
         self.paths[path.index()].stats.probes_answered += 1;
+        self.prefer_the_faster();
+    }
+
+    /// Congestion control per path, as far as where the traffic goes: each path's queue
+    /// shows in its probes' smoothed RTT (a path slower than the video queues, and its
+    /// probes wait behind the media), so of two live paths the preferred one is the one
+    /// answering faster now. The other takes over only when it is clearly faster — by a
+    /// quarter and 2 ms — so that two alike paths do not trade places on jitter, and a path
+    /// that queued stays second until it is clearly better again, not merely drained.
+    /// (The session's rate is one, the encoder's: the receiver's reports set it from what
+    /// arrives over either path.)
+    fn prefer_the_faster(&mut self) {
+        let srtt = |p: PathId| self.paths[p.index()].rtt().smoothed();
+        let (now, other) = (self.preferred, self.preferred.other());
+        if let (Some(a), Some(b)) = (srtt(now), srtt(other))
+            && b + (a / 4).max(Duration::from_millis(2)) < a
+        {
+            self.preferred = other;
+        }
     }
 
     /// Counts `bytes` sent on each path of `paths`.
@@ -848,14 +880,11 @@ impl SenderPaths {
         }
     }
 
-    /// Of two live paths, the one with the smaller least RTT (the first on a tie within a
-    /// millisecond: the infrastructure path, by the engine's convention).
+    /// Of two live paths, the one that carries the traffic alone: the first (the
+    /// infrastructure path, by the engine's convention) until the other answers clearly
+    /// faster ([`SenderPaths::prefer_the_faster`]).
     fn fastest(&self) -> PathId {
-        let min = |p: PathId| self.paths[p.index()].rtt().min();
-        match (min(PathId::FIRST), min(PathId::SECOND)) {
-            (Some(a), Some(b)) if b + Duration::from_millis(1) < a => PathId::SECOND,
-            _ => PathId::FIRST,
-        }
+        self.preferred
     }
 
     /// Per-path statistics.

@@ -253,3 +253,35 @@ fn every_policy_over_every_dual_profile() {
         }
     }
 }
+
+/// Congestion per path: path 0 is `step` (20 Mbit/s, falling to 4 at t = 20 s, a queue of
+/// up to 500 ms behind it), path 1 `wifi`. One path alone can only halve the video; over
+/// both, `adaptive` sees path 0's queue in its probes' RTT and moves the traffic to path 1,
+/// keeping the video and the latency of `wifi`.
+#[test]
+fn adaptive_leaves_a_path_slower_than_the_video() {
+    for seed in SEEDS {
+        let wifi = single("wifi", seed);
+        let step = single("step", seed);
+        let links = [
+            profile("step").expect("named"),
+            profile("wifi").expect("named"),
+        ];
+        let r = run(&Scenario::dual(links, PathPolicy::Adaptive, seed));
+        let f = figures(&r, "step+wifi");
+        println!(
+            "  seed {seed}: video {:.2} Mbit/s (step alone {:.2}, wifi {:.2}), skipped {} (step alone {}), p99 {:.2} ms (wifi {:.2}), path bytes {:?}",
+            f.video_mbps,
+            step.video_mbps,
+            wifi.video_mbps,
+            f.frames_skipped,
+            step.frames_skipped,
+            f.latency_ms.p99,
+            wifi.latency_ms.p99,
+            f.path_bytes
+        );
+        assert!(f.video_mbps >= 0.95 * wifi.video_mbps, "seed {seed}");
+        assert!(skipped_fraction(&f) <= 0.001, "seed {seed}");
+        assert!(f.latency_ms.p99 <= wifi.latency_ms.p99 + 2.0, "seed {seed}");
+    }
+}
