@@ -40,8 +40,11 @@
 //!   phase, how far each edge strays, range of lengths) from the silences in its probes'
 //!   answers, and each datagram goes on the one path predicted to be live, with copies on
 //!   the other only near a predicted switch or while a path is in doubt (silent a little
-//!   too long, or just back). Before anything is predicted, the faster path carries
-//!   everything while it answers, and copies go on both once it falls silent.
+//!   too long, or just back). Of two live paths, the one whose probes answer clearly
+//!   faster carries the traffic: a path slower than the video queues, its probes wait
+//!   behind the queue, and it is left (`SenderPaths::prefer_the_faster`). What went on a
+//!   path that fell silent with nothing predicted (the session's first stall, an outage)
+//!   is sent again on the other at once.
 //!
 //! Copies of everything (`duplicate`) are not free on a shared radio: what is sent on the
 //! peer-to-peer path while it is dead waits in its queue for the next window and arrives
