@@ -498,7 +498,7 @@ fn a_sender_with_nobody_listening_says_so_and_streams_when_a_receiver_appears() 
 }
 
 #[test]
-fn the_receivers_link_down_for_3_s_and_back_resumes_the_session() {
+fn the_receivers_link_down_for_2_s_and_back_resumes_the_session() {
     if let Some(why) = netns::unavailable() {
         println!("skipped: {why}");
         return;
@@ -539,7 +539,11 @@ fn the_receivers_link_down_for_3_s_and_back_resumes_the_session() {
         Instant::now()
     };
     let down = set("down");
-    std::thread::sleep(Duration::from_secs(3));
+    // Two seconds: clearly inside the drivers' 3 s `path_down_grace`, which is what lets a
+    // session ride out a link that drops and returns. Three seconds sat on the grace
+    // itself, and under a loaded machine's delays the receiver's driver sometimes called
+    // the path lost first.
+    std::thread::sleep(Duration::from_secs(2));
     let up = set("up");
     let after = recv
         .wait_line(up, Duration::from_secs(10), |l| {

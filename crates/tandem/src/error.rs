@@ -22,12 +22,14 @@ pub enum EngineError {
         source: io::Error,
     },
     /// The encoder or decoder failed (or a system library is missing: the message names the
-    /// package).
+    /// package). The message includes the codec's own, so it is not also given as the
+    /// error's source (a chain printed with `{:#}` would say it twice).
     #[error("codec: {0}")]
-    Codec(#[from] CodecError),
-    /// The network side ended (path lost, socket failed).
+    Codec(CodecError),
+    /// The network side ended (path lost, socket failed); the message includes the
+    /// driver's, as for [`EngineError::Codec`].
     #[error("network: {0}")]
-    Driver(#[from] DriverError),
+    Driver(DriverError),
     /// The peer fell silent.
     #[error("the peer at {peer} has sent nothing for {:.1} s; it is gone", silent.as_secs_f64())]
     PeerGone {
@@ -69,5 +71,36 @@ pub enum EngineError {
 impl EngineError {
     pub(crate) fn io(what: &'static str) -> impl FnOnce(io::Error) -> EngineError {
         move |source| EngineError::Io { what, source }
+    }
+}
+
+impl From<CodecError> for EngineError {
+    fn from(e: CodecError) -> EngineError {
+        EngineError::Codec(e)
+    }
+}
+
+impl From<DriverError> for EngineError {
+    fn from(e: DriverError) -> EngineError {
+        EngineError::Driver(e)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// `tandem-send` printed "network: the session's path is gone: X: the session's path is
+    /// gone: X": the message and its source, each with the driver's reason.
+    #[test]
+    fn a_chain_says_the_driver_s_reason_once() {
+        let e = EngineError::from(DriverError::PathLost("wlan0 went away".into()));
+        let mut chain = e.to_string();
+        let mut source = std::error::Error::source(&e);
+        while let Some(s) = source {
+            chain = format!("{chain}: {s}");
+            source = s.source();
+        }
+        assert_eq!(chain.matches("wlan0 went away").count(), 1, "{chain}");
     }
 }
