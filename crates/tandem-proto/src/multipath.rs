@@ -173,6 +173,11 @@ impl PathSet {
         PathSet(self.0 | other.0)
     }
 
+    /// This set without `path`.
+    pub fn without(self, path: PathId) -> PathSet {
+        PathSet(self.0 & !(1 << path.0))
+    }
+
     /// Whether `path` is in it.
     pub fn contains(self, path: PathId) -> bool {
         self.0 & (1 << path.0) != 0
@@ -196,6 +201,12 @@ impl PathSet {
     /// Its paths, in order.
     pub fn iter(self) -> impl Iterator<Item = PathId> {
         PathId::all().filter(move |p| self.contains(*p))
+    }
+}
+
+impl FromIterator<PathId> for PathSet {
+    fn from_iter<I: IntoIterator<Item = PathId>>(paths: I) -> PathSet {
+        paths.into_iter().fold(PathSet::NONE, PathSet::with)
     }
 }
 
@@ -454,11 +465,6 @@ impl DeadWindows {
         self.period
     }
 
-    /// Shortest and longest window expected.
-    pub fn lengths(&self) -> (Duration, Duration) {
-        (self.len_min, self.len_max)
-    }
-
     /// The predicted window `k` periods after the latest seen: its start zone and end zone.
     fn window(&self, k: u32) -> Option<(Zone, Zone)> {
         let period = self.period?;
@@ -613,10 +619,7 @@ impl SenderPath {
             returned_at: None,
             doubted: false,
             windows: DeadWindows::default(),
-            stats: PathStats {
-                open: path == PathId::FIRST,
-                ..PathStats::default()
-            },
+            stats: PathStats::default(),
         }
     }
 
@@ -668,7 +671,6 @@ impl SenderPaths {
             *p = SenderPath::new(path, now);
         }
         p.open = open;
-        p.stats.open = open;
     }
 
     /// Whether two paths are open.
@@ -680,7 +682,7 @@ impl SenderPaths {
     pub fn open(&self) -> PathSet {
         PathId::all()
             .filter(|p| self.paths[p.index()].open)
-            .fold(PathSet::NONE, PathSet::with)
+            .collect()
     }
 
     /// Something authentic arrived on `path` at `now`.
@@ -850,10 +852,10 @@ impl SenderPaths {
             self.state(now, PathId::FIRST),
             self.state(now, PathId::SECOND),
         ];
-        let any = |wanted: &[PathState]| {
+        let any = |wanted: &[PathState]| -> PathSet {
             PathId::all()
                 .filter(|p| wanted.contains(&states[p.index()]))
-                .fold(PathSet::NONE, PathSet::with)
+                .collect()
         };
         let (live, uncertain) = (any(&[PathState::Live]), any(&[PathState::Uncertain]));
         match self.policy {
@@ -898,6 +900,7 @@ impl SenderPaths {
                 rtt: p.rtt().smoothed(),
                 min_rtt: p.rtt().min(),
                 rtt_variation: p.rtt().variation(),
+                open: p.open,
                 last_heard: p.last_heard,
                 dead_window_period: p.windows.period(),
                 ..p.stats
@@ -957,14 +960,12 @@ impl ArrivalPaths {
     pub fn new() -> ArrivalPaths {
         let mut a = ArrivalPaths::default();
         a.open[0] = true;
-        a.stats[0].open = true;
         a
     }
 
     /// Opens or closes `path`.
     pub fn set_open(&mut self, path: PathId, open: bool) {
         self.open[path.index()] = open;
-        self.stats[path.index()].open = open;
     }
 
     /// Whether two paths are open.
@@ -974,9 +975,7 @@ impl ArrivalPaths {
 
     /// The open paths.
     pub fn open_set(&self) -> PathSet {
-        PathId::all()
-            .filter(|p| self.open[p.index()])
-            .fold(PathSet::NONE, PathSet::with)
+        PathId::all().filter(|p| self.open[p.index()]).collect()
     }
 
     /// A datagram numbered `packet_number` arrived on `path`: false if it is a copy of one
@@ -1024,7 +1023,8 @@ impl ArrivalPaths {
                     && self.last_heard[p.index()]
                         .is_some_and(|t| now.saturating_duration_since(t) <= FEEDBACK_RECENT)
             })
-            .fold(PathSet::only(self.latest()), PathSet::with)
+            .collect::<PathSet>()
+            .with(self.latest())
     }
 
     /// Counts `bytes` sent on each of `paths`.
@@ -1038,6 +1038,7 @@ impl ArrivalPaths {
     /// Per-path counters.
     pub fn stats(&self) -> [PathStats; MAX_PATHS] {
         std::array::from_fn(|i| PathStats {
+            open: self.open[i],
             last_heard: self.last_heard[i],
             ..self.stats[i]
         })

@@ -271,9 +271,7 @@ pub fn run(scenario: &Scenario) -> RunResult {
         tx.set_path_open(t0, PathId::SECOND, true);
         rx.set_path_open(t0, PathId::SECOND, true);
     }
-    let paths = PathId::all()
-        .take(forward.len())
-        .fold(PathSet::NONE, PathSet::with);
+    let paths = PathId::all().take(forward.len()).collect::<PathSet>();
     let mut buf = Vec::new();
     let mut media_sends = Vec::new();
     let mut encoder = EncoderModel::new(scenario.fps, scenario.bitrate_bps, seed ^ 0x00e4_c0de);

@@ -605,9 +605,7 @@ impl<E: Endpoint> Endpoint for Secure<E> {
         self.open_paths = if open {
             self.open_paths.with(path)
         } else {
-            PathId::all()
-                .filter(|p| *p != path && self.open_paths.contains(*p))
-                .fold(PathSet::NONE, PathSet::with)
+            self.open_paths.without(path)
         };
         self.inner.set_path_open(now, path, open);
     }
