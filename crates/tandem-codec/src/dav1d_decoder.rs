@@ -17,50 +17,10 @@ use std::time::Instant;
 use bytes::Bytes;
 use dav1d::{PixelLayout, PlanarImageComponent, Settings};
 
+use crate::decoder::{Decoder, DecoderConfig, DecoderStats};
+use crate::encoder::Bitstream;
 use crate::error::CodecError;
 use crate::frame::Frame;
-
-/// Decoder settings.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct DecoderConfig {
-    /// Worker threads. Default: the machine's available parallelism, at most 4 (dav1d gains
-    /// little from more threads at these sizes with one frame in flight).
-    pub threads: u32,
-    /// Frames dav1d may hold for frame threading. Default 1: no added latency.
-    pub max_frame_delay: u32,
-    /// Largest picture accepted, in pixels. Default 8192 × 8192.
-    pub max_pixels: u32,
-}
-
-impl Default for DecoderConfig {
-    fn default() -> Self {
-        DecoderConfig {
-            threads: std::thread::available_parallelism()
-                .map_or(2, |n| n.get())
-                .min(4) as u32,
-            max_frame_delay: 1,
-            max_pixels: 8192 * 8192,
-        }
-    }
-}
-
-/// Counters the decoder keeps.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub struct DecoderStats {
-    /// Temporal units submitted.
-    pub units_in: u64,
-    /// Pictures returned.
-    pub frames_out: u64,
-    /// Units rejected as corrupt, truncated or unsupported.
-    pub errors: u64,
-    /// Time inside dav1d, µs.
-    pub decode_us: u64,
-    /// Pictures decoded but not returned because the same call's data completed a later one
-    /// (data holding more than one temporal unit; the newest picture wins).
-    pub superseded: u64,
-    /// Time turning dav1d's pictures into [`Frame`]s (no copy: see [`wrap_picture`]), µs.
-    pub output_us: u64,
-}
 
 /// The dav1d AV1 decoder.
 pub struct Dav1dDecoder {
@@ -79,7 +39,7 @@ impl std::fmt::Debug for Dav1dDecoder {
 }
 
 fn decode_error(what: &str, e: dav1d::Error) -> CodecError {
-    CodecError::Decode(format!("{what}: {e}"))
+    CodecError::Decode(format!("dav1d, {what}: {e}"))
 }
 
 impl Dav1dDecoder {
@@ -138,7 +98,7 @@ impl Dav1dDecoder {
         self.stats.units_in += 1;
         if data.is_empty() {
             self.stats.errors += 1;
-            return Err(CodecError::Decode("empty temporal unit".into()));
+            return Err(CodecError::Decode("dav1d: empty temporal unit".into()));
         }
         let started = Instant::now();
         let result = self.feed(data, frame_id, capture_us);
@@ -179,7 +139,7 @@ impl Dav1dDecoder {
                             // than spin; the next keyframe starts clean.
                             self.dec.flush();
                             return Err(CodecError::Decode(
-                                "decoder accepted neither data nor output; reset".into(),
+                                "dav1d accepted neither data nor output; reset".into(),
                             ));
                         }
                     }
@@ -194,7 +154,7 @@ impl Dav1dDecoder {
         if sent.is_err() {
             self.dec.flush();
             return Err(CodecError::Decode(
-                "decoder did not accept the unit; reset".into(),
+                "dav1d did not accept the unit; reset".into(),
             ));
         }
         // Take every picture ready: with max_frame_delay 1 nothing is gained by leaving one
@@ -209,6 +169,25 @@ impl Dav1dDecoder {
                 Err(e) => return Err(decode_error("decoding", e)),
             }
         }
+    }
+}
+
+impl Decoder for Dav1dDecoder {
+    fn decode(
+        &mut self,
+        data: Bytes,
+        frame_id: u32,
+        capture_us: u64,
+    ) -> Result<Option<Frame>, CodecError> {
+        Dav1dDecoder::decode(self, data, frame_id, capture_us)
+    }
+
+    fn stats(&self) -> DecoderStats {
+        Dav1dDecoder::stats(self)
+    }
+
+    fn bitstream(&self) -> Bitstream {
+        Bitstream::Av1
     }
 }
 

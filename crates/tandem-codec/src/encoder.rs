@@ -1,8 +1,9 @@
-//! The `Encoder` trait, its configuration and statistics, shared by both AV1 encoders.
+//! The `Encoder` trait, its configuration and statistics, shared by every encoder.
 //!
 //! An encoder takes [`Frame`]s in capture order and returns [`EncodedFrame`]s, each one
-//! temporal unit of AV1 (OBUs, low-overhead format) that `dav1d` decodes on its own once
-//! the frames before it have been decoded. An encoder with lag returns nothing for the first
+//! access unit that the matching decoder decodes on its own once the frames before it have
+//! been decoded: a temporal unit of AV1 (OBUs, low-overhead format) or an access unit of
+//! H.264 (Annex B). An encoder with lag returns nothing for the first
 //! frames and then one frame per call; [`Encoder::lag_frames`] reports how many frames it
 //! held back, measured, never assumed.
 
@@ -11,15 +12,46 @@ use bytes::Bytes;
 use crate::error::CodecError;
 use crate::frame::Frame;
 
-/// Which AV1 encoder.
+/// The compressed format a stream is in: what an encoder writes and a decoder reads, and
+/// what the codec tag on the wire says.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Bitstream {
+    /// AV1, OBUs in the low-overhead format, one temporal unit per frame.
+    Av1,
+    /// H.264, Annex B (start codes), one access unit per frame.
+    H264,
+}
+
+impl std::fmt::Display for Bitstream {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Bitstream::Av1 => "AV1",
+            Bitstream::H264 => "H.264",
+        })
+    }
+}
+
+/// Which encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EncoderKind {
-    /// libaom in realtime mode: no lag, the fastest here. The default for live streaming.
+    /// libaom (AV1) in realtime mode: no lag. The default (see the crate docs for why).
     #[default]
     Aom,
-    /// rav1e: pure Rust, but at least three frames of lag even in low-latency mode
+    /// rav1e (AV1): pure Rust, but at least three frames of lag even in low-latency mode
     /// (see the crate docs).
     Rav1e,
+    /// OpenH264 (H.264, constrained baseline): no lag, and what Apple's hardware decodes.
+    OpenH264,
+}
+
+impl EncoderKind {
+    /// The bitstream this encoder writes.
+    pub fn bitstream(self) -> Bitstream {
+        match self {
+            EncoderKind::Aom | EncoderKind::Rav1e => Bitstream::Av1,
+            EncoderKind::OpenH264 => Bitstream::H264,
+        }
+    }
 }
 
 impl std::str::FromStr for EncoderKind {
@@ -28,8 +60,9 @@ impl std::str::FromStr for EncoderKind {
         match s {
             "aom" | "libaom" => Ok(EncoderKind::Aom),
             "rav1e" => Ok(EncoderKind::Rav1e),
+            "h264" | "openh264" => Ok(EncoderKind::OpenH264),
             other => Err(CodecError::InvalidConfig(format!(
-                "encoder `{other}` is unknown (expected `aom` or `rav1e`)"
+                "encoder `{other}` is unknown (expected `aom`, `rav1e` or `h264`)"
             ))),
         }
     }
@@ -40,6 +73,7 @@ impl std::fmt::Display for EncoderKind {
         f.write_str(match self {
             EncoderKind::Aom => "aom",
             EncoderKind::Rav1e => "rav1e",
+            EncoderKind::OpenH264 => "h264",
         })
     }
 }
@@ -76,7 +110,8 @@ pub struct EncoderConfig {
     pub keyframe_interval: Option<u32>,
     /// Encoder threads. Default: the machine's available parallelism.
     pub threads: usize,
-    /// Speed preset, 0 (slowest) to 10 (fastest), meaning libaom's cpu-used or rav1e's speed.
+    /// Speed preset, 0 (slowest) to 10 (fastest), meaning libaom's cpu-used, rav1e's speed or
+    /// OpenH264's complexity (low from 8, medium from 4, high below).
     /// Default: [`default_speed`] (10 below 1280×720, 9 from there up).
     pub speed: u8,
     /// Content tuning. Default [`ContentKind::Camera`].
@@ -212,10 +247,10 @@ impl EncoderConfig {
     }
 }
 
-/// One encoded frame: a temporal unit of AV1 OBUs.
+/// One encoded frame: a temporal unit of AV1 OBUs or an H.264 access unit in Annex B.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct EncodedFrame {
-    /// The AV1 data.
+    /// The compressed data.
     pub data: Bytes,
     /// The id of the source frame.
     pub frame_id: u32,
@@ -248,7 +283,7 @@ pub struct EncoderStats {
     pub encode_us: u64,
 }
 
-/// An AV1 encoder.
+/// A video encoder.
 pub trait Encoder: Send {
     /// Submits `frame` and returns the frames the encoder finished, in order (with a lagging
     /// encoder these are earlier frames).
@@ -280,6 +315,7 @@ pub fn new_encoder(config: &EncoderConfig) -> Result<Box<dyn Encoder>, CodecErro
     Ok(match config.kind {
         EncoderKind::Aom => Box::new(crate::aom_encoder::AomEncoder::new(config)?),
         EncoderKind::Rav1e => Box::new(crate::rav1e_encoder::Rav1eEncoder::new(config)?),
+        EncoderKind::OpenH264 => Box::new(crate::openh264_encoder::OpenH264Encoder::new(config)?),
     })
 }
 
@@ -339,6 +375,13 @@ mod tests {
         };
         assert!(msg(kf).contains("keyframe interval"));
         assert!("x264".parse::<EncoderKind>().is_err());
+        assert_eq!(
+            "h264".parse::<EncoderKind>().ok(),
+            Some(EncoderKind::OpenH264)
+        );
+        assert_eq!(EncoderKind::OpenH264.to_string(), "h264");
+        assert_eq!(EncoderKind::OpenH264.bitstream(), Bitstream::H264);
+        assert_eq!(EncoderKind::Aom.bitstream(), Bitstream::Av1);
         assert_eq!(
             "rav1e".parse::<EncoderKind>().ok(),
             Some(EncoderKind::Rav1e)

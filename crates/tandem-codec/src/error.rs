@@ -1,4 +1,4 @@
-//! `CodecError`: everything that can go wrong turning pictures into AV1 and back.
+//! `CodecError`: everything that can go wrong turning pictures into AV1 or H.264 and back.
 
 /// An error from a source, encoder, decoder or sink.
 #[derive(Debug, thiserror::Error)]
@@ -24,14 +24,14 @@ pub enum CodecError {
     /// The encoder library reported a failure.
     #[error("{library} encoder: {message}")]
     Encoder {
-        /// `libaom` or `rav1e`.
+        /// `libaom`, `rav1e` or `OpenH264`.
         library: &'static str,
         /// What the library said.
         message: String,
     },
-    /// The decoder rejected the data: corrupt, truncated or unsupported AV1. The decoder stays
-    /// usable; the next keyframe recovers.
-    #[error("dav1d decoder: {0}")]
+    /// The decoder rejected the data: corrupt, truncated or unsupported AV1 or H.264 (the
+    /// message names the library). The decoder stays usable; the next keyframe recovers.
+    #[error("decoder: {0}")]
     Decode(String),
     /// A stream file (Y4M, IVF) is malformed or uses a format Tandem does not handle; the
     /// message names the field or feature.

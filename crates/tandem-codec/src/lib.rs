@@ -67,10 +67,13 @@
 //!
 pub mod aom_encoder;
 pub mod dav1d_decoder;
+pub mod decoder;
 pub mod encoder;
 pub mod error;
 pub mod frame;
 pub mod ivf;
+pub mod openh264_decoder;
+pub mod openh264_encoder;
 pub mod pattern;
 pub mod pixelcode;
 pub mod rav1e_encoder;
@@ -78,14 +81,17 @@ mod read_fill;
 pub mod y4m;
 
 pub use aom_encoder::AomEncoder;
-pub use dav1d_decoder::{Dav1dDecoder, DecoderConfig, DecoderStats};
+pub use dav1d_decoder::Dav1dDecoder;
+pub use decoder::{Decoder, DecoderConfig, DecoderStats, VideoDecoder, new_decoder};
 pub use encoder::{
-    ContentKind, EncodedFrame, Encoder, EncoderConfig, EncoderKind, EncoderStats,
+    Bitstream, ContentKind, EncodedFrame, Encoder, EncoderConfig, EncoderKind, EncoderStats,
     default_bitrate_kbps, default_speed, new_encoder,
 };
 pub use error::CodecError;
 pub use frame::{Frame, PlaneIndex, psnr};
 pub use ivf::{IvfReader, IvfWriter};
+pub use openh264_decoder::OpenH264Decoder;
+pub use openh264_encoder::OpenH264Encoder;
 pub use pattern::TestPattern;
 pub use pixelcode::PixelCode;
 pub use rav1e_encoder::Rav1eEncoder;

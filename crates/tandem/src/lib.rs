@@ -41,6 +41,7 @@
 
 #![warn(missing_docs)]
 
+pub mod codec_tag;
 pub mod config;
 pub mod connect;
 pub mod error;
@@ -65,7 +66,7 @@ pub use sink::{DisplayFrame, EncodedVideo, FrameSink};
 pub use source::{TestPatternSource, VideoSource, Y4mFileSource};
 pub use stats::{LatencyMs, PathState, PathStats, Stats, StatsFormat};
 
-pub use tandem_codec::{EncoderKind, Frame};
+pub use tandem_codec::{Bitstream, EncoderKind, Frame};
 pub use tandem_net::{PathPreference, Peer};
 pub use tandem_proto::security::{Identity, PairingRole, PeerKey, TrustStore};
 pub use tandem_proto::{Codec, PathPolicy, PlayoutPolicy};

@@ -2,7 +2,7 @@
 //!
 //! ```text
 //!  UDP ─▶ driver (proto receiver: reassembly, loss repair, jitter, playout) ─▶ events [1024]
-//!       ─▶ decoder thread (dav1d, or pass-through) ─▶ pixel code read ─▶ sink
+//!       ─▶ decoder thread (dav1d or OpenH264 by each frame's codec tag, or pass-through) ─▶ pixel code read ─▶ sink
 //!  stats thread: Stats every interval; restarts the protocol state when the sender did
 //! ```
 //!
@@ -24,10 +24,10 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use crossbeam_channel::{Receiver as Rx, Sender as Tx, bounded};
-use tandem_codec::{Dav1dDecoder, DecoderConfig};
+use tandem_codec::{DecoderConfig, VideoDecoder};
 use tandem_net::DriverHandle;
 use tandem_proto::security::{MaybeSecure, SecureEvent};
-use tandem_proto::{Codec, Endpoint, PlayoutPolicy, ReceivedFrame, ReceiverEvent};
+use tandem_proto::{Endpoint, PlayoutPolicy, ReceivedFrame, ReceiverEvent};
 
 use crate::config::{OutputMode, ReceiverConfig};
 use crate::connect::{Remote, driver_config};
@@ -100,10 +100,10 @@ impl Receiver {
         sink: Box<dyn FrameSink>,
     ) -> Result<Receiver, EngineError> {
         let decoder = match config.output {
-            OutputMode::Decoded => Some(Dav1dDecoder::new(&DecoderConfig {
+            OutputMode::Decoded => Some(VideoDecoder::new(&DecoderConfig {
                 threads: config.decoder_threads.max(1),
                 ..DecoderConfig::default()
-            })?),
+            })),
             OutputMode::Encoded => None,
         };
         let (driver_cfg, _path) = driver_config(&config.net, &remote)?;
@@ -303,7 +303,7 @@ impl Progress {
 }
 
 fn decode_loop(
-    mut decoder: Option<Dav1dDecoder>,
+    mut decoder: Option<VideoDecoder>,
     mut sink: Box<dyn FrameSink>,
     mut events: tokio::sync::mpsc::Receiver<SecureEvent<ReceiverEvent>>,
     driver: &Driver,
@@ -363,7 +363,7 @@ fn encoded(f: &ReceivedFrame, size: Option<(u32, u32)>) -> EncodedVideo {
 
 /// Decodes `f` and shows it if playout said so; returns whether it was shown.
 fn decode_one(
-    decoder: &mut Dav1dDecoder,
+    decoder: &mut VideoDecoder,
     f: &ReceivedFrame,
     sink: &mut dyn FrameSink,
     driver: &Driver,
@@ -371,13 +371,13 @@ fn decode_one(
     progress: &mut Progress,
 ) -> bool {
     let c = &shared.counters;
-    if f.codec != Codec::Av1 {
+    let Some(bitstream) = crate::codec_tag::bitstream_of(f.codec) else {
         // Not ours to decode: the app should have asked for encoded output.
         sink.on_encoded(&encoded(f, None));
         return false;
-    }
+    };
     let started = Instant::now();
-    let picture = match decoder.decode(f.data.clone(), f.frame_id, f.capture_us) {
+    let picture = match decoder.decode(bitstream, f.data.clone(), f.frame_id, f.capture_us) {
         Ok(p) => p,
         Err(e) => {
             tracing::debug!(%e, frame = f.frame_id, "decode failed; asking for a keyframe");

@@ -542,6 +542,7 @@ fn encode_loop(
                 break;
             }
         };
+        let codec = crate::codec_tag::codec_of(encoder.config().kind.bitstream());
         for e in out {
             let at = held.remove(&e.frame_id).unwrap_or(captured.at);
             let took = at.elapsed();
@@ -555,7 +556,7 @@ fn encode_loop(
                 capture: at,
                 keyframe,
                 discardable: false,
-                codec: Codec::Av1,
+                codec,
             };
             let c = &shared.counters;
             match driver.call(move |s, now| s.inner_mut().send_frame(now, frame)) {
