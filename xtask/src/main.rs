@@ -32,7 +32,11 @@ use anyhow::{Context, Result, bail};
 /// Debian packages the workspace needs to build and run, with the reason for each.
 const SYSTEM_PACKAGES: &[(&str, &str)] = &[
     ("pkg-config", "locates system libraries for -sys crates"),
-    ("nasm", "assembles rav1e's x86 kernels"),
+    ("nasm", "assembles rav1e's and OpenH264's x86 kernels"),
+    (
+        "g++",
+        "compiles OpenH264 (C++) from source for the openh264 crate",
+    ),
     ("libaom-dev", "libaom, the realtime AV1 encoder (aom-sys)"),
     ("libdav1d-dev", "libdav1d 1.0, the AV1 decoder (dav1d-sys)"),
     (
