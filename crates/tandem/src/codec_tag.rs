@@ -1,6 +1,8 @@
 //! Codec tags on the wire and the bitstreams the engine encodes and decodes: the one place
 //! that says which tag a sender's encoder writes and which decoder a receiver opens.
 
+use std::sync::atomic::{AtomicU8, Ordering};
+
 use tandem_codec::Bitstream;
 use tandem_proto::Codec;
 
@@ -21,6 +23,42 @@ pub fn codec_of(bitstream: Bitstream) -> Codec {
     }
 }
 
+/// How the stats name a codec: `AV1`, `H.264`, `HEVC`, `raw I420`, or `codec N` for a tag
+/// this version does not know.
+pub fn codec_name(codec: Codec) -> String {
+    match codec {
+        Codec::Av1 => "AV1".into(),
+        Codec::H264 => "H.264".into(),
+        Codec::Hevc => "HEVC".into(),
+        Codec::RawI420 => "raw I420".into(),
+        Codec::Other(v) => format!("codec {v}"),
+    }
+}
+
+/// The codec of the newest frame a pipeline moved, for its stats: written by the thread
+/// that sends or decodes, read by the stats thread.
+#[derive(Debug)]
+pub(crate) struct LastCodec(AtomicU8);
+
+impl LastCodec {
+    const NONE: u8 = 0xFF;
+
+    pub(crate) fn new() -> LastCodec {
+        LastCodec(AtomicU8::new(Self::NONE))
+    }
+
+    pub(crate) fn record(&self, codec: Codec) {
+        self.0.store(codec.to_nibble(), Ordering::Relaxed);
+    }
+
+    pub(crate) fn name(&self) -> Option<String> {
+        match self.0.load(Ordering::Relaxed) {
+            Self::NONE => None,
+            v => Some(codec_name(Codec::from_nibble(v))),
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -32,5 +70,17 @@ mod tests {
         }
         assert_eq!(bitstream_of(Codec::Hevc), None);
         assert_eq!(bitstream_of(Codec::RawI420), None);
+    }
+
+    #[test]
+    fn the_last_codec_is_named_for_the_stats() {
+        let last = LastCodec::new();
+        assert_eq!(last.name(), None);
+        last.record(Codec::H264);
+        assert_eq!(last.name().as_deref(), Some("H.264"));
+        last.record(Codec::Av1);
+        assert_eq!(last.name().as_deref(), Some("AV1"));
+        last.record(Codec::Other(9));
+        assert_eq!(last.name().as_deref(), Some("codec 9"));
     }
 }

@@ -74,6 +74,8 @@ struct Shared {
     fatal: Mutex<Option<String>>,
     stop: AtomicBool,
     started: Instant,
+    /// The codec of the newest frame, for the stats.
+    codec: crate::codec_tag::LastCodec,
 }
 
 /// A running receiver. Dropping it stops every thread and the network side.
@@ -134,6 +136,7 @@ impl Receiver {
             fatal: Mutex::new(None),
             stop: AtomicBool::new(false),
             started: Instant::now(),
+            codec: crate::codec_tag::LastCodec::new(),
         });
         let (stats_tx, stats) = bounded::<Stats>(4);
         pipeline.spawn("tandem-decode", {
@@ -323,6 +326,7 @@ fn decode_loop(
             c.frames_skipped.fetch_add(gap, Ordering::Relaxed);
         }
         c.bytes.fetch_add(f.data.len() as u64, Ordering::Relaxed);
+        shared.codec.record(f.codec);
         if f.keyframe {
             c.keyframes.fetch_add(1, Ordering::Relaxed);
         }
@@ -563,6 +567,7 @@ fn stats_loop(
         };
         let stats = Stats {
             role: "receiver",
+            codec: shared.codec.name(),
             elapsed_s: (now - shared.started).as_secs_f64(),
             peer: driver.peer().map(|a| a.to_string()),
             error,

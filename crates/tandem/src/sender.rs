@@ -92,6 +92,8 @@ struct Shared {
     security: Mutex<crate::security::SecurityReport>,
     stop: AtomicBool,
     started: Instant,
+    /// The codec of the newest frame, for the stats.
+    codec: crate::codec_tag::LastCodec,
 }
 
 impl Shared {
@@ -175,6 +177,7 @@ impl Sender {
             security: Mutex::default(),
             stop: AtomicBool::new(false),
             started: Instant::now(),
+            codec: crate::codec_tag::LastCodec::new(),
         });
         let (mailbox, mailbox_rx) = bounded::<Captured>(1);
         let (control, control_rx) = bounded::<Control>(16);
@@ -271,6 +274,7 @@ impl Sender {
         }
         let driver = self.pipeline.driver()?;
         let bytes = frame.data.len() as u64;
+        self.shared.codec.record(frame.codec);
         let out = OutgoingFrame {
             data: frame.data,
             capture: frame.captured_at,
@@ -543,6 +547,7 @@ fn encode_loop(
             }
         };
         let codec = crate::codec_tag::codec_of(encoder.config().kind.bitstream());
+        shared.codec.record(codec);
         for e in out {
             let at = held.remove(&e.frame_id).unwrap_or(captured.at);
             let took = at.elapsed();
@@ -697,6 +702,7 @@ fn stats_loop(
         let error = shared.error();
         let stats = Stats {
             role: "sender",
+            codec: shared.codec.name(),
             elapsed_s: (now - shared.started).as_secs_f64(),
             peer: peer.map(|p| p.to_string()),
             error,

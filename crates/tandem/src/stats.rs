@@ -209,6 +209,9 @@ pub struct Stats {
     /// handshake from a device that is not paired), each naming its source: for the user to
     /// see, never a reason to stop. The newest few distinct ones.
     pub warnings: Vec<String>,
+    /// The video codec of the newest frame sent (sender) or received (receiver): `AV1`,
+    /// `H.264`, `HEVC`; `None` before the first frame.
+    pub codec: Option<String>,
     /// Frames sent (sender) or shown (receiver) per second over the interval.
     pub fps: f64,
     /// Encoded video this end moved over the interval, kbit/s: handed to the protocol to
@@ -329,6 +332,9 @@ impl std::fmt::Display for Stats {
             "{:6.1} s  {:5.1} fps  {:6.0} kbit/s",
             self.elapsed_s, self.fps, self.bitrate_kbps
         )?;
+        if let Some(c) = &self.codec {
+            write!(f, " {c}")?;
+        }
         if self.role == "sender" {
             // Sent, the controller's target, and what the receiver says arrived.
             let delivered = self

@@ -1,5 +1,6 @@
-//! A real sender and receiver over loopback: the test pattern encoded with libaom, sent,
-//! decoded with dav1d, and glass-to-glass latency read back from the pixels; pass-through
+//! A real sender and receiver over loopback: the test pattern encoded with libaom (AV1) or
+//! OpenH264 (H.264), sent, decoded with dav1d or OpenH264 by the frames' codec tag, and
+//! glass-to-glass latency read back from the pixels; pass-through
 //! of encoded frames; live policy changes; a sender that restarts; a sender that vanishes.
 //!
 //! Assertions count frames and codes; latency is a printed figure, not a bound (the report
@@ -12,8 +13,9 @@ use bytes::Bytes;
 use crossbeam_channel::{Receiver as Rx, unbounded};
 use tandem::sink::{EncodedVideo, FnSink, FrameSink};
 use tandem::{
-    Codec, DisplayFrame, EncodedInput, Identity, NetConfig, OutputMode, PlayoutPolicy, Receiver,
-    ReceiverConfig, Remote, Security, Sender, SenderConfig, Stats, TestPatternSource, TrustStore,
+    Codec, DisplayFrame, EncodedInput, EncoderKind, Identity, NetConfig, OutputMode, PlayoutPolicy,
+    Receiver, ReceiverConfig, Remote, Security, Sender, SenderConfig, Stats, TestPatternSource,
+    TrustStore,
 };
 
 const FPS: u32 = 30;
@@ -82,9 +84,18 @@ fn last_stats(stats: &Rx<Stats>, within: Duration) -> Stats {
 
 #[test]
 fn the_test_pattern_streams_and_its_pixel_codes_give_glass_to_glass_latency() {
+    pattern_streams(EncoderKind::Aom, "AV1");
+}
+
+#[test]
+fn the_test_pattern_streams_in_h264_and_the_receiver_decodes_it_by_its_tag() {
+    pattern_streams(EncoderKind::OpenH264, "H.264");
+}
+
+fn pattern_streams(encoder: EncoderKind, codec: &str) {
     let (rx, frames, addr) = receiver(receiver_config());
-    let tx =
-        Sender::start(sender_config(), Remote::Address(addr), Some(pattern())).expect("sender");
+    let config = sender_config().encoder(encoder);
+    let tx = Sender::start(config, Remote::Address(addr), Some(pattern())).expect("sender");
     let shown = collect(&frames, Duration::from_secs(3));
     let stats = last_stats(&rx.stats(), Duration::from_millis(1500));
     let sent = last_stats(&tx.stats(), Duration::from_millis(1100));
@@ -123,12 +134,22 @@ fn the_test_pattern_streams_and_its_pixel_codes_give_glass_to_glass_latency() {
         .collect();
     g2g.sort_by(f64::total_cmp);
     println!(
-        "{} frames shown, glass-to-glass p50 {:.1} ms, max {:.1} ms; receiver stats {stats:?}; sender stats {sent:?}",
+        "{encoder}: {} frames shown, glass-to-glass p50 {:.1} ms, max {:.1} ms; receiver stats {stats:?}; sender stats {sent:?}",
         shown.len(),
         g2g[g2g.len() / 2],
         g2g[g2g.len() - 1]
     );
     assert_eq!(stats.role, "receiver");
+    assert_eq!(
+        stats.codec.as_deref(),
+        Some(codec),
+        "the receiver names the codec"
+    );
+    assert_eq!(
+        sent.codec.as_deref(),
+        Some(codec),
+        "the sender names the codec"
+    );
     assert!(stats.frames_shown >= 60, "{stats:?}");
     assert!(
         stats.g2g_ms.is_some() && stats.decode_ms.is_some(),
