@@ -141,7 +141,10 @@ impl OpenH264Encoder {
     /// Opens an encoder for `config`.
     pub fn new(config: &EncoderConfig) -> Result<OpenH264Encoder, CodecError> {
         config.validate()?;
-        if config.width % 2 != 0 || config.height % 2 != 0 || config.width > 3840 {
+        if !config.width.is_multiple_of(2)
+            || !config.height.is_multiple_of(2)
+            || config.width > 3840
+        {
             return Err(CodecError::InvalidConfig(format!(
                 "size {}×{} (H.264 through OpenH264 needs even sizes up to 3840 wide)",
                 config.width, config.height
