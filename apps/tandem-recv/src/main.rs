@@ -36,7 +36,7 @@ use std::time::{Duration, Instant};
 
 use anyhow::{Context, Result, bail};
 use clap::Parser;
-use tandem::sink::{FrameSink, IvfFileSink, Tee, Y4mFileSink};
+use tandem::sink::{AnnexBFileSink, FrameSink, IvfFileSink, Tee, Y4mFileSink};
 use tandem::stats::{PEER_SILENCE, PeerPresence, print_until};
 use tandem::{
     KeyDir, PairingRole, PathPreference, PlayoutPolicy, Receiver, ReceiverConfig, Remote,
@@ -70,7 +70,8 @@ struct Args {
     /// No window, even where a display exists.
     #[arg(long)]
     headless: bool,
-    /// Write the video to FILE.y4m (decoded pictures) or FILE.ivf (the AV1 as received).
+    /// Write the video to FILE.y4m (decoded pictures), FILE.ivf (AV1 as received) or
+    /// FILE.h264 (H.264 as received, Annex B).
     #[arg(long, value_parser = parse_out)]
     out: Option<PathBuf>,
     /// One JSON object of stats per second on stdout instead of the live line.
@@ -109,8 +110,8 @@ fn parse_out(s: &str) -> Result<PathBuf, String> {
         .and_then(|e| e.to_str())
         .map(str::to_ascii_lowercase)
     {
-        Some(e) if e == "y4m" || e == "ivf" => Ok(p),
-        _ => Err(format!("`{s}` should end in .y4m or .ivf")),
+        Some(e) if e == "y4m" || e == "ivf" || e == "h264" => Ok(p),
+        _ => Err(format!("`{s}` should end in .y4m, .ivf or .h264")),
     }
 }
 
@@ -298,6 +299,12 @@ fn run(args: Args) -> Result<()> {
     match &args.out {
         Some(p) if p.extension().is_some_and(|e| e.eq_ignore_ascii_case("ivf")) => {
             sinks.push(Box::new(IvfFileSink::new(p, None)));
+        }
+        Some(p)
+            if p.extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("h264")) =>
+        {
+            sinks.push(Box::new(AnnexBFileSink::new(p)));
         }
         Some(p) => sinks.push(Box::new(Y4mFileSink::new(p, 60))),
         None => {}

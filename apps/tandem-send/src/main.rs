@@ -58,8 +58,10 @@ struct Args {
     /// Starting bitrate in kbit/s (default: 0.1 bit per pixel per frame).
     #[arg(long)]
     bitrate: Option<u32>,
-    /// Encoder: `aom` (libaom realtime, no lag) or `rav1e`.
-    #[arg(long, default_value = "aom")]
+    /// Encoder: `h264` (H.264, OpenH264: the lowest latency here, and what iPhones and
+    /// iPads decode in hardware), `aom` (AV1, libaom realtime) or `rav1e` (AV1, pure Rust, 4
+    /// frames of lag). Any receiver decodes either: each frame carries its codec.
+    #[arg(long, default_value = "h264")]
     encoder: EncoderKind,
     /// Which link: `infrastructure`, `peer-to-peer`, `auto`, or `both` (an infrastructure
     /// and a peer-to-peer path at once: a receiver finds it on both, or reaches it at
@@ -297,7 +299,7 @@ fn run(args: Args) -> Result<()> {
                 format!("send-{}-{}", std::process::id(), sender.local_addr().port())
             }),
             device_name: name.clone(),
-            codecs: vec![tandem::Codec::Av1],
+            codecs: vec![tandem::codec_tag::codec_of(args.encoder.bitstream())],
         };
         let mut ad = Advertisement::new(sender.local_addr().port(), txt);
         ad.instance = name.clone();

@@ -34,7 +34,8 @@ impl std::fmt::Display for Bitstream {
 /// Which encoder.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum EncoderKind {
-    /// libaom (AV1) in realtime mode: no lag. The default (see the crate docs for why).
+    /// libaom (AV1) in realtime mode: no lag. The default of a bare [`EncoderConfig`]; the
+    /// engine's sessions default to [`EncoderKind::OpenH264`] (see the crate docs for why).
     #[default]
     Aom,
     /// rav1e (AV1): pure Rust, but at least three frames of lag even in low-latency mode

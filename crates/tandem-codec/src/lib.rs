@@ -1,20 +1,25 @@
-//! Tandem's pictures and AV1: I420 [`Frame`]s, sources ([`TestPattern`], [`Y4mSource`]),
-//! encoders behind one [`Encoder`] trait ([`AomEncoder`], libaom realtime, the default for
-//! live streaming; [`Rav1eEncoder`], pure Rust), the [`Dav1dDecoder`], and sinks
-//! ([`Y4mWriter`], [`IvfWriter`]).
+//! Tandem's pictures and codecs: I420 [`Frame`]s, sources ([`TestPattern`], [`Y4mSource`]),
+//! encoders behind one [`Encoder`] trait ([`OpenH264Encoder`], H.264, the engine's default;
+//! [`AomEncoder`], libaom realtime AV1; [`Rav1eEncoder`], pure-Rust AV1), decoders behind one
+//! [`Decoder`] trait ([`Dav1dDecoder`] for AV1, [`OpenH264Decoder`] for H.264, and
+//! [`VideoDecoder`], which picks by each frame's [`Bitstream`]), and sinks ([`Y4mWriter`],
+//! [`IvfWriter`]).
 //!
 //! ```text
-//! TestPattern / Y4mSource ──Frame──▶ Encoder ──EncodedFrame──▶ (transport) ──▶ Dav1dDecoder ──Frame──▶ sink / display
-//!                                  (AomEncoder | Rav1eEncoder)                                    (pixelcode::read for g2g)
+//! TestPattern / Y4mSource ──Frame──▶ Encoder ──EncodedFrame──▶ (transport) ──▶ VideoDecoder ──Frame──▶ sink / display
+//!                        (OpenH264Encoder | AomEncoder | Rav1eEncoder)   (Dav1dDecoder | OpenH264Decoder)  (pixelcode::read for g2g)
 //! ```
 //!
 //! # Which encoder
 //!
-//! The encoder dominates glass-to-glass latency, so the default ([`EncoderKind::Aom`]) is the
-//! one with the least: libaom in realtime mode returns every frame from the call that
-//! submitted it (lag 0). rav1e cannot: in its low-latency mode it still needs later frames
-//! before it emits one (see [`rav1e_encoder`] and the table below), and it is several times
-//! slower per frame here. `codec-report` (in `tandem-benches`) prints both, measured.
+//! The encoder dominates glass-to-glass latency. OpenH264 and libaom in realtime mode both
+//! return every frame from the call that submitted it (lag 0); OpenH264 takes a third to a
+//! quarter of libaom's time per frame here, at an equal or better PSNR on the test pattern
+//! at the same bitrate (`codec-report` prints both), so the engine's sessions default to it
+//! (`tandem::VideoConfig`). [`EncoderKind::default`] stays libaom: a bare
+//! [`EncoderConfig::new`] is an AV1 configuration, as it always was. rav1e cannot reach lag
+//! 0: in its low-latency mode it still needs later frames before it emits one (see
+//! [`rav1e_encoder`] and the table below), and it is several times slower per frame here.
 //!
 //! # Defaults
 //!
@@ -28,8 +33,10 @@
 //!
 //! libaom (≥ 3.0, Debian `libaom-dev`, Homebrew `aom`), libdav1d 1.0 (Debian
 //! `libdav1d-dev`, Homebrew `dav1d`; the `dav1d` crate 0.9 is the last that binds 1.0),
-//! libclang for aom-sys's bindgen (Debian `libclang-dev`) and nasm for rav1e's assembly. The
-//! build script checks them first and names the package to install.
+//! libclang for aom-sys's bindgen (Debian `libclang-dev`) and nasm for rav1e's and
+//! OpenH264's assembly. OpenH264 (BSD-2) is compiled from the source the `openh264-sys2`
+//! crate carries, with a C++ compiler (Debian `g++`); no system OpenH264 is used. The build
+//! script checks the system libraries first and names the package to install.
 //!
 //! # rav1e lag
 //!

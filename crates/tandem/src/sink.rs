@@ -1,5 +1,5 @@
 //! Where a receiver's frames go: the [`FrameSink`] trait, a closure adapter, and file sinks
-//! (Y4M for decoded pictures, IVF for the AV1 as received).
+//! (Y4M for decoded pictures, IVF for AV1 as received, Annex B for H.264 as received).
 //!
 //! A sink runs on the receiver's decoder thread: what it does there delays the next frame,
 //! so a sink that shows or stores frames slowly should hand them to a thread of its own
@@ -208,6 +208,14 @@ impl IvfFileSink {
     }
 
     fn write(&mut self, frame: &EncodedVideo) -> Result<(), CodecError> {
+        if frame.codec != Codec::Av1 {
+            return Err(CodecError::InvalidConfig(format!(
+                "{}: the stream is {}, and an IVF file here holds AV1 only (write H.264 to a \
+                 .h264 file)",
+                self.path.display(),
+                crate::codec_tag::codec_name(frame.codec)
+            )));
+        }
         let first = *self.first_capture_us.get_or_insert(frame.capture_us);
         // Microsecond timestamps from the first frame's capture.
         let pts = frame.capture_us.saturating_sub(first);
@@ -257,6 +265,68 @@ impl FrameSink for IvfFileSink {
         if let Some(w) = self.writer.take() {
             use std::io::Write;
             w.finish()?.flush()?;
+        }
+        Ok(())
+    }
+}
+
+/// Writes H.264 as received to an Annex B elementary stream (`.h264`), which ffmpeg, ffplay,
+/// VLC and the `x264`/`openh264` tools read: each access unit as it came, start codes and
+/// all. Frames before the first keyframe are left out (nothing could decode them), so the
+/// file starts with the SPS, PPS and IDR of a keyframe.
+#[derive(Debug)]
+pub struct AnnexBFileSink {
+    path: PathBuf,
+    writer: Option<BufWriter<File>>,
+    error: Option<CodecError>,
+}
+
+impl AnnexBFileSink {
+    /// A sink writing to `path` (created on the first keyframe).
+    pub fn new(path: &Path) -> AnnexBFileSink {
+        AnnexBFileSink {
+            path: path.to_owned(),
+            writer: None,
+            error: None,
+        }
+    }
+
+    fn write(&mut self, frame: &EncodedVideo) -> Result<(), CodecError> {
+        use std::io::Write;
+        if frame.codec != Codec::H264 {
+            return Err(CodecError::InvalidConfig(format!(
+                "{}: the stream is {}, and a .h264 file holds H.264 only (write AV1 to a .ivf \
+                 file)",
+                self.path.display(),
+                crate::codec_tag::codec_name(frame.codec)
+            )));
+        }
+        let writer = match &mut self.writer {
+            Some(w) => w,
+            None if frame.keyframe => self.writer.insert(BufWriter::new(create(&self.path)?)),
+            None => return Ok(()),
+        };
+        writer.write_all(&frame.data)?;
+        Ok(())
+    }
+}
+
+impl FrameSink for AnnexBFileSink {
+    fn on_frame(&mut self, _frame: DisplayFrame) {}
+    fn on_encoded(&mut self, frame: &EncodedVideo) {
+        if self.error.is_none()
+            && let Err(e) = self.write(frame)
+        {
+            self.error = Some(e);
+        }
+    }
+    fn finish(&mut self) -> Result<(), CodecError> {
+        use std::io::Write;
+        if let Some(e) = self.error.take() {
+            return Err(e);
+        }
+        if let Some(mut w) = self.writer.take() {
+            w.flush()?;
         }
         Ok(())
     }
@@ -343,5 +413,31 @@ mod tests {
         }
         let e = blind.finish().expect_err("no size");
         assert!(e.to_string().contains("no picture size"), "{e}");
+    }
+
+    #[test]
+    fn annex_b_sink_starts_at_a_keyframe_and_each_sink_refuses_the_other_codec() {
+        let h264 = |id: u32, keyframe: bool| EncodedVideo {
+            codec: Codec::H264,
+            keyframe,
+            ..unit(id, Some((640, 360)))
+        };
+        let path = temp("received.h264");
+        let mut sink = AnnexBFileSink::new(&path);
+        // A delta frame before any keyframe is left out; from the keyframe on, all of it.
+        sink.on_encoded(&h264(0, false));
+        sink.on_encoded(&h264(1, true));
+        sink.on_encoded(&h264(2, false));
+        sink.finish().expect("flushed");
+        let want = [h264(1, true).data, h264(2, false).data].concat();
+        assert_eq!(std::fs::read(&path).expect("file"), want);
+        let mut wrong = AnnexBFileSink::new(&temp("wrong.h264"));
+        wrong.on_encoded(&unit(0, None));
+        let e = wrong.finish().expect_err("AV1 in a .h264 file");
+        assert!(e.to_string().contains("the stream is AV1"), "{e}");
+        let mut wrong = IvfFileSink::new(&temp("wrong.ivf"), None);
+        wrong.on_encoded(&h264(0, true));
+        let e = wrong.finish().expect_err("H.264 in an IVF file");
+        assert!(e.to_string().contains("the stream is H.264"), "{e}");
     }
 }
