@@ -1,5 +1,6 @@
-//! Encode and decode time per frame, on the test pattern at the default bitrates, and the
-//! test pattern's own render time.
+//! Encode and decode time per frame, on the test pattern at the default bitrates (libaom,
+//! rav1e and OpenH264 encoding; dav1d and OpenH264 decoding their encoders' streams), and
+//! the test pattern's own render time.
 //!
 //! Encoders run on a stream (each iteration encodes the next frame), as they do live; the
 //! decoder decodes a pre-encoded stream in a loop, restarting at its keyframe.
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use criterion::{Criterion, SamplingMode, criterion_group, criterion_main};
 use tandem_codec::{
-    Dav1dDecoder, DecoderConfig, EncoderConfig, EncoderKind, Frame, TestPattern, new_encoder,
+    DecoderConfig, EncoderConfig, EncoderKind, Frame, TestPattern, new_decoder, new_encoder,
 };
 
 const SIZES: [(u32, u32, u32); 2] = [(640, 360, 60), (1280, 720, 30)];
@@ -27,7 +28,7 @@ fn encode(c: &mut Criterion) {
     // the regression slope far below the real per-frame cost.
     g.sampling_mode(SamplingMode::Flat);
     g.sample_size(20);
-    for kind in [EncoderKind::Aom, EncoderKind::Rav1e] {
+    for kind in [EncoderKind::Aom, EncoderKind::Rav1e, EncoderKind::OpenH264] {
         for (w, h, fps) in SIZES {
             if kind == EncoderKind::Rav1e && w > 640 {
                 // rav1e at 720p takes over 100 ms a frame here: minutes of bench for a
@@ -52,25 +53,33 @@ fn encode(c: &mut Criterion) {
 
 fn decode(c: &mut Criterion) {
     let mut g = c.benchmark_group("decode_frame");
-    for (w, h, fps) in SIZES {
-        let mut enc = new_encoder(&EncoderConfig::new(w, h, fps)).expect("encoder opens");
-        let units: Vec<_> = frames(w, h, fps, 120)
-            .iter()
-            .flat_map(|f| enc.encode(f).expect("encodes"))
-            .collect();
-        g.bench_function(format!("dav1d_{w}x{h}"), |b| {
-            let mut dec = Dav1dDecoder::new(&DecoderConfig::default()).expect("decoder opens");
-            let mut i = 0usize;
-            b.iter(|| {
-                // Wrapping restarts at unit 0, the keyframe, so every unit decodes.
-                let u = &units[i % units.len()];
-                i += 1;
-                black_box(
-                    dec.decode(u.data.clone(), u.frame_id, u.capture_us)
-                        .expect("decodes"),
-                )
+    // Each decoder on its own encoder's stream: dav1d on libaom's, OpenH264 on OpenH264's.
+    for (kind, name) in [
+        (EncoderKind::Aom, "dav1d"),
+        (EncoderKind::OpenH264, "openh264"),
+    ] {
+        for (w, h, fps) in SIZES {
+            let config = EncoderConfig::new(w, h, fps).with_kind(kind);
+            let mut enc = new_encoder(&config).expect("encoder opens");
+            let units: Vec<_> = frames(w, h, fps, 120)
+                .iter()
+                .flat_map(|f| enc.encode(f).expect("encodes"))
+                .collect();
+            g.bench_function(format!("{name}_{w}x{h}"), |b| {
+                let mut dec = new_decoder(kind.bitstream(), &DecoderConfig::default())
+                    .expect("decoder opens");
+                let mut i = 0usize;
+                b.iter(|| {
+                    // Wrapping restarts at unit 0, the keyframe, so every unit decodes.
+                    let u = &units[i % units.len()];
+                    i += 1;
+                    black_box(
+                        dec.decode(u.data.clone(), u.frame_id, u.capture_us)
+                            .expect("decodes"),
+                    )
+                });
             });
-        });
+        }
     }
     g.finish();
 }

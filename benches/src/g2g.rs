@@ -1,5 +1,6 @@
 //! The glass-to-glass pipeline the `g2g` report and the `e2e` bench share: the `tandem`
-//! engine's real sender (test pattern, libaom or rav1e) and receiver (dav1d) on loopback,
+//! engine's real sender (test pattern; libaom, rav1e or OpenH264) and receiver (dav1d or
+//! OpenH264, by each frame's codec tag) on loopback,
 //! with `tandem-relay` applying an impairment profile between them, and [`measure`], which
 //! turns a timed run into `tandem-sim` frame records and the simulator's own figures.
 //!
@@ -96,6 +97,9 @@ pub struct PipelineConfig {
     pub fps: u32,
     /// The sender's encoder.
     pub encoder: EncoderKind,
+    /// The sender's starting (and highest) target bitrate, kbit/s; `None`: the default for
+    /// the size and rate ([`tandem_codec::default_bitrate_kbps`]).
+    pub bitrate_kbps: Option<u32>,
     /// The relay's spin window (see [`tandem_relay::RelayConfig::spin_window`]).
     pub relay_spin: Duration,
     /// Score every this many shown frames' PSNR (0: none); see [`DEFAULT_PSNR_EVERY`].
@@ -119,6 +123,7 @@ impl PipelineConfig {
             height: 360,
             fps: 60,
             encoder: EncoderKind::Aom,
+            bitrate_kbps: None,
             relay_spin: DEFAULT_RELAY_SPIN,
             psnr_every: DEFAULT_PSNR_EVERY,
             second_link: None,
@@ -415,15 +420,15 @@ impl Pipeline {
                 second: two.local_addr(),
             },
         };
-        let sender = Sender::start(
-            SenderConfig::default()
-                .size(config.width, config.height)
-                .fps(config.fps)
-                .encoder(config.encoder)
-                .path_policy(config.path_policy),
-            remote,
-            Some(Box::new(source)),
-        )?;
+        let mut sender_config = SenderConfig::default()
+            .size(config.width, config.height)
+            .fps(config.fps)
+            .encoder(config.encoder)
+            .path_policy(config.path_policy);
+        if let Some(kbps) = config.bitrate_kbps {
+            sender_config = sender_config.bitrate_kbps(kbps);
+        }
+        let sender = Sender::start(sender_config, remote, Some(Box::new(source)))?;
         Ok(Pipeline {
             sender,
             receiver,
@@ -580,11 +585,12 @@ pub struct Measured {
     /// Per-frame encode time (capture handed to the encoder → packet out), the counted
     /// frames', ms.
     pub encode_ms: Percentiles,
-    /// Per-frame decode time (one dav1d decode), every frame decoded during the run, ms.
+    /// Per-frame decode time (one decode, dav1d or OpenH264), every frame decoded during the
+    /// run, ms.
     pub decode_ms: Percentiles,
     /// Video bitrate delivered, kbit/s: the encoded bytes of every frame the receiver
     /// decoded (complete frames, shown or decode-only: frame payload, no packet headers,
-    /// parity, duplicates, or fragments of frames given up; a frame dav1d refused is not
+    /// parity, duplicates, or fragments of frames given up; a frame the decoder refused is not
     /// counted) during the counted seconds, × 8 / those seconds. The simulator's
     /// `video_mbps` counts the same bytes.
     pub delivered_kbps: f64,

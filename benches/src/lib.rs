@@ -3,9 +3,10 @@
 //! `benches/proto.rs` measures the protocol's data path on one core: packetize →
 //! serialize → parse → reassemble throughput, and the receiver's cost per datagram. The
 //! virtual-time latency report is `tandem-sim`'s binary. `benches/codec.rs` measures
-//! encode and decode time per frame; the `codec-report` binary feeds both encoders at a live
-//! rate and prints latency, lag, bitrate, quality and the wrappers' cost against libaom and
-//! dav1d called directly ([`raw_aom`]). `net-report` measures the network driver and the
+//! encode and decode time per frame; the `codec-report` binary feeds each encoder (libaom,
+//! rav1e, OpenH264) at a live rate and prints latency, lag, bitrate and quality, the bitrate
+//! OpenH264 needs to match libaom's picture quality, and the wrappers' cost against libaom
+//! and dav1d called directly ([`raw_aom`]). `net-report` measures the network driver and the
 //! relay on loopback. The `g2g` binary is the glass-to-glass report: the `tandem` engine's
 //! real sender and receiver through `tandem-relay`, figures defined by `tandem-sim`'s code;
 //! `benches/e2e.rs` times the same pipeline ([`g2g`]) with criterion.
