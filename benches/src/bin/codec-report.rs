@@ -542,7 +542,8 @@ fn paired(w: u32, h: u32, frames: u32, ours: &[f64], base: &[f64]) -> PairedCost
 /// `AomEncoder` and libaom called directly, same settings, same frames, alternating which
 /// goes first. `frames` must be at least 2.
 fn wrapper_cost(w: u32, h: u32, fps: u32, frames: u32) -> Result<PairedCost> {
-    let config = EncoderConfig::new(w, h, fps);
+    // libaom named, not the default kind: this compares `AomEncoder` with raw libaom.
+    let config = EncoderConfig::new(w, h, fps).with_kind(EncoderKind::Aom);
     let mut ours = new_encoder(&config)?;
     let mut raw = RawAom::new(&config)?;
     let pattern = TestPattern::new(w, h, fps, 1)?;
@@ -573,7 +574,8 @@ fn wrapper_cost(w: u32, h: u32, fps: u32, frames: u32) -> Result<PairedCost> {
 /// `Dav1dDecoder::decode` (picture out as a `Frame`) and dav1d's own calls on the same units,
 /// alternating which goes first.
 fn decoder_output_cost(w: u32, h: u32, fps: u32, frames: u32) -> Result<PairedCost> {
-    let mut enc = new_encoder(&EncoderConfig::new(w, h, fps))?;
+    // An AV1 stream for dav1d, whatever the default kind.
+    let mut enc = new_encoder(&EncoderConfig::new(w, h, fps).with_kind(EncoderKind::Aom))?;
     let pattern = TestPattern::new(w, h, fps, 1)?;
     let mut units = Vec::new();
     for n in 0..frames {
