@@ -112,8 +112,8 @@ pub struct PipelineConfig {
 }
 
 impl PipelineConfig {
-    /// 640×360 at 60 fps through libaom, the latency policy, seed 1, and a relay that never
-    /// spins: see [`DEFAULT_RELAY_SPIN`].
+    /// 640×360 at 60 fps through the engine's default encoder (OpenH264), the latency
+    /// policy, seed 1, and a relay that never spins: see [`DEFAULT_RELAY_SPIN`].
     pub fn new(link: LinkConfig) -> PipelineConfig {
         PipelineConfig {
             link,
@@ -122,7 +122,7 @@ impl PipelineConfig {
             width: 640,
             height: 360,
             fps: 60,
-            encoder: EncoderKind::Aom,
+            encoder: tandem::SenderConfig::default().video.encoder,
             bitrate_kbps: None,
             relay_spin: DEFAULT_RELAY_SPIN,
             psnr_every: DEFAULT_PSNR_EVERY,

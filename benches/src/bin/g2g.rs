@@ -199,10 +199,10 @@ struct Args {
     /// Frames per second.
     #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
     fps: u32,
-    /// Encoder: aom, rav1e or h264, optionally with a starting bitrate in kbit/s
-    /// (`h264@2400`; default the size and rate's). Several, comma-separated
-    /// (`aom,h264,h264@2400`), run each run once per encoder, side by side.
-    #[arg(long, default_value = "aom", value_delimiter = ',', value_parser = parse_encoder)]
+    /// Encoder: h264 (the engine's default), aom or rav1e, optionally with a starting
+    /// bitrate in kbit/s (`h264@2400`; default the size and rate's). Several,
+    /// comma-separated (`aom,h264,h264@2400`), run each run once per encoder, side by side.
+    #[arg(long, default_value = "h264", value_delimiter = ',', value_parser = parse_encoder)]
     encoder: Vec<EncoderChoice>,
     /// Repeat the runs this many times, alternating the encoders' order (ABBA…), so that
     /// drift in the machine's load falls on every encoder alike.
