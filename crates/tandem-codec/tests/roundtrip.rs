@@ -104,7 +104,11 @@ fn openh264_writes_annex_b_with_parameter_sets_before_every_keyframe() {
         if n == 6 {
             enc.force_keyframe();
         }
-        let unit = enc.encode(&moving(160, 96, n)).expect("encodes").remove(0);
+        let mut out = enc.encode(&moving(160, 96, n)).expect("encodes");
+        // Lag 0, measured: every call returns its own frame and nothing else.
+        assert_eq!(out.len(), 1, "frame {n}");
+        let unit = out.remove(0);
+        assert_eq!(unit.frame_id, n);
         // NAL unit types after each 4-byte start code.
         let types: Vec<u8> = unit
             .data
