@@ -61,29 +61,6 @@ impl OpenH264Decoder {
         })
     }
 
-    /// Counters.
-    pub fn stats(&self) -> DecoderStats {
-        self.stats
-    }
-
-    /// Decodes one access unit and returns its picture, if it completed one, carrying
-    /// `frame_id` and `capture_us`.
-    pub fn decode(
-        &mut self,
-        data: Bytes,
-        frame_id: u32,
-        capture_us: u64,
-    ) -> Result<Option<Frame>, CodecError> {
-        self.stats.units_in += 1;
-        let result = self.decode_inner(&data, frame_id, capture_us);
-        match &result {
-            Ok(Some(_)) => self.stats.frames_out += 1,
-            Ok(None) => {}
-            Err(_) => self.stats.errors += 1,
-        }
-        result
-    }
-
     fn decode_inner(
         &mut self,
         data: &[u8],
@@ -134,17 +111,26 @@ impl OpenH264Decoder {
 }
 
 impl Decoder for OpenH264Decoder {
+    /// Decodes one access unit and returns its picture, if it completed one, carrying
+    /// `frame_id` and `capture_us`.
     fn decode(
         &mut self,
         data: Bytes,
         frame_id: u32,
         capture_us: u64,
     ) -> Result<Option<Frame>, CodecError> {
-        OpenH264Decoder::decode(self, data, frame_id, capture_us)
+        self.stats.units_in += 1;
+        let result = self.decode_inner(&data, frame_id, capture_us);
+        match &result {
+            Ok(Some(_)) => self.stats.frames_out += 1,
+            Ok(None) => {}
+            Err(_) => self.stats.errors += 1,
+        }
+        result
     }
 
     fn stats(&self) -> DecoderStats {
-        OpenH264Decoder::stats(self)
+        self.stats
     }
 
     fn bitstream(&self) -> Bitstream {

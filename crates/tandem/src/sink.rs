@@ -117,6 +117,30 @@ impl FrameSink for Tee {
     }
 }
 
+/// A file sink's first write error: kept, and no more writes tried, until
+/// [`FrameSink::finish`] reports it (a sink's callbacks cannot return one).
+#[derive(Debug, Default)]
+struct FirstError(Option<CodecError>);
+
+impl FirstError {
+    /// No error kept yet: the next write may go ahead.
+    fn is_clear(&self) -> bool {
+        self.0.is_none()
+    }
+
+    /// Keeps `result`'s error, if it is the first.
+    fn keep(&mut self, result: Result<(), CodecError>) {
+        if let Err(e) = result {
+            self.0.get_or_insert(e);
+        }
+    }
+
+    /// The kept error, if any, as the result of `finish`.
+    fn take(&mut self) -> Result<(), CodecError> {
+        self.0.take().map_or(Ok(()), Err)
+    }
+}
+
 fn create(path: &Path) -> Result<File, CodecError> {
     File::create(path)
         .map_err(|e| CodecError::InvalidConfig(format!("creating {}: {e}", path.display())))
@@ -128,8 +152,7 @@ pub struct Y4mFileSink {
     path: PathBuf,
     fps: u32,
     writer: Option<Y4mWriter<BufWriter<File>>>,
-    /// The first write error, kept for [`FrameSink::finish`].
-    error: Option<CodecError>,
+    error: FirstError,
 }
 
 impl Y4mFileSink {
@@ -139,7 +162,7 @@ impl Y4mFileSink {
             path: path.to_owned(),
             fps: fps.max(1),
             writer: None,
-            error: None,
+            error: FirstError::default(),
         }
     }
 
@@ -160,16 +183,13 @@ impl Y4mFileSink {
 
 impl FrameSink for Y4mFileSink {
     fn on_frame(&mut self, frame: DisplayFrame) {
-        if self.error.is_none()
-            && let Err(e) = self.write(&frame.frame)
-        {
-            self.error = Some(e);
+        if self.error.is_clear() {
+            let written = self.write(&frame.frame);
+            self.error.keep(written);
         }
     }
     fn finish(&mut self) -> Result<(), CodecError> {
-        if let Some(e) = self.error.take() {
-            return Err(e);
-        }
+        self.error.take()?;
         if let Some(w) = self.writer.take() {
             use std::io::Write;
             w.into_inner().flush()?;
@@ -188,7 +208,7 @@ pub struct IvfFileSink {
     writer: Option<IvfWriter<BufWriter<File>>>,
     waiting: Vec<(u64, Bytes)>,
     first_capture_us: Option<u64>,
-    error: Option<CodecError>,
+    error: FirstError,
 }
 
 /// Frames an [`IvfFileSink`] holds while it waits for the picture size.
@@ -203,7 +223,7 @@ impl IvfFileSink {
             writer: None,
             waiting: Vec::new(),
             first_capture_us: None,
-            error: None,
+            error: FirstError::default(),
         }
     }
 
@@ -252,16 +272,13 @@ impl IvfFileSink {
 impl FrameSink for IvfFileSink {
     fn on_frame(&mut self, _frame: DisplayFrame) {}
     fn on_encoded(&mut self, frame: &EncodedVideo) {
-        if self.error.is_none()
-            && let Err(e) = self.write(frame)
-        {
-            self.error = Some(e);
+        if self.error.is_clear() {
+            let written = self.write(frame);
+            self.error.keep(written);
         }
     }
     fn finish(&mut self) -> Result<(), CodecError> {
-        if let Some(e) = self.error.take() {
-            return Err(e);
-        }
+        self.error.take()?;
         if let Some(w) = self.writer.take() {
             use std::io::Write;
             w.finish()?.flush()?;
@@ -278,7 +295,7 @@ impl FrameSink for IvfFileSink {
 pub struct AnnexBFileSink {
     path: PathBuf,
     writer: Option<BufWriter<File>>,
-    error: Option<CodecError>,
+    error: FirstError,
 }
 
 impl AnnexBFileSink {
@@ -287,7 +304,7 @@ impl AnnexBFileSink {
         AnnexBFileSink {
             path: path.to_owned(),
             writer: None,
-            error: None,
+            error: FirstError::default(),
         }
     }
 
@@ -314,17 +331,14 @@ impl AnnexBFileSink {
 impl FrameSink for AnnexBFileSink {
     fn on_frame(&mut self, _frame: DisplayFrame) {}
     fn on_encoded(&mut self, frame: &EncodedVideo) {
-        if self.error.is_none()
-            && let Err(e) = self.write(frame)
-        {
-            self.error = Some(e);
+        if self.error.is_clear() {
+            let written = self.write(frame);
+            self.error.keep(written);
         }
     }
     fn finish(&mut self) -> Result<(), CodecError> {
         use std::io::Write;
-        if let Some(e) = self.error.take() {
-            return Err(e);
-        }
+        self.error.take()?;
         if let Some(mut w) = self.writer.take() {
             w.flush()?;
         }
