@@ -756,6 +756,36 @@ void uniffi_tandem_ffi_fn_init_callback_vtable_pairingdelegate(const UniffiVTabl
 void uniffi_tandem_ffi_fn_method_pairingdelegate_on_wrong_code(uint64_t ptr, uint32_t attempts_left, RustCallStatus *_Nonnull out_status
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CLONE_TESTPATTERN
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CLONE_TESTPATTERN
+uint64_t uniffi_tandem_ffi_fn_clone_testpattern(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FREE_TESTPATTERN
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_FREE_TESTPATTERN
+void uniffi_tandem_ffi_fn_free_testpattern(uint64_t handle, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CONSTRUCTOR_TESTPATTERN_NEW
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CONSTRUCTOR_TESTPATTERN_NEW
+uint64_t uniffi_tandem_ffi_fn_constructor_testpattern_new(uint32_t width, uint32_t height, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_TESTPATTERN_HEIGHT
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_TESTPATTERN_HEIGHT
+uint32_t uniffi_tandem_ffi_fn_method_testpattern_height(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_TESTPATTERN_I420
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_TESTPATTERN_I420
+RustBuffer uniffi_tandem_ffi_fn_method_testpattern_i420(uint64_t ptr, uint32_t number, uint64_t capture_us, RustCallStatus *_Nonnull out_status
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_TESTPATTERN_WIDTH
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_METHOD_TESTPATTERN_WIDTH
+uint32_t uniffi_tandem_ffi_fn_method_testpattern_width(uint64_t ptr, RustCallStatus *_Nonnull out_status
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CLONE_RECEIVER
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_FN_CLONE_RECEIVER
 uint64_t uniffi_tandem_ffi_fn_clone_receiver(uint64_t handle, RustCallStatus *_Nonnull out_status
@@ -1681,6 +1711,24 @@ uint16_t uniffi_tandem_ffi_checksum_method_pairingdelegate_on_wrong_code(void
     
 );
 #endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_TESTPATTERN_HEIGHT
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_TESTPATTERN_HEIGHT
+uint16_t uniffi_tandem_ffi_checksum_method_testpattern_height(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_TESTPATTERN_I420
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_TESTPATTERN_I420
+uint16_t uniffi_tandem_ffi_checksum_method_testpattern_i420(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_TESTPATTERN_WIDTH
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_TESTPATTERN_WIDTH
+uint16_t uniffi_tandem_ffi_checksum_method_testpattern_width(void
+    
+);
+#endif
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_RECEIVER_ERROR
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_METHOD_RECEIVER_ERROR
 uint16_t uniffi_tandem_ffi_checksum_method_receiver_error(void
@@ -1954,6 +2002,12 @@ uint16_t uniffi_tandem_ffi_checksum_constructor_truststore_from_bytes(void
 #ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_TRUSTSTORE_NEW
 #define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_TRUSTSTORE_NEW
 uint16_t uniffi_tandem_ffi_checksum_constructor_truststore_new(void
+    
+);
+#endif
+#ifndef UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_TESTPATTERN_NEW
+#define UNIFFI_FFIDEF_UNIFFI_TANDEM_FFI_CHECKSUM_CONSTRUCTOR_TESTPATTERN_NEW
+uint16_t uniffi_tandem_ffi_checksum_constructor_testpattern_new(void
     
 );
 #endif

@@ -76,6 +76,10 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
         "x11-apps",
         "xwd, which screenshots the virtual X server in the window test (far smaller than imagemagick)",
     ),
+    (
+        "x264",
+        "the x264 command-line encoder: a foreign H.264 stream for the FFI's send_encoded test (test_h264.py)",
+    ),
 ];
 
 /// Fuzz targets of `crates/tandem-proto/fuzz`.
@@ -92,6 +96,15 @@ fn root() -> PathBuf {
         .parent()
         .map(Path::to_path_buf)
         .unwrap_or_default()
+}
+
+/// Where cargo builds: `CARGO_TARGET_DIR` when set (relative to the root, where every
+/// command here runs), else `target/` under the root.
+fn target_dir() -> PathBuf {
+    match std::env::var_os("CARGO_TARGET_DIR") {
+        Some(dir) if !dir.is_empty() => root().join(dir),
+        _ => root().join("target"),
+    }
 }
 
 fn run(cmd: &mut Command) -> Result<()> {
@@ -241,7 +254,8 @@ const SWIFT_OUTPUTS: &[(&str, &str)] = &[
 ];
 
 /// Builds `tandem-ffi` (the library and, from the same build, its `uniffi-bindgen`) and
-/// generates the Swift and Python bindings from the library, into `target/uniffi/`.
+/// generates the Swift and Python bindings from the library, into `uniffi/` under the
+/// target directory.
 fn generate_bindings() -> Result<Generated> {
     run(cargo().args([
         "build",
@@ -251,13 +265,13 @@ fn generate_bindings() -> Result<Generated> {
         "--features",
         "bindgen",
     ]))?;
-    let release = root().join("target").join("release");
+    let release = target_dir().join("release");
     let library = release.join(if cfg!(target_vendor = "apple") {
         "libtandem_ffi.dylib"
     } else {
         "libtandem_ffi.so"
     });
-    let out = root().join("target").join("uniffi");
+    let out = target_dir().join("uniffi");
     let generated = Generated {
         swift: out.join("swift"),
         python: out.join("python"),
@@ -403,7 +417,7 @@ fn demo() -> Result<()> {
         "-p",
         "tandem-recv",
     ]))?;
-    let bin = root().join("target").join("release");
+    let bin = target_dir().join("release");
     // A free loopback port (released at once: a race only another program started in the
     // same instant could lose us).
     let port = std::net::UdpSocket::bind("127.0.0.1:0")

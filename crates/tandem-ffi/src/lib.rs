@@ -26,6 +26,18 @@
 //! into `Data`). Encoded input likewise: [`Sender::send_encoded_from`] reads the app's
 //! memory once; [`Sender::send_encoded`] with `Data` copies twice.
 //!
+//! # Codecs
+//!
+//! The sender encodes the pictures it is given with [`SenderConfig::encoder`]: H.264
+//! ([`VideoEncoder::OpenH264`], the engine's default) or AV1 (libaom, rav1e). An app that encodes itself
+//! (VideoToolbox) sends H.264 or HEVC access units, or AV1, through
+//! [`Sender::send_encoded`]. A receiver in decoded output decodes each frame by the codec
+//! it carries (AV1 with dav1d, H.264 with OpenH264); in encoded output it hands every frame
+//! to the app (an `AVSampleBufferDisplayLayer` decodes H.264 and HEVC in hardware).
+//! [`TestPattern`] gives an app's own encoder the engine's test pattern, so that the
+//! receiver reads every frame's pixel code and glass-to-glass latency as it does for the
+//! engine's encoders.
+//!
 //! # The app's own transport
 //!
 //! A session can run over a datagram link the app provides instead of the engine's UDP
@@ -51,7 +63,8 @@
 //! generates UniFFI's Python bindings from the same library and runs `tests/python` (pytest)
 //! against them: a sealed loopback stream (and one over transports written in Python),
 //! every object, record, enum, error case and delegate, and 1,000 create/destroy cycles
-//! checked with [`live_objects`]. `cargo xtask swift --check` fails when the committed Swift
+//! checked with [`live_objects`]; H.264 from the engine's OpenH264 encoder and from x264
+//! through [`Sender::send_encoded`], decoded with every frame's pixel code read. `cargo xtask swift --check` fails when the committed Swift
 //! sources are not what this crate generates.
 
 // The FFI is where raw memory crosses: UniFFI's scaffolding and the copies to and from
@@ -67,6 +80,7 @@ mod frames;
 mod keys;
 mod live;
 mod pairing;
+mod pattern;
 mod receiver;
 mod sender;
 mod stats_feed;
@@ -79,6 +93,7 @@ pub use frames::{DecodedFrame, EncodedFrame, PlaneLayout};
 pub use keys::{Identity, LocalPair, PairedDevice, TrustStore, paired_in_process};
 pub use live::{LiveObjects, live_objects};
 pub use pairing::{PairingDelegate, PairingRole, new_pairing_code, pair, pair_over_transport};
+pub use pattern::TestPattern;
 pub use receiver::{Receiver, ReceiverDelegate};
 pub use sender::{PlaneSource, Sender, SenderDelegate};
 pub use transport::{DatagramTransport, TRANSPORT_LABEL, TransportFailure, TransportInbox};

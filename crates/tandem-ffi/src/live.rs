@@ -17,9 +17,10 @@ pub(crate) enum Kind {
     Browse,
     Transport,
     TransportInbox,
+    TestPattern,
 }
 
-static COUNTS: [AtomicU64; 11] = [const { AtomicU64::new(0) }; 11];
+static COUNTS: [AtomicU64; 12] = [const { AtomicU64::new(0) }; 12];
 
 /// Held by each counted object: counts it while it lives.
 #[derive(Debug)]
@@ -65,6 +66,8 @@ pub struct LiveObjects {
     pub transports: u64,
     /// Transport inboxes (one per started transport, until the app releases it).
     pub transport_inboxes: u64,
+    /// Test patterns.
+    pub test_patterns: u64,
 }
 
 /// The live-object counts now.
@@ -83,5 +86,6 @@ pub fn live_objects() -> LiveObjects {
         browses: n(Kind::Browse),
         transports: n(Kind::Transport),
         transport_inboxes: n(Kind::TransportInbox),
+        test_patterns: n(Kind::TestPattern),
     }
 }

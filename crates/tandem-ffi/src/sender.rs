@@ -27,11 +27,11 @@ pub trait SenderDelegate: Send + Sync {
     fn on_warning(&self, message: String);
     /// The receiver needs a keyframe (it joined, a session came up, or it lost sync): an
     /// app that encodes itself forces its next frame to be one
-    /// (`kVTEncodeFrameOptionKey_ForceKeyFrame`). The engine's AV1 encoder does so itself.
+    /// (`kVTEncodeFrameOptionKey_ForceKeyFrame`). The engine's own encoder does so itself.
     fn on_keyframe_requested(&self);
     /// Congestion control set a new target, kbit/s: an app that encodes itself sets its
     /// encoder's average bitrate to it (`kVTCompressionPropertyKey_AverageBitRate`). The
-    /// engine's AV1 encoder follows it by itself.
+    /// engine's own encoder follows it by itself.
     fn on_target_bitrate(&self, kbps: u32);
 }
 
@@ -354,8 +354,11 @@ impl Sender {
         self.submit(frame)
     }
 
-    /// Sends an already encoded frame (H.264/HEVC Annex B from VideoToolbox, or AV1 OBUs)
-    /// captured now; returns its frame id. Two copies across the boundary; see
+    /// Sends an already encoded frame captured now; returns its frame id. H.264 or HEVC:
+    /// one access unit (every slice of the picture) in Annex B, with the parameter sets
+    /// before each keyframe's IDR, as VideoToolbox gives it after reframing (or x264, or
+    /// any encoder without frame reordering); AV1: the frame's OBUs. A receiver in decoded
+    /// output decodes H.264 and AV1 itself. Two copies across the boundary; see
     /// [`Sender::send_encoded_from`].
     pub fn send_encoded(
         &self,

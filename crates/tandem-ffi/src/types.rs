@@ -109,11 +109,13 @@ impl From<PlayoutPolicy> for tandem::PlayoutPolicy {
 /// A codec on the wire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum VideoCodec {
-    /// AV1 (the engine's own encoders and decoder).
+    /// AV1: the engine encodes it (libaom, rav1e) and decodes it (dav1d).
     Av1,
-    /// H.264, passed through (VideoToolbox encodes and decodes it).
+    /// H.264: the engine encodes it ([`VideoEncoder::OpenH264`]) and decodes it (OpenH264),
+    /// and passes through an app's own (VideoToolbox), which a receiver's app may decode
+    /// itself ([`OutputMode::Encoded`]).
     H264,
-    /// HEVC, passed through.
+    /// HEVC, passed through only: its receiver's app decodes it ([`OutputMode::Encoded`]).
     Hevc,
 }
 
@@ -138,13 +140,30 @@ impl VideoCodec {
     }
 }
 
-/// Which AV1 encoder the sender runs.
+/// Which encoder the sender runs on the pictures it is given (`submit_*`, the test
+/// pattern), and so which codec its frames carry. Frames an app encodes itself
+/// ([`crate::Sender::send_encoded`]) name their own codec.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
-pub enum Av1Encoder {
-    /// libaom in realtime mode, zero frame lag. The default.
+pub enum VideoEncoder {
+    /// AV1 through libaom in realtime mode, zero frame lag.
     Aom,
-    /// rav1e at its fastest speed.
+    /// AV1 through rav1e at its fastest speed.
     Rav1e,
+    /// H.264 through OpenH264: constrained baseline, Annex B, SPS and PPS before every IDR,
+    /// zero frame lag, one slice per encoder thread (up to 4). Any H.264 decoder reads it:
+    /// the engine's receiver (decoded output), or VideoToolbox through the Swift layer's
+    /// `SampleBufferAssembler` (encoded output). The default.
+    OpenH264,
+}
+
+impl From<VideoEncoder> for tandem::EncoderKind {
+    fn from(e: VideoEncoder) -> Self {
+        match e {
+            VideoEncoder::Aom => tandem::EncoderKind::Aom,
+            VideoEncoder::Rav1e => tandem::EncoderKind::Rav1e,
+            VideoEncoder::OpenH264 => tandem::EncoderKind::OpenH264,
+        }
+    }
 }
 
 /// What the picture is, for the encoder's tuning.
@@ -170,7 +189,9 @@ pub enum VideoSource {
 /// What a receiver delivers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, uniffi::Enum)]
 pub enum OutputMode {
-    /// Decoded AV1 pictures ([`crate::ReceiverDelegate::on_frame`]). The default.
+    /// Pictures the engine decoded ([`crate::ReceiverDelegate::on_frame`]): AV1 with dav1d,
+    /// H.264 with OpenH264, each frame by the codec it carries. HEVC frames are not
+    /// decoded, and not delivered: take encoded output for HEVC. The default.
     Decoded,
     /// The encoded frames as they arrived ([`crate::ReceiverDelegate::on_encoded`]), for
     /// an app that decodes with VideoToolbox.
@@ -367,7 +388,7 @@ impl NetConfig {
 }
 
 /// A sender's settings. Every field has a default: `SenderConfig()` is a 640×360, 60 fps
-/// AV1 sender fed by the app.
+/// H.264 sender fed by the app.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct SenderConfig {
     /// Picture width, pixels. Default 640.
@@ -383,9 +404,10 @@ pub struct SenderConfig {
     /// choice for the size.
     #[uniffi(default = None)]
     pub bitrate_kbps: Option<u32>,
-    /// AV1 encoder. Default `nil`: libaom.
+    /// The encoder for pictures the sender is given (see [`VideoEncoder`]). Default `nil`:
+    /// OpenH264 (H.264).
     #[uniffi(default = None)]
-    pub encoder: Option<Av1Encoder>,
+    pub encoder: Option<VideoEncoder>,
     /// Content tuning. Default `nil`: camera.
     #[uniffi(default = None)]
     pub content: Option<ContentKind>,
@@ -422,10 +444,7 @@ impl SenderConfig {
             .fps(self.fps);
         c.video.bitrate_kbps = self.bitrate_kbps;
         if let Some(e) = self.encoder {
-            c.video.encoder = match e {
-                Av1Encoder::Aom => tandem::EncoderKind::Aom,
-                Av1Encoder::Rav1e => tandem::EncoderKind::Rav1e,
-            };
+            c.video.encoder = e.into();
         }
         if let Some(k) = self.content {
             c.video.content = match k {
@@ -444,8 +463,8 @@ impl SenderConfig {
     }
 }
 
-/// A receiver's settings. Every field has a default: `ReceiverConfig()` decodes AV1 with the
-/// latency policy.
+/// A receiver's settings. Every field has a default: `ReceiverConfig()` decodes AV1 and
+/// H.264 with the latency policy.
 #[derive(Debug, Clone, uniffi::Record)]
 pub struct ReceiverConfig {
     /// Playout policy (changeable live). Default `nil`: latency.
@@ -748,6 +767,9 @@ pub struct Stats {
     /// What strangers' datagrams said (another protocol version, an unpaired device's
     /// handshake), unauthenticated, naming the source: to show, never to stop for.
     pub warnings: Vec<String>,
+    /// The codec of the newest frame sent (sender) or received (receiver): `AV1`, `H.264`,
+    /// `HEVC`; `nil` before the first frame.
+    pub codec: Option<String>,
     /// Frames sent or shown per second.
     pub fps: f64,
     /// Encoded video sent (sender) or received (receiver) over the interval, kbit/s.
@@ -826,6 +848,7 @@ impl From<&tandem::Stats> for Stats {
             peer: s.peer.clone(),
             error: s.error.clone(),
             warnings: s.warnings.clone(),
+            codec: s.codec.clone(),
             fps: s.fps,
             bitrate_kbps: s.bitrate_kbps,
             target_kbps: s.target_kbps,
@@ -962,6 +985,41 @@ mod tests {
             PathPolicy::Adaptive,
         ] {
             assert_eq!(PathPolicy::from(tandem::PathPolicy::from(p)), p);
+        }
+    }
+
+    #[test]
+    fn each_encoder_reaches_the_engine_with_its_bitstream() {
+        use tandem_codec::Bitstream;
+        for (choice, kind, bitstream) in [
+            (VideoEncoder::Aom, tandem::EncoderKind::Aom, Bitstream::Av1),
+            (
+                VideoEncoder::Rav1e,
+                tandem::EncoderKind::Rav1e,
+                Bitstream::Av1,
+            ),
+            (
+                VideoEncoder::OpenH264,
+                tandem::EncoderKind::OpenH264,
+                Bitstream::H264,
+            ),
+        ] {
+            let s = SenderConfig {
+                width: 640,
+                height: 360,
+                fps: 60,
+                bitrate_kbps: None,
+                encoder: Some(choice),
+                content: None,
+                source: None,
+                path_policy: None,
+                stats_interval_ms: None,
+                net: net(),
+            }
+            .to_engine()
+            .expect("valid");
+            assert_eq!(s.video.encoder, kind);
+            assert_eq!(s.video.encoder.bitstream(), bitstream);
         }
     }
 

@@ -1,8 +1,8 @@
 // VideoToolbox samples onto the wire and back: H.264/HEVC CMSampleBuffers (length-prefixed,
 // parameter sets in the format description) to Annex B frames for `Sender`, and received
 // Annex B frames to CMSampleBuffers for a VTDecompressionSession or an
-// AVSampleBufferDisplayLayer (which decodes them itself). Also decoded AV1 pictures as
-// display-ready samples. The byte shuffling lives in AnnexB.swift; this file is the
+// AVSampleBufferDisplayLayer (which decodes them itself). Also the engine's decoded pictures
+// as display-ready samples. The byte shuffling lives in AnnexB.swift; this file is the
 // CoreMedia side.
 
 #if canImport(CoreMedia) && canImport(VideoToolbox)
@@ -239,6 +239,14 @@ public final class SampleBufferAssembler {
         display: Bool,
         captureUs: UInt64
     ) throws -> CMSampleBuffer? {
+        // One frame is one access unit, and one access unit is one sample: every NAL unit
+        // of the frame but parameter sets and delimiters (all its slices, however many the
+        // encoder cut it into: OpenH264 one per thread) goes into the sample, each behind a
+        // 4-byte length ("the unit length field in an AVC or HEVC video sample",
+        // https://developer.apple.com/documentation/coremedia/cmformatdescription/nalunitheaderlength;
+        // WebRTC's H264AnnexBBufferToCMSampleBuffer, sdk/objc/components/video_codec/
+        // nalu_rewriter.cc, makes one sample of a whole frame the same way). The parameter
+        // sets make the format description instead.
         var sets: [[UInt8]] = []
         var payload: [Range<Int>] = []
         for unit in AnnexB.units(in: raw) {

@@ -216,11 +216,11 @@ public final class SenderSession: @unchecked Sendable {
     /// What strangers' datagrams said, unauthenticated: show them, never stop for them.
     public let warnings: AsyncStream<String>
     /// One element each time the receiver needs a keyframe. Only an app that encodes itself
-    /// (VideoToolbox) acts on it; the engine's AV1 encoder obeys by itself. One pending
+    /// (VideoToolbox) acts on it; the engine's own encoder obeys by itself. One pending
     /// request means the same as several, hence the buffer of one.
     public let keyframeRequests: AsyncStream<Void>
     /// Congestion control's targets, kbit/s, newest only: an app that encodes itself sets
-    /// its encoder's average bitrate to each (the AV1 encoder follows them by itself).
+    /// its encoder's average bitrate to each (the engine's encoder follows them by itself).
     public let targetBitrates: AsyncStream<UInt32>
     private let events: SenderEvents
 

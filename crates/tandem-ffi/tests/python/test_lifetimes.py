@@ -90,6 +90,7 @@ def one_cycle(i, discovery):
         session.stop()
         assert (link.starts, link.stops, link.inbox) == (1, 1, None), f"cycle {i}"
     if i % 50 == 0:
+        assert len(t.TestPattern(160, 90).i420(i, i)) == 160 * 90 * 3 // 2
         ad = discovery.advertise(40000 + i, f"cycle {i}", again, False)
         browse = discovery.browse(_NoPeers(), False, None)
         browse.peers()
@@ -128,7 +129,7 @@ def test_a_thousand_create_destroy_cycles_leak_nothing():
     grown = {k: (v, getattr(after, k)) for k, v in vars(base_objects).items() if getattr(after, k) > v}
     assert not grown, f"live objects grew (before, after): {grown}"
     assert after.senders == 0 and after.receivers == 0 and after.browses == 0
-    assert after.transports == 0 and after.transport_inboxes == 0
+    assert after.transports == 0 and after.transport_inboxes == 0 and after.test_patterns == 0
     assert growth_mib < 16, f"RSS grew {growth_mib:.1f} MiB over {CYCLES} cycles"
 
 

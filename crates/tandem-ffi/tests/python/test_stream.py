@@ -256,7 +256,7 @@ def test_the_rest_of_the_controls_and_metadata(keys):
         height=180,
         fps=30,
         bitrate_kbps=800,
-        encoder=t.Av1Encoder.RAV1E,
+        encoder=t.VideoEncoder.RAV1E,
         content=t.ContentKind.SCREEN,
         source=t.VideoSource.TEST_PATTERN,
         stats_interval_ms=200,

@@ -132,6 +132,9 @@ struct StatsOverlay: View {
             if let stats {
                 Text(String(format: "%.0f fps  %.0f kbit/s", stats.fps, stats.bitrateKbps)
                     + " (target \(stats.targetKbps))")
+                if let codec = stats.codec {
+                    Text("codec \(codec)")
+                }
                 Text("RTT \(milliseconds(stats.rttMs))  one-way \(milliseconds(stats.oneWayMs))")
                 Text("glass-to-glass \(percentiles(stats.g2gMs))  decode \(percentiles(stats.decodeMs))")
                 Text(String(

@@ -4,6 +4,7 @@ import Tandem
 
 enum SendSource: String, CaseIterable, Identifiable {
     case cameraAV1
+    case cameraOpenH264
     case cameraH264
     case testPattern
 
@@ -11,9 +12,20 @@ enum SendSource: String, CaseIterable, Identifiable {
 
     var title: String {
         switch self {
-        case .cameraAV1: return "Camera, AV1 (engine)"
+        case .cameraAV1: return "Camera, AV1 (engine, libaom)"
+        case .cameraOpenH264: return "Camera, H.264 (engine, OpenH264)"
         case .cameraH264: return "Camera, H.264 (VideoToolbox)"
         case .testPattern: return "Test pattern (measures glass-to-glass)"
+        }
+    }
+
+    /// The engine's encoder for the pictures it is given; nil for its default (H.264 through
+    /// OpenH264), or where the app encodes itself.
+    var encoder: VideoEncoder? {
+        switch self {
+        case .cameraAV1: return .aom
+        case .cameraOpenH264: return .openH264
+        case .cameraH264, .testPattern: return nil
         }
     }
 }
@@ -75,6 +87,7 @@ struct SendView: View {
                 }
                 if let stats = controller.stats {
                     Section("Stats") {
+                        LabeledContent("Codec", value: stats.codec ?? "–")
                         LabeledContent("Frames/s", value: String(format: "%.0f", stats.fps))
                         LabeledContent("Bitrate", value: "\(Int(stats.bitrateKbps)) of \(stats.targetKbps) kbit/s")
                         LabeledContent("Delivered", value: stats.deliveredKbps.map { "\(Int($0)) kbit/s" } ?? "–")
@@ -97,8 +110,8 @@ struct SendView: View {
 
 @MainActor
 final class SendController: ObservableObject {
-    // Small enough for libaom to encode in real time on a phone's CPU; the iOS camera
-    // delivers exactly this size with the VGA preset.
+    // Small enough for libaom and OpenH264 to encode in real time on a phone's CPU; the iOS
+    // camera delivers exactly this size with the VGA preset.
     static let width = 640
     static let height = 480
     static let fps = 30
@@ -142,6 +155,7 @@ final class SendController: ObservableObject {
         do {
             let config = SenderConfig(
                 width: UInt32(Self.width), height: UInt32(Self.height), fps: UInt32(Self.fps),
+                encoder: source.encoder,
                 source: source == .testPattern ? .testPattern : .app,
                 pathPolicy: model.pathPolicy,
                 net: net)
@@ -193,7 +207,7 @@ final class SendController: ObservableObject {
         switch source {
         case .testPattern:
             return
-        case .cameraAV1:
+        case .cameraAV1, .cameraOpenH264:
             // Failures travel from the camera queue to the main actor as values, so the
             // camera's closure holds nothing but Sendable things.
             let (failures, failed) = AsyncStream.makeStream(of: String.self, bufferingPolicy: .bufferingNewest(1))

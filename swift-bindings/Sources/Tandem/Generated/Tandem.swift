@@ -3565,8 +3565,11 @@ public protocol SenderProtocol: AnyObject, Sendable {
     func secondLocalAddress() throws  -> String?
     
     /**
-     * Sends an already encoded frame (H.264/HEVC Annex B from VideoToolbox, or AV1 OBUs)
-     * captured now; returns its frame id. Two copies across the boundary; see
+     * Sends an already encoded frame captured now; returns its frame id. H.264 or HEVC:
+     * one access unit (every slice of the picture) in Annex B, with the parameter sets
+     * before each keyframe's IDR, as VideoToolbox gives it after reframing (or x264, or
+     * any encoder without frame reordering); AV1: the frame's OBUs. A receiver in decoded
+     * output decodes H.264 and AV1 itself. Two copies across the boundary; see
      * [`Sender::send_encoded_from`].
      */
     func sendEncoded(data: Data, codec: VideoCodec, keyframe: Bool) throws  -> UInt32
@@ -3837,8 +3840,11 @@ open func secondLocalAddress()throws  -> String?  {
 }
     
     /**
-     * Sends an already encoded frame (H.264/HEVC Annex B from VideoToolbox, or AV1 OBUs)
-     * captured now; returns its frame id. Two copies across the boundary; see
+     * Sends an already encoded frame captured now; returns its frame id. H.264 or HEVC:
+     * one access unit (every slice of the picture) in Annex B, with the parameter sets
+     * before each keyframe's IDR, as VideoToolbox gives it after reframing (or x264, or
+     * any encoder without frame reordering); AV1: the frame's OBUs. A receiver in decoded
+     * output decodes H.264 and AV1 itself. Two copies across the boundary; see
      * [`Sender::send_encoded_from`].
      */
 open func sendEncoded(data: Data, codec: VideoCodec, keyframe: Bool)throws  -> UInt32  {
@@ -4033,14 +4039,14 @@ public protocol SenderDelegate: AnyObject, Sendable {
     /**
      * The receiver needs a keyframe (it joined, a session came up, or it lost sync): an
      * app that encodes itself forces its next frame to be one
-     * (`kVTEncodeFrameOptionKey_ForceKeyFrame`). The engine's AV1 encoder does so itself.
+     * (`kVTEncodeFrameOptionKey_ForceKeyFrame`). The engine's own encoder does so itself.
      */
     func onKeyframeRequested() 
     
     /**
      * Congestion control set a new target, kbit/s: an app that encodes itself sets its
      * encoder's average bitrate to it (`kVTCompressionPropertyKey_AverageBitRate`). The
-     * engine's AV1 encoder follows it by itself.
+     * engine's own encoder follows it by itself.
      */
     func onTargetBitrate(kbps: UInt32) 
     
@@ -4143,7 +4149,7 @@ open func onWarning(message: String)  {try! rustCall() {
     /**
      * The receiver needs a keyframe (it joined, a session came up, or it lost sync): an
      * app that encodes itself forces its next frame to be one
-     * (`kVTEncodeFrameOptionKey_ForceKeyFrame`). The engine's AV1 encoder does so itself.
+     * (`kVTEncodeFrameOptionKey_ForceKeyFrame`). The engine's own encoder does so itself.
      */
 open func onKeyframeRequested()  {try! rustCall() {
         uniffiCallStatus in
@@ -4156,7 +4162,7 @@ open func onKeyframeRequested()  {try! rustCall() {
     /**
      * Congestion control set a new target, kbit/s: an app that encodes itself sets its
      * encoder's average bitrate to it (`kVTCompressionPropertyKey_AverageBitRate`). The
-     * engine's AV1 encoder follows it by itself.
+     * engine's own encoder follows it by itself.
      */
 open func onTargetBitrate(kbps: UInt32)  {try! rustCall() {
         uniffiCallStatus in
@@ -4385,6 +4391,206 @@ public func FfiConverterTypeSenderDelegate_lift(_ handle: UInt64) throws -> Send
 #endif
 public func FfiConverterTypeSenderDelegate_lower(_ value: SenderDelegate) -> UInt64 {
     return FfiConverterTypeSenderDelegate.lower(value)
+}
+
+
+
+
+
+
+/**
+ * The engine's moving test pattern, picture by picture, for an app that encodes itself and
+ * sends with [`crate::Sender::send_encoded`]. Each picture carries a pixel code with its
+ * number and capture time, which a receiver in decoded output reads back
+ * ([`crate::DecodedFrame::pixel_code_frame_id`], [`crate::DecodedFrame::g2g_ms`],
+ * `Stats.g2g_ms`): every frame shown proves it arrived whole and in order, and its delay
+ * from capture to screen is measured. (`VideoSource::TestPattern` does the same for the
+ * engine's own encoder.)
+ */
+public protocol TestPatternProtocol: AnyObject, Sendable {
+    
+    /**
+     * Luma height, pixels.
+     */
+    func height()  -> UInt32
+    
+    /**
+     * Picture `number` (the same number, the same picture; the pattern moves from one
+     * number to the next), its pixel code carrying `number` and `capture_us`, as tightly
+     * packed I420: the luma plane (`width` bytes a row), then Cb, then Cr (half width and
+     * height, rounded up). For glass-to-glass latency, `capture_us` is the capture time in
+     * microseconds since the Unix epoch (the clock the receiver reads the code against;
+     * Swift `UInt64(Date().timeIntervalSince1970 * 1e6)`); its low 48 bits are stamped.
+     */
+    func i420(number: UInt32, captureUs: UInt64)  -> Data
+    
+    /**
+     * Luma width, pixels.
+     */
+    func width()  -> UInt32
+    
+}
+/**
+ * The engine's moving test pattern, picture by picture, for an app that encodes itself and
+ * sends with [`crate::Sender::send_encoded`]. Each picture carries a pixel code with its
+ * number and capture time, which a receiver in decoded output reads back
+ * ([`crate::DecodedFrame::pixel_code_frame_id`], [`crate::DecodedFrame::g2g_ms`],
+ * `Stats.g2g_ms`): every frame shown proves it arrived whole and in order, and its delay
+ * from capture to screen is measured. (`VideoSource::TestPattern` does the same for the
+ * engine's own encoder.)
+ */
+open class TestPattern: TestPatternProtocol, @unchecked Sendable {
+    fileprivate let handle: UInt64
+
+    /// Used to instantiate a [FFIObject] without an actual handle, for fakes in tests, mostly.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public struct NoHandle {
+        public init() {}
+    }
+
+    // TODO: We'd like this to be `private` but for Swifty reasons,
+    // we can't implement `FfiConverter` without making this `required` and we can't
+    // make it `required` without making it `public`.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    required public init(unsafeFromHandle handle: UInt64) {
+        self.handle = handle
+    }
+
+    // This constructor can be used to instantiate a fake object.
+    // - Parameter noHandle: Placeholder value so we can have a constructor separate from the default empty one that may be implemented for classes extending [FFIObject].
+    //
+    // - Warning:
+    //     Any object instantiated with this constructor cannot be passed to an actual Rust-backed object. Since there isn't a backing handle the FFI lower functions will crash.
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public init(noHandle: NoHandle) {
+        self.handle = 0
+    }
+
+#if swift(>=5.8)
+    @_documentation(visibility: private)
+#endif
+    public func uniffiCloneHandle() -> UInt64 {
+        return try! rustCall { uniffi_tandem_ffi_fn_clone_testpattern(self.handle, $0) }
+    }
+    /**
+     * A `width` × `height` pattern (at least 144 × 64, room for the pixel code).
+     */
+public convenience init(width: UInt32, height: UInt32)throws  {
+    let handle =
+        try rustCallWithError(FfiConverterTypeTandemError_lift) {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_constructor_testpattern_new(
+        FfiConverterUInt32.lower(width),
+        FfiConverterUInt32.lower(height),uniffiCallStatus
+    )
+}
+    self.init(unsafeFromHandle: handle)
+}
+
+    deinit {
+        if handle == 0 {
+            // Mock objects have handle=0 don't try to free them
+            return
+        }
+
+        try! rustCall { uniffi_tandem_ffi_fn_free_testpattern(handle, $0) }
+    }
+
+    
+
+    
+    /**
+     * Luma height, pixels.
+     */
+open func height() -> UInt32  {
+    return try!  FfiConverterUInt32.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_testpattern_height(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Picture `number` (the same number, the same picture; the pattern moves from one
+     * number to the next), its pixel code carrying `number` and `capture_us`, as tightly
+     * packed I420: the luma plane (`width` bytes a row), then Cb, then Cr (half width and
+     * height, rounded up). For glass-to-glass latency, `capture_us` is the capture time in
+     * microseconds since the Unix epoch (the clock the receiver reads the code against;
+     * Swift `UInt64(Date().timeIntervalSince1970 * 1e6)`); its low 48 bits are stamped.
+     */
+open func i420(number: UInt32, captureUs: UInt64) -> Data  {
+    return try!  FfiConverterData.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_testpattern_i420(
+            self.uniffiCloneHandle(),
+        FfiConverterUInt32.lower(number),
+        FfiConverterUInt64.lower(captureUs),uniffiCallStatus
+    )
+})
+}
+    
+    /**
+     * Luma width, pixels.
+     */
+open func width() -> UInt32  {
+    return try!  FfiConverterUInt32.lift(try! rustCall() {
+        uniffiCallStatus in
+    uniffi_tandem_ffi_fn_method_testpattern_width(
+            self.uniffiCloneHandle(),uniffiCallStatus
+    )
+})
+}
+    
+
+    
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeTestPattern: FfiConverter {
+    typealias FfiType = UInt64
+    typealias SwiftType = TestPattern
+
+    public static func lift(_ handle: UInt64) throws -> TestPattern {
+        return TestPattern(unsafeFromHandle: handle)
+    }
+
+    public static func lower(_ value: TestPattern) -> UInt64 {
+        return value.uniffiCloneHandle()
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> TestPattern {
+        let handle: UInt64 = try readInt(&buf)
+        return try lift(handle)
+    }
+
+    public static func write(_ value: TestPattern, into buf: inout [UInt8]) {
+        writeInt(&buf, lower(value))
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTestPattern_lift(_ handle: UInt64) throws -> TestPattern {
+    return try FfiConverterTypeTestPattern.lift(handle)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeTestPattern_lower(_ value: TestPattern) -> UInt64 {
+    return FfiConverterTypeTestPattern.lower(value)
 }
 
 
@@ -5222,6 +5428,10 @@ public struct LiveObjects: Equatable, Hashable {
      * Transport inboxes (one per started transport, until the app releases it).
      */
     public var transportInboxes: UInt64
+    /**
+     * Test patterns.
+     */
+    public var testPatterns: UInt64
 
     // Default memberwise initializers are never public by default, so we
     // declare one manually.
@@ -5259,7 +5469,10 @@ public struct LiveObjects: Equatable, Hashable {
          */transports: UInt64, 
         /**
          * Transport inboxes (one per started transport, until the app releases it).
-         */transportInboxes: UInt64) {
+         */transportInboxes: UInt64, 
+        /**
+         * Test patterns.
+         */testPatterns: UInt64) {
         self.senders = senders
         self.receivers = receivers
         self.decodedFrames = decodedFrames
@@ -5271,6 +5484,7 @@ public struct LiveObjects: Equatable, Hashable {
         self.browses = browses
         self.transports = transports
         self.transportInboxes = transportInboxes
+        self.testPatterns = testPatterns
     }
 
     
@@ -5299,7 +5513,8 @@ public struct FfiConverterTypeLiveObjects: FfiConverterRustBuffer {
                 advertisements: FfiConverterUInt64.read(from: &buf), 
                 browses: FfiConverterUInt64.read(from: &buf), 
                 transports: FfiConverterUInt64.read(from: &buf), 
-                transportInboxes: FfiConverterUInt64.read(from: &buf)
+                transportInboxes: FfiConverterUInt64.read(from: &buf), 
+                testPatterns: FfiConverterUInt64.read(from: &buf)
         )
     }
 
@@ -5315,6 +5530,7 @@ public struct FfiConverterTypeLiveObjects: FfiConverterRustBuffer {
         FfiConverterUInt64.write(value.browses, into: &buf)
         FfiConverterUInt64.write(value.transports, into: &buf)
         FfiConverterUInt64.write(value.transportInboxes, into: &buf)
+        FfiConverterUInt64.write(value.testPatterns, into: &buf)
     }
 }
 
@@ -6059,8 +6275,8 @@ public func FfiConverterTypePlaneSource_lower(_ value: PlaneSource) -> RustBuffe
 
 
 /**
- * A receiver's settings. Every field has a default: `ReceiverConfig()` decodes AV1 with the
- * latency policy.
+ * A receiver's settings. Every field has a default: `ReceiverConfig()` decodes AV1 and
+ * H.264 with the latency policy.
  */
 public struct ReceiverConfig {
     /**
@@ -6232,7 +6448,7 @@ public func FfiConverterTypeSecurityConfig_lower(_ value: SecurityConfig) -> Rus
 
 /**
  * A sender's settings. Every field has a default: `SenderConfig()` is a 640×360, 60 fps
- * AV1 sender fed by the app.
+ * H.264 sender fed by the app.
  */
 public struct SenderConfig {
     /**
@@ -6253,9 +6469,10 @@ public struct SenderConfig {
      */
     public var bitrateKbps: UInt32?
     /**
-     * AV1 encoder. Default `nil`: libaom.
+     * The encoder for pictures the sender is given (see [`VideoEncoder`]). Default `nil`:
+     * OpenH264 (H.264).
      */
-    public var encoder: Av1Encoder?
+    public var encoder: VideoEncoder?
     /**
      * Content tuning. Default `nil`: camera.
      */
@@ -6294,8 +6511,9 @@ public struct SenderConfig {
          * choice for the size.
          */bitrateKbps: UInt32? = nil, 
         /**
-         * AV1 encoder. Default `nil`: libaom.
-         */encoder: Av1Encoder? = nil, 
+         * The encoder for pictures the sender is given (see [`VideoEncoder`]). Default `nil`:
+         * OpenH264 (H.264).
+         */encoder: VideoEncoder? = nil, 
         /**
          * Content tuning. Default `nil`: camera.
          */content: ContentKind? = nil, 
@@ -6343,7 +6561,7 @@ public struct FfiConverterTypeSenderConfig: FfiConverterRustBuffer {
                 height: FfiConverterUInt32.read(from: &buf), 
                 fps: FfiConverterUInt32.read(from: &buf), 
                 bitrateKbps: FfiConverterOptionUInt32.read(from: &buf), 
-                encoder: FfiConverterOptionTypeAv1Encoder.read(from: &buf), 
+                encoder: FfiConverterOptionTypeVideoEncoder.read(from: &buf), 
                 content: FfiConverterOptionTypeContentKind.read(from: &buf), 
                 source: FfiConverterOptionTypeVideoSource.read(from: &buf), 
                 pathPolicy: FfiConverterOptionTypePathPolicy.read(from: &buf), 
@@ -6357,7 +6575,7 @@ public struct FfiConverterTypeSenderConfig: FfiConverterRustBuffer {
         FfiConverterUInt32.write(value.height, into: &buf)
         FfiConverterUInt32.write(value.fps, into: &buf)
         FfiConverterOptionUInt32.write(value.bitrateKbps, into: &buf)
-        FfiConverterOptionTypeAv1Encoder.write(value.encoder, into: &buf)
+        FfiConverterOptionTypeVideoEncoder.write(value.encoder, into: &buf)
         FfiConverterOptionTypeContentKind.write(value.content, into: &buf)
         FfiConverterOptionTypeVideoSource.write(value.source, into: &buf)
         FfiConverterOptionTypePathPolicy.write(value.pathPolicy, into: &buf)
@@ -6407,6 +6625,11 @@ public struct Stats: Equatable, Hashable {
      * handshake), unauthenticated, naming the source: to show, never to stop for.
      */
     public var warnings: [String]
+    /**
+     * The codec of the newest frame sent (sender) or received (receiver): `AV1`, `H.264`,
+     * `HEVC`; `nil` before the first frame.
+     */
+    public var codec: String?
     /**
      * Frames sent or shown per second.
      */
@@ -6547,6 +6770,10 @@ public struct Stats: Equatable, Hashable {
          * handshake), unauthenticated, naming the source: to show, never to stop for.
          */warnings: [String], 
         /**
+         * The codec of the newest frame sent (sender) or received (receiver): `AV1`, `H.264`,
+         * `HEVC`; `nil` before the first frame.
+         */codec: String?, 
+        /**
          * Frames sent or shown per second.
          */fps: Double, 
         /**
@@ -6641,6 +6868,7 @@ public struct Stats: Equatable, Hashable {
         self.peer = peer
         self.error = error
         self.warnings = warnings
+        self.codec = codec
         self.fps = fps
         self.bitrateKbps = bitrateKbps
         self.targetKbps = targetKbps
@@ -6693,6 +6921,7 @@ public struct FfiConverterTypeStats: FfiConverterRustBuffer {
                 peer: FfiConverterOptionString.read(from: &buf), 
                 error: FfiConverterOptionString.read(from: &buf), 
                 warnings: FfiConverterSequenceString.read(from: &buf), 
+                codec: FfiConverterOptionString.read(from: &buf), 
                 fps: FfiConverterDouble.read(from: &buf), 
                 bitrateKbps: FfiConverterDouble.read(from: &buf), 
                 targetKbps: FfiConverterUInt64.read(from: &buf), 
@@ -6731,6 +6960,7 @@ public struct FfiConverterTypeStats: FfiConverterRustBuffer {
         FfiConverterOptionString.write(value.peer, into: &buf)
         FfiConverterOptionString.write(value.error, into: &buf)
         FfiConverterSequenceString.write(value.warnings, into: &buf)
+        FfiConverterOptionString.write(value.codec, into: &buf)
         FfiConverterDouble.write(value.fps, into: &buf)
         FfiConverterDouble.write(value.bitrateKbps, into: &buf)
         FfiConverterUInt64.write(value.targetKbps, into: &buf)
@@ -6777,81 +7007,6 @@ public func FfiConverterTypeStats_lift(_ buf: RustBuffer) throws -> Stats {
 public func FfiConverterTypeStats_lower(_ value: Stats) -> RustBuffer {
     return FfiConverterTypeStats.lower(value)
 }
-
-
-/**
- * Which AV1 encoder the sender runs.
- */
-
-public enum Av1Encoder: Equatable, Hashable {
-    
-    /**
-     * libaom in realtime mode, zero frame lag. The default.
-     */
-    case aom
-    /**
-     * rav1e at its fastest speed.
-     */
-    case rav1e
-
-
-
-
-
-}
-
-#if compiler(>=6)
-extension Av1Encoder: Sendable {}
-#endif
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public struct FfiConverterTypeAv1Encoder: FfiConverterRustBuffer {
-    typealias SwiftType = Av1Encoder
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> Av1Encoder {
-        let variant: Int32 = try readInt(&buf)
-        switch variant {
-        
-        case 1: return .aom
-        
-        case 2: return .rav1e
-        
-        default: throw UniffiInternalError.unexpectedEnumCase
-        }
-    }
-
-    public static func write(_ value: Av1Encoder, into buf: inout [UInt8]) {
-        switch value {
-        
-        
-        case .aom:
-            writeInt(&buf, Int32(1))
-        
-        
-        case .rav1e:
-            writeInt(&buf, Int32(2))
-        
-        }
-    }
-}
-
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeAv1Encoder_lift(_ buf: RustBuffer) throws -> Av1Encoder {
-    return try FfiConverterTypeAv1Encoder.lift(buf)
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
-public func FfiConverterTypeAv1Encoder_lower(_ value: Av1Encoder) -> RustBuffer {
-    return FfiConverterTypeAv1Encoder.lower(value)
-}
-
 
 
 /**
@@ -7203,7 +7358,9 @@ public func FfiConverterTypeInterfaceKind_lower(_ value: InterfaceKind) -> RustB
 public enum OutputMode: Equatable, Hashable {
     
     /**
-     * Decoded AV1 pictures ([`crate::ReceiverDelegate::on_frame`]). The default.
+     * Pictures the engine decoded ([`crate::ReceiverDelegate::on_frame`]): AV1 with dav1d,
+     * H.264 with OpenH264, each frame by the codec it carries. HEVC frames are not
+     * decoded, and not delivered: take encoded output for HEVC. The default.
      */
     case decoded
     /**
@@ -8252,15 +8409,17 @@ public func FfiConverterTypeTransportFailure_lower(_ value: TransportFailure) ->
 public enum VideoCodec: Equatable, Hashable {
     
     /**
-     * AV1 (the engine's own encoders and decoder).
+     * AV1: the engine encodes it (libaom, rav1e) and decodes it (dav1d).
      */
     case av1
     /**
-     * H.264, passed through (VideoToolbox encodes and decodes it).
+     * H.264: the engine encodes it ([`VideoEncoder::OpenH264`]) and decodes it (OpenH264),
+     * and passes through an app's own (VideoToolbox), which a receiver's app may decode
+     * itself ([`OutputMode::Encoded`]).
      */
     case h264
     /**
-     * HEVC, passed through.
+     * HEVC, passed through only: its receiver's app decodes it ([`OutputMode::Encoded`]).
      */
     case hevc
 
@@ -8326,6 +8485,96 @@ public func FfiConverterTypeVideoCodec_lift(_ buf: RustBuffer) throws -> VideoCo
 #endif
 public func FfiConverterTypeVideoCodec_lower(_ value: VideoCodec) -> RustBuffer {
     return FfiConverterTypeVideoCodec.lower(value)
+}
+
+
+
+/**
+ * Which encoder the sender runs on the pictures it is given (`submit_*`, the test
+ * pattern), and so which codec its frames carry. Frames an app encodes itself
+ * ([`crate::Sender::send_encoded`]) name their own codec.
+ */
+
+public enum VideoEncoder: Equatable, Hashable {
+    
+    /**
+     * AV1 through libaom in realtime mode, zero frame lag.
+     */
+    case aom
+    /**
+     * AV1 through rav1e at its fastest speed.
+     */
+    case rav1e
+    /**
+     * H.264 through OpenH264: constrained baseline, Annex B, SPS and PPS before every IDR,
+     * zero frame lag, one slice per encoder thread (up to 4). Any H.264 decoder reads it:
+     * the engine's receiver (decoded output), or VideoToolbox through the Swift layer's
+     * `SampleBufferAssembler` (encoded output). The default.
+     */
+    case openH264
+
+
+
+
+
+}
+
+#if compiler(>=6)
+extension VideoEncoder: Sendable {}
+#endif
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public struct FfiConverterTypeVideoEncoder: FfiConverterRustBuffer {
+    typealias SwiftType = VideoEncoder
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> VideoEncoder {
+        let variant: Int32 = try readInt(&buf)
+        switch variant {
+        
+        case 1: return .aom
+        
+        case 2: return .rav1e
+        
+        case 3: return .openH264
+        
+        default: throw UniffiInternalError.unexpectedEnumCase
+        }
+    }
+
+    public static func write(_ value: VideoEncoder, into buf: inout [UInt8]) {
+        switch value {
+        
+        
+        case .aom:
+            writeInt(&buf, Int32(1))
+        
+        
+        case .rav1e:
+            writeInt(&buf, Int32(2))
+        
+        
+        case .openH264:
+            writeInt(&buf, Int32(3))
+        
+        }
+    }
+}
+
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVideoEncoder_lift(_ buf: RustBuffer) throws -> VideoEncoder {
+    return try FfiConverterTypeVideoEncoder.lift(buf)
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+public func FfiConverterTypeVideoEncoder_lower(_ value: VideoEncoder) -> RustBuffer {
+    return FfiConverterTypeVideoEncoder.lower(value)
 }
 
 
@@ -8601,30 +8850,6 @@ fileprivate struct FfiConverterOptionTypeSecurityConfig: FfiConverterRustBuffer 
 #if swift(>=5.8)
 @_documentation(visibility: private)
 #endif
-fileprivate struct FfiConverterOptionTypeAv1Encoder: FfiConverterRustBuffer {
-    typealias SwiftType = Av1Encoder?
-
-    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
-        guard let value = value else {
-            writeInt(&buf, Int8(0))
-            return
-        }
-        writeInt(&buf, Int8(1))
-        FfiConverterTypeAv1Encoder.write(value, into: &buf)
-    }
-
-    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
-        switch try readInt(&buf) as Int8 {
-        case 0: return nil
-        case 1: return try FfiConverterTypeAv1Encoder.read(from: &buf)
-        default: throw UniffiInternalError.unexpectedOptionalTag
-        }
-    }
-}
-
-#if swift(>=5.8)
-@_documentation(visibility: private)
-#endif
 fileprivate struct FfiConverterOptionTypeContentKind: FfiConverterRustBuffer {
     typealias SwiftType = ContentKind?
 
@@ -8809,6 +9034,30 @@ fileprivate struct FfiConverterOptionTypeVideoCodec: FfiConverterRustBuffer {
         switch try readInt(&buf) as Int8 {
         case 0: return nil
         case 1: return try FfiConverterTypeVideoCodec.read(from: &buf)
+        default: throw UniffiInternalError.unexpectedOptionalTag
+        }
+    }
+}
+
+#if swift(>=5.8)
+@_documentation(visibility: private)
+#endif
+fileprivate struct FfiConverterOptionTypeVideoEncoder: FfiConverterRustBuffer {
+    typealias SwiftType = VideoEncoder?
+
+    public static func write(_ value: SwiftType, into buf: inout [UInt8]) {
+        guard let value = value else {
+            writeInt(&buf, Int8(0))
+            return
+        }
+        writeInt(&buf, Int8(1))
+        FfiConverterTypeVideoEncoder.write(value, into: &buf)
+    }
+
+    public static func read(from buf: inout (data: Data, offset: Data.Index)) throws -> SwiftType {
+        switch try readInt(&buf) as Int8 {
+        case 0: return nil
+        case 1: return try FfiConverterTypeVideoEncoder.read(from: &buf)
         default: throw UniffiInternalError.unexpectedOptionalTag
         }
     }
@@ -9404,6 +9653,15 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_method_pairingdelegate_on_wrong_code() != 8709) {
         return InitializationResult.apiChecksumMismatch
     }
+    if (uniffi_tandem_ffi_checksum_method_testpattern_height() != 19852) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_method_testpattern_i420() != 42437) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_method_testpattern_width() != 21433) {
+        return InitializationResult.apiChecksumMismatch
+    }
     if (uniffi_tandem_ffi_checksum_method_receiver_error() != 17491) {
         return InitializationResult.apiChecksumMismatch
     }
@@ -9470,7 +9728,7 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_method_sender_second_local_address() != 44681) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_sender_send_encoded() != 20982) {
+    if (uniffi_tandem_ffi_checksum_method_sender_send_encoded() != 64007) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_method_sender_send_encoded_from() != 42489) {
@@ -9503,10 +9761,10 @@ private let initializationResult: InitializationResult = {
     if (uniffi_tandem_ffi_checksum_method_senderdelegate_on_warning() != 65426) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_senderdelegate_on_keyframe_requested() != 27723) {
+    if (uniffi_tandem_ffi_checksum_method_senderdelegate_on_keyframe_requested() != 45520) {
         return InitializationResult.apiChecksumMismatch
     }
-    if (uniffi_tandem_ffi_checksum_method_senderdelegate_on_target_bitrate() != 11792) {
+    if (uniffi_tandem_ffi_checksum_method_senderdelegate_on_target_bitrate() != 58952) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_method_datagramtransport_start() != 50689) {
@@ -9540,6 +9798,9 @@ private let initializationResult: InitializationResult = {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_constructor_truststore_new() != 46512) {
+        return InitializationResult.apiChecksumMismatch
+    }
+    if (uniffi_tandem_ffi_checksum_constructor_testpattern_new() != 60155) {
         return InitializationResult.apiChecksumMismatch
     }
     if (uniffi_tandem_ffi_checksum_constructor_receiver_new() != 31747) {
