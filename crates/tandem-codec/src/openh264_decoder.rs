@@ -1,10 +1,15 @@
 //! `OpenH264Decoder`: H.264 access units (Annex B) in, I420 [`Frame`]s out, through OpenH264.
 //!
-//! Settings: `DecodeFrameNoDelay` (each access unit's picture comes out of the call that fed
-//! it, where the stream has no frame reordering, as every live encoder's output here has:
-//! OpenH264's, x264 `zerolatency`, VideoToolbox real-time), no flush of held pictures after
-//! a call that produced none (a stream with B-frames comes out in display order, one call
-//! late, instead of being flushed out of order), error concealment off (a picture built on
+//! Settings: `DecodeFrameNoDelay`, and when that call returns no picture but the decoder
+//! holds one, the held picture is flushed out of the same call. Why: OpenH264 outputs a
+//! baseline picture at once but holds every main- or high-profile picture for one call, to
+//! reorder (`CWelsDecoder::ReorderPicturesInDisplay`, `codec/decoder/plus/src/
+//! welsDecoderExt.cpp`), whether or not the stream has B-frames; without the flush a
+//! VideoToolbox main-profile stream would show each picture one frame late, under the next
+//! frame's id. Live encoders do not reorder (x264 `zerolatency`, VideoToolbox real-time
+//! with frame reordering off, OpenH264), so each call's picture is its own frame; a stream
+//! with B-frames would come out in decoding order, which this decoder does not support.
+//! Error concealment off (a picture built on
 //! a lost reference is an error, and the engine asks for a keyframe, instead of a smeared
 //! picture shown as good), decoding on the calling thread (OpenH264's decoder threading is
 //! marked experimental by its Rust binding), and a size limit checked on every picture.
@@ -51,7 +56,7 @@ fn decode_error(what: &str, e: impl std::fmt::Display) -> CodecError {
 impl OpenH264Decoder {
     /// Opens a decoder; of `config` only `max_pixels` applies (see the module docs).
     pub fn new(config: &DecoderConfig) -> Result<OpenH264Decoder, CodecError> {
-        let inner = InnerConfig::new().flush_after_decode(Flush::NoFlush);
+        let inner = InnerConfig::new().flush_after_decode(Flush::Flush);
         let dec = Inner::with_api_config(openh264::OpenH264API::from_source(), inner)
             .map_err(|e| decode_error("opening", e))?;
         Ok(OpenH264Decoder {
@@ -71,10 +76,9 @@ impl OpenH264Decoder {
             return Err(decode_error("reading", "empty access unit"));
         }
         let started = Instant::now();
-        let decoded = self.dec.decode_with_options(
-            data,
-            DecodeOptions::new().flush_after_decode(Flush::NoFlush),
-        );
+        let decoded = self
+            .dec
+            .decode_with_options(data, DecodeOptions::new().flush_after_decode(Flush::Flush));
         self.stats.decode_us += started.elapsed().as_micros() as u64;
         let picture = match decoded {
             Ok(Some(p)) => p,

@@ -226,18 +226,11 @@ X264_RUNS = {
 
 # OpenH264's decoder holds every picture of a stream whose profile is not baseline (66) or
 # scalable baseline (83) for one call, B slices or not (`CWelsDecoder::ReorderPicturesInDisplay`
-# in codec/decoder/plus/src/welsDecoderExt.cpp), and the engine's decoder does not flush it
-# (`Flush::NoFlush`): each main-profile frame is shown with the picture before it, one frame
-# late, and the last is never shown. A fix belongs in tandem-codec's OpenH264Decoder; this
-# run then passes, and strict xfail fails until the mark is removed.
-MAIN_PROFILE_HELD = pytest.mark.xfail(
-    strict=True, reason="OpenH264 holds each main-profile picture one frame (see above)"
-)
+# in codec/decoder/plus/src/welsDecoderExt.cpp); tandem-codec's OpenH264Decoder flushes it out
+# of the same call, so the main-profile run shows each picture as its own frame.
 
 
-@pytest.mark.parametrize(
-    "profile", [pytest.param(p, marks=MAIN_PROFILE_HELD) if p == "main" else p for p in X264_RUNS]
-)
+@pytest.mark.parametrize("profile", list(X264_RUNS))
 def test_a_foreign_h264_stream_through_send_encoded_shows_every_pixel_code(keys, tmp_path, profile):
     if shutil.which("x264") is None:
         pytest.skip("the x264 command-line tool is not installed (apt-get install x264)")
