@@ -238,6 +238,19 @@ impl Frame {
         &mut self.planes[plane as usize].make_mut()[y * s..y * s + w]
     }
 
+    /// Appends `plane`'s rows to `out` without padding (`width` bytes apart): what a packed
+    /// I420 buffer, a Y4M frame or an app's copy of one plane holds.
+    pub fn append_packed(&self, plane: PlaneIndex, out: &mut Vec<u8>) {
+        let (w, h) = self.plane_size(plane);
+        if self.stride(plane) == w {
+            out.extend_from_slice(&self.plane(plane)[..w * h]);
+        } else {
+            for y in 0..h {
+                out.extend_from_slice(self.row(plane, y));
+            }
+        }
+    }
+
     /// Whether every stride equals its plane's width (planes are contiguous).
     pub fn is_tight(&self) -> bool {
         [PlaneIndex::Y, PlaneIndex::U, PlaneIndex::V]
@@ -391,6 +404,26 @@ pub fn psnr(a: &Frame, b: &Frame) -> Result<f64, CodecError> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn packed_planes_drop_the_padding() {
+        let tight = Frame::filled(6, 4, [10, 20, 30]);
+        let padded = Frame::from_planes(
+            6,
+            4,
+            [vec![10; 9 * 3 + 6], vec![20; 5 + 3], vec![30; 5 + 3]],
+            [9, 5, 5],
+        )
+        .expect("valid planes");
+        for p in [PlaneIndex::Y, PlaneIndex::U, PlaneIndex::V] {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            tight.append_packed(p, &mut a);
+            padded.append_packed(p, &mut b);
+            let (w, h) = tight.plane_size(p);
+            assert_eq!(a.len(), w * h);
+            assert_eq!(a, b);
+        }
+    }
 
     fn rgb1(r: u8, g: u8, b: u8) -> Frame {
         Frame::from_rgb(2, 2, &[r, g, b].repeat(4)).expect("valid RGB")

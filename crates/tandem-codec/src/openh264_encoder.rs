@@ -106,10 +106,44 @@ fn bits_per_s(kbps: u32) -> c_int {
     c_int::try_from(u64::from(kbps) * 1000).unwrap_or(c_int::MAX)
 }
 
+/// The instance's methods used after initialisation, taken from its vtable once, so a
+/// missing one fails `new` rather than a frame.
+#[derive(Clone, Copy)]
+struct Calls {
+    encode: unsafe extern "C" fn(
+        *mut sys::ISVCEncoder,
+        *const sys::SSourcePicture,
+        *mut sys::SFrameBSInfo,
+    ) -> c_int,
+    force_intra: unsafe extern "C" fn(*mut sys::ISVCEncoder, bool) -> c_int,
+    set_option:
+        unsafe extern "C" fn(*mut sys::ISVCEncoder, sys::ENCODER_OPTION, *mut c_void) -> c_int,
+    uninitialize: unsafe extern "C" fn(*mut sys::ISVCEncoder) -> c_int,
+}
+
+/// A vtable entry, or an error naming it.
+fn need<T>(entry: Option<T>, name: &str) -> Result<T, CodecError> {
+    entry.ok_or_else(|| CodecError::Encoder {
+        library: LIBRARY,
+        message: format!("the vtable has no {name}"),
+    })
+}
+
+impl Calls {
+    fn of(vtbl: &sys::ISVCEncoderVtbl) -> Result<Calls, CodecError> {
+        Ok(Calls {
+            encode: need(vtbl.EncodeFrame, "EncodeFrame")?,
+            force_intra: need(vtbl.ForceIntraFrame, "ForceIntraFrame")?,
+            set_option: need(vtbl.SetOption, "SetOption")?,
+            uninitialize: need(vtbl.Uninitialize, "Uninitialize")?,
+        })
+    }
+}
+
 /// The OpenH264 H.264 encoder.
 pub struct OpenH264Encoder {
     enc: *mut sys::ISVCEncoder,
-    vtbl: sys::ISVCEncoderVtbl,
+    calls: Calls,
     config: EncoderConfig,
     stats: EncoderStats,
     info: Box<sys::SFrameBSInfo>,
@@ -158,9 +192,17 @@ impl OpenH264Encoder {
         }
         // SAFETY: `enc` points at an ISVCEncoder, itself a pointer to its vtable.
         let vtbl = unsafe { **enc };
+        let calls = match Calls::of(&vtbl) {
+            Ok(c) => c,
+            Err(e) => {
+                // SAFETY: created above, never initialised, destroyed once.
+                unsafe { sys::source::APILoader::WelsDestroySVCEncoder(enc) };
+                return Err(e);
+            }
+        };
         let mut this = OpenH264Encoder {
             enc,
-            vtbl,
+            calls,
             config: config.clone(),
             stats: EncoderStats {
                 target_kbps: config.bitrate_kbps,
@@ -171,10 +213,7 @@ impl OpenH264Encoder {
             finished: false,
         };
         let mut base = sys::SEncParamExt::default();
-        let get_default = this
-            .vtbl
-            .GetDefaultParams
-            .ok_or_else(|| missing("GetDefaultParams"))?;
+        let get_default = need(vtbl.GetDefaultParams, "GetDefaultParams")?;
         // SAFETY: `base` is a valid, writable parameter struct.
         let rc = unsafe { get_default(this.enc, &mut base) };
         if rc != 0 {
@@ -185,10 +224,7 @@ impl OpenH264Encoder {
         let mut quiet: c_int = sys::WELS_LOG_QUIET as c_int;
         this.set_option(sys::ENCODER_OPTION_TRACE_LEVEL, (&raw mut quiet).cast())?;
         let params = encoder_params(config, base);
-        let init = this
-            .vtbl
-            .InitializeExt
-            .ok_or_else(|| missing("InitializeExt"))?;
+        let init = need(vtbl.InitializeExt, "InitializeExt")?;
         // SAFETY: `params` is fully initialised from OpenH264's own defaults.
         let rc = unsafe { init(this.enc, &params) };
         if rc != 0 {
@@ -210,9 +246,8 @@ impl OpenH264Encoder {
         option: sys::ENCODER_OPTION,
         value: *mut c_void,
     ) -> Result<(), CodecError> {
-        let set = self.vtbl.SetOption.ok_or_else(|| missing("SetOption"))?;
-        // SAFETY: the instance is initialised and `value` points at the type `option` takes.
-        let rc = unsafe { set(self.enc, option, value) };
+        // SAFETY: the instance exists and `value` points at the type `option` takes.
+        let rc = unsafe { (self.calls.set_option)(self.enc, option, value) };
         if rc != 0 {
             return Err(failed(&format!("SetOption {option}"), rc));
         }
@@ -246,23 +281,15 @@ impl OpenH264Encoder {
         };
         let forced = std::mem::take(&mut self.force_next);
         if forced {
-            let force = self
-                .vtbl
-                .ForceIntraFrame
-                .ok_or_else(|| missing("ForceIntraFrame"))?;
             // SAFETY: the instance is initialised.
-            unsafe { force(self.enc, true) };
+            unsafe { (self.calls.force_intra)(self.enc, true) };
         }
-        let encode = self
-            .vtbl
-            .EncodeFrame
-            .ok_or_else(|| missing("EncodeFrame"))?;
         let started = Instant::now();
         // SAFETY: `source` points at the frame's planes, valid and at least as large as the
         // configured size with these strides (checked by `check_size` and Frame's
         // invariants); OpenH264 only reads them. `info` is a valid output struct whose
         // buffers OpenH264 owns until the next call.
-        let rc = unsafe { encode(self.enc, &source, &mut *self.info) };
+        let rc = unsafe { (self.calls.encode)(self.enc, &source, &mut *self.info) };
         self.stats.encode_us += started.elapsed().as_micros() as u64;
         if rc != 0 {
             return Err(failed("EncodeFrame", rc));
@@ -300,13 +327,6 @@ impl OpenH264Encoder {
             capture_us: frame.capture_us,
             keyframe,
         }))
-    }
-}
-
-fn missing(name: &str) -> CodecError {
-    CodecError::Encoder {
-        library: LIBRARY,
-        message: format!("the vtable has no {name}"),
     }
 }
 
@@ -358,10 +378,10 @@ impl Encoder for OpenH264Encoder {
 
 impl Drop for OpenH264Encoder {
     fn drop(&mut self) {
-        if let Some(uninit) = self.vtbl.Uninitialize {
-            // SAFETY: the instance was initialised in `new` and is not used again.
-            unsafe { uninit(self.enc) };
-        }
+        // SAFETY: the instance is not used again; Uninitialize returns at once for an instance
+        // whose initialisation failed (`if (!m_bInitialFlag) return 0;` in OpenH264's
+        // codec/encoder/plus/src/welsEncoderExt.cpp).
+        unsafe { (self.calls.uninitialize)(self.enc) };
         // SAFETY: `enc` came from WelsCreateSVCEncoder and is destroyed once.
         unsafe { sys::source::APILoader::WelsDestroySVCEncoder(self.enc) };
     }

@@ -414,9 +414,7 @@ impl<W: Write> Y4mWriter<W> {
         } else {
             self.scratch.clear();
             for p in PLANES {
-                for y in 0..frame.plane_size(p).1 {
-                    self.scratch.extend_from_slice(frame.row(p, y));
-                }
+                frame.append_packed(p, &mut self.scratch);
             }
             self.writer.write_all(&self.scratch)?;
         }

@@ -161,9 +161,7 @@ impl DecodedFrame {
         let p = PlaneIndex::from(plane);
         let (w, h) = self.frame().plane_size(p);
         let mut out = Vec::with_capacity(w * h);
-        for r in 0..h {
-            out.extend_from_slice(&self.frame().row(p, r)[..w]);
-        }
+        self.frame().append_packed(p, &mut out);
         out
     }
 

@@ -59,12 +59,9 @@ impl TestPattern {
             p.seek(number);
             p.next_frame_at(capture_us)
         };
-        let mut out = Vec::with_capacity(frame.width() as usize * frame.height() as usize * 3 / 2);
+        let mut out = Vec::with_capacity(frame.picture_bytes());
         for plane in [PlaneIndex::Y, PlaneIndex::U, PlaneIndex::V] {
-            let (w, h) = frame.plane_size(plane);
-            for r in 0..h {
-                out.extend_from_slice(&frame.row(plane, r)[..w]);
-            }
+            frame.append_packed(plane, &mut out);
         }
         out
     }

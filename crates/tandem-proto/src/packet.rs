@@ -205,6 +205,21 @@ impl Codec {
     }
 }
 
+impl std::fmt::Display for Codec {
+    /// The name people read (stats, error messages): `AV1`, `H.264`, `HEVC`, `raw I420`, or
+    /// `codec N` for a tag this version does not know. (Discovery's TXT record has its own
+    /// lower-case tokens.)
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Codec::Av1 => f.write_str("AV1"),
+            Codec::H264 => f.write_str("H.264"),
+            Codec::Hevc => f.write_str("HEVC"),
+            Codec::RawI420 => f.write_str("raw I420"),
+            Codec::Other(v) => write!(f, "codec {v}"),
+        }
+    }
+}
+
 /// Per-frame facts every fragment and parity shard repeats, so any one of them describes
 /// the frame even when the others are lost.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]

@@ -23,18 +23,6 @@ pub fn codec_of(bitstream: Bitstream) -> Codec {
     }
 }
 
-/// How the stats name a codec: `AV1`, `H.264`, `HEVC`, `raw I420`, or `codec N` for a tag
-/// this version does not know.
-pub fn codec_name(codec: Codec) -> String {
-    match codec {
-        Codec::Av1 => "AV1".into(),
-        Codec::H264 => "H.264".into(),
-        Codec::Hevc => "HEVC".into(),
-        Codec::RawI420 => "raw I420".into(),
-        Codec::Other(v) => format!("codec {v}"),
-    }
-}
-
 /// The codec of the newest frame a pipeline moved, for its stats: written by the thread
 /// that sends or decodes, read by the stats thread.
 #[derive(Debug)]
@@ -54,7 +42,7 @@ impl LastCodec {
     pub(crate) fn name(&self) -> Option<String> {
         match self.0.load(Ordering::Relaxed) {
             Self::NONE => None,
-            v => Some(codec_name(Codec::from_nibble(v))),
+            v => Some(Codec::from_nibble(v).to_string()),
         }
     }
 }

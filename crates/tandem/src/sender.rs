@@ -487,6 +487,8 @@ fn encode_loop(
     // Capture instants of frames a lagging encoder still holds, by frame id.
     let mut held: HashMap<u32, Instant> = HashMap::new();
     let mut was_connected = false;
+    // The encoder never changes, so neither does the tag its frames carry.
+    let codec = crate::codec_tag::codec_of(encoder.config().kind.bitstream());
     while !shared.stop.load(Ordering::Relaxed) {
         while let Ok(e) = events.try_recv() {
             match e {
@@ -546,7 +548,6 @@ fn encode_loop(
                 break;
             }
         };
-        let codec = crate::codec_tag::codec_of(encoder.config().kind.bitstream());
         shared.codec.record(codec);
         for e in out {
             let at = held.remove(&e.frame_id).unwrap_or(captured.at);

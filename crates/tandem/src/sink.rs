@@ -141,6 +141,24 @@ impl FirstError {
     }
 }
 
+/// An error naming the stream's codec when a file of `what` (holding `holds` only) gets
+/// another, and where `instead` to write it.
+fn holds_only(
+    path: &Path,
+    codec: Codec,
+    holds: Codec,
+    what: &str,
+    instead: &str,
+) -> Result<(), CodecError> {
+    if codec == holds {
+        return Ok(());
+    }
+    Err(CodecError::InvalidConfig(format!(
+        "{}: the stream is {codec}, and {what} holds {holds} only (write {instead} file)",
+        path.display()
+    )))
+}
+
 fn create(path: &Path) -> Result<File, CodecError> {
     File::create(path)
         .map_err(|e| CodecError::InvalidConfig(format!("creating {}: {e}", path.display())))
@@ -228,14 +246,13 @@ impl IvfFileSink {
     }
 
     fn write(&mut self, frame: &EncodedVideo) -> Result<(), CodecError> {
-        if frame.codec != Codec::Av1 {
-            return Err(CodecError::InvalidConfig(format!(
-                "{}: the stream is {}, and an IVF file here holds AV1 only (write H.264 to a \
-                 .h264 file)",
-                self.path.display(),
-                crate::codec_tag::codec_name(frame.codec)
-            )));
-        }
+        holds_only(
+            &self.path,
+            frame.codec,
+            Codec::Av1,
+            "an IVF file here",
+            "H.264 to a .h264",
+        )?;
         let first = *self.first_capture_us.get_or_insert(frame.capture_us);
         // Microsecond timestamps from the first frame's capture.
         let pts = frame.capture_us.saturating_sub(first);
@@ -310,14 +327,13 @@ impl AnnexBFileSink {
 
     fn write(&mut self, frame: &EncodedVideo) -> Result<(), CodecError> {
         use std::io::Write;
-        if frame.codec != Codec::H264 {
-            return Err(CodecError::InvalidConfig(format!(
-                "{}: the stream is {}, and a .h264 file holds H.264 only (write AV1 to a .ivf \
-                 file)",
-                self.path.display(),
-                crate::codec_tag::codec_name(frame.codec)
-            )));
-        }
+        holds_only(
+            &self.path,
+            frame.codec,
+            Codec::H264,
+            "a .h264 file",
+            "AV1 to a .ivf",
+        )?;
         let writer = match &mut self.writer {
             Some(w) => w,
             None if frame.keyframe => self.writer.insert(BufWriter::new(create(&self.path)?)),
