@@ -317,9 +317,9 @@ impl VideoSource for LoggingSource {
     fn fps(&self) -> (u32, u32) {
         self.pattern.fps()
     }
-    fn capture(&mut self, wall_us: u64) -> Result<Option<Frame>, tandem_codec::CodecError> {
+    fn capture(&mut self, wall_us: u64) -> Result<tandem::Capture, tandem_codec::CodecError> {
         let frame = self.pattern.capture(wall_us)?;
-        if let Some(f) = &frame {
+        if let tandem::Capture::Picture(f) = &frame {
             let mut log = self.log.lock().unwrap_or_else(PoisonError::into_inner);
             if log.len() < CAPTURE_LOG_LIMIT {
                 log.push(Capture {

@@ -42,6 +42,10 @@ pub enum CodecError {
         /// What is wrong, naming the field or feature.
         message: String,
     },
+    /// A capture source (a screen, a camera, a pipe) is unavailable or failed; the message
+    /// names the device and, where there is one, what to do about it.
+    #[error("{0}")]
+    Capture(String),
     /// Reading or writing a file failed.
     #[error("I/O: {0}")]
     Io(#[from] std::io::Error),

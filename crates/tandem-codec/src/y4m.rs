@@ -45,8 +45,9 @@ fn quote(bytes: &[u8]) -> String {
 enum Line {
     /// End of stream before any byte of the line.
     Eof,
-    /// A complete line; the buffer holds it without its newline.
-    Complete,
+    /// A complete line of this many bytes, newline included; the buffer holds it without
+    /// its newline.
+    Complete(usize),
     /// End of stream after this many bytes but before the newline.
     Unterminated(usize),
     /// No newline within [`MAX_LINE_BYTES`].
@@ -62,7 +63,7 @@ fn read_line<R: BufRead>(reader: &mut R, buf: &mut Vec<u8>) -> std::io::Result<L
     }
     if buf.last() == Some(&b'\n') {
         buf.pop();
-        return Ok(Line::Complete);
+        return Ok(Line::Complete(n));
     }
     if n > MAX_LINE_BYTES {
         return Ok(Line::TooLong);
@@ -116,6 +117,8 @@ pub struct Y4mSource<R: BufRead> {
     fps_num: u32,
     fps_den: u32,
     next_index: u64,
+    /// Bytes of the stream consumed so far: where the next `FRAME` line starts.
+    offset: u64,
     line: Vec<u8>,
     /// Set once the iterator has reported an error or the end, so it does not spin on a
     /// stream whose position is no longer at a frame boundary.
@@ -141,8 +144,8 @@ impl<R: BufRead> Y4mSource<R> {
     /// is interlaced, or declares anything but 8-bit 4:2:0 samples.
     pub fn new(mut reader: R) -> Result<Self, CodecError> {
         let mut line = Vec::new();
-        match read_line(&mut reader, &mut line)? {
-            Line::Complete => {}
+        let header_bytes = match read_line(&mut reader, &mut line)? {
+            Line::Complete(n) => n,
             Line::Eof => return Err(format_error("empty stream: no `YUV4MPEG2` header")),
             Line::Unterminated(n) => {
                 return Err(format_error(format!(
@@ -154,7 +157,7 @@ impl<R: BufRead> Y4mSource<R> {
                     "header line is longer than {MAX_LINE_BYTES} bytes"
                 )));
             }
-        }
+        };
         let Some(params) = line.strip_prefix(MAGIC) else {
             return Err(format_error(format!(
                 "missing `YUV4MPEG2 ` signature: header starts with `{}`",
@@ -222,6 +225,7 @@ impl<R: BufRead> Y4mSource<R> {
             fps_num,
             fps_den,
             next_index: 0,
+            offset: header_bytes as u64,
             line,
             finished: false,
         })
@@ -251,39 +255,52 @@ impl<R: BufRead> Y4mSource<R> {
         u64::try_from(us).unwrap_or(u64::MAX)
     }
 
+    /// Bytes of the stream consumed so far (the header and every whole frame read).
+    pub fn offset(&self) -> u64 {
+        self.offset
+    }
+
     /// Reads the next picture, or `Ok(None)` at a clean end of stream (end right before a
     /// `FRAME` line).
     ///
     /// The frame has tight strides, `id` = its index from 0, and `capture_us` = its
-    /// presentation time from the frame rate. After an error the stream position is
-    /// unspecified and further calls may fail or misread the data.
+    /// presentation time from the frame rate. An error names the frame by its index and the
+    /// byte offset in the stream where it starts (and, when the stream ends inside it, where
+    /// it ended). After an error the stream position is unspecified and further calls may
+    /// fail or misread the data.
     pub fn next_frame(&mut self) -> Result<Option<Frame>, CodecError> {
         let index = self.next_index;
-        match read_line(&mut self.reader, &mut self.line)? {
+        let start = self.offset;
+        let line_bytes = match read_line(&mut self.reader, &mut self.line)? {
             Line::Eof => return Ok(None),
-            Line::Complete => {}
+            Line::Complete(n) => n,
             Line::Unterminated(n) => {
                 return Err(format_error(format!(
-                    "truncated frame {index}: stream ends {n} bytes into its `FRAME` line"
+                    "truncated frame {index} at byte {start}: the stream ends {n} bytes into \
+                     its `FRAME` line"
                 )));
             }
             Line::TooLong => {
                 return Err(format_error(format!(
-                    "frame {index}: `FRAME` line is longer than {MAX_LINE_BYTES} bytes"
+                    "frame {index} at byte {start}: `FRAME` line is longer than \
+                     {MAX_LINE_BYTES} bytes"
                 )));
             }
-        }
+        };
         let marker_ok = self.line == FRAME_MARKER
             || (self.line.starts_with(FRAME_MARKER) && self.line[FRAME_MARKER.len()] == b' ');
         if !marker_ok {
             return Err(format_error(format!(
-                "frame {index}: expected a `FRAME` line, found `{}`",
+                "frame {index} at byte {start}: expected a `FRAME` line, found `{}`",
                 quote(&self.line)
             )));
         }
 
-        let id = u32::try_from(index)
-            .map_err(|_| format_error(format!("frame {index}: more than 2^32 frames")))?;
+        let id = u32::try_from(index).map_err(|_| {
+            format_error(format!(
+                "frame {index} at byte {start}: more than 2^32 frames"
+            ))
+        })?;
         let (cw, ch) = chroma_size(self.width, self.height);
         // Cannot overflow: both sides are at most MAX_DIMENSION.
         let luma = self.width as usize * self.height as usize;
@@ -295,8 +312,10 @@ impl<R: BufRead> Y4mSource<R> {
             let n = fill(&mut self.reader, plane)?;
             got += n;
             if n < plane.len() {
+                let end = start + (line_bytes + got) as u64;
                 return Err(format_error(format!(
-                    "truncated frame {index}: got {got} of {total} bytes"
+                    "truncated frame {index} at byte {start}: the stream ends at byte {end}, \
+                     {got} of the frame's {total} sample bytes in"
                 )));
             }
         }
@@ -308,6 +327,7 @@ impl<R: BufRead> Y4mSource<R> {
         )?
         .with_meta(id, self.capture_us(index));
         self.next_index += 1;
+        self.offset = start + (line_bytes + total) as u64;
         Ok(Some(frame))
     }
 }
@@ -673,20 +693,26 @@ mod tests {
             assert!(src.next_frame().expect("first frame is whole").is_some());
             message(src.next_frame().expect_err("second frame is short"))
         };
+        // The header is 21 bytes and frame 0 is 6 + 12: frame 1 starts at byte 39.
         assert_eq!(
             second_frame_error(b"FRAME\n01234"),
-            "truncated frame 1: got 5 of 12 bytes"
+            "truncated frame 1 at byte 39: the stream ends at byte 50, 5 of the frame's 12 \
+             sample bytes in"
         );
         assert_eq!(
             second_frame_error(b"FRAME\n012345678"),
-            "truncated frame 1: got 9 of 12 bytes"
+            "truncated frame 1 at byte 39: the stream ends at byte 54, 9 of the frame's 12 \
+             sample bytes in"
         );
         assert_eq!(
             second_frame_error(b"FRAME\n"),
-            "truncated frame 1: got 0 of 12 bytes"
+            "truncated frame 1 at byte 39: the stream ends at byte 45, 0 of the frame's 12 \
+             sample bytes in"
         );
-        let err = second_frame_error(b"FRA");
-        assert!(err.contains("truncated frame 1"), "{err}");
+        assert_eq!(
+            second_frame_error(b"FRA"),
+            "truncated frame 1 at byte 39: the stream ends 3 bytes into its `FRAME` line"
+        );
     }
 
     #[test]
@@ -704,7 +730,10 @@ mod tests {
                     .next_frame()
                     .expect_err("bad marker"),
             );
-            assert!(err.contains("frame 0: expected a `FRAME` line"), "{err}");
+            assert!(
+                err.contains("frame 0 at byte 21: expected a `FRAME` line"),
+                "{err}"
+            );
         }
     }
 

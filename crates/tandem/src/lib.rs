@@ -63,7 +63,9 @@ pub use receiver::Receiver;
 pub use security::{KeyDir, Security};
 pub use sender::{EncodedInput, Sender};
 pub use sink::{DisplayFrame, EncodedVideo, FrameSink};
-pub use source::{TestPatternSource, VideoSource, Y4mFileSource};
+pub use source::{
+    Capture, MAX_WAIT, Pacing, TestPatternSource, VideoSource, Y4mFileSource, Y4mPipeSource,
+};
 pub use stats::{LatencyMs, PathState, PathStats, Stats, StatsFormat};
 
 pub use tandem_codec::{Bitstream, EncoderKind, Frame};

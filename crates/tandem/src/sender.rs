@@ -34,7 +34,7 @@ use crate::config::SenderConfig;
 use crate::connect::{Remote, driver_config};
 use crate::error::EngineError;
 use crate::pipeline::{Pipeline, lock, peer_trouble};
-use crate::source::VideoSource;
+use crate::source::{Capture, Pacing, VideoSource};
 use crate::stats::{PathFigures, PathState, Stats, TIMES_KEPT, Times, Window, wall_us};
 
 type Driver = DriverHandle<MaybeSecure<tandem_proto::Sender>>;
@@ -68,6 +68,12 @@ struct Counters {
     frames_sent: AtomicU64,
     bytes_sent: AtomicU64,
     captures_skipped: AtomicU64,
+    /// Pictures the source gave the capture thread.
+    captures: AtomicU64,
+    /// Scheduled captures the machine was too late for.
+    schedule_missed: AtomicU64,
+    /// What the source says it lost itself ([`VideoSource::dropped`]).
+    source_dropped: AtomicU64,
     keyframes: AtomicU64,
     /// Encoded frames the protocol refused (its queue full, or the frame invalid).
     refused: AtomicU64,
@@ -402,8 +408,8 @@ pub(crate) fn send_replacing<T>(tx: &Tx<T>, drain: &Rx<T>, value: T) -> bool {
     }
 }
 
-/// Pulls `source` at its frame rate, on time (a late capture is not made up for: the next
-/// one keeps the schedule).
+/// Drives `source` by its [`Pacing`] until it ends, fails, or the sender stops, posting
+/// each picture to the encoder's mailbox.
 fn capture_loop(
     mut source: Box<dyn VideoSource>,
     mailbox: &Tx<Captured>,
@@ -415,35 +421,39 @@ fn capture_loop(
     let _ = nix::sys::prctl::set_timerslack(1_000);
     let (num, den) = source.fps();
     let interval = Duration::from_secs_f64(f64::from(den.max(1)) / f64::from(num.max(1)));
+    let pacing = source.pacing();
     let start = Instant::now();
     let mut n = 0u64;
+    let c = &shared.counters;
     while !shared.stop.load(Ordering::Relaxed) {
-        let due = start + interval.mul_f64(n as f64);
-        let now = Instant::now();
-        if let Some(wait) = due.checked_duration_since(now) {
-            std::thread::sleep(wait);
-        } else if now - due > interval {
-            // Far behind (the machine stalled): skip to the present rather than burst.
-            let behind = ((now - due).as_secs_f64() / interval.as_secs_f64()) as u64;
-            shared
-                .counters
-                .captures_skipped
-                .fetch_add(behind, Ordering::Relaxed);
-            n += behind;
-            continue;
+        if pacing == Pacing::Scheduled {
+            let due = start + interval.mul_f64(n as f64);
+            let now = Instant::now();
+            if let Some(wait) = due.checked_duration_since(now) {
+                std::thread::sleep(wait);
+            } else if now - due > interval {
+                // Far behind (the machine stalled): skip to the present rather than burst.
+                let behind = ((now - due).as_secs_f64() / interval.as_secs_f64()) as u64;
+                c.schedule_missed.fetch_add(behind, Ordering::Relaxed);
+                n += behind;
+                continue;
+            }
+            n += 1;
         }
-        n += 1;
-        match source.capture(wall_us()) {
-            Ok(Some(frame)) => post(
-                mailbox,
-                drain,
-                Captured {
-                    frame,
-                    at: Instant::now(),
-                },
-                shared,
-            ),
-            Ok(None) => {
+        let result = source.capture(wall_us());
+        c.source_dropped.store(source.dropped(), Ordering::Relaxed);
+        match result {
+            Ok(Capture::Picture(frame)) => {
+                c.captures.fetch_add(1, Ordering::Relaxed);
+                // An own-clock source's picture was complete before this: its age counts in
+                // the encode time, as the scheduled sources' capture does.
+                let age = wall_us().saturating_sub(frame.capture_us);
+                let now = Instant::now();
+                let at = now.checked_sub(Duration::from_micros(age)).unwrap_or(now);
+                post(mailbox, drain, Captured { frame, at }, shared);
+            }
+            Ok(Capture::Waiting) => {}
+            Ok(Capture::Ended) => {
                 tracing::info!("capture source ended");
                 shared.stop.store(true, Ordering::Relaxed);
             }
@@ -648,7 +658,7 @@ fn stats_loop(
         two_paths,
     } = *options;
     let mut figures = PathFigures::default();
-    let mut last = (Instant::now(), 0u64, 0u64);
+    let mut last = (Instant::now(), 0u64, 0u64, 0u64);
     let mut first_sent: Option<Instant> = None;
     let mut reports = Reports::default();
     while !shared.stop.load(Ordering::Relaxed) {
@@ -666,9 +676,10 @@ fn stats_loop(
         }
         let now = Instant::now();
         let c = &shared.counters;
-        let (frames, bytes) = (
+        let (frames, bytes, captures) = (
             c.frames_sent.load(Ordering::Relaxed),
             c.bytes_sent.load(Ordering::Relaxed),
+            c.captures.load(Ordering::Relaxed),
         );
         let dt = (now - last.0).as_secs_f64().max(1e-3);
         let (proto, security, states) = match driver.call(|s, now| {
@@ -718,6 +729,9 @@ fn stats_loop(
                 .map(|r| r.as_secs_f64() * 1e3),
             encode_ms: lock(&shared.encode).take(),
             frames_sent: frames,
+            source_fps: (captures - last.3) as f64 / dt,
+            source_dropped: c.source_dropped.load(Ordering::Relaxed)
+                + c.schedule_missed.load(Ordering::Relaxed),
             captures_skipped: c.captures_skipped.load(Ordering::Relaxed),
             keyframes: c.keyframes.load(Ordering::Relaxed),
             path_policy: proto
@@ -733,7 +747,7 @@ fn stats_loop(
         };
         // An app that does not read loses old snapshots, not memory.
         send_replacing(out, drain, stats);
-        last = (now, frames, bytes);
+        last = (now, frames, bytes, captures);
     }
 }
 

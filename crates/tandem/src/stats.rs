@@ -268,7 +268,17 @@ pub struct Stats {
     /// The period the recent stalls repeat with, ms, once they agree on one (receiver; AWDL:
     /// 1048.6 ms).
     pub stall_period_ms: Option<f64>,
-    /// Captures the encoder was too busy to take (sender, total).
+    /// Pictures the sender's own source (a [`crate::VideoSource`]: the pattern, a file, a
+    /// pipe, a screen, a camera) gave per second over the interval, before the encoder's
+    /// mailbox: the source's own rate, beside `fps`, what was encoded and sent (sender; 0
+    /// when the app submits its pictures itself).
+    pub source_fps: f64,
+    /// Pictures lost before the encoder's mailbox (sender, total): those the source lost
+    /// itself (a camera's buffers overwritten, a pipe's picture replaced by a newer one) and
+    /// the scheduled captures the machine was too late for.
+    pub source_dropped: u64,
+    /// Pictures the encoder was too busy to take: replaced in its one-picture mailbox by a
+    /// newer one (sender, total).
     pub captures_skipped: u64,
     /// Keyframes sent (sender) or received (receiver), total.
     pub keyframes: u64,
@@ -343,11 +353,13 @@ impl std::fmt::Display for Stats {
             write!(
                 f,
                 " (target {target}, delivered {delivered})  encode {} ms  rtt {} ms  sent {}  \
-                 keyframes {}  captures skipped {}",
+                 keyframes {}  source {:.1} fps dropped {}  captures skipped {}",
                 lat(self.encode_ms),
                 ms(self.rtt_ms),
                 self.frames_sent,
                 self.keyframes,
+                self.source_fps,
+                self.source_dropped,
                 self.captures_skipped
             )?;
         } else {

@@ -1,0 +1,1 @@
+//! V4L2 cameras as a source (being written).

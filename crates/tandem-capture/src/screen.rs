@@ -1,0 +1,1 @@
+//! The X11 screen as a source (being written).
