@@ -1,6 +1,8 @@
-//! `tandem-send`: the desktop sender. Streams the test pattern (or a Y4M file) to a
-//! receiver: at `--peer ADDR`, or, without it, advertised as `--name` on `_tandem._udp` for a
-//! receiver to find and reach. Prints a live stats line (or `--json-stats`) every second.
+//! `tandem-send`: the desktop sender. Streams the test pattern, a Y4M file, Y4M on standard
+//! input, the X11 screen or a window, or a V4L2 camera to a receiver: at `--peer ADDR`, or,
+//! without it, advertised as `--name` on `_tandem._udp` for a receiver to find and reach.
+//! Prints a live stats line (or `--json-stats`) every second, with the source's own rate and
+//! the pictures it dropped beside what was sent.
 //!
 //! Only paired devices stream, sealed end to end: pair once with the receiver's code
 //! (`tandem-recv --pair` shows it), and the keys live in `--keys DIR` from then on.
@@ -20,6 +22,9 @@
 //! tandem-send --name Desk --path peer-to-peer
 //! tandem-send --name Desk --path both --path-policy adaptive   # Wi-Fi and AWDL at once
 //! tandem-send --peer 192.168.1.20:5000 --peer2 192.168.1.20:5001 --path-policy duplicate
+//! tandem-send --peer 192.168.1.20:5000 --source screen --fps 60
+//! tandem-send --peer 192.168.1.20:5000 --source camera:/dev/video0 --size 1280x720 --fps 30
+//! ffmpeg -re -i clip.mkv -f yuv4mpegpipe - | tandem-send --peer 192.168.1.20:5000 --source -
 //! ```
 //!
 //! Over two paths (`--path both`, or `--peer` with `--peer2`) the stats line ends with each
@@ -35,7 +40,7 @@ use clap::Parser;
 use tandem::stats::{PEER_SILENCE, PeerPresence, print_until};
 use tandem::{
     EncoderKind, KeyDir, PairingRole, PathPolicy, PathPreference, Remote, Security, Sender,
-    SenderConfig, StatsFormat, TestPatternSource, VideoSource, Y4mFileSource,
+    SenderConfig, StatsFormat, TestPatternSource, VideoSource, Y4mFileSource, Y4mPipeSource,
 };
 use tandem_net::discovery::PROTOCOL_VERSION;
 use tandem_net::{
@@ -46,15 +51,26 @@ use tandem_net::{
 #[derive(Parser, Debug)]
 #[command(about = "Stream video to a Tandem receiver", version)]
 struct Args {
-    /// What to send: `test-pattern`, or a `.y4m` file.
+    /// What to send: `test-pattern`; a `.y4m` file; `-`, Y4M on standard input, taken at
+    /// the rate it comes (`ffmpeg … -f yuv4mpegpipe - | tandem-send --source -`);
+    /// `screen[:DISPLAY]`, the X11 screen (`screen`: $DISPLAY; `screen:1`: display :1);
+    /// `camera[:DEVICE]`, a V4L2 camera (`camera`: /dev/video0; `camera:2`: /dev/video2).
     #[arg(long, default_value = "test-pattern", value_parser = parse_source)]
     source: SourceArg,
-    /// Picture size for the test pattern, WIDTHxHEIGHT.
-    #[arg(long, default_value = "640x360", value_parser = parse_size)]
-    size: (u32, u32),
-    /// Frames per second for the test pattern (a file keeps its own rate).
-    #[arg(long, default_value_t = 60, value_parser = clap::value_parser!(u32).range(1..=240))]
-    fps: u32,
+    /// With `--source screen`: capture this window (its X11 id, decimal or 0x hex, as
+    /// `xwininfo` shows it) instead of the whole screen.
+    #[arg(long, value_parser = parse_window)]
+    window: Option<u32>,
+    /// Picture size, WIDTHxHEIGHT: the test pattern's (default 640x360), or what to ask a
+    /// camera for (default: its largest size at 30 fps or more). The screen, files and
+    /// pipes have their own.
+    #[arg(long, value_parser = parse_size)]
+    size: Option<(u32, u32)>,
+    /// Frames per second: the test pattern's and the screen's capture rate (default 60),
+    /// or what to ask a camera for (default: what it offers at the size). Files and pipes
+    /// keep their own rate.
+    #[arg(long, value_parser = clap::value_parser!(u32).range(1..=240))]
+    fps: Option<u32>,
     /// Starting bitrate in kbit/s (default: 0.1 bit per pixel per frame).
     #[arg(long)]
     bitrate: Option<u32>,
@@ -125,15 +141,49 @@ struct Args {
     insecure: bool,
 }
 
-#[derive(Debug, Clone)]
+/// The test pattern's size and rate, and the screen's rate, when not given.
+const DEFAULT_SIZE: (u32, u32) = (640, 360);
+const DEFAULT_FPS: u32 = 60;
+
+#[derive(Debug, Clone, PartialEq, Eq)]
 enum SourceArg {
     TestPattern,
     File(PathBuf),
+    Stdin,
+    /// The X11 display to capture (`None`: $DISPLAY).
+    Screen(Option<String>),
+    Camera(PathBuf),
 }
 
 fn parse_source(s: &str) -> Result<SourceArg, String> {
-    if s == "test-pattern" {
-        return Ok(SourceArg::TestPattern);
+    match s {
+        "test-pattern" => return Ok(SourceArg::TestPattern),
+        "-" => return Ok(SourceArg::Stdin),
+        "screen" => return Ok(SourceArg::Screen(None)),
+        "camera" => return Ok(SourceArg::Camera(PathBuf::from("/dev/video0"))),
+        _ => {}
+    }
+    if let Some(display) = s.strip_prefix("screen:") {
+        // `screen:1` is display `:1`; `screen::1` and `screen:host:0` are as written.
+        return match display {
+            "" => Err(format!(
+                "`{s}`: name a display after `screen:` (e.g. `screen:1`)"
+            )),
+            d if d.contains(':') => Ok(SourceArg::Screen(Some(d.to_owned()))),
+            d => Ok(SourceArg::Screen(Some(format!(":{d}")))),
+        };
+    }
+    if let Some(device) = s.strip_prefix("camera:") {
+        // `camera:2` is /dev/video2; anything else is a path.
+        return match device {
+            "" => Err(format!(
+                "`{s}`: name a device after `camera:` (e.g. `camera:/dev/video0`)"
+            )),
+            d if d.bytes().all(|b| b.is_ascii_digit()) => {
+                Ok(SourceArg::Camera(PathBuf::from(format!("/dev/video{d}"))))
+            }
+            d => Ok(SourceArg::Camera(PathBuf::from(d))),
+        };
     }
     let path = PathBuf::from(s);
     if path
@@ -142,8 +192,22 @@ fn parse_source(s: &str) -> Result<SourceArg, String> {
     {
         Ok(SourceArg::File(path))
     } else {
-        Err(format!("`{s}` is neither `test-pattern` nor a .y4m file"))
+        Err(format!(
+            "`{s}` is none of `test-pattern`, a .y4m file, `-` (Y4M on standard input), \
+             `screen[:DISPLAY]` or `camera[:DEVICE]`"
+        ))
     }
+}
+
+fn parse_window(s: &str) -> Result<u32, String> {
+    let parsed = match s.strip_prefix("0x").or_else(|| s.strip_prefix("0X")) {
+        Some(hex) => u32::from_str_radix(hex, 16),
+        None => s.parse(),
+    };
+    parsed
+        .ok()
+        .filter(|&id| id != 0)
+        .ok_or_else(|| format!("`{s}` is not an X11 window id (decimal, or hex as 0x…)"))
 }
 
 fn parse_size(s: &str) -> Result<(u32, u32), String> {
@@ -241,21 +305,73 @@ fn security(args: &Args) -> Result<Option<Security>> {
     Ok(Some(sec))
 }
 
+/// Refuses the options that do not apply to `--source`, naming them.
+fn check_source_options(args: &Args) -> Result<()> {
+    let what = match &args.source {
+        SourceArg::TestPattern => "the test pattern",
+        SourceArg::File(_) => "a Y4M file",
+        SourceArg::Stdin => "Y4M on standard input",
+        SourceArg::Screen(_) => "the screen",
+        SourceArg::Camera(_) => "a camera",
+    };
+    let own_size = matches!(
+        args.source,
+        SourceArg::File(_) | SourceArg::Stdin | SourceArg::Screen(_)
+    );
+    if own_size && let Some((w, h)) = args.size {
+        bail!(
+            "--size {w}x{h}: {what} has its own size; --size is for the test pattern and cameras"
+        );
+    }
+    let own_rate = matches!(args.source, SourceArg::File(_) | SourceArg::Stdin);
+    if own_rate && let Some(fps) = args.fps {
+        bail!("--fps {fps}: {what} keeps its own rate (its Y4M header's)");
+    }
+    if args.window.is_some() && !matches!(args.source, SourceArg::Screen(_)) {
+        bail!("--window is for --source screen, not {what}");
+    }
+    if args.r#loop && !matches!(args.source, SourceArg::File(_)) {
+        bail!("--loop is for a .y4m file, not {what}");
+    }
+    Ok(())
+}
+
+/// Opens `--source`, saying on stderr what it opened where that is not plain.
+fn open_source(args: &Args) -> Result<Box<dyn VideoSource>> {
+    check_source_options(args)?;
+    let fps = args.fps.unwrap_or(DEFAULT_FPS);
+    Ok(match &args.source {
+        SourceArg::TestPattern => {
+            let (w, h) = args.size.unwrap_or(DEFAULT_SIZE);
+            Box::new(
+                TestPatternSource::new(w, h, fps)
+                    .context("--size is too small for the test pattern's pixel code")?,
+            )
+        }
+        SourceArg::File(p) => Box::new(
+            Y4mFileSource::open(p, args.r#loop)
+                .with_context(|| format!("--source {}", p.display()))?,
+        ),
+        SourceArg::Stdin => {
+            eprintln!("tandem-send: reading Y4M from standard input…");
+            let source = Y4mPipeSource::stdin().context("--source - (Y4M on standard input)")?;
+            let ((w, h), (num, den)) = (source.size(), source.fps());
+            eprintln!(
+                "tandem-send: standard input: {w}x{h} at {:.2} fps (its header's)",
+                f64::from(num) / f64::from(den)
+            );
+            Box::new(source)
+        }
+        SourceArg::Screen(_) | SourceArg::Camera(_) => bail!("not yet"),
+    })
+}
+
 fn run(args: Args) -> Result<()> {
     if args.pair {
         return pair(&args);
     }
     let security = security(&args)?;
-    let source: Box<dyn VideoSource> = match &args.source {
-        SourceArg::TestPattern => Box::new(
-            TestPatternSource::new(args.size.0, args.size.1, args.fps)
-                .context("--size is too small for the test pattern's pixel code")?,
-        ),
-        SourceArg::File(p) => Box::new(
-            Y4mFileSource::open(p, args.r#loop)
-                .with_context(|| format!("--source {}", p.display()))?,
-        ),
-    };
+    let source = open_source(&args)?;
     let (width, height) = source.size();
     let (num, den) = source.fps();
     let fps = (num / den.max(1)).max(1);
@@ -424,7 +540,7 @@ mod tests {
         assert!(e.to_string().contains("--fps"), "{e}");
         let ok = Args::try_parse_from(["tandem-send", "--size", "1280x720", "--path", "p2p"])
             .expect("valid");
-        assert_eq!(ok.size, (1280, 720));
+        assert_eq!(ok.size, Some((1280, 720)));
         assert_eq!(ok.path, PathPreference::PeerToPeer);
         assert!(!ok.keep_p2p_discovery);
         let keep = Args::try_parse_from(["tandem-send", "--keep-p2p-discovery"]).expect("valid");
@@ -456,5 +572,71 @@ mod tests {
         );
         assert_eq!(two.peer2, Some("10.0.0.1:5001".parse().expect("addr")));
         assert!(parse_size("641x360").expect_err("odd").contains("even"));
+    }
+
+    #[test]
+    fn every_source_parses_and_its_options_are_checked() {
+        let parse = |v: &str| parse_source(v);
+        assert_eq!(parse("-"), Ok(SourceArg::Stdin));
+        assert_eq!(parse("screen"), Ok(SourceArg::Screen(None)));
+        assert_eq!(parse("screen:1"), Ok(SourceArg::Screen(Some(":1".into()))));
+        assert_eq!(
+            parse("screen::1.0"),
+            Ok(SourceArg::Screen(Some(":1.0".into())))
+        );
+        assert_eq!(
+            parse("screen:box:0"),
+            Ok(SourceArg::Screen(Some("box:0".into())))
+        );
+        assert_eq!(parse("camera"), Ok(SourceArg::Camera("/dev/video0".into())));
+        assert_eq!(
+            parse("camera:2"),
+            Ok(SourceArg::Camera("/dev/video2".into()))
+        );
+        assert_eq!(
+            parse("camera:/dev/v4l/by-id/usb-cam"),
+            Ok(SourceArg::Camera("/dev/v4l/by-id/usb-cam".into()))
+        );
+        assert!(parse("screen:").expect_err("empty").contains("display"));
+        assert!(parse("camera:").expect_err("empty").contains("device"));
+        let e = parse("webcam").expect_err("unknown");
+        assert!(e.contains("`webcam`") && e.contains("camera"), "{e}");
+        assert_eq!(parse_window("0x1e00007"), Ok(0x1e0_0007));
+        assert_eq!(parse_window("31457287"), Ok(31_457_287));
+        assert!(parse_window("0").is_err() && parse_window("0xzz").is_err());
+
+        let refused = |argv: &[&str]| {
+            let args = Args::try_parse_from([&["tandem-send"], argv].concat()).expect("parses");
+            check_source_options(&args)
+                .expect_err("refused")
+                .to_string()
+        };
+        let e = refused(&["--source", "screen", "--size", "1280x720"]);
+        assert!(
+            e.contains("--size 1280x720") && e.contains("the screen"),
+            "{e}"
+        );
+        let e = refused(&["--source", "-", "--fps", "30"]);
+        assert!(
+            e.contains("--fps 30") && e.contains("standard input"),
+            "{e}"
+        );
+        let e = refused(&["--source", "clip.y4m", "--size", "64x64"]);
+        assert!(e.contains("--size") && e.contains("Y4M file"), "{e}");
+        let e = refused(&["--window", "0x400001"]);
+        assert!(e.contains("--window") && e.contains("test pattern"), "{e}");
+        let e = refused(&["--source", "camera", "--loop"]);
+        assert!(e.contains("--loop") && e.contains("camera"), "{e}");
+        let e = Args::try_parse_from(["tandem-send", "--window", "main"]).expect_err("id");
+        assert!(e.to_string().contains("--window"), "{e}");
+        for ok in [
+            &["--source", "camera:1", "--size", "1280x720", "--fps", "30"][..],
+            &["--source", "screen", "--window", "0x400001", "--fps", "30"],
+            &["--source", "clip.y4m", "--loop"],
+            &["--size", "320x240", "--fps", "30"],
+        ] {
+            let args = Args::try_parse_from([&["tandem-send"], ok].concat()).expect("parses");
+            check_source_options(&args).expect("accepted");
+        }
     }
 }
