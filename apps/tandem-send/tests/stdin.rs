@@ -10,28 +10,26 @@ use std::time::{Duration, Instant};
 use crossbeam_channel::unbounded;
 use tandem::sink::FnSink;
 use tandem::{DisplayFrame, Receiver, ReceiverConfig, Remote};
-use tandem_codec::{TestPattern, Y4mWriter};
+use tandem_codec::{Frame, TestPattern, Y4mWriter};
 
 const SEND: &str = env!("CARGO_BIN_EXE_tandem-send");
 const W: u32 = 320;
 const H: u32 = 240;
 const FPS: u32 = 30;
 
-/// The Y4M header's bytes and each picture's, the test pattern with its pixel code.
-fn y4m(frames: u32) -> (Vec<u8>, Vec<Vec<u8>>) {
+fn header() -> Vec<u8> {
     let mut header = Vec::new();
     drop(Y4mWriter::new(&mut header, W, H, FPS, 1).expect("header"));
-    let mut pattern = TestPattern::new(W, H, FPS, 1).expect("pattern");
-    let pictures = (0..frames)
-        .map(|_| {
-            let mut all = Vec::new();
-            let mut w = Y4mWriter::new(&mut all, W, H, FPS, 1).expect("writer");
-            w.write_frame(&pattern.next_frame_at(0)).expect("frame");
-            drop(w);
-            all.split_off(header.len())
-        })
-        .collect();
-    (header, pictures)
+    header
+}
+
+/// One picture's Y4M bytes (its `FRAME` line and samples).
+fn y4m_picture(frame: &Frame) -> Vec<u8> {
+    let mut all = Vec::new();
+    let mut w = Y4mWriter::new(&mut all, W, H, FPS, 1).expect("writer");
+    w.write_frame(frame).expect("frame");
+    drop(w);
+    all.split_off(header().len())
 }
 
 fn sender(peer: SocketAddr) -> std::process::Child {
@@ -58,17 +56,21 @@ fn y4m_on_standard_input_reaches_the_receiver_and_the_app_ends_with_the_pipe() {
     .expect("receiver");
     let peer = SocketAddr::from(([127, 0, 0, 1], rx.local_addr().port()));
     let mut app = sender(peer);
-    let (header, pictures) = y4m(90);
     let mut stdin = app.stdin.take().expect("stdin");
-    stdin.write_all(&header).expect("header");
-    // A writer at the header's rate, as `ffmpeg -re` or a camera would be.
+    stdin.write_all(&header()).expect("header");
+    // A writer at the header's rate, as `ffmpeg -re` or a camera would be, stamping each
+    // picture's pixel code as it starts writing it: glass to glass then covers the pipe.
+    let mut pattern = TestPattern::new(W, H, FPS, 1).expect("pattern");
+    let mut written = Vec::new();
     let start = Instant::now();
-    for (i, p) in pictures.iter().enumerate() {
-        let due = start + Duration::from_secs_f64(i as f64 / f64::from(FPS));
+    for i in 0..90 {
+        let due = start + Duration::from_secs_f64(f64::from(i) / f64::from(FPS));
         if let Some(wait) = due.checked_duration_since(Instant::now()) {
             std::thread::sleep(wait);
         }
-        stdin.write_all(p).expect("picture");
+        let frame = pattern.next_frame_at(tandem::stats::wall_us());
+        stdin.write_all(&y4m_picture(&frame)).expect("picture");
+        written.push(frame);
     }
     drop(stdin);
     let out = app.wait_with_output().expect("the app ends with its input");
@@ -78,9 +80,10 @@ fn y4m_on_standard_input_reaches_the_receiver_and_the_app_ends_with_the_pipe() {
         stderr.contains("standard input: 320x240 at 30.00 fps"),
         "{stderr}"
     );
+    let shown: Vec<DisplayFrame> = shown.try_iter().collect();
     let codes: Vec<u32> = shown
-        .try_iter()
-        .filter_map(|f| tandem_codec::pixelcode::read(&f.frame).map(|c| c.frame_id))
+        .iter()
+        .filter_map(|f| f.code.map(|c| c.frame_id))
         .collect();
     // The session's first picture waits for the handshake; from then on every one comes.
     assert!(codes.len() >= 75, "{} of 90 shown: {codes:?}", codes.len());
@@ -99,7 +102,37 @@ fn y4m_on_standard_input_reaches_the_receiver_and_the_app_ends_with_the_pipe() {
             v["source_fps"].as_f64()
         })
         .collect();
-    println!("source_fps per second: {rates:?}; {} shown", codes.len());
+    // Glass to glass from the writer's stamp, beside the bitrate and the picture quality.
+    let mut g2g: Vec<f64> = shown
+        .iter()
+        .filter_map(|f| f.g2g.map(|d| d.as_secs_f64() * 1e3))
+        .collect();
+    g2g.sort_by(f64::total_cmp);
+    let mut psnr: Vec<f64> = shown
+        .iter()
+        .filter_map(|f| {
+            let id = f.code?.frame_id as usize;
+            tandem_codec::psnr(&f.frame, written.get(id)?).ok()
+        })
+        .collect();
+    psnr.sort_by(f64::total_cmp);
+    let kbps: Vec<f64> = stdout
+        .lines()
+        .filter_map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).ok()?;
+            v["bitrate_kbps"].as_f64()
+        })
+        .collect();
+    println!(
+        "stdin {W}x{H}@{FPS}: {} of 90 shown, g2g p50 {:.1} ms (pipe, encode, loopback, \
+         decode), sent {kbps:.0?} kbit/s per second, PSNR p50 {:.2} dB min {:.2} dB, \
+         source_fps per second {rates:.1?}",
+        codes.len(),
+        g2g[g2g.len() / 2],
+        psnr[psnr.len() / 2],
+        psnr[0]
+    );
+    assert!(psnr[0] > 30.0, "every picture comes as drawn: {psnr:?}");
     assert!(
         rates.iter().any(|&r| (25.0..=35.0).contains(&r)),
         "source_fps near 30 in {rates:?}"
@@ -110,7 +143,11 @@ fn y4m_on_standard_input_reaches_the_receiver_and_the_app_ends_with_the_pipe() {
 fn a_truncated_stream_ends_the_app_naming_the_frame_and_its_byte_offset() {
     // Nobody listens: the stream's fault ends the app all the same.
     let mut app = sender("127.0.0.1:9".parse().expect("addr"));
-    let (header, pictures) = y4m(3);
+    let header = header();
+    let mut pattern = TestPattern::new(W, H, FPS, 1).expect("pattern");
+    let pictures: Vec<Vec<u8>> = (0..3)
+        .map(|_| y4m_picture(&pattern.next_frame_at(0)))
+        .collect();
     let mut stdin = app.stdin.take().expect("stdin");
     stdin.write_all(&header).expect("header");
     stdin.write_all(&pictures[0]).expect("picture");
