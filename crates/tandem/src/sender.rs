@@ -196,6 +196,7 @@ impl Sender {
                 encode_loop(encoder, &driver, events, &mailbox_rx, &control_rx, &shared)
             }
         })?;
+        let has_source = source.is_some();
         if let Some(source) = source {
             pipeline.spawn("tandem-capture", {
                 let (shared, mailbox, drain) =
@@ -210,6 +211,7 @@ impl Sender {
                 peer_timeout: config.net.peer_timeout,
                 secure: config.net.security.is_some(),
                 two_paths,
+                has_source,
             };
             move || stats_loop(&driver, &shared, &options, &stats_tx, &drain)
         })?;
@@ -641,6 +643,8 @@ struct StatsOptions {
     secure: bool,
     /// The session spans two paths: report each.
     two_paths: bool,
+    /// Pictures come from a [`VideoSource`] (not the app): report its rate.
+    has_source: bool,
 }
 
 /// Publishes a [`Stats`] every `interval` and watches the peer.
@@ -656,6 +660,7 @@ fn stats_loop(
         peer_timeout,
         secure,
         two_paths,
+        has_source,
     } = *options;
     let mut figures = PathFigures::default();
     let mut last = (Instant::now(), 0u64, 0u64, 0u64);
@@ -729,7 +734,7 @@ fn stats_loop(
                 .map(|r| r.as_secs_f64() * 1e3),
             encode_ms: lock(&shared.encode).take(),
             frames_sent: frames,
-            source_fps: (captures - last.3) as f64 / dt,
+            source_fps: has_source.then(|| (captures - last.3) as f64 / dt),
             source_dropped: c.source_dropped.load(Ordering::Relaxed)
                 + c.schedule_missed.load(Ordering::Relaxed),
             captures_skipped: c.captures_skipped.load(Ordering::Relaxed),

@@ -270,9 +270,9 @@ pub struct Stats {
     pub stall_period_ms: Option<f64>,
     /// Pictures the sender's own source (a [`crate::VideoSource`]: the pattern, a file, a
     /// pipe, a screen, a camera) gave per second over the interval, before the encoder's
-    /// mailbox: the source's own rate, beside `fps`, what was encoded and sent (sender; 0
-    /// when the app submits its pictures itself).
-    pub source_fps: f64,
+    /// mailbox: the source's own rate, beside `fps`, what was encoded and sent (sender;
+    /// `None` when the app submits its pictures itself).
+    pub source_fps: Option<f64>,
     /// Pictures lost before the encoder's mailbox (sender, total): those the source lost
     /// itself (a camera's buffers overwritten, a pipe's picture replaced by a newer one) and
     /// the scheduled captures the machine was too late for.
@@ -353,15 +353,16 @@ impl std::fmt::Display for Stats {
             write!(
                 f,
                 " (target {target}, delivered {delivered})  encode {} ms  rtt {} ms  sent {}  \
-                 keyframes {}  source {:.1} fps dropped {}  captures skipped {}",
+                 keyframes {}",
                 lat(self.encode_ms),
                 ms(self.rtt_ms),
                 self.frames_sent,
                 self.keyframes,
-                self.source_fps,
-                self.source_dropped,
-                self.captures_skipped
             )?;
+            if let Some(rate) = self.source_fps {
+                write!(f, "  source {rate:.1} fps dropped {}", self.source_dropped)?;
+            }
+            write!(f, "  captures skipped {}", self.captures_skipped)?;
         } else {
             // The receiver's bitrate is the delivered one: only the target goes beside it.
             write!(
@@ -618,6 +619,34 @@ mod tests {
         );
         assert_eq!(g2g_from_code(now + 10, now), None, "from the future");
         assert!(wall_us() > 1_700_000_000_000_000);
+    }
+
+    #[test]
+    fn the_senders_line_gives_its_sources_rate_and_drops_beside_what_it_sent() {
+        let sent = Stats {
+            role: "sender",
+            fps: 30.0,
+            frames_sent: 300,
+            source_fps: Some(59.94),
+            source_dropped: 3,
+            captures_skipped: 270,
+            ..Stats::default()
+        };
+        let line = sent.to_string();
+        assert!(
+            line.contains("sent 300  keyframes 0  source 59.9 fps dropped 3  captures skipped 270"),
+            "{line}"
+        );
+        let json = serde_json::to_value(&sent).expect("json");
+        assert_eq!(json["source_fps"], 59.94);
+        assert_eq!(json["source_dropped"], 3);
+        // An app that submits its own pictures has no source to report.
+        let submitted = Stats {
+            role: "sender",
+            ..Stats::default()
+        };
+        assert!(!submitted.to_string().contains("source"), "{submitted}");
+        assert!(serde_json::to_value(&submitted).expect("json")["source_fps"].is_null());
     }
 
     #[test]
