@@ -827,6 +827,7 @@ mod tests {
                 source
                     .capture(now + i * 16_667)
                     .expect("capture")
+                    .picture()
                     .expect("never ends")
             })
             .collect();

@@ -27,6 +27,7 @@ fn psnr_scoring_cost_against_no_scoring() {
             source
                 .capture(wall_us() + i)
                 .expect("capture")
+                .picture()
                 .expect("never ends")
         })
         .collect();

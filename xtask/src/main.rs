@@ -70,7 +70,7 @@ const TEST_PACKAGES: &[(&str, &str)] = &[
     ),
     (
         "xvfb",
-        "a virtual X server for tandem-recv's window test (the window needs no build-time package)",
+        "a virtual X server for tandem-recv's window test and tandem-capture's screen tests (neither needs a build-time package)",
     ),
     (
         "x11-apps",

@@ -362,7 +362,49 @@ fn open_source(args: &Args) -> Result<Box<dyn VideoSource>> {
             );
             Box::new(source)
         }
-        SourceArg::Screen(_) | SourceArg::Camera(_) => bail!("not yet"),
+        #[cfg(target_os = "linux")]
+        SourceArg::Screen(display) => {
+            use tandem_capture::screen::{ScreenConfig, ScreenSource};
+            let config = ScreenConfig {
+                display: display.clone(),
+                window: args.window,
+                fps,
+                ..ScreenConfig::default()
+            };
+            let source = ScreenSource::open(&config).context("--source screen")?;
+            let (w, h) = source.size();
+            eprintln!(
+                "tandem-send: {}: {w}x{h} at {fps} fps through {}{}",
+                source.target(),
+                source.transport(),
+                source
+                    .fallback_reason()
+                    .map_or(String::new(), |why| format!(" ({why})"))
+            );
+            Box::new(source)
+        }
+        #[cfg(target_os = "linux")]
+        SourceArg::Camera(device) => {
+            use tandem_capture::camera::{CameraConfig, CameraSource};
+            let config = CameraConfig {
+                device: device.clone(),
+                size: args.size,
+                fps: args.fps,
+            };
+            let source = CameraSource::open(&config)
+                .with_context(|| format!("--source camera:{}", device.display()))?;
+            eprintln!(
+                "tandem-send: camera {}: {}",
+                device.display(),
+                source.granted()
+            );
+            Box::new(source)
+        }
+        #[cfg(not(target_os = "linux"))]
+        SourceArg::Screen(_) | SourceArg::Camera(_) => bail!(
+            "--source screen and camera read X11 and V4L2, on Linux only; elsewhere, feed Y4M \
+             on standard input (`--source -`)"
+        ),
     })
 }
 

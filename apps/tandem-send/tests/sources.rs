@@ -1,6 +1,8 @@
-//! `tandem-send --source -`: Y4M written to the app's standard input by another program
-//! reaches a receiver, the app ends when the pipe closes, and a truncated stream ends it
-//! with an error naming the frame and its byte offset.
+//! `tandem-send --source …` from the outside. `-`: Y4M written to the app's standard input
+//! by another program reaches a receiver, the app ends when the pipe closes, and a truncated
+//! stream ends it with an error naming the frame and its byte offset. `camera` and `screen`
+//! that cannot be opened end it at once with a message naming what is missing. (The screen
+//! streaming under Xvfb and the camera's conversions are tested in `tandem-capture`.)
 
 use std::io::Write;
 use std::net::SocketAddr;
@@ -163,4 +165,57 @@ fn a_truncated_stream_ends_the_app_naming_the_frame_and_its_byte_offset() {
             && stderr.contains(&format!("ends at byte {}", start + 1000)),
         "{stderr}"
     );
+}
+
+/// Runs the app with `args` (and `env`), expecting it to fail at once; its stderr.
+fn refused(args: &[&str], env: &[(&str, Option<&str>)]) -> String {
+    let mut cmd = Command::new(SEND);
+    cmd.args(["--insecure", "--peer", "127.0.0.1:9"]).args(args);
+    for (k, v) in env {
+        match v {
+            Some(v) => cmd.env(k, v),
+            None => cmd.env_remove(k),
+        };
+    }
+    let out = cmd.output().expect("runs");
+    let stderr = String::from_utf8_lossy(&out.stderr).into_owned();
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    stderr
+}
+
+#[test]
+fn a_camera_or_screen_that_is_not_there_is_named_in_the_error() {
+    let e = refused(&["--source", "camera:/dev/video99"], &[]);
+    assert!(
+        e.contains("--source camera:/dev/video99") && e.contains("no camera at /dev/video99"),
+        "{e}"
+    );
+    let e = refused(&["--source", "camera:/dev/null"], &[]);
+    assert!(
+        e.contains("/dev/null") && e.contains("not a V4L2 device"),
+        "{e}"
+    );
+    let no_x = [
+        ("DISPLAY", None),
+        ("WAYLAND_DISPLAY", None),
+        ("XDG_SESSION_TYPE", None),
+    ];
+    let e = refused(&["--source", "screen"], &no_x);
+    assert!(
+        e.contains("DISPLAY is not set") && e.contains("screen:"),
+        "{e}"
+    );
+    let wayland = [
+        ("DISPLAY", Some(":0")),
+        ("WAYLAND_DISPLAY", Some("wayland-0")),
+        ("XDG_SESSION_TYPE", Some("wayland")),
+    ];
+    let e = refused(&["--source", "screen"], &wayland);
+    assert!(
+        e.contains("Wayland session is not supported") && e.contains("--source -"),
+        "{e}"
+    );
+    // A display named that nobody serves (display numbers this high are never used).
+    let e = refused(&["--source", "screen:4093"], &wayland);
+    assert!(e.contains(":4093"), "{e}");
 }

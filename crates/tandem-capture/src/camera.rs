@@ -1,1 +1,0 @@
-//! V4L2 cameras as a source (being written).

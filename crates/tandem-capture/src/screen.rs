@@ -1,1 +1,0 @@
-//! The X11 screen as a source (being written).
