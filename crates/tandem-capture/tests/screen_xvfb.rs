@@ -7,147 +7,41 @@
 
 #![cfg(target_os = "linux")]
 
-use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, Stdio};
 use std::sync::mpsc;
 use std::time::{Duration, Instant};
 
 use tandem::sink::FnSink;
 use tandem::{DisplayFrame, Receiver, ReceiverConfig, Remote, Sender, SenderConfig, VideoSource};
+use tandem_capture::screen::xvfb::{self, Xvfb};
 use tandem_capture::screen::{ScreenConfig, ScreenSource};
 use tandem_codec::{Frame, PlaneIndex, TestPattern, pixelcode, psnr};
 use x11rb::connection::Connection;
-use x11rb::protocol::xproto::{
-    ConnectionExt as _, CreateGCAux, CreateWindowAux, ImageFormat, Window, WindowClass,
-};
+use x11rb::protocol::xproto::{ConnectionExt as _, CreateWindowAux, Window, WindowClass};
 use x11rb::rust_connection::RustConnection;
 
-/// An Xvfb of its own, killed on drop.
-struct Xvfb {
-    child: Child,
-    display: String,
+/// An Xvfb of its own for one test (see [`Xvfb::start`]); `None`, with the reason printed,
+/// when there is no Xvfb.
+fn start_xvfb(width: u32, height: u32) -> Option<Xvfb> {
+    let x = Xvfb::start(width, height).expect("starting Xvfb");
+    if x.is_none() {
+        eprintln!("skipped: no Xvfb binary on PATH (install xvfb to run this test)");
+    }
+    x
 }
 
-impl Xvfb {
-    /// Starts `Xvfb -screen 0 WxHx24` on a display number it picks itself (`-displayfd`
-    /// writes the number once the server accepts connections, so parallel tests and
-    /// other X servers on the machine never collide); `None` when there is no Xvfb.
-    /// `-noreset`: by default an X server resets (dropping connections being made and
-    /// clearing the screen) whenever its last client disconnects.
-    fn start(width: u32, height: u32) -> Option<Xvfb> {
-        let spawned = Command::new("Xvfb")
-            .args([
-                "-displayfd",
-                "1",
-                "-noreset",
-                "-nolisten",
-                "tcp",
-                "-screen",
-                "0",
-            ])
-            .arg(format!("{width}x{height}x24"))
-            .stdout(Stdio::piped())
-            .stderr(Stdio::null())
-            .spawn();
-        let mut child = match spawned {
-            Ok(c) => c,
-            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                eprintln!("skipped: no Xvfb binary on PATH (install xvfb to run this test)");
-                return None;
-            }
-            Err(e) => panic!("starting Xvfb: {e}"),
-        };
-        let mut line = String::new();
-        let stdout = child.stdout.take().expect("piped stdout");
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("Xvfb's display number");
-        let n: u32 = line.trim().parse().unwrap_or_else(|_| {
-            let _ = child.kill();
-            panic!("Xvfb wrote {line:?}, not a display number")
-        });
-        Some(Xvfb {
-            child,
-            display: format!(":{n}"),
-        })
-    }
-
-    fn connect(&self) -> (RustConnection, Window) {
-        let (conn, screen) = x11rb::connect(Some(&self.display)).expect("connects to Xvfb");
-        let root = conn.setup().roots[screen].root;
-        (conn, root)
-    }
+fn connect(x: &Xvfb) -> (RustConnection, Window) {
+    x.connect().expect("connects to Xvfb")
 }
 
-impl Drop for Xvfb {
-    /// SIGTERM, so Xvfb removes its lock file and socket, and SIGKILL if it has not gone
-    /// within a second.
-    fn drop(&mut self) {
-        if let Ok(pid) = libc::pid_t::try_from(self.child.id()) {
-            #[allow(unsafe_code)]
-            // SAFETY: kill(2) on our own child, not yet reaped, so the pid is still its.
-            unsafe {
-                libc::kill(pid, libc::SIGTERM);
-            }
-        }
-        let end = Instant::now() + Duration::from_secs(1);
-        while Instant::now() < end {
-            if let Ok(Some(_)) = self.child.try_wait() {
-                return;
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// `frame` as BGRX pixels (through the engine's own BT.601 limited RGB conversion).
-fn bgrx_of(frame: &Frame) -> Vec<u8> {
-    frame
-        .to_rgb()
-        .chunks_exact(3)
-        .flat_map(|p| [p[2], p[1], p[0], 0])
-        .collect()
-}
-
-/// Draws `width × height` BGRX pixels at `(x, y)` of `drawable` with PutImage, in strips
-/// small enough for any server's request limit, and waits until the server has done it.
-fn put_bgrx(conn: &RustConnection, drawable: Window, x: i16, y: i16, width: u32, bgrx: &[u8]) {
-    let gc = conn.generate_id().expect("id");
-    conn.create_gc(gc, drawable, &CreateGCAux::new())
-        .expect("request")
-        .check()
-        .expect("GC");
-    let row = width as usize * 4;
-    let rows_per_put = (60_000 / row).max(1);
-    for (i, strip) in bgrx.chunks(row * rows_per_put).enumerate() {
-        let rows = (strip.len() / row) as u16;
-        conn.put_image(
-            ImageFormat::Z_PIXMAP,
-            drawable,
-            gc,
-            width as u16,
-            rows,
-            x,
-            y + (i * rows_per_put) as i16,
-            0,
-            24,
-            strip,
-        )
-        .expect("request");
-    }
-    conn.free_gc(gc).expect("request");
-    conn.get_input_focus()
-        .expect("request")
-        .reply()
-        .expect("sync");
+/// Draws `frame` at `(x, y)` of `drawable`.
+fn draw(conn: &RustConnection, drawable: Window, x: i16, y: i16, frame: &Frame) {
+    xvfb::draw_frame(conn, drawable, x, y, frame).expect("drawn");
 }
 
 /// Fills a rectangle with one colour (what lies around the pattern).
 fn fill(conn: &RustConnection, drawable: Window, x: i16, y: i16, w: u32, h: u32, bgrx: [u8; 4]) {
     let pixels: Vec<u8> = bgrx.repeat(w as usize * h as usize);
-    put_bgrx(conn, drawable, x, y, w, &pixels);
+    xvfb::put_bgrx(conn, drawable, x, y, w, &pixels).expect("filled");
 }
 
 /// The test pattern's frame 7 at `width × height`, the pixel code stamping frame id 7.
@@ -206,17 +100,17 @@ fn capture(source: &mut ScreenSource, wall_us: u64) -> Frame {
 #[test]
 fn the_whole_screen_is_captured_as_drawn_with_shm_and_with_get_image() {
     // 641×361: odd on purpose, the capture crops to 640×360.
-    let Some(x) = Xvfb::start(641, 361) else {
+    let Some(x) = start_xvfb(641, 361) else {
         return;
     };
-    let (conn, root) = x.connect();
+    let (conn, root) = connect(&x);
     let drawn = pattern(640, 360);
     fill(&conn, root, 0, 0, 641, 361, [0, 0, 255, 0]);
-    put_bgrx(&conn, root, 0, 0, 640, &bgrx_of(&drawn));
+    draw(&conn, root, 0, 0, &drawn);
 
     for shm in [true, false] {
         let config = ScreenConfig {
-            display: Some(x.display.clone()),
+            display: Some(x.display().to_owned()),
             shm,
             ..ScreenConfig::default()
         };
@@ -239,10 +133,10 @@ fn the_whole_screen_is_captured_as_drawn_with_shm_and_with_get_image() {
 
 #[test]
 fn one_window_is_captured_by_its_id_and_a_missing_one_is_named() {
-    let Some(x) = Xvfb::start(800, 600) else {
+    let Some(x) = start_xvfb(800, 600) else {
         return;
     };
-    let (conn, root) = x.connect();
+    let (conn, root) = connect(&x);
     fill(&conn, root, 0, 0, 800, 600, [0, 255, 0, 0]);
     // 321×181 at (50, 40): odd, so the capture is 320×180.
     let win = conn.generate_id().expect("id");
@@ -268,10 +162,10 @@ fn one_window_is_captured_by_its_id_and_a_missing_one_is_named() {
         .expect("mapped");
     let drawn = pattern(320, 180);
     fill(&conn, win, 0, 0, 321, 181, [255, 0, 0, 0]);
-    put_bgrx(&conn, win, 0, 0, 320, &bgrx_of(&drawn));
+    draw(&conn, win, 0, 0, &drawn);
 
     let config = ScreenConfig {
-        display: Some(x.display.clone()),
+        display: Some(x.display().to_owned()),
         window: Some(win),
         fps: 60,
         ..ScreenConfig::default()
@@ -291,7 +185,7 @@ fn one_window_is_captured_by_its_id_and_a_missing_one_is_named() {
     assert!(err.to_string().contains("no longer exists"), "{err}");
 
     let missing = ScreenConfig {
-        display: Some(x.display.clone()),
+        display: Some(x.display().to_owned()),
         window: Some(0x3a_beef),
         ..ScreenConfig::default()
     };
@@ -301,19 +195,19 @@ fn one_window_is_captured_by_its_id_and_a_missing_one_is_named() {
         msg.contains("0x3abeef") && msg.contains("does not exist"),
         "{msg}"
     );
-    assert!(msg.contains(&x.display), "names the display: {msg}");
+    assert!(msg.contains(x.display()), "names the display: {msg}");
 }
 
 #[test]
 fn the_screen_streams_to_a_receiver_on_loopback() {
-    let Some(x) = Xvfb::start(640, 360) else {
+    let Some(x) = start_xvfb(640, 360) else {
         return;
     };
-    let (conn, root) = x.connect();
+    let (conn, root) = connect(&x);
     let drawn = pattern(640, 360);
-    put_bgrx(&conn, root, 0, 0, 640, &bgrx_of(&drawn));
+    draw(&conn, root, 0, 0, &drawn);
     let config = ScreenConfig {
-        display: Some(x.display.clone()),
+        display: Some(x.display().to_owned()),
         ..ScreenConfig::default()
     };
     let source = ScreenSource::open(&config).expect("opens");

@@ -27,10 +27,13 @@
 //!
 //! Wayland sessions are refused before connecting ([`choose_display`] says why and what to
 //! do instead).
+//!
+//! [`xvfb`] runs a virtual X server and draws known pictures on it, for tests and reports.
 
 mod convert;
 mod segment;
 mod session;
+pub mod xvfb;
 
 use tandem::{Capture, Pacing, VideoSource};
 use tandem_codec::CodecError;
