@@ -61,14 +61,19 @@ struct Args {
     /// `xwininfo` shows it) instead of the whole screen.
     #[arg(long, value_parser = parse_window)]
     window: Option<u32>,
+    /// With `--source screen`: leave the mouse pointer out of the picture. By default it is
+    /// drawn in where it is, as on the screen (X's captures never contain it; this needs
+    /// the X server's XFIXES extension, and says so when it is missing).
+    #[arg(long)]
+    no_cursor: bool,
     /// Picture size, WIDTHxHEIGHT: the test pattern's (default 640x360), or what to ask a
     /// camera for (default: its largest size at 30 fps or more). The screen, files and
     /// pipes have their own.
     #[arg(long, value_parser = parse_size)]
     size: Option<(u32, u32)>,
     /// Frames per second: the test pattern's and the screen's capture rate (default 60),
-    /// or what to ask a camera for (default: what it offers at the size). Files and pipes
-    /// keep their own rate.
+    /// or what to ask a camera for (default 30, or the nearest rate it offers at the size).
+    /// Files and pipes keep their own rate.
     #[arg(long, value_parser = clap::value_parser!(u32).range(1..=240))]
     fps: Option<u32>,
     /// Starting bitrate in kbit/s (default: 0.1 bit per pixel per frame).
@@ -330,6 +335,9 @@ fn check_source_options(args: &Args) -> Result<()> {
     if args.window.is_some() && !matches!(args.source, SourceArg::Screen(_)) {
         bail!("--window is for --source screen, not {what}");
     }
+    if args.no_cursor && !matches!(args.source, SourceArg::Screen(_)) {
+        bail!("--no-cursor is for --source screen, not {what}");
+    }
     if args.r#loop && !matches!(args.source, SourceArg::File(_)) {
         bail!("--loop is for a .y4m file, not {what}");
     }
@@ -369,12 +377,18 @@ fn open_source(args: &Args) -> Result<Box<dyn VideoSource>> {
                 display: display.clone(),
                 window: args.window,
                 fps,
+                cursor: !args.no_cursor,
                 ..ScreenConfig::default()
             };
             let source = ScreenSource::open(&config).context("--source screen")?;
             let (w, h) = source.size();
+            let pointer = match source.cursor_reason() {
+                None => "with the pointer".to_owned(),
+                Some(_) if args.no_cursor => "without the pointer (--no-cursor)".to_owned(),
+                Some(why) => format!("without the pointer ({why})"),
+            };
             eprintln!(
-                "tandem-send: {}: {w}x{h} at {fps} fps through {}{}",
+                "tandem-send: {}: {w}x{h} at {fps} fps through {}{}, {pointer}",
                 source.target(),
                 source.transport(),
                 source
@@ -667,6 +681,13 @@ mod tests {
         assert!(e.contains("--size") && e.contains("Y4M file"), "{e}");
         let e = refused(&["--window", "0x400001"]);
         assert!(e.contains("--window") && e.contains("test pattern"), "{e}");
+        let e = refused(&["--source", "camera", "--no-cursor"]);
+        assert!(e.contains("--no-cursor") && e.contains("a camera"), "{e}");
+        let e = refused(&["--no-cursor"]);
+        assert!(
+            e.contains("--no-cursor") && e.contains("test pattern"),
+            "{e}"
+        );
         let e = refused(&["--source", "camera", "--loop"]);
         assert!(e.contains("--loop") && e.contains("camera"), "{e}");
         let e = Args::try_parse_from(["tandem-send", "--window", "main"]).expect_err("id");
@@ -674,6 +695,7 @@ mod tests {
         for ok in [
             &["--source", "camera:1", "--size", "1280x720", "--fps", "30"][..],
             &["--source", "screen", "--window", "0x400001", "--fps", "30"],
+            &["--source", "screen:1", "--no-cursor"],
             &["--source", "clip.y4m", "--loop"],
             &["--size", "320x240", "--fps", "30"],
         ] {

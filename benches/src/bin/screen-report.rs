@@ -13,6 +13,13 @@
 //!   frame. With MIT-SHM it asks for the picture in eight bands of rows at once and converts
 //!   each as it arrives, so the server's copying overlaps the conversion; with GetImage it
 //!   is `total`.
+//! - `pointer`: `source` with the mouse pointer drawn in (the default, as in the rows above:
+//!   Xvfb's 16×16 cursor sits in the middle of its screen) and without it
+//!   (`ScreenConfig::cursor` off, a third source), p50 and p95: what the pointer's
+//!   QueryPointer request (sent with the bands; the image is fetched again only when the
+//!   cursor changes) and its blending cost a frame. The two are timed back to back each
+//!   frame, in alternating order, so that both follow the same work (the rows above follow
+//!   a `grab` of the same source, which leaves its memory warm).
 //!
 //! MIT-SHM and plain GetImage (the in-run baseline) are two sources open side by side and
 //! alternated frame by frame, so the machine's load falls on both alike. `fresh planes` is
@@ -164,6 +171,22 @@ mod linux {
         Ok(())
     }
 
+    /// One `VideoSource::capture` call of `s`, timed (as `once` times `source`) into `t`
+    /// when `t` is given.
+    fn source_once(s: &mut ScreenSource, t: Option<&mut Vec<f64>>) -> Result<()> {
+        let t0 = Instant::now();
+        let frame = s
+            .capture(0)?
+            .picture()
+            .context("a screen always has a picture")?;
+        let t1 = Instant::now();
+        drop(frame);
+        if let Some(t) = t {
+            t.push(ms(t0, t1));
+        }
+        Ok(())
+    }
+
     fn row(label: &str, p: Percentiles) -> String {
         format!("{label:>8} {:>7.3} {:>7.3} {:>7.3}", p.p50, p.p95, p.max)
     }
@@ -179,6 +202,11 @@ mod linux {
         };
         let mut shm = open(true)?;
         let mut plain = open(false)?;
+        let mut bare = ScreenSource::open(&ScreenConfig {
+            display: Some(display.to_owned()),
+            cursor: false,
+            ..ScreenConfig::default()
+        })?;
         let (w, h) = shm.size();
         if shm.transport() != "MIT-SHM" {
             println!(
@@ -189,13 +217,22 @@ mod linux {
         for _ in 0..10 {
             once(&mut shm, None)?;
             once(&mut plain, None)?;
+            source_once(&mut bare, None)?;
         }
         let (mut t_shm, mut t_plain) = (Times::default(), Times::default());
         let mut alloc = Vec::new();
+        let (mut t_with, mut t_without) = (Vec::new(), Vec::new());
         let (luma, chroma) = (w as usize * h as usize, (w as usize / 2) * (h as usize / 2));
         for _ in 0..frames {
             once(&mut shm, Some(&mut t_shm))?;
             once(&mut plain, Some(&mut t_plain))?;
+            if t_with.len().is_multiple_of(2) {
+                source_once(&mut shm, Some(&mut t_with))?;
+                source_once(&mut bare, Some(&mut t_without))?;
+            } else {
+                source_once(&mut bare, Some(&mut t_without))?;
+                source_once(&mut shm, Some(&mut t_with))?;
+            }
             let t0 = Instant::now();
             let planes = [vec![0u8; luma], vec![0u8; chroma], vec![0u8; chroma]];
             std::hint::black_box(&planes);
@@ -232,6 +269,19 @@ mod linux {
                 p50(&t_plain.source) / p50(&t_shm.source)
             );
         }
+        let (with, without) = (Percentiles::of(&t_with), Percentiles::of(&t_without));
+        println!(
+            "  pointer, {} source, ms: with it p50 {:.3} p95 {:.3}, without p50 {:.3} p95 {:.3} \
+             ({:+.3} p50){}",
+            shm.transport(),
+            with.p50,
+            with.p95,
+            without.p50,
+            without.p95,
+            with.p50 - without.p50,
+            shm.cursor_reason()
+                .map_or(String::new(), |why| format!(" (not drawn: {why})"))
+        );
         Ok(shm_total)
     }
 

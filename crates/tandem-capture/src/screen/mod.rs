@@ -17,6 +17,14 @@
 //! - 24- and 32-bit TrueColor visuals with 8 bits a channel, red in the high byte, on a
 //!   little-endian server: BGRX in memory. Anything else (8-bit pseudocolour, 16-bit, 30-bit
 //!   deep colour, a big-endian server) is refused when opened.
+//! - The mouse pointer, drawn over the picture where it is, as the user sees it (unless
+//!   [`ScreenConfig::cursor`] is off): X's image requests never contain it (the server
+//!   draws it as a sprite or overlay), so its image comes from the XFIXES extension, fetched
+//!   again only when the cursor changes, and its position with each frame's requests at no
+//!   extra round trip (see the `cursor` module). A server without XFIXES is captured
+//!   without the pointer ([`ScreenSource::cursor_reason`] says why). A pointer an
+//!   application hid with XFIXES `HideCursor` (a video player's, say) is still drawn: XFIXES
+//!   reports the image whether hidden or not, and has no request saying which.
 //! - An even picture: I420 halves both dimensions for chroma, so an odd width or height
 //!   loses its last column or row (the right or bottom edge), and the size reported by
 //!   [`VideoSource::size`] is the cropped one.
@@ -31,6 +39,7 @@
 //! [`xvfb`] runs a virtual X server and draws known pictures on it, for tests and reports.
 
 mod convert;
+mod cursor;
 mod segment;
 mod session;
 pub mod xvfb;
@@ -38,6 +47,7 @@ pub mod xvfb;
 use tandem::{Capture, Pacing, VideoSource};
 use tandem_codec::CodecError;
 use x11rb::connection::{Connection, RequestConnection};
+use x11rb::cookie::Cookie;
 use x11rb::errors::ReplyError;
 use x11rb::protocol::ErrorKind;
 use x11rb::protocol::shm::{self, ConnectionExt as _};
@@ -48,6 +58,7 @@ pub use convert::bgrx_to_i420;
 pub use session::{SessionEnv, WAYLAND_ROUTE, choose_display};
 
 use convert::Planes;
+use cursor::Pointer;
 use segment::Segment;
 
 /// Bands of rows one MIT-SHM capture is split into (see `ScreenSource::capture_in_bands`):
@@ -67,6 +78,11 @@ pub struct ScreenConfig {
     /// Use MIT-SHM where the server offers it. Default `true`; `false` forces plain
     /// `GetImage` (the screen report's baseline, or a server whose MIT-SHM misbehaves).
     pub shm: bool,
+    /// Draw the mouse pointer into the picture, where it is and as it looks (X's images
+    /// never contain it). Default `true`; `false` captures the bare picture (`tandem-send
+    /// --no-cursor`). Needs the server's XFIXES extension: without it the picture has no
+    /// pointer and [`ScreenSource::cursor_reason`] says so.
+    pub cursor: bool,
 }
 
 impl Default for ScreenConfig {
@@ -76,6 +92,7 @@ impl Default for ScreenConfig {
             window: None,
             fps: 30,
             shm: true,
+            cursor: true,
         }
     }
 }
@@ -89,6 +106,12 @@ enum Grab {
     Plain { last: Vec<u8> },
 }
 
+/// A whole-picture request of [`ScreenSource::grab`], sent.
+enum ImageCookie<'c> {
+    Shm(Cookie<'c, RustConnection, shm::GetImageReply>),
+    Plain(Cookie<'c, RustConnection, xproto::GetImageReply>),
+}
+
 /// The X screen or one window, captured at a fixed rate (see the module docs).
 pub struct ScreenSource {
     conn: RustConnection,
@@ -100,6 +123,9 @@ pub struct ScreenSource {
     fps: u32,
     grab: Grab,
     fallback: Option<String>,
+    /// The pointer, when it is drawn; otherwise `cursor_reason` says why not.
+    pointer: Option<Pointer>,
+    cursor_reason: Option<String>,
     next_id: u32,
 }
 
@@ -110,6 +136,7 @@ impl std::fmt::Debug for ScreenSource {
             .field("size", &(self.width, self.height))
             .field("fps", &self.fps)
             .field("transport", &self.transport())
+            .field("cursor", &self.pointer.is_some())
             .finish_non_exhaustive()
     }
 }
@@ -193,6 +220,18 @@ impl ScreenSource {
             let why = "MIT-SHM turned off in the configuration".to_owned();
             (Grab::Plain { last: Vec::new() }, Some(why))
         };
+        let (pointer, cursor_reason) = if config.cursor {
+            match Pointer::start(&conn, screen.root) {
+                Ok(p) => (Some(p), None),
+                Err(why) => {
+                    tracing::warn!("{what}: capturing without the pointer ({why})");
+                    (None, Some(why))
+                }
+            }
+        } else {
+            let why = "turned off in the configuration".to_owned();
+            (None, Some(why))
+        };
         let mut source = ScreenSource {
             conn,
             display,
@@ -203,6 +242,8 @@ impl ScreenSource {
             fps: config.fps,
             grab,
             fallback,
+            pointer,
+            cursor_reason,
             next_id: 0,
         };
         // One capture now, so a window GetImage refuses (say, partly off screen) fails at
@@ -225,6 +266,12 @@ impl ScreenSource {
         self.fallback.as_deref()
     }
 
+    /// Why the pointer is not drawn into the picture, when it is not: turned off
+    /// ([`ScreenConfig::cursor`]), or the server lacks XFIXES. `None`: it is drawn.
+    pub fn cursor_reason(&self) -> Option<&str> {
+        self.cursor_reason.as_deref()
+    }
+
     /// What is captured, for messages: `the screen of X display :0` or `window 0x… on X
     /// display :0`.
     pub fn target(&self) -> String {
@@ -232,29 +279,41 @@ impl ScreenSource {
     }
 
     /// Reads the picture as it is now: `width × height` BGRX pixels (the even size of
-    /// [`VideoSource::size`]), rows `width × 4` bytes apart. [`VideoSource::capture`] is this
-    /// plus [`bgrx_to_i420`] (with MIT-SHM, band by band, the two overlapped); they are
-    /// public apart so their costs can be measured apart.
+    /// [`VideoSource::size`]), rows `width × 4` bytes apart, the pointer drawn in unless
+    /// [`ScreenConfig::cursor`] is off. [`VideoSource::capture`] is this plus
+    /// [`bgrx_to_i420`] (with MIT-SHM, band by band, the two overlapped); they are public
+    /// apart so their costs can be measured apart.
     pub fn grab(&mut self) -> Result<&[u8], CodecError> {
         let (w, h) = (self.width as u16, self.height as u16);
         let len = self.width as usize * self.height as usize * 4;
+        let stride = self.width as usize * 4;
         let z = ImageFormat::Z_PIXMAP;
-        let got = match &mut self.grab {
+        let pointer = match &mut self.pointer {
+            Some(p) => Some(
+                p.request(&self.conn, self.drawable)
+                    .map_err(|e| self.grab_error(e.into()))?,
+            ),
+            None => None,
+        };
+        let sent = match self.grab {
             Grab::Shm { seg, .. } => self
                 .conn
-                .shm_get_image(self.drawable, 0, 0, w, h, !0, z.into(), *seg, 0)
-                .map_err(ReplyError::from)
-                .and_then(|c| c.reply())
-                .map(|r| r.size as usize),
-            Grab::Plain { last } => self
+                .shm_get_image(self.drawable, 0, 0, w, h, !0, z.into(), seg, 0)
+                .map(ImageCookie::Shm),
+            Grab::Plain { .. } => self
                 .conn
                 .get_image(z, self.drawable, 0, 0, w, h, !0)
-                .map_err(ReplyError::from)
-                .and_then(|c| c.reply())
-                .map(|r| {
-                    *last = r.data;
-                    last.len()
-                }),
+                .map(ImageCookie::Plain),
+        };
+        let sent = sent.map_err(|e| self.grab_error(e.into()))?;
+        let at = receive_pointer(&mut self.pointer, pointer).map_err(|e| self.grab_error(e))?;
+        let got = match sent {
+            ImageCookie::Shm(c) => c.reply().map(|r| r.size as usize),
+            ImageCookie::Plain(c) => c.reply().map(|r| {
+                let got = r.data.len();
+                self.grab = Grab::Plain { last: r.data };
+                got
+            }),
         };
         let got = got.map_err(|e| self.grab_error(e))?;
         if got < len {
@@ -265,29 +324,43 @@ impl ScreenSource {
                 self.height
             )));
         }
-        Ok(match &self.grab {
-            Grab::Shm { segment, .. } => segment.bytes(len),
-            Grab::Plain { last } => &last[..len],
-        })
+        let cursor = self.pointer.as_ref().and_then(Pointer::image);
+        let pixels = match &mut self.grab {
+            Grab::Shm { segment, .. } => segment.range_mut(0, len),
+            Grab::Plain { last } => &mut last[..len],
+        };
+        if let (Some(cursor), Some(at)) = (cursor, at) {
+            cursor.blend(at, pixels, stride, self.width, 0);
+        }
+        Ok(pixels)
     }
 
     /// One MIT-SHM capture as [`BANDS`] `ShmGetImage` requests for bands of rows, all sent
     /// at once, each band converted as soon as its reply is in: the server (another
     /// process, on another core when there is one) copies band n + 1 while this thread
-    /// converts band n, so a frame costs about the larger of the two, not their sum.
+    /// converts band n, so a frame costs about the larger of the two, not their sum. The
+    /// pointer's requests go first in the same write; each band the cursor overlaps has it
+    /// drawn in before conversion.
     ///
     /// The bands are read one request after another, so a window drawn between two of them
     /// can tear at a band edge, which a single request (atomic in the single-threaded
     /// server) cannot; at a few tenths of a millisecond apart this is as rare as it is
     /// brief.
-    fn capture_in_bands(&self) -> Result<tandem_codec::Frame, CodecError> {
-        let Grab::Shm { seg, segment } = &self.grab else {
+    fn capture_in_bands(&mut self) -> Result<tandem_codec::Frame, CodecError> {
+        let Grab::Shm { seg, .. } = self.grab else {
             unreachable!("called for MIT-SHM sources only")
         };
         let (w, h) = (self.width, self.height);
         let stride = w as usize * 4;
         let band = (h / BANDS).next_multiple_of(2).max(2);
         let z = u8::from(ImageFormat::Z_PIXMAP);
+        let pointer = match &mut self.pointer {
+            Some(p) => Some(
+                p.request(&self.conn, self.drawable)
+                    .map_err(|e| self.grab_error(e.into()))?,
+            ),
+            None => None,
+        };
         let mut requests = Vec::with_capacity(BANDS as usize + 1);
         let mut top = 0;
         while top < h {
@@ -307,7 +380,7 @@ impl ScreenSource {
                     rows as u16,
                     !0,
                     z,
-                    *seg,
+                    seg,
                     offset,
                 )
                 .map_err(|e| self.grab_error(e.into()))?;
@@ -315,6 +388,7 @@ impl ScreenSource {
             top += rows;
         }
         self.conn.flush().map_err(|e| self.grab_error(e.into()))?;
+        let at = receive_pointer(&mut self.pointer, pointer).map_err(|e| self.grab_error(e))?;
         let mut planes = Planes::new(w, h)?;
         for (top, rows, cookie) in requests {
             let reply = cookie.reply().map_err(|e| self.grab_error(e))?;
@@ -327,7 +401,14 @@ impl ScreenSource {
                     top + rows
                 )));
             }
-            planes.convert_rows(segment.range(top as usize * stride, len), stride, top, rows)?;
+            let Grab::Shm { segment, .. } = &mut self.grab else {
+                unreachable!("called for MIT-SHM sources only")
+            };
+            let pixels = segment.range_mut(top as usize * stride, len);
+            if let (Some(cursor), Some(at)) = (self.pointer.as_ref().and_then(Pointer::image), at) {
+                cursor.blend(at, pixels, stride, w, top);
+            }
+            planes.convert_rows(pixels, stride, top, rows)?;
         }
         planes.into_frame()
     }
@@ -406,6 +487,18 @@ impl VideoSource for ScreenSource {
         let id = self.next_id;
         self.next_id = self.next_id.wrapping_add(1);
         Ok(Capture::Picture(frame.with_meta(id, wall_us)))
+    }
+}
+
+/// The pointer's hotspot in the drawable this frame, from the replies to the requests sent
+/// with the frame's (`None`: nothing to draw, or no pointer drawn at all).
+fn receive_pointer(
+    pointer: &mut Option<Pointer>,
+    sent: Option<cursor::Requests<'_>>,
+) -> Result<Option<(i32, i32)>, ReplyError> {
+    match (pointer, sent) {
+        (Some(pointer), Some(sent)) => pointer.receive(sent),
+        _ => Ok(None),
     }
 }
 

@@ -58,30 +58,27 @@ impl Segment {
         unsafe { libc::shmctl(self.id, libc::IPC_RMID, std::ptr::null_mut()) };
     }
 
-    /// The first `len` bytes (see [`Segment::range`]).
-    pub(super) fn bytes(&self, len: usize) -> &[u8] {
-        self.range(0, len)
-    }
-
-    /// `len` bytes from `offset`, clamped to the segment.
+    /// `len` bytes from `offset`, clamped to the segment, to read and write: the capture
+    /// draws the pointer into a band, then converts it.
     ///
     /// The X server writes a region only while it answers the `ShmGetImage` aimed at it,
-    /// and this process reads a region only after that reply has arrived, so the bytes do
+    /// and this process touches a region only after that reply has arrived, so the bytes do
     /// not change under the slice (while the server fills the next band, a disjoint one).
-    pub(super) fn range(&self, offset: usize, len: usize) -> &[u8] {
+    pub(super) fn range_mut(&mut self, offset: usize, len: usize) -> &mut [u8] {
         let offset = offset.min(self.len);
         let len = len.min(self.len - offset);
         // SAFETY: `addr` is a live mapping of `self.len` bytes (it lives until drop), the
-        // range lies inside it, and shmat zero-fills a new segment, so every byte is
-        // initialised.
-        unsafe { std::slice::from_raw_parts(self.addr.add(offset), len) }
+        // range lies inside it, shmat zero-fills a new segment, so every byte is
+        // initialised, and `&mut self` makes this the only slice of the mapping in this
+        // process while it lives.
+        unsafe { std::slice::from_raw_parts_mut(self.addr.add(offset), len) }
     }
 }
 
 impl Drop for Segment {
     fn drop(&mut self) {
         // SAFETY: `addr` came from shmat and is detached once, here; no slice of it
-        // outlives `self` (`bytes` borrows `self`).
+        // outlives `self` (`range_mut` borrows `self`).
         unsafe { libc::shmdt(self.addr.cast::<libc::c_void>()) };
         self.remove_id();
     }
@@ -93,7 +90,7 @@ mod tests {
 
     #[test]
     fn a_segment_is_zeroed_and_removed_on_drop() {
-        let s = match Segment::new(4096) {
+        let mut s = match Segment::new(4096) {
             Ok(s) => s,
             Err(e) => {
                 // Some sandboxes forbid SysV IPC; the capture falls back to GetImage there.
@@ -101,10 +98,10 @@ mod tests {
                 return;
             }
         };
-        assert!(s.bytes(4096).iter().all(|&b| b == 0));
-        assert_eq!(s.bytes(10_000).len(), 4096, "clamped to the segment");
-        assert_eq!(s.range(4000, 200).len(), 96, "clamped to the segment");
-        assert_eq!(s.range(5000, 10).len(), 0, "past the end");
+        assert!(s.range_mut(0, 4096).iter().all(|&b| b == 0));
+        assert_eq!(s.range_mut(0, 10_000).len(), 4096, "clamped to the segment");
+        assert_eq!(s.range_mut(4000, 200).len(), 96, "clamped to the segment");
+        assert_eq!(s.range_mut(5000, 10).len(), 0, "past the end");
         let id = s.id;
         drop(s);
         // SAFETY: IPC_STAT into a zeroed struct of the right type.
