@@ -171,8 +171,9 @@ const PSNR_QUEUE: usize = 4;
 /// it: the test pattern's frame `code.frame_id` stamped with `code`. The pattern draws
 /// everything but the code from the frame number and the size alone, and the code from the
 /// frame id and the low 48 bits of the capture time, which is all the code carries and all
-/// the stamp writes; so the rebuild is the sender's picture exactly (tested). `pattern` must
-/// be the size of the stream.
+/// the stamp writes; so the rebuild is the sender's picture exactly (tested), and so is it
+/// of a pattern frame stamped apart with [`tandem_codec::pixelcode::stamp`], as
+/// `screen-report` draws them (tested). `pattern` must be the size of the stream.
 pub fn source_picture(pattern: &mut TestPattern, code: PixelCode) -> Frame {
     pattern.seek(code.frame_id);
     pattern.next_frame_at(code.capture_us)
@@ -188,8 +189,29 @@ pub struct Scored {
     pub psnr_db: f64,
 }
 
-/// A shown picture on its way to the PSNR thread: capture wall µs, its code, the picture.
-type ToScore = (u64, PixelCode, Frame);
+/// A shown picture sampled for PSNR ([`MeasuringSink::sampling`]), moved out of the sink.
+#[derive(Debug)]
+pub struct Sample {
+    /// Its capture time from its pixel code, wall clock µs (as in [`Shown`]).
+    pub capture_wall_us: u64,
+    /// Its pixel code, which names its source picture ([`source_picture`]).
+    pub code: PixelCode,
+    /// The picture shown.
+    pub frame: Frame,
+}
+
+impl Sample {
+    /// Scores the picture against its source picture, rebuilt with `pattern` (the size of
+    /// the stream); `None` for a picture of another size, which has no source picture to
+    /// compare with.
+    pub fn score(&self, pattern: &mut TestPattern) -> Option<Scored> {
+        let psnr_db = tandem_codec::psnr(&source_picture(pattern, self.code), &self.frame).ok()?;
+        Some(Scored {
+            capture_wall_us: self.capture_wall_us,
+            psnr_db,
+        })
+    }
+}
 
 /// The PSNR thread's scores, shared with the pipeline.
 type Scores = Arc<Mutex<Vec<Scored>>>;
@@ -200,7 +222,7 @@ fn spawn_scorer(
     width: u32,
     height: u32,
     fps: u32,
-    queue: Rx<ToScore>,
+    queue: Rx<Sample>,
     scored: Scores,
 ) -> std::io::Result<JoinHandle<()>> {
     std::thread::Builder::new()
@@ -211,14 +233,9 @@ fn spawn_scorer(
             let Ok(mut pattern) = TestPattern::new(width, height, fps.max(1), 1) else {
                 return;
             };
-            for (capture_wall_us, code, frame) in queue {
-                // A picture of another size has no source picture to compare with.
-                if let Ok(psnr_db) = tandem_codec::psnr(&source_picture(&mut pattern, code), &frame)
-                {
-                    lock(&scored).push(Scored {
-                        capture_wall_us,
-                        psnr_db,
-                    });
+            for sample in queue {
+                if let Some(score) = sample.score(&mut pattern) {
+                    lock(&scored).push(score);
                 }
             }
         })
@@ -228,19 +245,73 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
-/// The receiver's sink in these runs. It runs on the decoder's thread, so it does nothing
-/// slow there: it reads the clock and passes three numbers on, counts the video bytes
-/// delivered, and hands every `every`th shown picture (moved, not copied) to the PSNR
-/// thread without waiting.
-struct MeasuringSink {
+/// The receiver's sink in these runs (and in `screen-report`'s end-to-end runs). It runs on
+/// the decoder's thread, so it does nothing slow there: for each shown picture with a
+/// readable pixel code it reads the clock and passes three numbers on ([`Shown`]); it counts
+/// the pictures without one and the video bytes delivered ([`SinkCounters`]); and, sampling
+/// ([`MeasuringSink::sampling`]), it hands every `every`th shown picture (moved, not copied)
+/// on for PSNR without waiting.
+#[derive(Debug)]
+pub struct MeasuringSink {
     shown: Tx<Shown>,
-    unread: Arc<AtomicU64>,
-    delivered_bytes: Arc<AtomicU64>,
-    /// The PSNR thread's queue and the sampling period (at least 1); `None` with PSNR off.
-    score: Option<(Tx<ToScore>, u32)>,
-    score_dropped: Arc<AtomicU64>,
+    counters: SinkCounters,
+    /// The samples' queue and the sampling period (at least 1); `None`: no sampling.
+    score: Option<(Tx<Sample>, u32)>,
     /// Shown pictures with a readable code so far (what the sampling counts).
     coded: u64,
+}
+
+/// What a [`MeasuringSink`] counts, readable from any thread while the receiver runs (a
+/// clone reads the same counters). All count from the sink's start.
+#[derive(Debug, Clone, Default)]
+pub struct SinkCounters {
+    unread: Arc<AtomicU64>,
+    delivered_bytes: Arc<AtomicU64>,
+    samples_dropped: Arc<AtomicU64>,
+}
+
+impl SinkCounters {
+    /// Pictures the sink was handed whose pixel code could not be read.
+    pub fn codes_unread(&self) -> u64 {
+        self.unread.load(Ordering::Relaxed)
+    }
+
+    /// Encoded video bytes of every frame the receiver decoded (shown or decode-only;
+    /// frame payload, no headers, parity or duplicates).
+    pub fn delivered_bytes(&self) -> u64 {
+        self.delivered_bytes.load(Ordering::Relaxed)
+    }
+
+    /// Pictures sampled for PSNR but dropped because the sample queue was full.
+    pub fn samples_dropped(&self) -> u64 {
+        self.samples_dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl MeasuringSink {
+    /// A sink that sends each shown picture with a readable code to `shown`, sampling none;
+    /// with the counters it keeps.
+    pub fn new(shown: Tx<Shown>) -> (MeasuringSink, SinkCounters) {
+        let counters = SinkCounters::default();
+        let sink = MeasuringSink {
+            shown,
+            counters: counters.clone(),
+            score: None,
+            coded: 0,
+        };
+        (sink, counters)
+    }
+
+    /// Also hands every `every`th shown picture with a readable code (the first, then one
+    /// of each `every`; 0 counts as 1) to `queue` with `try_send`: into a bounded queue
+    /// that is full, the sample is dropped and counted
+    /// ([`SinkCounters::samples_dropped`]), never waited for.
+    pub fn sampling(self, queue: Tx<Sample>, every: u32) -> MeasuringSink {
+        MeasuringSink {
+            score: Some((queue, every.max(1))),
+            ..self
+        }
+    }
 }
 
 impl FrameSink for MeasuringSink {
@@ -250,7 +321,7 @@ impl FrameSink for MeasuringSink {
             .code
             .and_then(|c| Some((c, g2g_from_code(c.capture_us, now)?)))
         else {
-            self.unread.fetch_add(1, Ordering::Relaxed);
+            self.counters.unread.fetch_add(1, Ordering::Relaxed);
             return;
         };
         let capture_wall_us = now.saturating_sub(g2g.as_micros() as u64);
@@ -261,16 +332,23 @@ impl FrameSink for MeasuringSink {
         });
         if let Some((queue, every)) = &self.score
             && self.coded.is_multiple_of(u64::from(*every))
-            && let Err(TrySendError::Full(_)) = queue.try_send((capture_wall_us, code, f.frame))
+            && let Err(TrySendError::Full(_)) = queue.try_send(Sample {
+                capture_wall_us,
+                code,
+                frame: f.frame,
+            })
         {
-            self.score_dropped.fetch_add(1, Ordering::Relaxed);
+            self.counters
+                .samples_dropped
+                .fetch_add(1, Ordering::Relaxed);
         }
         self.coded += 1;
     }
 
     /// Every frame decoded, shown or decode-only: the video that reached the receiver.
     fn on_encoded(&mut self, frame: &EncodedVideo) {
-        self.delivered_bytes
+        self.counters
+            .delivered_bytes
             .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
     }
 }
@@ -343,9 +421,7 @@ pub struct Pipeline {
     second_relay: Option<Relay>,
     captures: Arc<Mutex<Vec<Capture>>>,
     shown: Rx<Shown>,
-    unread: Arc<AtomicU64>,
-    delivered_bytes: Arc<AtomicU64>,
-    score_dropped: Arc<AtomicU64>,
+    counters: SinkCounters,
     /// The PSNR thread and its scores (`None` with PSNR off). Dropped without a shutdown,
     /// the thread ends by itself once the receiver's sink is gone.
     scorer: Option<(JoinHandle<()>, Scores)>,
@@ -356,11 +432,9 @@ impl Pipeline {
     /// relay, streaming the test pattern at once.
     pub fn start(config: &PipelineConfig) -> Result<Pipeline, PipelineError> {
         let (shown_tx, shown) = unbounded::<Shown>();
-        let unread = Arc::new(AtomicU64::new(0));
-        let delivered_bytes = Arc::new(AtomicU64::new(0));
-        let score_dropped = Arc::new(AtomicU64::new(0));
-        let (score, scorer) = if config.psnr_every > 0 {
-            let (tx, rx) = bounded::<ToScore>(PSNR_QUEUE);
+        let (mut sink, counters) = MeasuringSink::new(shown_tx);
+        let scorer = if config.psnr_every > 0 {
+            let (tx, rx) = bounded::<Sample>(PSNR_QUEUE);
             let scored = Arc::new(Mutex::new(Vec::new()));
             let thread = spawn_scorer(
                 config.width,
@@ -370,17 +444,10 @@ impl Pipeline {
                 Arc::clone(&scored),
             )
             .map_err(PipelineError::Thread)?;
-            (Some((tx, config.psnr_every)), Some((thread, scored)))
+            sink = sink.sampling(tx, config.psnr_every);
+            Some((thread, scored))
         } else {
-            (None, None)
-        };
-        let sink = MeasuringSink {
-            shown: shown_tx,
-            unread: Arc::clone(&unread),
-            delivered_bytes: Arc::clone(&delivered_bytes),
-            score,
-            score_dropped: Arc::clone(&score_dropped),
-            coded: 0,
+            None
         };
         let loopback = |port: u16| SocketAddr::from(([127, 0, 0, 1], port));
         let mut receiver_config = ReceiverConfig::default().playout(config.policy);
@@ -436,9 +503,7 @@ impl Pipeline {
             second_relay,
             captures,
             shown,
-            unread,
-            delivered_bytes,
-            score_dropped,
+            counters,
             scorer,
         })
     }
@@ -450,18 +515,18 @@ impl Pipeline {
 
     /// Pictures the sink was handed whose pixel code could not be read, so far.
     pub fn codes_unread(&self) -> u64 {
-        self.unread.load(Ordering::Relaxed)
+        self.counters.codes_unread()
     }
 
     /// Encoded video bytes of every frame the receiver decoded so far (shown or
     /// decode-only; frame payload, no headers, parity or duplicates).
     pub fn delivered_bytes(&self) -> u64 {
-        self.delivered_bytes.load(Ordering::Relaxed)
+        self.counters.delivered_bytes()
     }
 
     /// Pictures sampled for PSNR but dropped because the PSNR thread was behind, so far.
     pub fn psnr_samples_dropped(&self) -> u64 {
-        self.score_dropped.load(Ordering::Relaxed)
+        self.counters.samples_dropped()
     }
 
     /// Every capture so far, in order.
@@ -846,6 +911,98 @@ mod tests {
         let code = tandem_codec::pixelcode::read(&sent[1]).expect("a code");
         let other = tandem_codec::psnr(&source_picture(&mut pattern, code), &sent[0]);
         assert!(other.expect("same size") < 40.0);
+    }
+
+    #[test]
+    fn the_source_picture_is_a_pattern_frame_stamped_apart_exactly() {
+        // As screen-report's drawing thread makes its pictures: frame n rendered ahead,
+        // stamped with the wall clock (all 64 bits) as its drawing starts.
+        let pattern = TestPattern::new(1280, 720, 60, 1).expect("pattern");
+        let mut rebuild = TestPattern::new(1280, 720, 60, 1).expect("pattern");
+        let now = wall_us();
+        for n in [0u32, 1, 59, 1_000, 70_000] {
+            let mut drawn = pattern.frame_at(n);
+            tandem_codec::pixelcode::stamp(
+                &mut drawn,
+                PixelCode {
+                    frame_id: n,
+                    capture_us: now + u64::from(n) * 16_667,
+                },
+            );
+            let code = tandem_codec::pixelcode::read(&drawn).expect("a code");
+            assert_eq!(code.frame_id, n);
+            assert!(
+                source_picture(&mut rebuild, code).same_picture(&drawn),
+                "frame {n}"
+            );
+        }
+    }
+
+    #[test]
+    fn the_sink_passes_on_coded_pictures_counts_the_rest_and_samples_every_nth() {
+        let mut pattern = TestPattern::new(640, 360, 60, 1).expect("pattern");
+        let (shown_tx, shown_rx) = unbounded();
+        let (sample_tx, sample_rx) = bounded(2);
+        let (sink, counters) = MeasuringSink::new(shown_tx);
+        let mut sink = sink.sampling(sample_tx, 3);
+        let now = Instant::now();
+        let start = wall_us();
+        let show = |frame: Frame, code| DisplayFrame {
+            frame,
+            keyframe: false,
+            capture_us: 0,
+            completed_at: now,
+            released_at: now,
+            decoded_at: now,
+            code,
+            g2g: None,
+        };
+        for _ in 0..10 {
+            let f = pattern.next_frame_at(start);
+            let code = tandem_codec::pixelcode::read(&f);
+            sink.on_frame(show(f, code));
+        }
+        sink.on_frame(show(Frame::black(640, 360), None));
+        sink.on_encoded(&EncodedVideo {
+            frame_id: 0,
+            codec: tandem_proto::Codec::Av1,
+            keyframe: true,
+            display: true,
+            capture_us: 0,
+            data: bytes::Bytes::from_static(&[0; 1200]),
+            released_at: now,
+            size: None,
+        });
+        let shown: Vec<Shown> = shown_rx.try_iter().collect();
+        assert_eq!(
+            shown.iter().map(|s| s.frame_id).collect::<Vec<_>>(),
+            (0..10).collect::<Vec<_>>()
+        );
+        assert!(
+            shown
+                .iter()
+                .all(|s| s.capture_wall_us == start && s.shown_wall_us >= start)
+        );
+        // Frames 0, 3, 6 and 9 sampled; the queue holds two, so two were dropped.
+        let samples: Vec<Sample> = sample_rx.try_iter().collect();
+        assert_eq!(
+            samples.iter().map(|s| s.code.frame_id).collect::<Vec<_>>(),
+            [0, 3]
+        );
+        assert_eq!(
+            samples[1]
+                .score(&mut pattern)
+                .map(|s| (s.capture_wall_us, s.psnr_db)),
+            Some((start, f64::INFINITY))
+        );
+        assert_eq!(
+            (
+                counters.codes_unread(),
+                counters.delivered_bytes(),
+                counters.samples_dropped()
+            ),
+            (1, 1200, 2)
+        );
     }
 
     #[test]

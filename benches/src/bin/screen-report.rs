@@ -53,6 +53,11 @@
 //!   RGB on the screen and back to I420);
 //! - the sender's encode time and the receiver's decode time, p50 and p95, per frame.
 //!
+//! The receiver's sink is the `g2g` report's ([`tandem_benches::g2g::MeasuringSink`]): the
+//! same code reading, clock and byte count, and the same sampling for PSNR, here into an
+//! unbounded queue so that no sample is dropped, the pictures being scored only after the
+//! run ([`tandem_benches::g2g::Sample::score`]).
+//!
 //! What g2g includes here, beyond capture, encode, loopback and decode: Xvfb's software
 //! drawing, a PutImage of the whole picture (printed apart as `draw`; each frame is rendered
 //! and converted to BGRX before its slot and stamped as its drawing starts, so the
@@ -80,18 +85,19 @@ fn main() {
 #[cfg(target_os = "linux")]
 mod linux {
     use std::collections::HashSet;
-    use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-    use std::sync::{Arc, mpsc};
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, Ordering};
     use std::time::{Duration, Instant};
 
     use anyhow::{Context, Result, anyhow};
     use clap::Parser;
-    use tandem::stats::{g2g_from_code, wall_us};
+    use crossbeam_channel::unbounded;
+    use tandem::stats::wall_us;
     use tandem::{
-        DisplayFrame, EncodedVideo, EncoderKind, Frame, FrameSink, Receiver, ReceiverConfig,
-        Remote, Sender, SenderConfig, Stats, VideoSource,
+        EncoderKind, Frame, Receiver, ReceiverConfig, Remote, Sender, SenderConfig, Stats,
+        VideoSource,
     };
-    use tandem_benches::g2g::source_picture;
+    use tandem_benches::g2g::{DEFAULT_PSNR_EVERY, GRACE, MeasuringSink, Sample, Shown};
     use tandem_capture::screen::xvfb::{self, Xvfb};
     use tandem_capture::screen::{ScreenConfig, ScreenSource, bgrx_to_i420};
     use tandem_codec::{PixelCode, PlaneIndex, TestPattern, pixelcode};
@@ -362,7 +368,7 @@ mod linux {
     /// [`PSNR_EVERY`] shown, or fewer in a long run.
     const PSNR_KEPT: u64 = 120;
     /// One picture of this many shown is kept for PSNR (as the `g2g` report samples).
-    const PSNR_EVERY: u64 = tandem_benches::g2g::DEFAULT_PSNR_EVERY as u64;
+    const PSNR_EVERY: u32 = DEFAULT_PSNR_EVERY;
 
     /// One picture the drawing thread put on the screen.
     struct Drawn {
@@ -442,55 +448,6 @@ mod linux {
         Ok(drawn)
     }
 
-    /// A picture the receiver showed, as its pixel code reads.
-    struct Seen {
-        frame_id: u32,
-        /// The drawing thread's stamp, from the code, wall clock µs.
-        stamp_us: u64,
-        /// Stamp to handed to the sink.
-        g2g: Duration,
-    }
-
-    /// The receiver's sink. It runs on the decoder's thread, so it only reads the clock and
-    /// the code, counts bytes, and passes one picture of `keep_every` on (moved) for PSNR
-    /// after the run.
-    struct E2eSink {
-        seen: mpsc::Sender<Seen>,
-        keep: mpsc::Sender<(PixelCode, u64, Frame)>,
-        keep_every: u64,
-        coded: u64,
-        bytes: Arc<AtomicU64>,
-        unread: Arc<AtomicU64>,
-    }
-
-    impl FrameSink for E2eSink {
-        fn on_frame(&mut self, f: DisplayFrame) {
-            let now = wall_us();
-            let Some((code, g2g)) = f
-                .code
-                .and_then(|c| Some((c, g2g_from_code(c.capture_us, now)?)))
-            else {
-                self.unread.fetch_add(1, Ordering::Relaxed);
-                return;
-            };
-            let stamp_us = now.saturating_sub(g2g.as_micros() as u64);
-            let _ = self.seen.send(Seen {
-                frame_id: code.frame_id,
-                stamp_us,
-                g2g,
-            });
-            if self.coded.is_multiple_of(self.keep_every) {
-                let _ = self.keep.send((code, stamp_us, f.frame));
-            }
-            self.coded += 1;
-        }
-
-        fn on_encoded(&mut self, frame: &EncodedVideo) {
-            self.bytes
-                .fetch_add(frame.data.len() as u64, Ordering::Relaxed);
-        }
-    }
-
     fn ms_of(d: Duration) -> f64 {
         d.as_secs_f64() * 1e3
     }
@@ -530,24 +487,17 @@ mod linux {
                 .spawn(move || draw_loop(conn, w, h, &stop))?
         };
 
-        let (seen_tx, seen_rx) = mpsc::channel();
-        let (keep_tx, keep_rx) = mpsc::channel();
-        let bytes = Arc::new(AtomicU64::new(0));
-        let unread = Arc::new(AtomicU64::new(0));
-        let run = WARMUP + seconds + tandem_benches::g2g::GRACE;
+        let (seen_tx, seen_rx) = unbounded::<Shown>();
+        // Unbounded: every sample is kept (none dropped) and scored after the run.
+        let (keep_tx, keep_rx) = unbounded::<Sample>();
+        let run = WARMUP + seconds + GRACE;
         let expected = run.as_secs_f64() * f64::from(E2E_FPS);
-        let keep_every = PSNR_EVERY.max((expected / PSNR_KEPT as f64).ceil() as u64);
+        let keep_every = PSNR_EVERY.max((expected / PSNR_KEPT as f64).ceil() as u32);
+        let (sink, counters) = MeasuringSink::new(seen_tx);
         let rx = Receiver::start(
             ReceiverConfig::default(),
             Remote::Listen,
-            Box::new(E2eSink {
-                seen: seen_tx,
-                keep: keep_tx,
-                keep_every,
-                coded: 0,
-                bytes: Arc::clone(&bytes),
-                unread: Arc::clone(&unread),
-            }),
+            Box::new(sink.sampling(keep_tx, keep_every)),
         )?;
         let addr = std::net::SocketAddr::from(([127, 0, 0, 1], rx.local_addr().port()));
         let sender = Sender::start(
@@ -570,20 +520,20 @@ mod linux {
         let _ = decode_rx.try_iter().count();
         let _ = sender_stats.try_iter().count();
         let _ = receiver_stats.try_iter().count();
-        let unread_before = unread.load(Ordering::Relaxed);
-        let bytes_before = bytes.load(Ordering::Relaxed);
+        let unread_before = counters.codes_unread();
+        let bytes_before = counters.delivered_bytes();
         let mut bytes_at_end = None;
         let (mut seen, mut kept) = (Vec::new(), Vec::new());
         let (mut encode, mut decode) = (Vec::new(), Vec::new());
         let (mut sent, mut received): (Vec<Stats>, Vec<Stats>) = (Vec::new(), Vec::new());
-        let stop_at = t0 + seconds + tandem_benches::g2g::GRACE;
+        let stop_at = t0 + seconds + GRACE;
         while let Some(left) = stop_at.checked_duration_since(Instant::now()) {
             // Every 50 ms at most: the time streams keep only their newest 1024 samples.
             if let Ok(s) = seen_rx.recv_timeout(left.min(Duration::from_millis(50))) {
                 seen.push(s);
             }
             seen.extend(seen_rx.try_iter());
-            kept.extend(keep_rx.try_iter().filter(|k| in_window(k.1)));
+            kept.extend(keep_rx.try_iter().filter(|k| in_window(k.capture_wall_us)));
             let counting = t0.elapsed() < seconds;
             if counting {
                 encode.extend(encode_rx.try_iter().map(|(_, d)| ms_of(d)));
@@ -591,7 +541,7 @@ mod linux {
                 sent.extend(sender_stats.try_iter());
                 received.extend(receiver_stats.try_iter());
             } else if bytes_at_end.is_none() {
-                bytes_at_end = Some((t0.elapsed(), bytes.load(Ordering::Relaxed)));
+                bytes_at_end = Some((t0.elapsed(), counters.delivered_bytes()));
             }
         }
         let error = sender.error().or_else(|| rx.error());
@@ -604,30 +554,31 @@ mod linux {
         drop(x);
 
         let drawn: Vec<&Drawn> = drawn.iter().filter(|d| in_window(d.stamp_us)).collect();
-        let seen: Vec<&Seen> = seen.iter().filter(|s| in_window(s.stamp_us)).collect();
+        let seen: Vec<&Shown> = seen
+            .iter()
+            .filter(|s| in_window(s.capture_wall_us))
+            .collect();
         // Each drawn frame's first showing: a picture shown again (captured twice) is one
         // the viewer already had.
         let mut first = HashSet::new();
         let mut g2g: Vec<f64> = seen
             .iter()
             .filter(|s| first.insert(s.frame_id))
-            .map(|s| ms_of(s.g2g))
+            .map(|s| ms_of(s.g2g()))
             .collect();
         g2g.sort_by(f64::total_cmp);
-        let mut all: Vec<f64> = seen.iter().map(|s| ms_of(s.g2g)).collect();
+        let mut all: Vec<f64> = seen.iter().map(|s| ms_of(s.g2g())).collect();
         all.sort_by(f64::total_cmp);
         let mut draw_ms: Vec<f64> = drawn.iter().map(|d| ms_of(d.took)).collect();
         draw_ms.sort_by(f64::total_cmp);
         let (counted_s, bytes_after) =
-            bytes_at_end.unwrap_or((t0.elapsed(), bytes.load(Ordering::Relaxed)));
+            bytes_at_end.unwrap_or((t0.elapsed(), counters.delivered_bytes()));
         let counted_s = counted_s.as_secs_f64();
         let kbps = (bytes_after - bytes_before) as f64 * 8.0 / counted_s / 1e3;
         let mut pattern = TestPattern::new(w, h, E2E_FPS, 1)?;
         let mut psnr: Vec<f64> = kept
             .iter()
-            .filter_map(|(code, _, frame)| {
-                tandem_codec::psnr(&source_picture(&mut pattern, *code), frame).ok()
-            })
+            .filter_map(|k| Some(k.score(&mut pattern)?.psnr_db))
             .collect();
         psnr.sort_by(f64::total_cmp);
         drop(kept);
@@ -671,7 +622,7 @@ mod linux {
             seen.len() as f64 / secs,
             first_n as f64 * 100.0 / drawn.len().max(1) as f64,
             seen.len() - first_n,
-            unread.load(Ordering::Relaxed) - unread_before
+            counters.codes_unread() - unread_before
         );
         println!(
             "  g2g, drawn → shown (first showing), ms: p50 {:.1}, p95 {:.1}, p99 {:.1}, max {:.1} \
