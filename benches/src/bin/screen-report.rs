@@ -378,16 +378,6 @@ mod linux {
         took: Duration,
     }
 
-    /// `frame` as BGRX, through the engine's own RGB conversion (what [`xvfb::draw_frame`]
-    /// draws).
-    fn bgrx_of(frame: &Frame) -> Vec<u8> {
-        frame
-            .to_rgb()
-            .chunks_exact(3)
-            .flat_map(|p| [p[2], p[1], p[0], 0])
-            .collect()
-    }
-
     /// Draws the test pattern over the root of `x` at [`E2E_FPS`] until `stop`. A draw that
     /// overruns its slot skips the slots it overran, as a display's frame clock would.
     ///
@@ -415,7 +405,7 @@ mod linux {
                 break;
             }
             let mut frame = pattern.frame_at(n);
-            let mut bgrx = bgrx_of(&frame);
+            let mut bgrx = xvfb::bgrx(&frame);
             let due = start + interval * slot;
             if let Some(wait) = due.checked_duration_since(Instant::now()) {
                 std::thread::sleep(wait);
@@ -435,7 +425,7 @@ mod linux {
                     top.row_mut(plane, y).copy_from_slice(frame.row(plane, y));
                 }
             }
-            let top = bgrx_of(&top);
+            let top = xvfb::bgrx(&top);
             bgrx[..top.len()].copy_from_slice(&top);
             xvfb::put_bgrx(&conn, root, 0, 0, w, &bgrx)?;
             drawn.push(Drawn {

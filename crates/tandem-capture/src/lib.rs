@@ -15,4 +15,6 @@
 #[cfg(target_os = "linux")]
 pub mod camera;
 #[cfg(target_os = "linux")]
+mod planes;
+#[cfg(target_os = "linux")]
 pub mod screen;

@@ -288,6 +288,50 @@ impl Frame {
                 .all(|p| (0..self.plane_size(p).1).all(|y| self.row(p, y) == other.row(p, y)))
     }
 
+    /// An I420 frame from bi-planar NV12 (a luma plane, then a plane of interleaved Cb, Cr
+    /// pairs at half resolution, as cameras and `CVPixelBuffer`s give it): luma rows
+    /// copied, chroma split into its two planes. Rows are `luma_stride` and
+    /// `chroma_stride` bytes apart; each plane's last row may end at its width.
+    pub fn from_nv12(
+        width: u32,
+        height: u32,
+        luma: &[u8],
+        luma_stride: usize,
+        chroma: &[u8],
+        chroma_stride: usize,
+    ) -> Result<Frame, CodecError> {
+        let (cw, ch) = chroma_size(width, height);
+        let (w, h, cw, ch) = (width as usize, height as usize, cw as usize, ch as usize);
+        let needs = |stride: usize, row: usize, rows: usize| stride * (rows - 1) + row;
+        if width == 0
+            || height == 0
+            || luma_stride < w
+            || chroma_stride < 2 * cw
+            || luma.len() < needs(luma_stride, w, h)
+            || chroma.len() < needs(chroma_stride, 2 * cw, ch)
+        {
+            return Err(CodecError::InvalidFrame(format!(
+                "NV12 {width}×{height}: luma {} bytes with stride {luma_stride}, chroma {} \
+                 bytes with stride {chroma_stride}",
+                luma.len(),
+                chroma.len()
+            )));
+        }
+        let mut y = Vec::with_capacity(w * h);
+        for row in luma.chunks(luma_stride).take(h) {
+            y.extend_from_slice(&row[..w]);
+        }
+        let (mut u, mut v) = (vec![0; cw * ch], vec![0; cw * ch]);
+        // A plain shuffle, one output row of each plane at a time: the compiler vectorises it.
+        let rows = chroma.chunks(chroma_stride).take(ch);
+        for ((row, u_row), v_row) in rows.zip(u.chunks_exact_mut(cw)).zip(v.chunks_exact_mut(cw)) {
+            for ((pair, u), v) in row[..2 * cw].chunks_exact(2).zip(u_row).zip(v_row) {
+                (*u, *v) = (pair[0], pair[1]);
+            }
+        }
+        Frame::from_planes(width, height, [y, u, v], [w, cw, cw])
+    }
+
     /// Converts packed 8-bit RGB (`width × height × 3` bytes, rows tight) to I420, BT.601
     /// limited range; each chroma sample averages its 2×2 block.
     pub fn from_rgb(width: u32, height: u32, rgb: &[u8]) -> Result<Frame, CodecError> {
@@ -455,6 +499,24 @@ mod tests {
                 assert!(g.abs_diff(w) <= 1, "{rgb:?} -> {got:?}, reference {want:?}");
             }
         }
+    }
+
+    #[test]
+    fn nv12_is_split_into_i420_by_stride_with_short_last_rows() {
+        // 3×3: chroma is 2×2. Strides 4 (luma) and 6 (chroma); each last row stops at its
+        // width, as an app's buffer may.
+        let luma = [1, 2, 3, 0, 4, 5, 6, 0, 7, 8, 9];
+        let chroma = [10, 20, 11, 21, 0, 0, 12, 22, 13, 23];
+        let f = Frame::from_nv12(3, 3, &luma, 4, &chroma, 6).expect("valid");
+        assert_eq!(f.plane(PlaneIndex::Y), [1, 2, 3, 4, 5, 6, 7, 8, 9]);
+        assert_eq!(f.plane(PlaneIndex::U), [10, 11, 12, 13]);
+        assert_eq!(f.plane(PlaneIndex::V), [20, 21, 22, 23]);
+        let e = Frame::from_nv12(3, 3, &luma[..10], 4, &chroma, 6).expect_err("short luma");
+        assert!(e.to_string().contains("NV12 3×3"), "{e}");
+        assert!(
+            Frame::from_nv12(3, 3, &luma, 2, &chroma, 6).is_err(),
+            "narrow stride"
+        );
     }
 
     #[test]

@@ -335,22 +335,14 @@ impl Sender {
         let (w, h, cw, ch) = (width as usize, height as usize, cw as usize, ch as usize);
         let y = luma.slice("luma plane", w, h)?;
         let uv = chroma.slice("chroma plane", cw * 2, ch)?;
-        let mut frame = Frame::black(width, height);
-        for r in 0..h {
-            let start = r * luma.stride as usize;
-            frame
-                .row_mut(PlaneIndex::Y, r)
-                .copy_from_slice(&y[start..start + w]);
-        }
-        for r in 0..ch {
-            let row = &uv[r * chroma.stride as usize..][..cw * 2];
-            // One plane at a time: each output row is borrowed once, not once per pixel.
-            for (plane, offset) in [(PlaneIndex::U, 0), (PlaneIndex::V, 1)] {
-                for (out, pair) in frame.row_mut(plane, r).iter_mut().zip(row.chunks_exact(2)) {
-                    *out = pair[offset];
-                }
-            }
-        }
+        let frame = Frame::from_nv12(
+            width,
+            height,
+            y,
+            luma.stride as usize,
+            uv,
+            chroma.stride as usize,
+        )?;
         self.submit(frame)
     }
 

@@ -901,22 +901,25 @@ mod tests {
         }
     }
 
-    #[test]
-    fn unset_fields_are_the_engine_defaults() {
-        let s = SenderConfig {
+    /// 640×360 at 60 fps with `encoder`, every other option unset.
+    fn sender(encoder: Option<VideoEncoder>) -> SenderConfig {
+        SenderConfig {
             width: 640,
             height: 360,
             fps: 60,
             bitrate_kbps: None,
-            encoder: None,
+            encoder,
             content: None,
             source: None,
             path_policy: None,
             stats_interval_ms: None,
             net: net(),
         }
-        .to_engine()
-        .expect("valid");
+    }
+
+    #[test]
+    fn unset_fields_are_the_engine_defaults() {
+        let s = sender(None).to_engine().expect("valid");
         let mut engine = tandem::SenderConfig::default();
         engine.net.security = None;
         assert_eq!(s, engine);
@@ -1004,20 +1007,7 @@ mod tests {
                 Bitstream::H264,
             ),
         ] {
-            let s = SenderConfig {
-                width: 640,
-                height: 360,
-                fps: 60,
-                bitrate_kbps: None,
-                encoder: Some(choice),
-                content: None,
-                source: None,
-                path_policy: None,
-                stats_interval_ms: None,
-                net: net(),
-            }
-            .to_engine()
-            .expect("valid");
+            let s = sender(Some(choice)).to_engine().expect("valid");
             assert_eq!(s.video.encoder, kind);
             assert_eq!(s.video.encoder.bitstream(), bitstream);
         }

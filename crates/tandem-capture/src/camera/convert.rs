@@ -25,10 +25,9 @@
 //! its start marker before decoding (one copy of the frame, a few hundred kilobytes at most).
 
 use tandem_codec::{CodecError, Frame};
-use yuv::{
-    BufferStoreMut, YuvConversionMode, YuvPackedImage, YuvPlanarImageMut, YuvRange,
-    YuvStandardMatrix,
-};
+
+use crate::planes::I420Planes;
+use yuv::{YuvConversionMode, YuvPackedImage, YuvRange, YuvStandardMatrix};
 use zune_jpeg::JpegDecoder;
 use zune_jpeg::zune_core::bytestream::ZCursor;
 use zune_jpeg::zune_core::colorspace::ColorSpace;
@@ -165,7 +164,7 @@ impl Converter {
         }
         match self.format {
             PixelFormat::Yuyv => self.yuyv(&data[..need]),
-            PixelFormat::Nv12 => Ok(self.nv12(data)),
+            PixelFormat::Nv12 => self.nv12(data),
             PixelFormat::Mjpeg => self.mjpeg(data),
         }
     }
@@ -183,24 +182,16 @@ impl Converter {
         planes.into_frame()
     }
 
-    fn nv12(&self, data: &[u8]) -> Frame {
-        let (w, h) = (self.width as usize, self.height as usize);
-        let (cw, ch) = (w / 2, h / 2);
-        let mut y = Vec::with_capacity(w * h);
-        for row in data.chunks(self.stride).take(h) {
-            y.extend_from_slice(&row[..w]);
-        }
-        let (mut u, mut v) = (vec![0; cw * ch], vec![0; cw * ch]);
-        // The `yuv` crate (0.8) converts NV12 only to RGB, not to planar YUV: splitting the
-        // interleaved chroma is this one loop, a plain shuffle the compiler vectorises.
-        let rows = data[self.stride * h..].chunks(self.stride).take(ch);
-        for ((row, u_row), v_row) in rows.zip(u.chunks_exact_mut(cw)).zip(v.chunks_exact_mut(cw)) {
-            for ((pair, u), v) in row[..2 * cw].chunks_exact(2).zip(u_row).zip(v_row) {
-                (*u, *v) = (pair[0], pair[1]);
-            }
-        }
-        Frame::from_planes(self.width, self.height, [y, u, v], [w, cw, cw])
-            .unwrap_or_else(|_| unreachable!("planes sized for the frame above"))
+    fn nv12(&self, data: &[u8]) -> Result<Frame, CodecError> {
+        let luma_bytes = self.stride * self.height as usize;
+        Frame::from_nv12(
+            self.width,
+            self.height,
+            &data[..luma_bytes],
+            self.stride,
+            &data[luma_bytes..],
+            self.stride,
+        )
     }
 
     fn mjpeg(&mut self, data: &[u8]) -> Result<Frame, CodecError> {
@@ -287,43 +278,4 @@ pub fn lacks_huffman_tables(jpeg: &[u8]) -> bool {
         i += 2 + len;
     }
     false
-}
-
-/// Three tight I420 planes being filled by a `yuv` kernel.
-struct I420Planes {
-    width: u32,
-    height: u32,
-    planes: [Vec<u8>; 3],
-}
-
-impl I420Planes {
-    fn new(width: u32, height: u32) -> I420Planes {
-        let (w, h) = (width as usize, height as usize);
-        let c = w.div_ceil(2) * h.div_ceil(2);
-        I420Planes {
-            width,
-            height,
-            planes: [vec![0; w * h], vec![0; c], vec![0; c]],
-        }
-    }
-
-    fn image(&mut self) -> YuvPlanarImageMut<'_, u8> {
-        let cw = self.width.div_ceil(2);
-        let [y, u, v] = &mut self.planes;
-        YuvPlanarImageMut {
-            y_plane: BufferStoreMut::Borrowed(y),
-            y_stride: self.width,
-            u_plane: BufferStoreMut::Borrowed(u),
-            u_stride: cw,
-            v_plane: BufferStoreMut::Borrowed(v),
-            v_stride: cw,
-            width: self.width,
-            height: self.height,
-        }
-    }
-
-    fn into_frame(self) -> Result<Frame, CodecError> {
-        let (w, cw) = (self.width as usize, self.width.div_ceil(2) as usize);
-        Frame::from_planes(self.width, self.height, self.planes, [w, cw, cw])
-    }
 }

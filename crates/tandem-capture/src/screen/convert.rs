@@ -8,7 +8,9 @@
 //! are BT.601 limited; converting with anything else would shift every colour on screen.
 
 use tandem_codec::{CodecError, Frame};
-use yuv::{BufferStoreMut, YuvConversionMode, YuvPlanarImageMut, YuvRange, YuvStandardMatrix};
+use yuv::{YuvConversionMode, YuvRange, YuvStandardMatrix};
+
+use crate::planes::I420Planes;
 
 /// Converts the top-left `width × height` pixels of `bgrx` (4 bytes a pixel, blue first,
 /// the fourth byte ignored; rows `stride` bytes apart, `stride × height` bytes at least, the
@@ -28,15 +30,9 @@ pub fn bgrx_to_i420(
     planes.into_frame()
 }
 
-/// The three tight planes of an even-sized I420 picture being filled, possibly a band of
-/// rows at a time (the MIT-SHM capture converts one band while the server writes the next).
-pub(super) struct Planes {
-    width: u32,
-    height: u32,
-    y: Vec<u8>,
-    u: Vec<u8>,
-    v: Vec<u8>,
-}
+/// The planes of an even-sized I420 picture being filled from BGRX, possibly a band of rows
+/// at a time (the MIT-SHM capture converts one band while the server writes the next).
+pub(super) struct Planes(I420Planes);
 
 impl Planes {
     pub(super) fn new(width: u32, height: u32) -> Result<Planes, CodecError> {
@@ -45,15 +41,7 @@ impl Planes {
                 "BGRX to I420 needs an even, non-zero size, not {width}×{height}"
             )));
         }
-        let (w, h) = (width as usize, height as usize);
-        let chroma = (w / 2) * (h / 2);
-        Ok(Planes {
-            width,
-            height,
-            y: vec![0; w * h],
-            u: vec![0; chroma],
-            v: vec![0; chroma],
-        })
+        Ok(Planes(I420Planes::new(width, height)))
     }
 
     /// Converts rows `top .. top + rows` of the picture (`top` and `rows` even) from `bgrx`,
@@ -65,16 +53,12 @@ impl Planes {
         top: u32,
         rows: u32,
     ) -> Result<(), CodecError> {
-        let (width, w) = (self.width, self.width as usize);
-        if !top.is_multiple_of(2)
-            || !rows.is_multiple_of(2)
-            || rows == 0
-            || top + rows > self.height
-        {
+        let (width, height) = (self.0.width(), self.0.height());
+        let w = width as usize;
+        if !top.is_multiple_of(2) || !rows.is_multiple_of(2) || rows == 0 || top + rows > height {
             return Err(CodecError::InvalidFrame(format!(
-                "rows {top}..{} of a {width}×{} picture (even bounds inside it needed)",
+                "rows {top}..{} of a {width}×{height} picture (even bounds inside it needed)",
                 top + rows,
-                self.height
             )));
         }
         // The whole last row, padding too: yuv 0.8 walks the source in chunks of two full
@@ -89,22 +73,9 @@ impl Planes {
         }
         let stride32 = u32::try_from(stride)
             .map_err(|_| CodecError::InvalidFrame(format!("BGRX stride {stride} too large")))?;
-        let (top, rows, cw) = (top as usize, rows as usize, w / 2);
-        let luma = top * w..(top + rows) * w;
-        let chroma = (top / 2) * cw..((top + rows) / 2) * cw;
-        let mut image = YuvPlanarImageMut {
-            y_plane: BufferStoreMut::Borrowed(&mut self.y[luma]),
-            y_stride: width,
-            u_plane: BufferStoreMut::Borrowed(&mut self.u[chroma.clone()]),
-            u_stride: width / 2,
-            v_plane: BufferStoreMut::Borrowed(&mut self.v[chroma]),
-            v_stride: width / 2,
-            width,
-            height: rows as u32,
-        };
         // The alpha byte of `Bgra` is not read for RGB → YUV, so X's padding byte is fine.
         yuv::bgra_to_yuv420(
-            &mut image,
+            &mut self.0.rows(top, rows),
             &bgrx[..need],
             stride32,
             YuvRange::Limited,
@@ -115,13 +86,7 @@ impl Planes {
     }
 
     pub(super) fn into_frame(self) -> Result<Frame, CodecError> {
-        let cw = self.width as usize / 2;
-        Frame::from_planes(
-            self.width,
-            self.height,
-            [self.y, self.u, self.v],
-            [self.width as usize, cw, cw],
-        )
+        self.0.into_frame()
     }
 }
 

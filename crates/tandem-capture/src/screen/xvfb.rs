@@ -180,12 +180,17 @@ pub fn draw_frame(
     y: i16,
     frame: &Frame,
 ) -> Result<(), ReplyOrIdError> {
-    let bgrx: Vec<u8> = frame
+    put_bgrx(conn, drawable, x, y, frame.width(), &bgrx(frame))
+}
+
+/// `frame` as the BGRX [`draw_frame`] puts: the engine's own BT.601 limited-range RGB
+/// ([`Frame::to_rgb`]), blue first, the fourth byte 0.
+pub fn bgrx(frame: &Frame) -> Vec<u8> {
+    frame
         .to_rgb()
         .chunks_exact(3)
         .flat_map(|p| [p[2], p[1], p[0], 0])
-        .collect();
-    put_bgrx(conn, drawable, x, y, frame.width(), &bgrx)
+        .collect()
 }
 
 /// Draws `width`-pixel rows of BGRX (as many rows as `bgrx` holds) with their top-left
